@@ -1,0 +1,44 @@
+// swift-tools-version:6.0
+//
+// cell — a rootless sandbox for untrusted commands on Linux.
+//
+// The launch path (`cell run`) deliberately depends on nothing but the Swift standard library and
+// Glibc: Foundation and swift-argument-parser (which imports FoundationEssentials) each add
+// milliseconds of start-up, and start-up dominates a sandbox launch. See README.md, "Design".
+//
+// The sandbox's pid 1 helper, `cell-init`, is a small static C program that is *not* a SwiftPM
+// target: SwiftPM links every executable against the Swift runtime, and the helper must be a
+// self-contained static binary that runs inside an arbitrary filesystem view. Scripts/build
+// compiles it next to the `cell` binary.
+import PackageDescription
+
+let package = Package(
+    name: "cell",
+    products: [
+        .executable(name: "cell", targets: ["cell"]),
+    ],
+    targets: [
+        // Everything between clone() and execve(): async-signal-safe C, no malloc, no stdio.
+        .target(
+            name: "CCellSpawn",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // Plan building, spawning and supervision of a sandbox.
+        .target(
+            name: "CellLauncher",
+            dependencies: ["CCellSpawn"]
+        ),
+        // Command-line parsing and dispatch (hand-written: see the note above).
+        .target(
+            name: "CellCLI",
+            dependencies: ["CellLauncher"]
+        ),
+        .executableTarget(
+            name: "cell",
+            dependencies: ["CellCLI"]
+        ),
+        .testTarget(name: "CellCLITests", dependencies: ["CellCLI"]),
+        .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["CellLauncher"]),
+    ]
+)

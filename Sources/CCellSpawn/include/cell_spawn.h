@@ -1,0 +1,160 @@
+/*
+ * cell_spawn.h — the boundary between the Swift launcher and the C code that runs between
+ * clone() and execve().
+ *
+ * The Swift side computes everything (argv, envp, ids, flags, paths) into a `cell_spawn_plan`
+ * before calling `cell_spawn`. The C side only executes that plan with async-signal-safe calls
+ * and reports the first failing step (and errno) over a pipe, as `cell_report` records. The same
+ * records are written by `cell-init`, the sandbox's pid 1, which includes this header.
+ */
+#ifndef CELL_SPAWN_H
+#define CELL_SPAWN_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Namespaces nested inside the sandbox's user namespace (bits of cell_spawn_plan.namespaces).
+ * The user namespace itself is not optional and has no bit: it is always created, first. */
+enum {
+    CELL_NS_MOUNT = 1 << 0,
+    CELL_NS_PID = 1 << 1,
+    CELL_NS_NET = 1 << 2,
+    CELL_NS_IPC = 1 << 3,
+    CELL_NS_UTS = 1 << 4,
+    CELL_NS_CGROUP = 1 << 5,
+    CELL_NS_TIME = 1 << 6,
+};
+
+/* Every step that can fail, in the order they run. The Swift side turns a step and an errno
+ * into a one-line message (CellLauncher/SetupFailure.swift). Append only: never renumber. */
+enum cell_step {
+    CELL_STEP_NONE = 0,
+    /* in the supervisor, before and around clone */
+    CELL_STEP_PIPE = 1,
+    CELL_STEP_STACK = 2,
+    CELL_STEP_CLONE_USERNS = 3,
+    CELL_STEP_WRITE_SETGROUPS = 4,
+    CELL_STEP_WRITE_GID_MAP = 5,
+    CELL_STEP_WRITE_UID_MAP = 6,
+    CELL_STEP_RELEASE_CHILD = 7,
+    CELL_STEP_WAIT_CHILD = 8,
+    /* in the child, inside the new user namespace */
+    CELL_STEP_WAIT_MAPS = 10,
+    CELL_STEP_SETGROUPS = 11,
+    CELL_STEP_SETRESGID = 12,
+    CELL_STEP_SETRESUID = 13,
+    CELL_STEP_NS_MOUNT = 14,
+    CELL_STEP_NS_UTS = 15,
+    CELL_STEP_NS_IPC = 16,
+    CELL_STEP_NS_NET = 17,
+    CELL_STEP_NS_CGROUP = 18,
+    CELL_STEP_NS_PID = 19,
+    CELL_STEP_NS_TIME = 20,
+    CELL_STEP_CLONE_INIT = 21,
+    /* in the sandbox's pid 1, before it becomes cell-init */
+    CELL_STEP_PDEATHSIG = 30,
+    CELL_STEP_SUPERVISOR_GONE = 31,
+    CELL_STEP_SETSID = 32,
+    CELL_STEP_MOUNT_PRIVATE = 33,
+    CELL_STEP_MOUNT_PROC = 34,
+    CELL_STEP_LOOPBACK = 35,
+    CELL_STEP_HOSTNAME = 36,
+    CELL_STEP_CHDIR = 37,
+    CELL_STEP_CAP_BOUNDING = 38,
+    CELL_STEP_SECUREBITS = 39,
+    CELL_STEP_CAPSET = 40,
+    CELL_STEP_CAP_AMBIENT = 41,
+    CELL_STEP_NO_NEW_PRIVS = 42,
+    CELL_STEP_STATUS_FD = 43,
+    CELL_STEP_EXEC_INIT = 44,
+    /* in cell-init */
+    CELL_STEP_INIT_ARGS = 50,
+    CELL_STEP_FORK_COMMAND = 51,
+    CELL_STEP_EXEC_COMMAND = 52,
+};
+
+enum cell_report_kind {
+    /* Setup failed at `step` with `error` (an errno); the sandbox is being torn down. */
+    CELL_REPORT_FAILED = 1,
+    /* Setup went on after a non-fatal problem at `step` (e.g. the working directory). */
+    CELL_REPORT_WARNING = 2,
+    /* The command could not be executed: `error` is execve's errno. */
+    CELL_REPORT_EXEC_FAILED = 3,
+    /* The command ended: `value` is its raw wait status. */
+    CELL_REPORT_EXITED = 4,
+};
+
+/* 16 bytes, well under PIPE_BUF: every record is written and read whole. */
+struct cell_report {
+    int32_t kind;
+    int32_t step;
+    int32_t error;
+    int32_t value;
+};
+
+/* The exit status of a setup process that failed (after it wrote a CELL_REPORT_FAILED). */
+#define CELL_EXIT_SETUP_FAILED 125
+
+#define CELL_MAX_KEEP_FDS 16
+
+struct cell_spawn_plan {
+    /* Host ids that uid 0 and gid 0 inside the sandbox map to (single-id maps). */
+    uint32_t outer_uid;
+    uint32_t outer_gid;
+    /* 1: write "deny" to setgroups (required for an unprivileged map writer).
+     * 0: leave setgroups allowed and have the child drop every supplementary group (root only). */
+    int deny_setgroups;
+    /* CELL_NS_* bits. */
+    int namespaces;
+    /* Mount a fresh procfs on /proc (needs CELL_NS_MOUNT and CELL_NS_PID). */
+    int mount_proc;
+    /* NULL: leave the hostname alone. */
+    const char *hostname;
+    size_t hostname_len;
+    /* Working directory inside; NULL: stay where the caller is. */
+    const char *cwd;
+    /* Fallback when `cwd` cannot be entered (a CELL_REPORT_WARNING is sent); NULL: fail. */
+    const char *cwd_fallback;
+    /* Capabilities kept (bit N = capability N); every other one is dropped from every set. */
+    uint64_t keep_caps;
+    /* A sealed memfd holding the cell-init binary, executed as the sandbox's pid 1. */
+    int init_fd;
+    /* The command and its environment, NULL-terminated. */
+    char *const *argv;
+    char *const *envp;
+    /* Extra descriptors (≥ 3) that survive into the sandbox setup; every other one above 2 is
+     * closed in the child before anything runs in the new namespaces. */
+    const int *keep_fds;
+    int keep_fds_count;
+};
+
+struct cell_spawn_result {
+    /* Host pid of the sandbox's pid 1 (a child of the caller), or -1 if it was never created. */
+    pid_t init_pid;
+    /* Read end of the report pipe: cell_report records until every sandbox process is gone. */
+    int status_fd;
+    /* Write end of the lifeline pipe. Keep it open while the sandbox runs; the sandbox's pid 1
+     * checks it once PR_SET_PDEATHSIG is armed, to close the race with the caller's death. */
+    int lifeline_fd;
+    /* When cell_spawn returns -1: the step that failed in the caller, and its errno. */
+    int failed_step;
+    int error;
+};
+
+/*
+ * Creates the sandbox: a child in a new user namespace (whose maps the caller writes), the other
+ * namespaces nested inside it, and the sandbox's pid 1, which sets up and then executes cell-init
+ * with the command. Returns 0 once pid 1 has executed cell-init or failed (failures inside the
+ * sandbox arrive as records on result->status_fd); -1 if the caller's own part failed.
+ * Must be called from a thread that lives as long as the sandbox (PR_SET_PDEATHSIG is per thread).
+ */
+int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *result);
+
+/*
+ * Copies the file at `path` into a new memfd named `name`, sealed against every change, so that
+ * the sandbox's pid 1 executes a copy no process can write (the runc CVE-2019-5736 class).
+ * Returns the fd (close-on-exec) or -1 with errno set.
+ */
+int cell_sealed_copy(const char *path, const char *name);
+
+#endif

@@ -1,0 +1,587 @@
+/*
+ * spawn.c — everything between clone() and the execve() of cell-init.
+ *
+ * Process shape (host pids on the left):
+ *
+ *   supervisor (cell, Swift)
+ *     ├─ userns child   clone(CLONE_VM | CLONE_NEWUSER): waits for its maps, takes uid/gid 0,
+ *     │                 unshares the nested namespaces, clones pid 1, exits
+ *     └─ pid 1          clone(CLONE_VM | CLONE_VFORK | CLONE_PARENT) from the userns child:
+ *                       the first process of the new pid namespace; mounts /proc, brings lo up,
+ *                       sets the hostname, drops capabilities, sets no_new_privs and executes
+ *                       cell-init from a sealed memfd; cell-init forks and executes the command.
+ *
+ * Both children share the supervisor's memory (CLONE_VM) until they execute or exit, so the
+ * launch costs the same whatever the supervisor's size (a fork would copy its page tables). The
+ * price is strict: code here runs on a private stack, in a process whose other threads may hold
+ * locks, so it makes only async-signal-safe calls — no malloc, no stdio, no locale — and it
+ * changes credentials with raw syscalls (glibc's setresuid() would signal the supervisor's other
+ * threads to change theirs too). Every failure is reported as (step, errno) on the status pipe.
+ */
+#include "cell_spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/securebits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+/* Each child gets its own stack; a guard page below it turns an overflow into a crash of that
+ * child instead of silent corruption of the supervisor's memory. */
+#define CHILD_STACK_SIZE (256 * 1024)
+
+struct spawn_ctx {
+    const struct cell_spawn_plan *plan;
+    int status_w;  /* report pipe, write end (kept through cell-init's execve) */
+    int sync_r;    /* lifeline pipe, read end: one byte = "maps written", EOF = supervisor gone */
+    int sync_w;    /* lifeline pipe, write end: the supervisor's; children close their copy */
+    int keep[CELL_MAX_KEEP_FDS + 5];
+    int keep_count;
+    char *const *init_argv;
+    void *init_stack_top;
+    volatile pid_t init_pid; /* written by the userns child, read by the supervisor after it exits */
+};
+
+/* ---------------------------------------------------------------- helpers (async-signal-safe) */
+
+/* Raw read/write/poll: glibc's wrappers are cancellation points that update the calling thread's
+ * control block, which a CLONE_VM child shares with the supervisor thread that cloned it. */
+static ssize_t raw_read(int fd, void *buf, size_t len) {
+    return (ssize_t)syscall(SYS_read, fd, buf, len);
+}
+static ssize_t raw_write(int fd, const void *buf, size_t len) {
+    return (ssize_t)syscall(SYS_write, fd, buf, len);
+}
+static void raw_close(int fd) {
+    (void)syscall(SYS_close, fd);
+}
+
+static void report(int fd, int kind, int step, int error, int value) {
+    struct cell_report r = {kind, step, error, value};
+    ssize_t n;
+    do {
+        n = raw_write(fd, &r, sizeof r);
+    } while (n < 0 && errno == EINTR);
+}
+
+__attribute__((noreturn)) static void fail(const struct spawn_ctx *ctx, int step, int error) {
+    report(ctx->status_w, CELL_REPORT_FAILED, step, error, 0);
+    _exit(CELL_EXIT_SETUP_FAILED);
+}
+
+/* Handlers installed by the supervisor must never run in a child that shares its memory, and the
+ * command must start with default dispositions (an ignored SIGPIPE would survive execve). All
+ * signals are blocked across clone, so nothing can be delivered before this runs. */
+static void reset_signal_dispositions(void) {
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig == SIGKILL || sig == SIGSTOP)
+            continue;
+        (void)sigaction(sig, &dfl, NULL); /* fails harmlessly for glibc's reserved signals */
+    }
+}
+
+/* Close every descriptor above 2 except ctx->keep (sorted ascending). Done first thing in the
+ * userns child: a descriptor the caller leaked (an open directory, say) would otherwise let the
+ * sandbox reach the host through /proc/self/fd (the CVE-2024-21626 class). */
+static void close_unkept_fds(const struct spawn_ctx *ctx) {
+    unsigned int next = 3;
+    for (int i = 0; i < ctx->keep_count; i++) {
+        unsigned int k = (unsigned int)ctx->keep[i];
+        if (k < next)
+            continue;
+        if (k > next)
+            (void)syscall(SYS_close_range, next, k - 1, 0);
+        next = k + 1;
+    }
+    (void)syscall(SYS_close_range, next, ~0U, 0);
+}
+
+static int write_file(const char *path, const char *data, size_t len) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n;
+    do {
+        n = write(fd, data, len);
+    } while (n < 0 && errno == EINTR);
+    int saved = errno;
+    close(fd);
+    if (n != (ssize_t)len) {
+        errno = n < 0 ? saved : EIO;
+        return -1;
+    }
+    return 0;
+}
+
+static int loopback_up(void) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, "lo", 3);
+    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+    if (rc == 0) {
+        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    }
+    int saved = errno;
+    raw_close(s);
+    errno = saved;
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ capability lock-down */
+
+static int capset_sets(uint64_t effective, uint64_t permitted, uint64_t inheritable) {
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct data[2] = {
+        {(uint32_t)effective, (uint32_t)permitted, (uint32_t)inheritable},
+        {(uint32_t)(effective >> 32), (uint32_t)(permitted >> 32), (uint32_t)(inheritable >> 32)},
+    };
+    return (int)syscall(SYS_capset, &header, data);
+}
+
+/*
+ * Root inside the user namespace holds every capability of that namespace, and would get its
+ * bounding set back as capabilities on every execve. The order matters:
+ *   1. drop the bounding set and lock the securebits first: both need CAP_SETPCAP, which the
+ *      final capset removes;
+ *   2. securebits NOROOT + NO_SETUID_FIXUP (locked) stop uid 0 from regaining capabilities on
+ *      execve or through setuid transitions; NO_CAP_AMBIENT_RAISE (locked) stops the ambient set
+ *      from being refilled later — so kept capabilities are raised into it before that bit;
+ *   3. capset leaves exactly the kept set in effective/permitted/inheritable.
+ * no_new_privs comes after, and is what lets an unprivileged process load a seccomp filter.
+ */
+static void drop_capabilities(const struct spawn_ctx *ctx) {
+    const struct cell_spawn_plan *plan = ctx->plan;
+    uint64_t keep = plan->keep_caps;
+
+    /* Every capability this kernel knows: PR_CAPBSET_READ fails with EINVAL past the last one. */
+    int last_cap = -1;
+    for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
+        last_cap = cap;
+        if (keep & (1ULL << cap))
+            continue;
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+            fail(ctx, CELL_STEP_CAP_BOUNDING, errno);
+    }
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_CAP_AMBIENT, errno);
+
+    if (keep != 0) {
+        /* Kept capabilities survive execve as uid 0 under NOROOT only through the ambient set,
+         * which needs them permitted and inheritable first. CAP_SETPCAP stays until step 2. */
+        uint64_t with_setpcap = keep | (1ULL << CAP_SETPCAP);
+        if (capset_sets(with_setpcap, with_setpcap, keep) != 0)
+            fail(ctx, CELL_STEP_CAPSET, errno);
+        for (int cap = 0; cap <= last_cap; cap++) {
+            if ((keep & (1ULL << cap)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
+                fail(ctx, CELL_STEP_CAP_AMBIENT, errno);
+        }
+    }
+
+    unsigned long bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+                         SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+                         SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED;
+    if (prctl(PR_SET_SECUREBITS, bits, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_SECUREBITS, errno);
+
+    if (capset_sets(keep, keep, keep) != 0)
+        fail(ctx, CELL_STEP_CAPSET, errno);
+}
+
+/* ------------------------------------------------------------------------------- sandbox pid 1 */
+
+static int pid1_main(void *arg) {
+    const struct spawn_ctx *ctx = arg;
+    const struct cell_spawn_plan *plan = ctx->plan;
+
+    /* Die with the supervisor. PR_SET_PDEATHSIG only covers a parent that dies after it is set,
+     * so check the lifeline afterwards: if the supervisor is already gone, its write end is
+     * closed and poll reports POLLHUP. (getppid() cannot tell: it is 0 in a new pid namespace.) */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_PDEATHSIG, errno);
+    struct pollfd lifeline = {ctx->sync_r, POLLIN, 0};
+    if (syscall(SYS_poll, &lifeline, 1, 0) < 0 || (lifeline.revents & (POLLHUP | POLLERR)))
+        fail(ctx, CELL_STEP_SUPERVISOR_GONE, EPIPE);
+
+    /* A new session without a controlling terminal: the command cannot push keystrokes into the
+     * caller's terminal with TIOCSTI (CVE-2017-5226) nor receive its job-control signals. */
+    if (setsid() < 0)
+        fail(ctx, CELL_STEP_SETSID, errno);
+
+    if (plan->namespaces & CELL_NS_MOUNT) {
+        /* Before any mount: make every mount private, so nothing done inside propagates back to
+         * the host (or to other sandboxes sharing a peer group). */
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+            fail(ctx, CELL_STEP_MOUNT_PRIVATE, errno);
+        /* A procfs of the new pid namespace: the sandbox sees only its own processes. */
+        if (plan->mount_proc &&
+            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
+            fail(ctx, CELL_STEP_MOUNT_PROC, errno);
+    }
+
+    if ((plan->namespaces & CELL_NS_NET) && loopback_up() != 0)
+        fail(ctx, CELL_STEP_LOOPBACK, errno);
+
+    if ((plan->namespaces & CELL_NS_UTS) && plan->hostname &&
+        sethostname(plan->hostname, plan->hostname_len) != 0)
+        fail(ctx, CELL_STEP_HOSTNAME, errno);
+
+    if (plan->cwd && chdir(plan->cwd) != 0) {
+        int err = errno;
+        if (!plan->cwd_fallback || chdir(plan->cwd_fallback) != 0)
+            fail(ctx, CELL_STEP_CHDIR, err);
+        report(ctx->status_w, CELL_REPORT_WARNING, CELL_STEP_CHDIR, err, 0);
+    }
+
+    /* Lock-down comes last, once nothing left needs privilege. */
+    drop_capabilities(ctx);
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_NO_NEW_PRIVS, errno);
+
+    /* The report pipe was created close-on-exec so that no other process of the supervisor could
+     * inherit it; cell-init needs it, so clear the flag in this process only. */
+    if (fcntl(ctx->status_w, F_SETFD, 0) != 0)
+        fail(ctx, CELL_STEP_STATUS_FD, errno);
+
+    /* Execute cell-init from the sealed memfd: /proc/1/exe is then a copy nobody can write, never
+     * a host file (the runc CVE-2019-5736 class). All signals are still blocked: cell-init
+     * installs its forwarding handlers before it unblocks them. */
+    syscall(SYS_execveat, plan->init_fd, "", ctx->init_argv, plan->envp, AT_EMPTY_PATH);
+    fail(ctx, CELL_STEP_EXEC_INIT, errno);
+}
+
+/* ------------------------------------------------------------------------- user namespace child */
+
+static int userns_main(void *arg) {
+    struct spawn_ctx *ctx = arg;
+    const struct cell_spawn_plan *plan = ctx->plan;
+
+    /* Our copy of the lifeline's write end goes first, or the read below could never see EOF. */
+    raw_close(ctx->sync_w);
+
+    /* Nothing happens inside the new user namespace until the supervisor has written our
+     * uid/gid maps: until then we are the overflow uid, and files we created or namespaces we
+     * made would belong to an unmapped id. EOF means the supervisor failed or died.
+     * This wait comes before anything that can set errno: the supervisor, writing the maps
+     * meanwhile, shares our errno (same thread pointer) and reads it when a write fails. */
+    char byte;
+    ssize_t n;
+    do {
+        n = raw_read(ctx->sync_r, &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        fail(ctx, CELL_STEP_WAIT_MAPS, n < 0 ? errno : EPIPE);
+
+    reset_signal_dispositions();
+    close_unkept_fds(ctx);
+
+    /* Become uid/gid 0 of the namespace. When real root launched us, this is what moves the
+     * process off host uid 0 onto the unprivileged outer id; drop root's supplementary groups
+     * first (allowed only because the map was written by a privileged supervisor). */
+    if (!plan->deny_setgroups && syscall(SYS_setgroups, 0, NULL) != 0)
+        fail(ctx, CELL_STEP_SETGROUPS, errno);
+    if (syscall(SYS_setresgid, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_SETRESGID, errno);
+    if (syscall(SYS_setresuid, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_SETRESUID, errno);
+
+    /* The other namespaces are created now, from inside the user namespace and after the maps,
+     * so each is owned by it and by a mapped root. One unshare per namespace, so a refusal names
+     * the namespace the kernel refused. The pid namespace applies to our children only. */
+    static const struct {
+        int bit, flag, step;
+    } nested[] = {
+        {CELL_NS_MOUNT, CLONE_NEWNS, CELL_STEP_NS_MOUNT},
+        {CELL_NS_UTS, CLONE_NEWUTS, CELL_STEP_NS_UTS},
+        {CELL_NS_IPC, CLONE_NEWIPC, CELL_STEP_NS_IPC},
+        {CELL_NS_NET, CLONE_NEWNET, CELL_STEP_NS_NET},
+        {CELL_NS_CGROUP, CLONE_NEWCGROUP, CELL_STEP_NS_CGROUP},
+        {CELL_NS_PID, CLONE_NEWPID, CELL_STEP_NS_PID},
+        {CELL_NS_TIME, CLONE_NEWTIME, CELL_STEP_NS_TIME},
+    };
+    for (size_t i = 0; i < sizeof nested / sizeof nested[0]; i++) {
+        if ((plan->namespaces & nested[i].bit) && unshare(nested[i].flag) != 0)
+            fail(ctx, nested[i].step, errno);
+    }
+
+    /* pid 1 becomes the supervisor's child (CLONE_PARENT), so the supervisor reaps it and its
+     * PR_SET_PDEATHSIG follows the supervisor. CLONE_VFORK keeps us suspended until pid 1 has
+     * executed cell-init (or died), after which nothing uses the shared stacks any more.
+     * The kernel refuses CLONE_VM across a new time namespace; pid 1 is then a plain fork with
+     * its own copy of the (read-only) plan. */
+    int flags = CLONE_PARENT | SIGCHLD;
+    if (!(plan->namespaces & CELL_NS_TIME))
+        flags |= CLONE_VM | CLONE_VFORK;
+    pid_t pid = clone(pid1_main, ctx->init_stack_top, flags, ctx);
+    if (pid < 0)
+        fail(ctx, CELL_STEP_CLONE_INIT, errno);
+    ctx->init_pid = pid;
+    _exit(0);
+}
+
+/* ---------------------------------------------------------------------------------- supervisor */
+
+static void sort_fds(int *fds, int count) {
+    for (int i = 1; i < count; i++) {
+        int v = fds[i], j = i - 1;
+        while (j >= 0 && fds[j] > v) {
+            fds[j + 1] = fds[j];
+            j--;
+        }
+        fds[j + 1] = v;
+    }
+}
+
+static int write_id_maps(pid_t pid, const struct cell_spawn_plan *plan, int *step) {
+    char path[64], line[64];
+    int len;
+
+    /* setgroups must be settled before gid_map is written; "deny" is what the kernel requires
+     * of an unprivileged map writer (otherwise the sandbox could drop a group that denies it
+     * access to a file: a negative ACL bypass). */
+    if (plan->deny_setgroups) {
+        *step = CELL_STEP_WRITE_SETGROUPS;
+        snprintf(path, sizeof path, "/proc/%d/setgroups", (int)pid);
+        if (write_file(path, "deny", 4) != 0)
+            return -1;
+    }
+    *step = CELL_STEP_WRITE_GID_MAP;
+    snprintf(path, sizeof path, "/proc/%d/gid_map", (int)pid);
+    len = snprintf(line, sizeof line, "0 %u 1\n", plan->outer_gid);
+    if (write_file(path, line, (size_t)len) != 0)
+        return -1;
+    *step = CELL_STEP_WRITE_UID_MAP;
+    snprintf(path, sizeof path, "/proc/%d/uid_map", (int)pid);
+    len = snprintf(line, sizeof line, "0 %u 1\n", plan->outer_uid);
+    if (write_file(path, line, (size_t)len) != 0)
+        return -1;
+    return 0;
+}
+
+static pid_t wait_exited(pid_t pid, int *status) {
+    pid_t r;
+    do {
+        r = waitpid(pid, status, 0);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *result) {
+    result->init_pid = -1;
+    result->status_fd = -1;
+    result->lifeline_fd = -1;
+    result->failed_step = CELL_STEP_NONE;
+    result->error = 0;
+
+    if (plan->keep_fds_count < 0 || plan->keep_fds_count > CELL_MAX_KEEP_FDS) {
+        result->failed_step = CELL_STEP_PIPE;
+        result->error = EINVAL;
+        return -1;
+    }
+
+    int status[2] = {-1, -1}, sync[2] = {-1, -1};
+    if (pipe2(status, O_CLOEXEC) != 0 || pipe2(sync, O_CLOEXEC) != 0) {
+        result->failed_step = CELL_STEP_PIPE;
+        result->error = errno;
+        goto close_pipes;
+    }
+
+    /* Two stacks, each with a guard page at its low end. */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t one = CHILD_STACK_SIZE + page;
+    char *stacks = mmap(NULL, 2 * one, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+                        -1, 0);
+    if (stacks == MAP_FAILED) {
+        result->failed_step = CELL_STEP_STACK;
+        result->error = errno;
+        goto close_pipes;
+    }
+    mprotect(stacks, page, PROT_NONE);
+    mprotect(stacks + one, page, PROT_NONE);
+
+    /* cell-init's argv: cell-init STATUS_FD -- COMMAND [ARG...] (built here, where malloc is fine) */
+    size_t argc = 0;
+    while (plan->argv[argc])
+        argc++;
+    char status_arg[16];
+    snprintf(status_arg, sizeof status_arg, "%d", status[1]);
+    char **init_argv = calloc(argc + 4, sizeof(char *));
+    if (!init_argv) {
+        result->failed_step = CELL_STEP_STACK;
+        result->error = ENOMEM;
+        munmap(stacks, 2 * one);
+        goto close_pipes;
+    }
+    init_argv[0] = "cell-init";
+    init_argv[1] = status_arg;
+    init_argv[2] = "--";
+    for (size_t i = 0; i < argc; i++)
+        init_argv[3 + i] = plan->argv[i];
+
+    struct spawn_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.plan = plan;
+    ctx.status_w = status[1];
+    ctx.sync_r = sync[0];
+    ctx.sync_w = sync[1];
+    ctx.init_argv = init_argv;
+    ctx.init_stack_top = stacks + 2 * one; /* the stack grows down from the end of the mapping */
+    ctx.init_pid = -1;
+    ctx.keep[ctx.keep_count++] = status[1];
+    ctx.keep[ctx.keep_count++] = sync[0];
+    ctx.keep[ctx.keep_count++] = plan->init_fd;
+    for (int i = 0; i < plan->keep_fds_count; i++)
+        ctx.keep[ctx.keep_count++] = plan->keep_fds[i];
+    sort_fds(ctx.keep, ctx.keep_count);
+
+    /* Block every signal across clone: a handler of the supervisor must never run in a child
+     * that shares its memory. The children reset dispositions before anything else. */
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+
+    /* The user namespace first, alone: the maps must be written before anything else happens
+     * in it, and only a process outside it can map to an id other than its own. */
+    pid_t child = clone(userns_main, stacks + one, CLONE_VM | CLONE_NEWUSER | SIGCHLD, &ctx);
+    int clone_errno = errno;
+
+    if (child < 0) {
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        result->failed_step = CELL_STEP_CLONE_USERNS;
+        result->error = clone_errno;
+        goto free_all;
+    }
+    /* Ours to keep: the read end of the reports and the write end of the lifeline. */
+    close(status[1]);
+    status[1] = -1;
+    close(sync[0]);
+    sync[0] = -1;
+
+    int step = CELL_STEP_NONE;
+    if (write_id_maps(child, plan, &step) != 0) {
+        result->failed_step = step;
+        result->error = errno;
+        kill(child, SIGKILL);
+        wait_exited(child, NULL);
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        goto free_all;
+    }
+    if (write(sync[1], "m", 1) != 1) {
+        result->failed_step = CELL_STEP_RELEASE_CHILD;
+        result->error = errno;
+        kill(child, SIGKILL);
+        wait_exited(child, NULL);
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        goto free_all;
+    }
+
+    /* The userns child exits once pid 1 has executed cell-init or failed. Until then it shares
+     * our errno (same thread pointer), so nothing here may depend on errno before it is reaped;
+     * signals stay blocked so that waitpid cannot be interrupted. */
+    int child_status = 0;
+    pid_t waited = wait_exited(child, &child_status);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (waited != child) {
+        result->failed_step = CELL_STEP_WAIT_CHILD;
+        result->error = ECHILD;
+        goto free_all;
+    }
+
+    result->init_pid = ctx.init_pid;
+    result->status_fd = status[0];
+    status[0] = -1;
+    result->lifeline_fd = sync[1];
+    sync[1] = -1;
+    munmap(stacks, 2 * one);
+    free(init_argv);
+    return 0;
+
+free_all:
+    munmap(stacks, 2 * one);
+    free(init_argv);
+close_pipes:
+    for (int i = 0; i < 2; i++) {
+        if (status[i] >= 0)
+            close(status[i]);
+        if (sync[i] >= 0)
+            close(sync[i]);
+    }
+    return -1;
+}
+
+/* ------------------------------------------------------------------------ the cell-init memfd */
+
+int cell_sealed_copy(const char *path, const char *name) {
+    int src = open(path, O_RDONLY | O_CLOEXEC);
+    if (src < 0)
+        return -1;
+    struct stat st;
+    if (fstat(src, &st) != 0) {
+        int e = errno;
+        close(src);
+        errno = e;
+        return -1;
+    }
+    /* MFD_EXEC states the intent on kernels that restrict executable memfds (vm.memfd_noexec);
+     * older kernels reject the flag, and there every memfd is executable. */
+    int fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+    if (fd < 0 && errno == EINVAL)
+        fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) {
+        int e = errno;
+        close(src);
+        errno = e;
+        return -1;
+    }
+    off_t left = st.st_size;
+    while (left > 0) {
+        ssize_t n = sendfile(fd, src, NULL, (size_t)left);
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            close(src);
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        left -= n;
+    }
+    close(src);
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}

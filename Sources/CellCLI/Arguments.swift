@@ -1,0 +1,213 @@
+import CellLauncher
+
+/// What the user asked for, parsed from the command line.
+public enum CellCommand: Equatable {
+    case run(RunOptions)
+    case help(topic: String?)
+    case version
+}
+
+public struct EnvAssignment: Equatable, Sendable {
+    public var name: String
+    public var value: String
+}
+
+public struct OuterID: Equatable, Sendable {
+    public var uid: UInt32
+    public var gid: UInt32
+}
+
+/// Options of `cell run`, before they are turned into a `LaunchPlan`.
+public struct RunOptions: Equatable {
+    public var command: [String] = []
+    public var hostname: String?
+    public var workingDirectory: String?
+    public var environment: [EnvAssignment] = []
+    public var keepEnvironment: [String] = []
+    public var statusJSONPath: String?
+    public var outerID: OuterID?
+    public var dryRun = false
+
+    public init() {}
+}
+
+/// A mistake on the command line: reported as `cell: MESSAGE` with exit status 125.
+public struct UsageError: Error, Equatable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+}
+
+/// The command-line parser. Hand-written on purpose: swift-argument-parser imports Foundation,
+/// which costs milliseconds at every launch, and a sandbox's options are few and fixed.
+/// Accepts `--name value` and `--name=value`; options stop at `--` or at the first word that is
+/// not an option (the command), so the command's own options are never taken for cell's.
+public enum ArgumentParser {
+    public static func parse(_ arguments: [String]) throws(UsageError) -> CellCommand {
+        guard let first = arguments.first else { return .help(topic: nil) }
+        let rest = Array(arguments.dropFirst())
+        switch first {
+        case "run":
+            return try parseRun(rest)
+        case "help":
+            if rest.count > 1 { throw UsageError("'cell help' takes at most one topic") }
+            if let topic = rest.first, !Help.topics.contains(topic) {
+                throw UsageError("no help on '\(topic)' (topics: \(Help.topics.joined(separator: ", ")))")
+            }
+            return .help(topic: rest.first)
+        case "-h", "--help":
+            return .help(topic: nil)
+        case "--version", "version":
+            if !rest.isEmpty { throw UsageError("'\(first)' takes no arguments") }
+            return .version
+        default:
+            if first.hasPrefix("-") {
+                throw UsageError("unknown option '\(first)' (see 'cell --help')")
+            }
+            throw UsageError("unknown command '\(first)' (commands: run, help, version; see 'cell --help')")
+        }
+    }
+
+    static func parseRun(_ arguments: [String]) throws(UsageError) -> CellCommand {
+        var options = RunOptions()
+        var index = 0
+        while index < arguments.count {
+            let word = arguments[index]
+            if word == "--" {
+                options.command = Array(arguments[(index + 1)...])
+                break
+            }
+            guard word.hasPrefix("-"), word != "-" else {
+                options.command = Array(arguments[index...])
+                break
+            }
+            if word == "-h" || word == "--help" { return .help(topic: "run") }
+
+            // --name=value or --name value
+            var name = word
+            var inlineValue: String?
+            if word.hasPrefix("--"), let eq = word.firstIndex(of: "=") {
+                name = String(word[..<eq])
+                inlineValue = String(word[word.index(after: eq)...])
+            }
+            guard let option = RunOption(rawValue: name) else {
+                throw UsageError("unknown option '\(name)' for 'cell run'\(suggestion(for: name)) (see 'cell run --help')")
+            }
+            var value: String?
+            if option.takesValue {
+                if let inlineValue {
+                    value = inlineValue
+                } else {
+                    index += 1
+                    guard index < arguments.count else { throw UsageError("\(name) needs a value: \(option.valueHint)") }
+                    value = arguments[index]
+                }
+            } else if inlineValue != nil {
+                throw UsageError("\(name) takes no value")
+            }
+            try apply(option, value ?? "", to: &options)
+            index += 1
+        }
+        if options.command.isEmpty {
+            throw UsageError("no command given: usage is 'cell run [OPTIONS] -- COMMAND [ARG...]'")
+        }
+        return .run(options)
+    }
+
+    static func apply(_ option: RunOption, _ value: String, to options: inout RunOptions) throws(UsageError) {
+        switch option {
+        case .hostname:
+            guard isValidHostname(value) else {
+                throw UsageError("--hostname '\(value)' is not a valid hostname (letters, digits, '-' and '.', at most 64 characters)")
+            }
+            options.hostname = value
+        case .cwd:
+            guard value.hasPrefix("/") else { throw UsageError("--cwd needs an absolute path, got '\(value)'") }
+            options.workingDirectory = value
+        case .env:
+            guard let eq = value.firstIndex(of: "=") else {
+                throw UsageError("--env needs NAME=VALUE, got '\(value)' (to keep a variable of yours, use --keep-env \(value))")
+            }
+            let name = String(value[..<eq])
+            guard SandboxEnvironment.isValidName(name), !value.utf8.contains(0) else {
+                throw UsageError("--env '\(value)': '\(name)' is not a valid variable name")
+            }
+            options.environment.append(EnvAssignment(name: name, value: String(value[value.index(after: eq)...])))
+        case .keepEnv:
+            guard SandboxEnvironment.isValidPattern(value) else {
+                throw UsageError("--keep-env '\(value)' is not a variable name (a trailing '*' matches a prefix)")
+            }
+            options.keepEnvironment.append(value)
+        case .statusJSON:
+            guard !value.isEmpty else { throw UsageError("--status-json needs a file path") }
+            options.statusJSONPath = value
+        case .outerID:
+            options.outerID = try parseOuterID(value)
+        case .dryRun:
+            options.dryRun = true
+        }
+    }
+
+    static func parseOuterID(_ value: String) throws(UsageError) -> OuterID {
+        let parts = value.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 1 || parts.count == 2,
+              let uid = UInt32(parts[0]), uid != UInt32.max,
+              let gid = parts.count == 2 ? UInt32(parts[1]) : uid, gid != UInt32.max
+        else {
+            throw UsageError("--outer-id needs UID or UID:GID (numbers), got '\(value)'")
+        }
+        return OuterID(uid: uid, gid: gid)
+    }
+
+    static func isValidHostname(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 64, !name.hasPrefix("-"), !name.hasPrefix(".") else { return false }
+        return name.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || $0 == "-" || $0 == "." }
+    }
+
+    static func suggestion(for name: String) -> String {
+        let candidates = RunOption.allCases.map(\.rawValue) + ["--help"]
+        guard let best = candidates.min(by: { editDistance($0, name) < editDistance($1, name) }),
+              editDistance(best, name) <= 2 else { return "" }
+        return "; did you mean '\(best)'?"
+    }
+}
+
+/// Every option of `cell run`, with its value's shape for messages and --help.
+enum RunOption: String, CaseIterable {
+    case hostname = "--hostname"
+    case cwd = "--cwd"
+    case env = "--env"
+    case keepEnv = "--keep-env"
+    case statusJSON = "--status-json"
+    case outerID = "--outer-id"
+    case dryRun = "--dry-run"
+
+    var takesValue: Bool { self != .dryRun }
+
+    var valueHint: String {
+        switch self {
+        case .hostname: return "NAME"
+        case .cwd: return "DIR"
+        case .env: return "NAME=VALUE"
+        case .keepEnv: return "NAME"
+        case .statusJSON: return "PATH"
+        case .outerID: return "UID[:GID]"
+        case .dryRun: return ""
+        }
+    }
+}
+
+/// Levenshtein distance, for did-you-mean hints.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

@@ -1,0 +1,84 @@
+import CellLauncher
+import Glibc
+
+/// The `cell` program: parse, dispatch, report. Returns the process exit status.
+public enum Cell {
+    public static let version = "0.1.0"
+
+    public static func main(_ arguments: [String]) -> Int32 {
+        let command: CellCommand
+        do {
+            command = try ArgumentParser.parse(arguments)
+        } catch {
+            return fail(error.message)
+        }
+        switch command {
+        case .help(let topic):
+            writeAll(1, (topic == "run" ? Help.run : Help.overview) + "\n")
+            return 0
+        case .version:
+            writeAll(1, "cell \(version)\n")
+            return 0
+        case .run(let options):
+            return run(options)
+        }
+    }
+
+    static func run(_ options: RunOptions) -> Int32 {
+        let plan: LaunchPlan
+        do {
+            plan = try PlanBuilder.plan(for: options)
+        } catch {
+            return fail(error.message)
+        }
+        if options.dryRun {
+            writeAll(1, plan.describe() + "\n")
+            return 0
+        }
+        guard let helper = InitHelper.locate() else {
+            return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
+        }
+
+        let outcome = Launcher.run(plan, initHelper: helper)
+
+        for note in outcome.notes { writeAll(2, "cell: note: \(note)\n") }
+        switch outcome.end {
+        case .setupFailed(let message):
+            writeAll(2, "cell: \(message)\n")
+        case .commandNotExecutable(let code):
+            let name = plan.command[0]
+            writeAll(2, code == ENOENT
+                ? "cell: \(name): command not found in the sandbox (PATH=\(pathInside(plan)))\n"
+                : "cell: \(name): cannot execute: \(errorText(code))\n")
+        default:
+            break
+        }
+        if let path = plan.statusJSONPath,
+           let code = writeWholeFile(path, StatusReport.json(plan: plan, outcome: outcome)) {
+            writeAll(2, "cell: cannot write --status-json \(path): \(errorText(code))\n")
+        }
+        return outcome.end.exitStatus
+    }
+
+    static func pathInside(_ plan: LaunchPlan) -> String {
+        plan.environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ""
+    }
+
+    static func fail(_ message: String) -> Int32 {
+        writeAll(2, "cell: \(message)\n")
+        return SandboxEnd.setupFailureStatus
+    }
+}
+
+/// Where the sandbox's pid 1 helper lives: next to the cell binary (a build directory), or in
+/// ../libexec/cell/ (an installed tree).
+enum InitHelper {
+    static func candidates() -> [String] {
+        guard let dir = executableDirectory() else { return [] }
+        return [dir + "/cell-init", dir + "/../libexec/cell/cell-init"]
+    }
+
+    static func locate() -> String? {
+        candidates().first { access($0, X_OK) == 0 }
+    }
+}

@@ -1,0 +1,63 @@
+/// The text of `cell --help` and `cell run --help`.
+enum Help {
+    static let topics = ["run"]
+
+    static let overview = """
+    cell — run an untrusted command in a rootless Linux sandbox.
+
+    USAGE
+      cell run [OPTIONS] -- COMMAND [ARG...]   run COMMAND in a new sandbox
+      cell help [run]                         this text, or the options of 'cell run'
+      cell --version                          print the version
+
+    No root, setuid helper or daemon is involved: the kernel's unprivileged user namespaces do
+    the work. The command runs as root of its own user namespace (your uid outside), in private
+    pid, mount, network, ipc, uts and cgroup namespaces, with every capability dropped and
+    no_new_privs set. See 'cell run --help' for the options and the exit statuses.
+    """
+
+    static let run = """
+    USAGE
+      cell run [OPTIONS] -- COMMAND [ARG...]
+
+    Runs COMMAND in a new sandbox and exits with its status. Options end at '--' or at the first
+    word that is not an option; COMMAND is looked up in the sandbox's PATH.
+
+    WHAT THE SANDBOX GETS
+      - a user namespace in which uid/gid 0 is you outside (when cell runs as root: host uid and
+        gid 65534, never host root; see --outer-id), created first; pid, mount, network, ipc,
+        uts and cgroup namespaces nested inside it;
+      - a fresh /proc showing only its own processes, a network with only 'lo' (up), the
+        hostname 'cell';
+      - a new session without a controlling terminal (no TIOCSTI injection into yours);
+      - no capabilities in any set (bounding and ambient included), locked securebits,
+        no_new_privs;
+      - no descriptor of yours above 2; an environment holding only PATH, HOME=/root, TERM and
+        LANG, plus what --env and --keep-env add;
+      - death with cell: if cell is killed, even with SIGKILL, every sandboxed process dies.
+
+    OPTIONS
+      --hostname NAME        hostname inside (default: cell)
+      --cwd DIR              working directory inside (default: yours; / if it cannot be
+                             entered, with a note on stderr)
+      --env NAME=VALUE       set a variable in the sandbox (repeatable)
+      --keep-env NAME        pass your NAME through; NAME* passes every variable with that
+                             prefix (repeatable)
+      --status-json PATH     write one JSON document at the end: exit_code, signal, timed_out,
+                             duration_ms, max_rss_kb, namespaces, command
+      --outer-id UID[:GID]   when cell runs as root: the unprivileged host ids the sandbox's
+                             root maps to (default 65534:65534); refused for other users
+      --dry-run              print the resolved plan and exit without running anything
+      -h, --help             this text
+
+    SIGNALS
+      SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 sent to cell are passed on to the
+      command.
+
+    EXIT STATUS
+      the command's own status; 128+N if it died of signal N;
+      125  the sandbox could not be set up (bad option, namespace refused, ...): nothing ran;
+      126  the command was found but could not be executed;
+      127  the command was not found.
+    """
+}

@@ -1,0 +1,116 @@
+/// Everything a launch needs, as plain data: built by the CLI (and later the profile loader),
+/// printed by `--dry-run`, and executed by `Launcher`. Nothing here touches the system.
+public struct LaunchPlan: Equatable, Sendable {
+    /// The command and its arguments; `command[0]` is looked up in the sandbox's `PATH`.
+    public var command: [String]
+    /// The sandbox's whole environment, as `NAME=value` strings (see `SandboxEnvironment`).
+    public var environment: [String]
+    /// Namespaces nested inside the user namespace (which is always created, first).
+    public var namespaces: Set<Namespace>
+    /// The sandbox's hostname (needs the uts namespace).
+    public var hostname: String
+    /// Working directory inside, and where to start instead if it cannot be entered.
+    public var workingDirectory: String
+    public var workingDirectoryFallback: String?
+    /// Host ids that uid 0 and gid 0 inside map to.
+    public var identity: IdentityMapping
+    /// Capabilities kept through the lock-down (none by default).
+    public var keptCapabilities: UInt64
+    /// Where to write the end-of-run JSON report, if anywhere.
+    public var statusJSONPath: String?
+
+    public init(
+        command: [String],
+        environment: [String],
+        namespaces: Set<Namespace> = Namespace.allNested,
+        hostname: String = LaunchPlan.defaultHostname,
+        workingDirectory: String,
+        workingDirectoryFallback: String? = "/",
+        identity: IdentityMapping,
+        keptCapabilities: UInt64 = 0,
+        statusJSONPath: String? = nil
+    ) {
+        self.command = command
+        self.environment = environment
+        self.namespaces = namespaces
+        self.hostname = hostname
+        self.workingDirectory = workingDirectory
+        self.workingDirectoryFallback = workingDirectoryFallback
+        self.identity = identity
+        self.keptCapabilities = keptCapabilities
+        self.statusJSONPath = statusJSONPath
+    }
+
+    public static let defaultHostname = "cell"
+
+    /// Namespaces as the user sees them, the user namespace first.
+    public var namespaceNames: [String] {
+        ["user"] + Namespace.allCases.filter { namespaces.contains($0) }.map(\.rawValue)
+    }
+
+    /// A readable rendering of the plan, in the order the launcher carries it out.
+    public func describe() -> String {
+        var lines: [String] = []
+        lines.append("command:      \(command.map(shellQuoted).joined(separator: " "))")
+        lines.append("namespaces:   \(namespaceNames.joined(separator: " ")) (user first, the others nested in it)")
+        lines.append("identity:     uid 0 -> host uid \(identity.outerUID), gid 0 -> host gid \(identity.outerGID)"
+            + (identity.denySetgroups ? ", setgroups denied" : ", supplementary groups dropped"))
+        lines.append("hostname:     \(namespaces.contains(.uts) ? hostname : "(the host's)")")
+        lines.append("working dir:  \(workingDirectory)"
+            + (workingDirectoryFallback.map { " (else \($0))" } ?? ""))
+        lines.append("capabilities: \(keptCapabilities == 0 ? "none" : String(keptCapabilities, radix: 16))")
+        lines.append("no_new_privs: yes")
+        lines.append("environment:")
+        for entry in environment { lines.append("  \(entry)") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// The namespaces cell can nest inside the sandbox's user namespace.
+public enum Namespace: String, CaseIterable, Sendable {
+    case mount, pid, net, ipc, uts, cgroup, time
+
+    /// Everything but the time namespace, which is off by default (few programs need it).
+    public static let allNested: Set<Namespace> = [.mount, .pid, .net, .ipc, .uts, .cgroup]
+}
+
+/// How the sandbox's root maps to the host.
+public struct IdentityMapping: Equatable, Sendable {
+    public var outerUID: UInt32
+    public var outerGID: UInt32
+    /// Unprivileged callers must deny setgroups (the kernel requires it of their maps); a root
+    /// caller instead drops every supplementary group inside.
+    public var denySetgroups: Bool
+
+    public init(outerUID: UInt32, outerGID: UInt32, denySetgroups: Bool) {
+        self.outerUID = outerUID
+        self.outerGID = outerGID
+        self.denySetgroups = denySetgroups
+    }
+
+    /// The unprivileged host id a root caller's sandbox runs as unless told otherwise.
+    public static let defaultOuterIDForRoot: UInt32 = 65534
+
+    /// The mapping for a caller with effective ids `uid`/`gid`. An unprivileged caller can only
+    /// map its own ids. Real root must never become the sandbox's root: a `0 0 1` map would let
+    /// the sandbox write root-owned host files, so root maps to `requested` or 65534.
+    public static func forCaller(uid: UInt32, gid: UInt32, requested: (uid: UInt32, gid: UInt32)?) throws(LaunchError) -> IdentityMapping {
+        if uid == 0 {
+            let outer = requested ?? (defaultOuterIDForRoot, defaultOuterIDForRoot)
+            if outer.uid == 0 || outer.gid == 0 {
+                throw .invalid("--outer-id 0 would make the sandbox's root the host's root; pick an unprivileged id such as 65534")
+            }
+            return IdentityMapping(outerUID: outer.uid, outerGID: outer.gid, denySetgroups: false)
+        }
+        if let requested, requested.uid != uid || requested.gid != gid {
+            throw .invalid("--outer-id needs root: an unprivileged caller's sandbox can only map to its own ids (\(uid):\(gid))")
+        }
+        return IdentityMapping(outerUID: uid, outerGID: gid, denySetgroups: true)
+    }
+}
+
+func shellQuoted(_ word: String) -> String {
+    let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+    if safe && !word.isEmpty { return word }
+    return "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+}

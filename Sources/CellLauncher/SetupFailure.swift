@@ -1,0 +1,127 @@
+import CCellSpawn
+import Glibc
+
+/// Turns a failed setup step (from `cell_spawn` or a report of the sandbox) into one line that
+/// names what failed, why, and — where the cause is a host setting — how to fix it.
+public enum SetupFailure {
+    public static func message(step: Int32, errno code: Int32, plan: LaunchPlan, host: HostFacts = .current()) -> String {
+        let reason = errorText(code)
+        switch cell_step(rawValue: UInt32(step)) {
+        case CELL_STEP_CLONE_USERNS:
+            return userNamespaceRefused(errno: code, host: host)
+        case CELL_STEP_WRITE_SETGROUPS:
+            return "cannot deny setgroups for the sandbox's user namespace: \(reason)"
+        case CELL_STEP_WRITE_GID_MAP, CELL_STEP_WRITE_UID_MAP:
+            let which = step == Int32(CELL_STEP_WRITE_GID_MAP.rawValue) ? "gid" : "uid"
+            let id = which == "gid" ? plan.identity.outerGID : plan.identity.outerUID
+            var line = "cannot write the sandbox's \(which)_map (0 -> host \(which) \(id)): \(reason)"
+            if code == EPERM, let restricted = host.appArmorRestrictsUserNamespaces, restricted {
+                line += " (AppArmor restricts unprivileged user namespaces: sysctl kernel.apparmor_restrict_unprivileged_userns=1)"
+            }
+            return line
+        case CELL_STEP_NS_MOUNT: return namespaceRefused("mount", reason)
+        case CELL_STEP_NS_UTS: return namespaceRefused("uts", reason)
+        case CELL_STEP_NS_IPC: return namespaceRefused("ipc", reason)
+        case CELL_STEP_NS_NET: return namespaceRefused("network", reason)
+        case CELL_STEP_NS_CGROUP: return namespaceRefused("cgroup", reason)
+        case CELL_STEP_NS_PID: return namespaceRefused("pid", reason)
+        case CELL_STEP_NS_TIME: return namespaceRefused("time", reason)
+        case CELL_STEP_MOUNT_PROC:
+            return "cannot mount a fresh /proc for the sandbox: \(reason) (the kernel refuses when the host's /proc has parts hidden by other mounts, as in some containers)"
+        case CELL_STEP_CHDIR:
+            return "cannot enter the working directory \(plan.workingDirectory) inside the sandbox: \(reason)"
+        case CELL_STEP_HOSTNAME:
+            return "cannot set the sandbox's hostname to '\(plan.hostname)': \(reason)"
+        case CELL_STEP_SUPERVISOR_GONE, CELL_STEP_WAIT_MAPS:
+            return "the sandbox setup lost its supervisor: \(reason)"
+        default:
+            return "cannot \(stepDescription(step)): \(reason)"
+        }
+    }
+
+    /// A problem the sandbox setup worked around (sent as CELL_REPORT_WARNING).
+    public static func warning(step: Int32, errno code: Int32, plan: LaunchPlan) -> String {
+        if step == Int32(CELL_STEP_CHDIR.rawValue) {
+            return "the working directory \(plan.workingDirectory) cannot be entered inside the sandbox (\(errorText(code))); starting in \(plan.workingDirectoryFallback ?? "/")"
+        }
+        return "\(stepDescription(step)): \(errorText(code))"
+    }
+
+    /// What each step does, as the object of "cannot ...".
+    static func stepDescription(_ step: Int32) -> String {
+        switch cell_step(rawValue: UInt32(step)) {
+        case CELL_STEP_PIPE: return "create the sandbox's report pipes"
+        case CELL_STEP_STACK: return "allocate the setup stacks"
+        case CELL_STEP_RELEASE_CHILD: return "release the sandbox setup after writing its maps"
+        case CELL_STEP_WAIT_CHILD: return "wait for the sandbox setup"
+        case CELL_STEP_SETGROUPS: return "drop supplementary groups inside the sandbox"
+        case CELL_STEP_SETRESGID: return "become gid 0 inside the sandbox"
+        case CELL_STEP_SETRESUID: return "become uid 0 inside the sandbox"
+        case CELL_STEP_CLONE_INIT: return "create the sandbox's first process"
+        case CELL_STEP_PDEATHSIG: return "tie the sandbox's life to cell's (PR_SET_PDEATHSIG)"
+        case CELL_STEP_SETSID: return "start a new session for the sandbox"
+        case CELL_STEP_MOUNT_PRIVATE: return "make the sandbox's mounts private"
+        case CELL_STEP_LOOPBACK: return "bring up the loopback interface in the sandbox's network namespace"
+        case CELL_STEP_CAP_BOUNDING: return "drop the capability bounding set"
+        case CELL_STEP_SECUREBITS: return "lock the securebits"
+        case CELL_STEP_CAPSET: return "drop capabilities"
+        case CELL_STEP_CAP_AMBIENT: return "set the ambient capabilities"
+        case CELL_STEP_NO_NEW_PRIVS: return "set no_new_privs"
+        case CELL_STEP_STATUS_FD: return "pass the report pipe to cell-init"
+        case CELL_STEP_EXEC_INIT: return "execute cell-init as the sandbox's pid 1"
+        case CELL_STEP_INIT_ARGS: return "start cell-init (bad arguments)"
+        case CELL_STEP_FORK_COMMAND: return "fork the command inside the sandbox"
+        default: return "set up the sandbox (step \(step))"
+        }
+    }
+
+    static func namespaceRefused(_ name: String, _ reason: String) -> String {
+        "cannot create a \(name) namespace inside the sandbox's user namespace: \(reason)"
+    }
+
+    /// Why the kernel refused the user namespace, from the sysctls that can forbid it.
+    static func userNamespaceRefused(errno code: Int32, host: HostFacts) -> String {
+        let reason = errorText(code)
+        if host.unprivilegedUserNamespaceClone == 0 {
+            return "unprivileged user namespaces are disabled: sysctl kernel.unprivileged_userns_clone=0 (enable with: sysctl -w kernel.unprivileged_userns_clone=1)"
+        }
+        if host.maxUserNamespaces == 0 {
+            return "user namespaces are disabled: sysctl user.max_user_namespaces=0 (enable with: sysctl -w user.max_user_namespaces=15000)"
+        }
+        if code == ENOSPC {
+            return "cannot create a user namespace: the limit is reached (sysctl user.max_user_namespaces=\(host.maxUserNamespaces.map(String.init) ?? "?"), or nesting is too deep)"
+        }
+        if code == EPERM, host.appArmorRestrictsUserNamespaces == true {
+            return "unprivileged user namespaces are restricted by AppArmor: sysctl kernel.apparmor_restrict_unprivileged_userns=1 (allow cell with an AppArmor profile, or set it to 0)"
+        }
+        if code == EPERM || code == EINVAL {
+            return "cannot create a user namespace: \(reason) (is cell running inside a container or under a seccomp policy that forbids it?)"
+        }
+        return "cannot create a user namespace: \(reason)"
+    }
+}
+
+/// The host settings that decide whether unprivileged user namespaces work.
+public struct HostFacts: Sendable {
+    public var unprivilegedUserNamespaceClone: Int?
+    public var maxUserNamespaces: Int?
+    public var appArmorRestrictsUserNamespaces: Bool?
+
+    public init(unprivilegedUserNamespaceClone: Int? = nil, maxUserNamespaces: Int? = nil, appArmorRestrictsUserNamespaces: Bool? = nil) {
+        self.unprivilegedUserNamespaceClone = unprivilegedUserNamespaceClone
+        self.maxUserNamespaces = maxUserNamespaces
+        self.appArmorRestrictsUserNamespaces = appArmorRestrictsUserNamespaces
+    }
+
+    public static func current() -> HostFacts {
+        HostFacts(
+            unprivilegedUserNamespaceClone: readInteger("/proc/sys/kernel/unprivileged_userns_clone"),
+            maxUserNamespaces: readInteger("/proc/sys/user/max_user_namespaces"),
+            appArmorRestrictsUserNamespaces: readInteger("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").map { $0 != 0 }
+        )
+    }
+}
+
+public func errorText(_ code: Int32) -> String {
+    String(cString: strerror(code))
+}

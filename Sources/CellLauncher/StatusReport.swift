@@ -1,0 +1,44 @@
+/// The `--status-json` document: one JSON object written when the sandbox is over, like
+/// bubblewrap's --json-status-fd. Its schema is versioned ("v") and documented in README.md.
+public enum StatusReport {
+    public static func json(plan: LaunchPlan, outcome: SandboxOutcome) -> String {
+        var fields: [(String, String)] = [("v", "1")]
+        fields.append(("exit_code", String(outcome.end.exitStatus)))
+        if case .signaled(let signal) = outcome.end {
+            fields.append(("signal", String(signal)))
+        } else {
+            fields.append(("signal", "null"))
+        }
+        if case .setupFailed(let message) = outcome.end {
+            fields.append(("error", jsonString(message)))
+        }
+        if case .commandNotExecutable = outcome.end {
+            fields.append(("error", jsonString(outcome.end.exitStatus == 127 ? "command not found" : "command not executable")))
+        }
+        fields.append(("timed_out", outcome.end == .timedOut ? "true" : "false"))
+        fields.append(("duration_ms", String(outcome.durationMilliseconds)))
+        fields.append(("max_rss_kb", String(outcome.maxRSSKilobytes)))
+        fields.append(("namespaces", "[" + plan.namespaceNames.map(jsonString).joined(separator: ",") + "]"))
+        fields.append(("command", "[" + plan.command.map(jsonString).joined(separator: ",") + "]"))
+        return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}\n"
+    }
+}
+
+/// A JSON string literal (RFC 8259): quotes, backslashes and control characters escaped.
+public func jsonString(_ text: String) -> String {
+    var out = "\""
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case let c where c.value < 0x20:
+            let hex = String(c.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

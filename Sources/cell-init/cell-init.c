@@ -1,0 +1,127 @@
+/*
+ * cell-init — the sandbox's pid 1.
+ *
+ * The first process of a pid namespace is special: the kernel drops every signal it has no
+ * handler for (even SIGTERM from outside), and every orphan in the namespace is reparented to it.
+ * A command run as pid 1 would therefore ignore `kill -TERM` and leave zombies. cell-init is the
+ * small init that stands in between: it forwards signals to the command, reaps every zombie, and
+ * reports the command's wait status to the supervisor when the command ends — then exits, and
+ * the kernel kills whatever is left in the namespace.
+ *
+ * It is a static program (no loader or library needs to be visible inside the sandbox), executed
+ * from a sealed memfd by the sandbox setup (spawn.c) after the lock-down: it runs with no
+ * capabilities, no_new_privs and the sandbox's seccomp filter, like the command. It is a normal
+ * single-threaded process, so libc is fine here.
+ *
+ * Usage (by spawn.c only): cell-init STATUS_FD -- COMMAND [ARG...]
+ * Signals are all blocked on entry; they are unblocked once the forwarding handlers are in place.
+ */
+#define _GNU_SOURCE
+#include "../CCellSpawn/include/cell_spawn.h"
+
+#include <errno.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t command_pid = 0;
+
+/* Signals a user or the supervisor sends to stop or poke the sandbox. The synchronous ones
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS) are about init itself, SIGCHLD is ours,
+ * and SIGPIPE would only ever come from init's own report pipe. */
+static const int forwarded[] = {
+    SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGWINCH, SIGCONT, SIGTSTP,
+    SIGTTIN, SIGTTOU, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ, SIGPWR,
+};
+
+static void forward(int sig) {
+    pid_t pid = command_pid;
+    if (pid > 0)
+        kill(pid, sig);
+}
+
+static void report(int fd, int kind, int step, int error, int value) {
+    struct cell_report r = {kind, step, error, value};
+    ssize_t n;
+    do {
+        n = write(fd, &r, sizeof r);
+    } while (n < 0 && errno == EINTR);
+}
+
+static int parse_fd(const char *s) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !end || *end || v < 3 || v > 1 << 20)
+        return -1;
+    return (int)v;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4 || strcmp(argv[2], "--") != 0)
+        return CELL_EXIT_SETUP_FAILED;
+    int status_fd = parse_fd(argv[1]);
+    if (status_fd < 0)
+        return CELL_EXIT_SETUP_FAILED;
+    char **command = argv + 3;
+
+    /* Not dumpable: the command runs as the same uid, and must not be able to ptrace init or
+     * open its /proc/1/mem or /proc/1/exe. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward;
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sigaction(forwarded[i], &sa, NULL);
+
+    pid_t pid = fork();
+    if (pid < 0) {
+        report(status_fd, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, errno, 0);
+        return CELL_EXIT_SETUP_FAILED;
+    }
+    if (pid == 0) {
+        /* The command: default dispositions, nothing blocked, its own session and process group
+         * (so a TTY it opens never becomes init's), and no descriptor above 2 survives execve. */
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+            sigaction(forwarded[i], &dfl, NULL);
+        setsid();
+        syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execvp(command[0], command);
+        int err = errno;
+        report(status_fd, CELL_REPORT_EXEC_FAILED, CELL_STEP_EXEC_COMMAND, err, 0);
+        _exit(err == ENOENT ? 127 : 126);
+    }
+
+    /* Only now that the command exists can a signal be forwarded to it: unblock. */
+    command_pid = pid;
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    for (;;) {
+        int status = 0;
+        pid_t done = waitpid(-1, &status, 0);
+        if (done == pid) {
+            /* The supervisor reads the command's own status from here: init's exit status
+             * cannot carry "killed by signal N" (pid 1 cannot kill itself). */
+            report(status_fd, CELL_REPORT_EXITED, 0, 0, status);
+            return 0;
+        }
+        if (done < 0 && errno != EINTR)
+            return CELL_EXIT_SETUP_FAILED; /* ECHILD: cannot happen while the command lives */
+    }
+}

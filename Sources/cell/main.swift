@@ -1,0 +1,4 @@
+import CellCLI
+import Glibc
+
+exit(Cell.main(Array(CommandLine.arguments.dropFirst())))
