@@ -1,0 +1,102 @@
+import Testing
+@testable import CellCLI
+
+struct ArgumentParserTests {
+    func run(_ args: String...) throws -> RunOptions {
+        guard case .run(let options) = try ArgumentParser.parse(["run"] + args) else {
+            Issue.record("not a run command")
+            return RunOptions()
+        }
+        return options
+    }
+
+    func error(_ args: [String]) -> String? {
+        do {
+            _ = try ArgumentParser.parse(args)
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+
+    @Test func commandAfterDoubleDash() throws {
+        let o = try run("--hostname", "h", "--", "ls", "--hostname", "-l")
+        #expect(o.command == ["ls", "--hostname", "-l"])
+        #expect(o.hostname == "h")
+    }
+
+    @Test func commandStartsAtFirstNonOption() throws {
+        let o = try run("--env=A=1", "python3", "-c", "print(1)")
+        #expect(o.command == ["python3", "-c", "print(1)"])
+        #expect(o.environment == [EnvAssignment(name: "A", value: "1")])
+    }
+
+    @Test func inlineAndSeparateValues() throws {
+        let o = try run("--cwd=/usr", "--keep-env", "CI_*", "--keep-env=HOME", "--status-json", "/tmp/s.json", "--dry-run", "--", "true")
+        #expect(o.workingDirectory == "/usr")
+        #expect(o.keepEnvironment == ["CI_*", "HOME"])
+        #expect(o.statusJSONPath == "/tmp/s.json")
+        #expect(o.dryRun)
+    }
+
+    @Test func envValueMayContainEquals() throws {
+        #expect(try run("--env", "URL=a=b", "x").environment == [EnvAssignment(name: "URL", value: "a=b")])
+        #expect(try run("--env", "EMPTY=", "x").environment == [EnvAssignment(name: "EMPTY", value: "")])
+    }
+
+    @Test func outerID() throws {
+        #expect(try run("--outer-id", "1000", "x").outerID == OuterID(uid: 1000, gid: 1000))
+        #expect(try run("--outer-id", "1000:2000", "x").outerID == OuterID(uid: 1000, gid: 2000))
+    }
+
+    @Test("bad input is a one-line message", arguments: [
+        (["run"], "no command given"),
+        (["run", "--"], "no command given"),
+        (["run", "--hostname"], "--hostname needs a value"),
+        (["run", "--env", "NOVALUE", "x"], "--env needs NAME=VALUE"),
+        (["run", "--env", "=v", "x"], "is not a valid variable name"),
+        (["run", "--keep-env", "A=B", "x"], "is not a variable name"),
+        (["run", "--keep-env", "A*B", "x"], "is not a variable name"),
+        (["run", "--cwd", "rel", "x"], "absolute path"),
+        (["run", "--outer-id", "-1", "x"], "--outer-id needs UID"),
+        (["run", "--outer-id", "1:2:3", "x"], "--outer-id needs UID"),
+        (["run", "--outer-id", "4294967295", "x"], "--outer-id needs UID"),
+        (["run", "--hostname", "a b", "x"], "not a valid hostname"),
+        (["run", "--hostname", String(repeating: "a", count: 65), "x"], "not a valid hostname"),
+        (["run", "--dry-run=yes", "x"], "takes no value"),
+        (["run", "--hostnme", "x", "y"], "did you mean '--hostname'"),
+        (["run", "--frobnicate", "x"], "unknown option '--frobnicate'"),
+        (["frob"], "unknown command 'frob'"),
+        (["--frob"], "unknown option '--frob'"),
+        (["help", "nothing"], "no help on 'nothing'"),
+        (["version", "x"], "takes no arguments"),
+    ])
+    func errors(args: [String], fragment: String) {
+        let message = error(args)
+        #expect(message?.contains(fragment) == true, "\(args): \(message ?? "accepted")")
+        #expect(message?.contains("\n") == false)
+    }
+
+    @Test func helpAndVersion() throws {
+        #expect(try ArgumentParser.parse([]) == .help(topic: nil))
+        #expect(try ArgumentParser.parse(["--help"]) == .help(topic: nil))
+        #expect(try ArgumentParser.parse(["help", "run"]) == .help(topic: "run"))
+        #expect(try ArgumentParser.parse(["run", "--help"]) == .help(topic: "run"))
+        #expect(try ArgumentParser.parse(["--version"]) == .version)
+    }
+
+    @Test func hostnames() {
+        #expect(ArgumentParser.isValidHostname("cell"))
+        #expect(ArgumentParser.isValidHostname("a-b.c9"))
+        #expect(!ArgumentParser.isValidHostname(""))
+        #expect(!ArgumentParser.isValidHostname("-a"))
+        #expect(!ArgumentParser.isValidHostname("a/b"))
+        #expect(!ArgumentParser.isValidHostname("é"))
+    }
+
+    @Test func editDistances() {
+        #expect(editDistance("--hostname", "--hostnme") == 1)
+        #expect(editDistance("", "abc") == 3)
+        #expect(editDistance("same", "same") == 0)
+    }
+}

@@ -1,0 +1,138 @@
+import CCellSpawn
+import Testing
+@testable import CellLauncher
+
+struct SandboxEnvironmentTests {
+    let caller: [(name: String, value: String)] = [
+        ("PATH", "/home/u/bin:."), ("TERM", "xterm"), ("LANG", "de_DE.UTF-8"), ("AWS_SECRET", "s"),
+        ("CI", "true"), ("CI_JOB_ID", "9"), ("GITHUB_SHA", "abc"),
+    ]
+
+    @Test func clearedByDefault() {
+        let env = SandboxEnvironment.build(caller: caller, keep: [], set: [])
+        #expect(env == ["PATH=\(SandboxEnvironment.defaultPath)", "HOME=/root", "TERM=xterm", "LANG=de_DE.UTF-8"])
+    }
+
+    @Test func keepAndSet() {
+        let env = SandboxEnvironment.build(caller: caller, keep: ["CI*", "NOT_SET", "GITHUB_SHA"],
+                                           set: [("HOME", "/work"), ("X", "1")])
+        #expect(env == ["PATH=\(SandboxEnvironment.defaultPath)", "HOME=/work", "TERM=xterm", "LANG=de_DE.UTF-8",
+                        "CI=true", "CI_JOB_ID=9", "GITHUB_SHA=abc", "X=1"])
+    }
+
+    @Test func keepingPathIsExplicit() {
+        let env = SandboxEnvironment.build(caller: caller, keep: ["PATH"], set: [])
+        #expect(env.first == "PATH=/home/u/bin:.")
+    }
+
+    @Test func patterns() {
+        #expect(SandboxEnvironment.isValidPattern("CI_*"))
+        #expect(SandboxEnvironment.isValidPattern("*"))
+        #expect(!SandboxEnvironment.isValidPattern("A*B"))
+        #expect(!SandboxEnvironment.isValidPattern("A=B"))
+        #expect(!SandboxEnvironment.isValidPattern(""))
+    }
+}
+
+struct IdentityMappingTests {
+    @Test func unprivilegedCallerMapsItself() throws {
+        let m = try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: nil)
+        #expect(m == IdentityMapping(outerUID: 1000, outerGID: 100, denySetgroups: true))
+    }
+
+    @Test func rootMapsToNobodyByDefault() throws {
+        let m = try IdentityMapping.forCaller(uid: 0, gid: 0, requested: nil)
+        #expect(m == IdentityMapping(outerUID: 65534, outerGID: 65534, denySetgroups: false))
+        let custom = try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (5000, 5001))
+        #expect(custom.outerUID == 5000 && custom.outerGID == 5001)
+    }
+
+    @Test func rootNeverMapsToRoot() {
+        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (0, 5)) }
+        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (5, 0)) }
+    }
+
+    @Test func unprivilegedCannotChoose() {
+        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: (2000, 2000)) }
+        #expect(throws: Never.self) { try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: (1000, 100)) }
+    }
+}
+
+struct ExitStatusTests {
+    @Test func waitStatuses() {
+        #expect(SandboxEnd.fromWaitStatus(0) == .exited(0))
+        #expect(SandboxEnd.fromWaitStatus(7 << 8) == .exited(7))
+        #expect(SandboxEnd.fromWaitStatus(9) == .signaled(9))
+        #expect(SandboxEnd.fromWaitStatus(15 | 0x80) == .signaled(15)) // core dumped
+    }
+
+    @Test func exitStatuses() {
+        #expect(SandboxEnd.exited(3).exitStatus == 3)
+        #expect(SandboxEnd.signaled(9).exitStatus == 137)
+        #expect(SandboxEnd.setupFailed("x").exitStatus == 125)
+        #expect(SandboxEnd.commandNotExecutable(errno: 2).exitStatus == 127)
+        #expect(SandboxEnd.commandNotExecutable(errno: 13).exitStatus == 126)
+        #expect(SandboxEnd.timedOut.exitStatus == 124)
+    }
+}
+
+struct SetupFailureTests {
+    let plan = LaunchPlan(command: ["true"], environment: [], workingDirectory: "/w",
+                          identity: IdentityMapping(outerUID: 1000, outerGID: 1000, denySetgroups: true))
+
+    func step(_ s: cell_step) -> Int32 { Int32(s.rawValue) }
+
+    @Test func userNamespaceDiagnosis() {
+        let debian = HostFacts(unprivilegedUserNamespaceClone: 0, maxUserNamespaces: 1000)
+        #expect(SetupFailure.message(step: step(CELL_STEP_CLONE_USERNS), errno: 1, plan: plan, host: debian)
+            .hasPrefix("unprivileged user namespaces are disabled: sysctl kernel.unprivileged_userns_clone=0"))
+        let zero = HostFacts(maxUserNamespaces: 0)
+        #expect(SetupFailure.message(step: step(CELL_STEP_CLONE_USERNS), errno: 28, plan: plan, host: zero)
+            .hasPrefix("user namespaces are disabled: sysctl user.max_user_namespaces=0"))
+        let ubuntu = HostFacts(maxUserNamespaces: 1000, appArmorRestrictsUserNamespaces: true)
+        #expect(SetupFailure.message(step: step(CELL_STEP_CLONE_USERNS), errno: 1, plan: plan, host: ubuntu)
+            .contains("kernel.apparmor_restrict_unprivileged_userns=1"))
+        let full = HostFacts(maxUserNamespaces: 10)
+        #expect(SetupFailure.message(step: step(CELL_STEP_CLONE_USERNS), errno: 28, plan: plan, host: full)
+            .contains("limit is reached"))
+    }
+
+    @Test func namespaceRefusalNamesTheNamespace() {
+        let m = SetupFailure.message(step: step(CELL_STEP_NS_NET), errno: 1, plan: plan, host: HostFacts())
+        #expect(m == "cannot create a network namespace inside the sandbox's user namespace: Operation not permitted")
+    }
+
+    @Test func everyStepHasADescription() {
+        for raw in [1, 2, 7, 8, 11, 12, 13, 21, 30, 32, 33, 35, 38, 39, 40, 41, 42, 43, 44, 50, 51] {
+            #expect(!SetupFailure.stepDescription(Int32(raw)).contains("step \(raw)"), "step \(raw)")
+        }
+    }
+
+    @Test func workingDirectoryWarning() {
+        let w = SetupFailure.warning(step: step(CELL_STEP_CHDIR), errno: 13, plan: plan)
+        #expect(w == "the working directory /w cannot be entered inside the sandbox (Permission denied); starting in /")
+    }
+}
+
+struct StatusReportTests {
+    @Test func jsonEscaping() {
+        #expect(jsonString("a\"b\\c\n\u{1}") == "\"a\\\"b\\\\c\\n\\u0001\"")
+        #expect(jsonString("ünï") == "\"ünï\"")
+    }
+
+    @Test func document() {
+        let plan = LaunchPlan(command: ["sh", "-c", "x"], environment: [], workingDirectory: "/",
+                              identity: IdentityMapping(outerUID: 1, outerGID: 1, denySetgroups: true))
+        let outcome = SandboxOutcome(end: .signaled(9), durationMilliseconds: 12, maxRSSKilobytes: 345, notes: [])
+        #expect(StatusReport.json(plan: plan, outcome: outcome) ==
+            #"{"v":1,"exit_code":137,"signal":9,"timed_out":false,"duration_ms":12,"max_rss_kb":345,"namespaces":["user","mount","pid","net","ipc","uts","cgroup"],"command":["sh","-c","x"]}"# + "\n")
+    }
+
+    @Test func planDescriptionListsTheNamespacesInOrder() {
+        let plan = LaunchPlan(command: ["echo", "it's"], environment: ["A=1"], workingDirectory: "/",
+                              identity: IdentityMapping(outerUID: 1, outerGID: 1, denySetgroups: true))
+        let text = plan.describe()
+        #expect(text.contains("namespaces:   user mount pid net ipc uts cgroup"))
+        #expect(text.contains("command:      echo 'it'\\''s'"))
+    }
+}
