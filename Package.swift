@@ -31,7 +31,7 @@ let package = Package(
         // Command-line parsing and dispatch (hand-written: see the note above).
         .target(
             name: "CellCLI",
-            dependencies: ["CellLauncher"]
+            dependencies: ["CellLauncher", "CCellSpawn"]
         ),
         .executableTarget(
             name: "cell",

@@ -244,10 +244,15 @@ static int pid1_main(void *arg) {
          * the host (or to other sandboxes sharing a peer group). */
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
             fail(ctx, CELL_STEP_MOUNT_PRIVATE, errno);
-        /* A procfs of the new pid namespace: the sandbox sees only its own processes. */
-        if (plan->mount_proc &&
-            mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0)
-            fail(ctx, CELL_STEP_MOUNT_PROC, errno);
+        /* The filesystem view (mounts.c), with umask 0 so that the modes it is given are exact;
+         * the caller's umask is back before the command runs. */
+        int step = CELL_STEP_NONE, op = -1;
+        mode_t saved_umask = umask(0);
+        if (cell_build_root(plan, &step, &op) != 0) {
+            report(ctx->status_w, CELL_REPORT_FAILED, step, errno, op);
+            _exit(CELL_EXIT_SETUP_FAILED);
+        }
+        umask(saved_umask);
     }
 
     if ((plan->namespaces & CELL_NS_NET) && loopback_up() != 0)

@@ -12,6 +12,12 @@ public struct EnvAssignment: Equatable, Sendable {
     public var value: String
 }
 
+/// A mount asked for on the command line.
+public enum MountRequest: Equatable, Sendable {
+    case bind(source: String, destination: String?, readOnly: Bool)
+    case tmpfs(destination: String, size: UInt64?, mode: UInt32?)
+}
+
 public struct OuterID: Equatable, Sendable {
     public var uid: UInt32
     public var gid: UInt32
@@ -27,6 +33,8 @@ public struct RunOptions: Equatable {
     public var statusJSONPath: String?
     public var outerID: OuterID?
     public var dryRun = false
+    /// --ro-bind, --bind and --tmpfs, in command-line order (relative sources still relative).
+    public var mounts: [MountRequest] = []
 
     public init() {}
 }
@@ -144,7 +152,56 @@ public enum ArgumentParser {
             options.outerID = try parseOuterID(value)
         case .dryRun:
             options.dryRun = true
+        case .roBind, .bind:
+            let readOnly = option == .roBind
+            guard !value.isEmpty else { throw UsageError("\(option.rawValue) needs SRC[:DST]") }
+            let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            let destination = parts.count == 2 ? parts[1] : nil
+            if let destination {
+                guard destination.hasPrefix("/") else {
+                    throw UsageError("\(option.rawValue) '\(value)': the destination must be an absolute path inside the sandbox")
+                }
+                guard SandboxPath.normalize(destination) != nil else {
+                    throw UsageError("\(option.rawValue) '\(value)': '..' is not allowed in the destination")
+                }
+            }
+            guard !parts[0].isEmpty, !parts[0].split(separator: "/").contains("..") else {
+                throw UsageError("\(option.rawValue) '\(value)': the source must be a path without '..'")
+            }
+            options.mounts.append(.bind(source: parts[0], destination: destination, readOnly: readOnly))
+        case .tmpfs:
+            options.mounts.append(try parseTmpfs(value))
         }
+    }
+
+    /// `--tmpfs DST[:size=SIZE][,mode=OCTAL]`
+    static func parseTmpfs(_ value: String) throws(UsageError) -> MountRequest {
+        let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard parts[0].hasPrefix("/"), let destination = SandboxPath.normalize(parts[0]), destination != "/" else {
+            throw UsageError("--tmpfs '\(value)': needs an absolute path other than / (and without '..')")
+        }
+        var size: UInt64?
+        var mode: UInt32?
+        if parts.count == 2 {
+            for setting in parts[1].split(separator: ",", omittingEmptySubsequences: false) {
+                let kv = setting.split(separator: "=", maxSplits: 1).map(String.init)
+                switch (kv.first, kv.count) {
+                case ("size", 2):
+                    guard let bytes = ByteSize.parse(kv[1]), bytes > 0 else {
+                        throw UsageError("--tmpfs '\(value)': size '\(kv[1])' is not a size (e.g. 64m, 1g)")
+                    }
+                    size = bytes
+                case ("mode", 2):
+                    guard let m = UInt32(kv[1], radix: 8), m <= 0o7777 else {
+                        throw UsageError("--tmpfs '\(value)': mode '\(kv[1])' is not an octal mode (e.g. 0755)")
+                    }
+                    mode = m
+                default:
+                    throw UsageError("--tmpfs '\(value)': unknown setting '\(setting)' (size=SIZE, mode=OCTAL)")
+                }
+            }
+        }
+        return .tmpfs(destination: destination, size: size, mode: mode)
     }
 
     static func parseOuterID(_ value: String) throws(UsageError) -> OuterID {
@@ -180,6 +237,9 @@ enum RunOption: String, CaseIterable {
     case statusJSON = "--status-json"
     case outerID = "--outer-id"
     case dryRun = "--dry-run"
+    case roBind = "--ro-bind"
+    case bind = "--bind"
+    case tmpfs = "--tmpfs"
 
     var takesValue: Bool { self != .dryRun }
 
@@ -192,6 +252,8 @@ enum RunOption: String, CaseIterable {
         case .statusJSON: return "PATH"
         case .outerID: return "UID[:GID]"
         case .dryRun: return ""
+        case .roBind, .bind: return "SRC[:DST]"
+        case .tmpfs: return "DST[:size=SIZE][,mode=OCTAL]"
         }
     }
 }

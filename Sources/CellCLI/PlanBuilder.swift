@@ -1,3 +1,4 @@
+import CCellSpawn
 import CellLauncher
 import Glibc
 
@@ -6,14 +7,35 @@ enum PlanBuilder {
     static func plan(for options: RunOptions) throws(LaunchError) -> LaunchPlan {
         let identity = try IdentityMapping.forCaller(
             uid: geteuid(), gid: getegid(),
-            requested: options.outerID.map { ($0.uid, $0.gid) })
+            requested: options.outerID.map { ($0.uid, $0.gid) },
+            inInitialUserNamespace: IdentityMapping.inInitialUserNamespace())
         let environment = SandboxEnvironment.build(
             caller: SandboxEnvironment.callerEnvironment(),
             keep: options.keepEnvironment,
             set: options.environment.map { ($0.name, $0.value) })
         // Default working directory: the caller's, falling back to / (with a note) when the
         // sandbox cannot enter it. An explicit --cwd has no fallback: it must work or fail.
-        let cwd = options.workingDirectory ?? currentDirectory() ?? "/"
+        let callerDirectory = currentDirectory()
+        let cwd = options.workingDirectory ?? callerDirectory ?? "/"
+        guard let rootBase = FilesystemView.rootBase() else {
+            throw .setup("no directory to build the sandbox's root over (looked for /tmp, /mnt, /run, /var/tmp)")
+        }
+        var mounts = FilesystemView.defaultOperations(
+            workingDirectory: options.workingDirectory == nil ? callerDirectory : nil)
+        for request in options.mounts {
+            switch request {
+            case .bind(let source, let destination, let readOnly):
+                guard let absolute = SandboxPath.normalize(source, relativeTo: callerDirectory) else {
+                    throw .invalid("cannot resolve the bind source '\(source)' (relative to an unknown working directory)")
+                }
+                mounts.append(.bind(absolute, destination.flatMap { SandboxPath.normalize($0) } ?? absolute, readOnly: readOnly))
+            case .tmpfs(let destination, let size, let mode):
+                mounts.append(.tmpfs(destination, size: size ?? FilesystemView.tmpSize, mode: mode ?? 0o755))
+            }
+        }
+        if mounts.count > Int(CELL_MAX_MOUNT_OPS) {
+            throw .invalid("too many mounts (\(mounts.count); at most \(CELL_MAX_MOUNT_OPS))")
+        }
         return LaunchPlan(
             command: options.command,
             environment: environment,
@@ -21,6 +43,8 @@ enum PlanBuilder {
             workingDirectory: cwd,
             workingDirectoryFallback: options.workingDirectory == nil ? "/" : nil,
             identity: identity,
-            statusJSONPath: options.statusJSONPath)
+            statusJSONPath: options.statusJSONPath,
+            mounts: mounts,
+            rootBase: rootBase)
     }
 }

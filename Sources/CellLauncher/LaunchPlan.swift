@@ -18,6 +18,10 @@ public struct LaunchPlan: Equatable, Sendable {
     public var keptCapabilities: UInt64
     /// Where to write the end-of-run JSON report, if anywhere.
     public var statusJSONPath: String?
+    /// The filesystem view, in order (see `FilesystemView`).
+    public var mounts: [MountOperation]
+    /// The host directory the new root is attached over while it is built.
+    public var rootBase: String
 
     public init(
         command: [String],
@@ -28,7 +32,9 @@ public struct LaunchPlan: Equatable, Sendable {
         workingDirectoryFallback: String? = "/",
         identity: IdentityMapping,
         keptCapabilities: UInt64 = 0,
-        statusJSONPath: String? = nil
+        statusJSONPath: String? = nil,
+        mounts: [MountOperation] = [],
+        rootBase: String = "/tmp"
     ) {
         self.command = command
         self.environment = environment
@@ -39,6 +45,8 @@ public struct LaunchPlan: Equatable, Sendable {
         self.identity = identity
         self.keptCapabilities = keptCapabilities
         self.statusJSONPath = statusJSONPath
+        self.mounts = mounts
+        self.rootBase = rootBase
     }
 
     public static let defaultHostname = "cell"
@@ -60,6 +68,9 @@ public struct LaunchPlan: Equatable, Sendable {
             + (workingDirectoryFallback.map { " (else \($0))" } ?? ""))
         lines.append("capabilities: \(keptCapabilities == 0 ? "none" : String(keptCapabilities, radix: 16))")
         lines.append("no_new_privs: yes")
+        lines.append("filesystem:   a new tmpfs root, then in order:")
+        for (index, op) in mounts.enumerated() { lines.append("  \(index + 1). \(op.summary)") }
+        lines.append("  then pivot_root into it; / itself read-only")
         lines.append("environment:")
         for entry in environment { lines.append("  \(entry)") }
         return lines.joined(separator: "\n")
@@ -92,10 +103,13 @@ public struct IdentityMapping: Equatable, Sendable {
     public static let defaultOuterIDForRoot: UInt32 = 65534
 
     /// The mapping for a caller with effective ids `uid`/`gid`. An unprivileged caller can only
-    /// map its own ids. Real root must never become the sandbox's root: a `0 0 1` map would let
-    /// the sandbox write root-owned host files, so root maps to `requested` or 65534.
-    public static func forCaller(uid: UInt32, gid: UInt32, requested: (uid: UInt32, gid: UInt32)?) throws(LaunchError) -> IdentityMapping {
-        if uid == 0 {
+    /// map its own ids. Real root (uid 0 of the initial user namespace) must never become the
+    /// sandbox's root: a `0 0 1` map would let the sandbox write root-owned host files, so real
+    /// root maps to `requested` or 65534. Root of another user namespace (cell run inside a
+    /// container or `unshare -U`) is already unprivileged on the host and maps to itself.
+    public static func forCaller(uid: UInt32, gid: UInt32, requested: (uid: UInt32, gid: UInt32)?,
+                                 inInitialUserNamespace: Bool = true) throws(LaunchError) -> IdentityMapping {
+        if uid == 0 && inInitialUserNamespace {
             let outer = requested ?? (defaultOuterIDForRoot, defaultOuterIDForRoot)
             if outer.uid == 0 || outer.gid == 0 {
                 throw .invalid("--outer-id 0 would make the sandbox's root the host's root; pick an unprivileged id such as 65534")
@@ -103,9 +117,19 @@ public struct IdentityMapping: Equatable, Sendable {
             return IdentityMapping(outerUID: outer.uid, outerGID: outer.gid, denySetgroups: false)
         }
         if let requested, requested.uid != uid || requested.gid != gid {
-            throw .invalid("--outer-id needs root: an unprivileged caller's sandbox can only map to its own ids (\(uid):\(gid))")
+            throw .invalid("--outer-id needs real root: otherwise the sandbox can only map to the caller's own ids (\(uid):\(gid))")
         }
+        // setgroups is denied: the kernel requires it of an unprivileged map writer, and root of
+        // a nested namespace may itself run with setgroups denied (`unshare -Ur` does that).
         return IdentityMapping(outerUID: uid, outerGID: gid, denySetgroups: true)
+    }
+
+    /// Whether this process is in the initial user namespace: there, and only there, the uid map
+    /// is the identity over the whole range.
+    public static func inInitialUserNamespace(uidMap: String? = readSmallFile("/proc/self/uid_map")) -> Bool {
+        guard let uidMap else { return true } // cannot tell: assume the strictest case
+        let fields = uidMap.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })
+        return fields == ["0", "0", "4294967295"]
     }
 }
 

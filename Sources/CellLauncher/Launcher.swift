@@ -50,15 +50,33 @@ public enum Launcher {
         cPlan.outer_gid = plan.identity.outerGID
         cPlan.deny_setgroups = plan.identity.denySetgroups ? 1 : 0
         cPlan.namespaces = Int32(plan.namespaces.reduce(0) { $0 | $1.cBit })
-        cPlan.mount_proc = plan.namespaces.isSuperset(of: [.mount, .pid]) ? 1 : 0
         cPlan.hostname_len = plan.hostname.utf8.count
         cPlan.keep_caps = plan.keptCapabilities
         cPlan.init_fd = initFD
         cPlan.keep_fds = nil
         cPlan.keep_fds_count = 0
 
+        // The filesystem view, flattened: every string lives in `mountStrings` until spawn returns.
+        let mountStrings = CStringArray(plan.mounts.flatMap { op in
+            [op.source ?? "", op.destination, op.size.map(String.init) ?? "", op.mode.map { String($0, radix: 8) } ?? ""]
+        } + [plan.rootBase])
+
         var result = cell_spawn_result()
-        let rc = hostname.withPointers { hostnamePointers in
+        let rc = mountStrings.withPointers { strings in
+            var ops = plan.mounts.enumerated().map { index, op in
+                cell_mount_op(
+                    kind: op.cKind, flags: op.cFlags,
+                    source: op.source == nil ? nil : UnsafePointer(strings[4 * index]),
+                    source_len: op.source?.utf8.count ?? 0,
+                    dest: UnsafePointer(strings[4 * index + 1]),
+                    size: op.size == nil ? nil : UnsafePointer(strings[4 * index + 2]),
+                    mode: op.mode == nil ? nil : UnsafePointer(strings[4 * index + 3]))
+            }
+            cPlan.mount_count = Int32(ops.count)
+            cPlan.root_base = UnsafePointer(strings[4 * plan.mounts.count])
+            return ops.withUnsafeMutableBufferPointer { buffer in
+                cPlan.mounts = UnsafePointer(buffer.baseAddress)
+                return hostname.withPointers { hostnamePointers in
             cwd.withPointers { cwdPointers in
                 argv.withPointers { argvPointers in
                     envp.withPointers { envpPointers in
@@ -70,6 +88,8 @@ public enum Launcher {
                         return cell_spawn(&cPlan, &result)
                     }
                 }
+            }
+        }
             }
         }
         if rc != 0 {
@@ -107,7 +127,8 @@ public enum Launcher {
                 guard got == MemoryLayout<cell_report>.size else { continue }
                 switch cell_report_kind(rawValue: UInt32(report.kind)) {
                 case CELL_REPORT_FAILED:
-                    setupFailure = setupFailure ?? .setupFailed(SetupFailure.message(step: report.step, errno: report.error, plan: plan))
+                    setupFailure = setupFailure ?? .setupFailed(SetupFailure.message(
+                        step: report.step, errno: report.error, plan: plan, operation: Int(report.value)))
                 case CELL_REPORT_WARNING:
                     notes.append(SetupFailure.warning(step: report.step, errno: report.error, plan: plan))
                 case CELL_REPORT_EXEC_FAILED:

@@ -4,8 +4,38 @@ import Glibc
 /// Turns a failed setup step (from `cell_spawn` or a report of the sandbox) into one line that
 /// names what failed, why, and — where the cause is a host setting — how to fix it.
 public enum SetupFailure {
-    public static func message(step: Int32, errno code: Int32, plan: LaunchPlan, host: HostFacts = .current()) -> String {
+    public static func message(step: Int32, errno code: Int32, plan: LaunchPlan, operation: Int = -1,
+                               host: HostFacts = .current()) -> String {
         let reason = errorText(code)
+        let op = plan.mounts.indices.contains(operation) ? plan.mounts[operation] : nil
+        switch cell_step(rawValue: UInt32(step)) {
+        case CELL_STEP_MOUNT_SOURCE:
+            guard let op else { break }
+            var line = "cannot open \(op.source ?? "?") for '\(op.summary)': \(reason)"
+            if code == ELOOP { line += " (a symlink in the path: cell never binds through symlinks; name the real path)" }
+            if code == ENOENT { line += " (it does not exist on the host)" }
+            return line
+        case CELL_STEP_MOUNT_TARGET:
+            guard let op else { break }
+            var line = "cannot create the mount point \(op.destination) for '\(op.summary)': \(reason)"
+            if code == EROFS { line += " (it lies inside a read-only mount set up earlier: mount it first, or choose another path)" }
+            if code == ELOOP { line += " (a symlink in the path inside the sandbox)" }
+            return line
+        case CELL_STEP_MOUNT_OP:
+            guard let op else { break }
+            if op.kind == .proc && code == EPERM {
+                return "cannot mount a fresh /proc for the sandbox: \(reason) (the kernel refuses when the host's /proc has parts hidden by other mounts, as in some containers)"
+            }
+            return "cannot set up '\(op.summary)': \(reason)"
+        case CELL_STEP_MOUNT_ROOT:
+            return "cannot create the sandbox's root filesystem (a tmpfs over \(plan.rootBase), inside the sandbox only): \(reason)"
+        case CELL_STEP_PIVOT_ROOT:
+            return "cannot switch into the sandbox's root filesystem (pivot_root): \(reason)"
+        case CELL_STEP_ROOT_READONLY:
+            return "cannot make the sandbox's root read-only: \(reason)"
+        default:
+            break
+        }
         switch cell_step(rawValue: UInt32(step)) {
         case CELL_STEP_CLONE_USERNS:
             return userNamespaceRefused(errno: code, host: host)

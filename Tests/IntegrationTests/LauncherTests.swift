@@ -8,7 +8,7 @@ struct LauncherTests {
     func rootInsideIsCallerOutside() throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = Sandbox.run(["sh", "-c", "id -u; id -g; touch \(dir)/made-inside"])
+        let r = Sandbox.run(["sh", "-c", "id -u; id -g; touch \(dir)/made-inside"], options: ["--bind", dir])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout == "0\n0\n")
         let owner = try FileManager.default.attributesOfItem(atPath: "\(dir)/made-inside")[.ownerAccountID] as? NSNumber
@@ -20,14 +20,14 @@ struct LauncherTests {
     func rootCallerIsMappedAway() throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = Sandbox.run(["sh", "-c", "id -u; cat /proc/self/uid_map; touch \(dir)/by-root"], asRoot: true)
+        let r = Sandbox.run(["sh", "-c", "id -u; cat /proc/self/uid_map; touch \(dir)/by-root"], options: ["--bind", dir], asRoot: true)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("0\n"))
         #expect(r.stdout.split(separator: "\n").dropFirst().first?.split(separator: " ").map(String.init) == ["0", "65534", "1"])
         let attrs = try FileManager.default.attributesOfItem(atPath: "\(dir)/by-root")
         #expect((attrs[.ownerAccountID] as? NSNumber)?.uint32Value == 65534)
 
-        let custom = Sandbox.run(["sh", "-c", "touch \(dir)/by-custom"], options: ["--outer-id", "4242:4243"], asRoot: true)
+        let custom = Sandbox.run(["sh", "-c", "touch \(dir)/by-custom"], options: ["--outer-id", "4242:4243", "--bind", dir], asRoot: true)
         #expect(custom.status == 0, "\(custom.stderr)")
         let customAttrs = try FileManager.default.attributesOfItem(atPath: "\(dir)/by-custom")
         #expect((customAttrs[.ownerAccountID] as? NSNumber)?.uint32Value == 4242)
@@ -43,7 +43,7 @@ struct LauncherTests {
         let r = Sandbox.run(["true"], options: ["--outer-id", "1234"])
         if Sandbox.isRoot || geteuid() != 1234 {
             #expect(r.status == 125)
-            #expect(r.stderr.contains("--outer-id needs root"))
+            #expect(r.stderr.contains("--outer-id needs real root"))
         }
     }
 
@@ -126,7 +126,7 @@ struct LauncherTests {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         FileManager.default.createFile(atPath: "\(dir)/data", contents: Data("x".utf8), attributes: [.posixPermissions: 0o644])
-        let notExecutable = Sandbox.run(["\(dir)/data"])
+        let notExecutable = Sandbox.run(["\(dir)/data"], options: ["--ro-bind", dir])
         #expect(notExecutable.status == 126)
         #expect(notExecutable.stderr.contains("\(dir)/data: cannot execute: Permission denied"))
     }
@@ -241,7 +241,7 @@ struct LauncherTests {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let r = Sandbox.execute(Sandbox.dropPrivileges + ["unshare", "-Ur", "sh", "-c",
-            "echo 0 > /proc/sys/user/max_user_namespaces && exec \(Sandbox.cell) run -- touch \(dir)/ran"])
+            "echo 0 > /proc/sys/user/max_user_namespaces && exec \(Sandbox.cell) run --bind \(dir) -- touch \(dir)/ran"])
         #expect(r.status == 125)
         #expect(r.stderr == "cell: user namespaces are disabled: sysctl user.max_user_namespaces=0 (enable with: sysctl -w user.max_user_namespaces=15000)\n")
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/ran"))

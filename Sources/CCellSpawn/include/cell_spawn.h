@@ -56,7 +56,7 @@ enum cell_step {
     CELL_STEP_SUPERVISOR_GONE = 31,
     CELL_STEP_SETSID = 32,
     CELL_STEP_MOUNT_PRIVATE = 33,
-    CELL_STEP_MOUNT_PROC = 34,
+    CELL_STEP_MOUNT_PROC = 34, /* unused since the filesystem view: see CELL_STEP_MOUNT_OP */
     CELL_STEP_LOOPBACK = 35,
     CELL_STEP_HOSTNAME = 36,
     CELL_STEP_CHDIR = 37,
@@ -67,6 +67,13 @@ enum cell_step {
     CELL_STEP_NO_NEW_PRIVS = 42,
     CELL_STEP_STATUS_FD = 43,
     CELL_STEP_EXEC_INIT = 44,
+    /* the filesystem view (report value = index of the mount operation, or -1) */
+    CELL_STEP_MOUNT_SOURCE = 45,   /* opening a bind source */
+    CELL_STEP_MOUNT_ROOT = 46,     /* the new root tmpfs */
+    CELL_STEP_MOUNT_TARGET = 47,   /* creating or opening a mount point */
+    CELL_STEP_MOUNT_OP = 48,       /* mounting, binding, writing or linking */
+    CELL_STEP_PIVOT_ROOT = 49,
+    CELL_STEP_ROOT_READONLY = 53,
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
@@ -96,6 +103,39 @@ struct cell_report {
 #define CELL_EXIT_SETUP_FAILED 125
 
 #define CELL_MAX_KEEP_FDS 16
+#define CELL_MAX_MOUNT_OPS 256
+
+/* One step of the filesystem view, run in order below the new root (like bubblewrap's setup
+ * operations). `dest` is an absolute, normalized path inside the sandbox. */
+enum cell_mount_kind {
+    CELL_OP_BIND = 1,       /* bind the host path `source` (never through a symlink) */
+    CELL_OP_TMPFS = 2,      /* a new tmpfs; `size` and `mode` are fsconfig strings or NULL */
+    CELL_OP_PROC = 3,       /* a procfs of the sandbox's pid namespace */
+    CELL_OP_DEVPTS = 4,     /* a private devpts instance (newinstance, ptmxmode=0666) */
+    CELL_OP_MQUEUE = 5,     /* the ipc namespace's POSIX message queues */
+    CELL_OP_DIR = 6,        /* a directory, with `mode` */
+    CELL_OP_SYMLINK = 7,    /* a symlink to `source` */
+    CELL_OP_FILE = 8,       /* a file holding `source` (`source_len` bytes), with `mode` */
+    CELL_OP_REMOUNT_RO = 9, /* make the mount tree at `dest` read-only (a read-only bind onto itself) */
+};
+
+enum {
+    CELL_OPF_READONLY = 1 << 0, /* read-only, recursively (every submount too) */
+    CELL_OPF_OPTIONAL = 1 << 1, /* skip the operation if its source or destination is missing */
+    CELL_OPF_NO_CREATE = 1 << 2, /* the destination must exist already (masking /proc files) */
+    CELL_OPF_NOEXEC = 1 << 3,
+    CELL_OPF_DEVICE = 1 << 4,   /* a bind of a device node: no nodev on it */
+};
+
+struct cell_mount_op {
+    int kind;
+    int flags;
+    const char *source;
+    size_t source_len;
+    const char *dest;
+    const char *size; /* tmpfs size option, e.g. "67108864" */
+    const char *mode; /* octal mode string, e.g. "1777" (tmpfs) or "0644" (file, dir) */
+};
 
 struct cell_spawn_plan {
     /* Host ids that uid 0 and gid 0 inside the sandbox map to (single-id maps). */
@@ -106,8 +146,12 @@ struct cell_spawn_plan {
     int deny_setgroups;
     /* CELL_NS_* bits. */
     int namespaces;
-    /* Mount a fresh procfs on /proc (needs CELL_NS_MOUNT and CELL_NS_PID). */
-    int mount_proc;
+    /* The filesystem view (needs CELL_NS_MOUNT): a new tmpfs root, temporarily attached over
+     * `root_base` (an existing host directory, hidden only inside the sandbox's mount
+     * namespace), filled by `mounts` in order, then made the root with pivot_root. */
+    const struct cell_mount_op *mounts;
+    int mount_count;
+    const char *root_base;
     /* NULL: leave the hostname alone. */
     const char *hostname;
     size_t hostname_len;
@@ -140,6 +184,13 @@ struct cell_spawn_result {
     int failed_step;
     int error;
 };
+
+/*
+ * Builds the filesystem view in the calling process (the sandbox's pid 1, in its own mount
+ * namespace) and pivots into it. Returns 0, or -1 with errno set, *step set to the failing
+ * CELL_STEP_MOUNT_* and *op_index to the failing operation (or -1). Async-signal-safe.
+ */
+int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index);
 
 /*
  * Creates the sandbox: a child in a new user namespace (whose maps the caller writes), the other

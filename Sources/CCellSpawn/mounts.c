@@ -1,0 +1,412 @@
+/*
+ * mounts.c — the sandbox's filesystem view, built by its pid 1 in its own mount namespace.
+ *
+ * The order, and why:
+ *   1. Take every bind source first, as a detached clone of its mount tree
+ *      (open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)) opened without following any symlink
+ *      (openat2 RESOLVE_NO_SYMLINKS): a symlink planted at a source cannot redirect the bind
+ *      (CVE-2024-42472, runc CVE-2021-30465), and nothing mounted later (the new root over
+ *      /tmp, say) can hide a source. Read-only and nosuid/nodev are set on the whole clone with
+ *      mount_setattr(AT_RECURSIVE): this covers every submount, and only adds flags, so flags
+ *      the outer mount locked are kept (a classic remount that drops them fails with EPERM).
+ *   2. Create the new root: a fresh tmpfs, attached over an existing directory inside this
+ *      private mount namespace. Mount points are only ever created inside it, never in a host
+ *      directory another user could write (bubblewrap CVE-2019-12439).
+ *   3. Run the operations in order, each destination resolved component by component below
+ *      the new root without following symlinks, and attach with move_mount.
+ *   4. pivot_root into the new root and detach the old one (MNT_DETACH), then make the root
+ *      tmpfs itself read-only.
+ *
+ * Runs in a CLONE_VM child: raw syscalls and stack buffers only.
+ */
+#include "cell_spawn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+static int sys_openat2(int dirfd, const char *path, int flags, mode_t mode, unsigned long long resolve) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (unsigned long long)flags;
+    how.mode = flags & O_CREAT ? mode : 0;
+    how.resolve = resolve;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+static int sys_open_tree(int dirfd, const char *path, unsigned int flags) {
+    return (int)syscall(SYS_open_tree, dirfd, path, flags);
+}
+
+static int sys_move_mount(int from_fd, int to_fd) {
+    return (int)syscall(SYS_move_mount, from_fd, "", to_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
+}
+
+static int sys_mount_setattr(int fd, const char *path, unsigned int at_flags, unsigned long long set) {
+    struct mount_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.attr_set = set;
+    return (int)syscall(SYS_mount_setattr, fd, path, at_flags, &attr, sizeof attr);
+}
+
+static void close_keep_errno(int fd) {
+    int saved = errno;
+    if (fd >= 0)
+        syscall(SYS_close, fd);
+    errno = saved;
+}
+
+static unsigned int parse_octal(const char *s, unsigned int fallback) {
+    if (!s || !*s)
+        return fallback;
+    unsigned int v = 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '7')
+            return fallback;
+        v = v * 8 + (unsigned int)(*s - '0');
+    }
+    return v;
+}
+
+/* Strict resolution of one path component: no symlink, no "..", nothing outside `dirfd`. */
+#define STRICT_RESOLVE (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_NO_XDEV)
+
+/*
+ * Opens the directory at `path` (absolute) below `root`, one component at a time, creating the
+ * missing ones when `create`. Never follows a symlink. Returns an O_PATH fd or -1.
+ * `last` receives the final component's name when `stop_before_last` (the caller creates it).
+ */
+static int walk_beneath(int root, const char *path, int create, int stop_before_last, char *last, size_t last_size) {
+    int dir = (int)syscall(SYS_dup, root);
+    if (dir < 0)
+        return -1;
+    const char *p = path;
+    char name[256];
+    for (;;) {
+        while (*p == '/')
+            p++;
+        if (!*p)
+            break;
+        size_t len = 0;
+        while (p[len] && p[len] != '/')
+            len++;
+        if (len >= sizeof name) {
+            close_keep_errno(dir);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(name, p, len);
+        name[len] = 0;
+        p += len;
+        while (*p == '/')
+            p++;
+        if (stop_before_last && !*p) {
+            if (len >= last_size) {
+                close_keep_errno(dir);
+                errno = ENAMETOOLONG;
+                return -1;
+            }
+            memcpy(last, name, len + 1);
+            return dir;
+        }
+        if (create && mkdirat(dir, name, 0755) != 0 && errno != EEXIST) {
+            close_keep_errno(dir);
+            return -1;
+        }
+        /* RESOLVE_NO_XDEV is left out here: crossing into a mount made by an earlier operation
+         * (a bind of /usr, say) is expected. */
+        int next = sys_openat2(dir, name, O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                               RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH);
+        close_keep_errno(dir);
+        if (next < 0)
+            return -1;
+        dir = next;
+    }
+    if (stop_before_last) {
+        close_keep_errno(dir);
+        errno = EINVAL; /* "/" has no last component */
+        return -1;
+    }
+    return dir;
+}
+
+/* The mount point for `dest`: a directory or an empty file (`is_dir`), created unless the
+ * operation says it must already exist. Returns an fd usable with move_mount, or -1. */
+static int mount_point(int root, const char *dest, int is_dir, int create) {
+    if (is_dir)
+        return walk_beneath(root, dest, create, 0, NULL, 0);
+    char name[256];
+    int parent = walk_beneath(root, dest, create, 1, name, sizeof name);
+    if (parent < 0)
+        return -1;
+    int fd;
+    if (create) {
+        fd = sys_openat2(parent, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644,
+                         RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH);
+        if (fd < 0 && errno == EISDIR)
+            errno = ENOTDIR;
+        /* Opened for writing only to create it; an existing read-only file is fine as is. */
+        if (fd < 0 && (errno == EROFS || errno == EACCES))
+            fd = sys_openat2(parent, name, O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
+    } else {
+        fd = sys_openat2(parent, name, O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
+    }
+    close_keep_errno(parent);
+    return fd;
+}
+
+/* A new mount of filesystem `type` (fsopen/fsconfig/fsmount), detached; -1 on error. */
+static int new_mount(const char *type, const struct cell_mount_op *op, unsigned int attrs) {
+    int fs = (int)syscall(SYS_fsopen, type, FSOPEN_CLOEXEC);
+    if (fs < 0)
+        return -1;
+    int rc = 0;
+    if (op && op->size && rc == 0)
+        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", op->size, 0);
+    if (op && op->mode && rc == 0)
+        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", op->mode, 0);
+    if (op && op->kind == CELL_OP_DEVPTS && rc == 0) {
+        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "newinstance", NULL, 0);
+        if (rc == 0)
+            rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "ptmxmode", "0666", 0);
+        if (rc == 0)
+            rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", "0620", 0);
+    }
+    if (rc == 0)
+        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0);
+    int mnt = rc == 0 ? (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs) : -1;
+    close_keep_errno(fs);
+    return mnt;
+}
+
+static int write_all(int fd, const char *data, size_t len) {
+    while (len > 0) {
+        ssize_t n = (ssize_t)syscall(SYS_write, fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* What an optional operation tolerates: a path that does not exist or cannot be reached. */
+static int is_missing(int err) {
+    return err == ENOENT || err == ENOTDIR || err == EACCES;
+}
+
+/* Runs one operation below `root`. `tree` is the captured clone for a bind (or -1). */
+static int run_op(int root, const struct cell_mount_op *op, int tree, int *step) {
+    int create = !(op->flags & CELL_OPF_NO_CREATE);
+    unsigned int attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+    if (op->flags & CELL_OPF_READONLY)
+        attrs |= MOUNT_ATTR_RDONLY;
+    if (op->flags & CELL_OPF_NOEXEC)
+        attrs |= MOUNT_ATTR_NOEXEC;
+
+    int source = -1, target = -1, rc = -1;
+    switch (op->kind) {
+    case CELL_OP_BIND: {
+        struct stat st;
+        *step = CELL_STEP_MOUNT_SOURCE;
+        if (fstat(tree, &st) != 0)
+            return -1;
+        *step = CELL_STEP_MOUNT_TARGET;
+        target = mount_point(root, op->dest, S_ISDIR(st.st_mode), create);
+        if (target < 0)
+            return -1;
+        *step = CELL_STEP_MOUNT_OP;
+        rc = sys_move_mount(tree, target);
+        break;
+    }
+    case CELL_OP_TMPFS:
+    case CELL_OP_PROC:
+    case CELL_OP_DEVPTS:
+    case CELL_OP_MQUEUE: {
+        static const char *const types[] = {
+            [CELL_OP_TMPFS] = "tmpfs", [CELL_OP_PROC] = "proc", [CELL_OP_DEVPTS] = "devpts",
+            [CELL_OP_MQUEUE] = "mqueue",
+        };
+        if (op->kind == CELL_OP_PROC || op->kind == CELL_OP_MQUEUE)
+            attrs |= MOUNT_ATTR_NOEXEC;
+        if (op->kind == CELL_OP_DEVPTS)
+            attrs = (attrs & ~(unsigned int)MOUNT_ATTR_NODEV) | MOUNT_ATTR_NOEXEC;
+        *step = CELL_STEP_MOUNT_TARGET;
+        target = mount_point(root, op->dest, 1, create);
+        if (target < 0)
+            return -1;
+        *step = CELL_STEP_MOUNT_OP;
+        source = new_mount(types[op->kind], op, attrs);
+        if (source < 0)
+            break;
+        rc = sys_move_mount(source, target);
+        break;
+    }
+    case CELL_OP_REMOUNT_RO: {
+        *step = CELL_STEP_MOUNT_TARGET;
+        target = walk_beneath(root, op->dest, 0, 0, NULL, 0);
+        if (target < 0) {
+            /* a file (e.g. /proc/sysrq-trigger): open it without following symlinks */
+            char name[256];
+            int parent = walk_beneath(root, op->dest, 0, 1, name, sizeof name);
+            if (parent < 0)
+                return -1;
+            target = sys_openat2(parent, name, O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
+            close_keep_errno(parent);
+            if (target < 0)
+                return -1;
+        }
+        *step = CELL_STEP_MOUNT_OP;
+        source = sys_open_tree(target, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+        if (source < 0)
+            break;
+        rc = sys_mount_setattr(source, "", AT_EMPTY_PATH | AT_RECURSIVE, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+        if (rc == 0)
+            rc = sys_move_mount(source, target);
+        break;
+    }
+    case CELL_OP_DIR: {
+        /* The caller set umask 0, so the mode is exact. */
+        char name[256];
+        *step = CELL_STEP_MOUNT_TARGET;
+        target = walk_beneath(root, op->dest, 1, 1, name, sizeof name);
+        if (target < 0)
+            return -1;
+        *step = CELL_STEP_MOUNT_OP;
+        rc = mkdirat(target, name, parse_octal(op->mode, 0755));
+        if (rc != 0 && errno == EEXIST)
+            rc = 0;
+        break;
+    }
+    case CELL_OP_SYMLINK:
+    case CELL_OP_FILE: {
+        char name[256];
+        *step = CELL_STEP_MOUNT_TARGET;
+        target = walk_beneath(root, op->dest, 1, 1, name, sizeof name);
+        if (target < 0)
+            return -1;
+        *step = CELL_STEP_MOUNT_OP;
+        if (op->kind == CELL_OP_SYMLINK) {
+            rc = symlinkat(op->source, target, name);
+            break;
+        }
+        int fd = openat(target, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+                        parse_octal(op->mode, 0644));
+        if (fd < 0)
+            break;
+        rc = write_all(fd, op->source, op->source_len);
+        close_keep_errno(fd);
+        break;
+    }
+    default:
+        *step = CELL_STEP_MOUNT_OP;
+        errno = EINVAL;
+        return -1;
+    }
+    close_keep_errno(source);
+    close_keep_errno(target);
+    return rc;
+}
+
+int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index) {
+    int trees[CELL_MAX_MOUNT_OPS];
+    int count = plan->mount_count;
+    *op_index = -1;
+    if (count < 0 || count > CELL_MAX_MOUNT_OPS) {
+        *step = CELL_STEP_MOUNT_OP;
+        errno = E2BIG;
+        return -1;
+    }
+
+    for (int i = 0; i < count; i++)
+        trees[i] = -1;
+
+    /* 1. Every bind source, before anything is mounted over it. */
+    for (int i = 0; i < count; i++) {
+        const struct cell_mount_op *op = &plan->mounts[i];
+        if (op->kind != CELL_OP_BIND)
+            continue;
+        *step = CELL_STEP_MOUNT_SOURCE;
+        *op_index = i;
+        int fd = sys_openat2(AT_FDCWD, op->source, O_PATH | O_CLOEXEC, 0,
+                             RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
+        if (fd < 0) {
+            if ((op->flags & CELL_OPF_OPTIONAL) && is_missing(errno))
+                continue;
+            goto fail;
+        }
+        trees[i] = sys_open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+        close_keep_errno(fd);
+        if (trees[i] < 0)
+            goto fail;
+        unsigned long long attrs = MOUNT_ATTR_NOSUID;
+        if (!(op->flags & CELL_OPF_DEVICE))
+            attrs |= MOUNT_ATTR_NODEV;
+        if (op->flags & CELL_OPF_READONLY)
+            attrs |= MOUNT_ATTR_RDONLY;
+        if (op->flags & CELL_OPF_NOEXEC)
+            attrs |= MOUNT_ATTR_NOEXEC;
+        if (sys_mount_setattr(trees[i], "", AT_EMPTY_PATH | AT_RECURSIVE, attrs) != 0)
+            goto fail;
+    }
+
+    /* 2. The new root. */
+    *step = CELL_STEP_MOUNT_ROOT;
+    *op_index = -1;
+    struct cell_mount_op root_op = {CELL_OP_TMPFS, 0, NULL, 0, "/", "1048576", "0755"};
+    int root = new_mount("tmpfs", &root_op, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    if (root < 0)
+        goto fail;
+    if (syscall(SYS_move_mount, root, "", AT_FDCWD, plan->root_base, MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+        close_keep_errno(root);
+        goto fail;
+    }
+
+    /* 3. The operations, in order. */
+    for (int i = 0; i < count; i++) {
+        const struct cell_mount_op *op = &plan->mounts[i];
+        *op_index = i;
+        if (op->kind == CELL_OP_BIND && trees[i] < 0)
+            continue; /* an optional source that does not exist */
+        if (run_op(root, op, trees[i], step) != 0) {
+            if ((op->flags & CELL_OPF_OPTIONAL) && is_missing(errno))
+                continue;
+            close_keep_errno(root);
+            goto fail;
+        }
+        close_keep_errno(trees[i]);
+        trees[i] = -1;
+    }
+
+    /* 4. Into the new root; the old one is detached, so no path leads back to the host. */
+    *step = CELL_STEP_PIVOT_ROOT;
+    *op_index = -1;
+    if (fchdir(root) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 || umount2(".", MNT_DETACH) != 0 ||
+        chdir("/") != 0) {
+        close_keep_errno(root);
+        goto fail;
+    }
+    close_keep_errno(root);
+    /* The root tmpfs only holds mount points and generated files: read-only from now on
+     * (the mounts on it keep their own flags: /tmp and the home stay writable). */
+    *step = CELL_STEP_ROOT_READONLY;
+    if (sys_mount_setattr(AT_FDCWD, "/", 0, MOUNT_ATTR_RDONLY) != 0)
+        goto fail;
+    return 0;
+
+fail:
+    for (int i = 0; i < count; i++)
+        close_keep_errno(trees[i]);
+    return -1;
+}

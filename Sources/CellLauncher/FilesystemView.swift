@@ -1,0 +1,155 @@
+import Glibc
+
+/// What a host path is, as far as building the view is concerned.
+public enum HostEntry: Equatable, Sendable {
+    case missing
+    case directory
+    case file
+    case symlink(target: String)
+}
+
+/// The filesystem view `cell run` gives by default, as an ordered list of operations:
+///
+///   - read-only `/usr`, and `/bin`, `/sbin`, `/lib*` as the host has them (merged-usr symlinks
+///     are recreated as symlinks, real directories bound read-only);
+///   - a new `/etc` holding only what programs need: the loader cache, name-service and TLS
+///     configuration, time zone — read-only — and a `passwd`/`group` naming the sandbox's ids;
+///   - a fresh `/proc` of the sandbox's pid namespace with `/proc/sys`, `sysrq-trigger`, `irq`
+///     and `bus` read-only and `kcore`, `keys`, `timer_list` (and friends) masked;
+///   - a minimal `/dev`: null, zero, full, random, urandom, tty, a private devpts, `/dev/shm`;
+///   - empty tmpfs `/tmp` and home (`/root`);
+///   - the caller's working directory, read-only, at the same path;
+///   - then the user's own `--ro-bind`, `--bind` and `--tmpfs`, in order (they may cover the above).
+/// Nothing else of the host is visible: not the user's home, not `/sys`, not `/run`.
+public enum FilesystemView {
+    public static let tmpSize: UInt64 = 256 << 20
+    public static let homeSize: UInt64 = 64 << 20
+    public static let shmSize: UInt64 = 64 << 20
+    public static let devSize: UInt64 = 64 << 10
+    public static let home = "/root"
+
+    static let systemDirectories = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
+
+    /// The parts of /etc that programs need; missing ones are skipped.
+    static let etcEntries = [
+        "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "nsswitch.conf", "host.conf", "hosts", "resolv.conf",
+        "gai.conf", "services", "protocols", "ssl", "ca-certificates", "ca-certificates.conf", "pki",
+        "crypto-policies", "alternatives", "localtime", "timezone", "os-release", "debian_version",
+        "mime.types", "inputrc", "bash.bashrc", "profile", "python3", "gitconfig",
+    ]
+
+    static let passwd = """
+    root:x:0:0:root:/root:/bin/sh
+    nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+
+    """
+
+    static let group = """
+    root:x:0:
+    nogroup:x:65534:
+
+    """
+
+    static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
+
+    public static func defaultOperations(
+        workingDirectory: String?,
+        ipcNamespace: Bool = true,
+        inspect: (String) -> HostEntry = inspectHost
+    ) -> [MountOperation] {
+        var ops: [MountOperation] = [.bind("/usr", readOnly: true)]
+        for dir in systemDirectories {
+            switch inspect(dir) {
+            case .symlink(let target): ops.append(.symlink(target, at: dir))
+            case .directory: ops.append(.bind(dir, readOnly: true))
+            case .file, .missing: break
+            }
+        }
+
+        ops.append(.dir("/etc"))
+        for name in etcEntries {
+            let path = "/etc/" + name
+            switch inspect(path) {
+            case .symlink(let target): ops.append(.symlink(target, at: path))
+            case .directory, .file: ops.append(.bind(path, readOnly: true, optional: true))
+            case .missing: break
+            }
+        }
+        ops.append(.file("/etc/passwd", contents: passwd))
+        ops.append(.file("/etc/group", contents: group))
+        ops.append(.symlink("../proc/self/mounts", at: "/etc/mtab"))
+
+        ops.append(MountOperation(kind: .proc, destination: "/proc"))
+        for path in ["/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"] {
+            ops.append(MountOperation(kind: .remountReadOnly, destination: path, optional: true, mustExist: true))
+        }
+        for path in ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/latency_stats", "/proc/sched_debug"] {
+            var mask = MountOperation.bind("/dev/null", path, readOnly: true, optional: true)
+            mask.mustExist = true
+            mask.device = true
+            ops.append(mask)
+        }
+        for path in ["/proc/acpi", "/proc/scsi"] {
+            var mask = MountOperation.tmpfs(path, size: 4096, mode: 0o555, readOnly: true)
+            mask.mustExist = true
+            mask.optional = true
+            ops.append(mask)
+        }
+
+        var dev = MountOperation.tmpfs("/dev", size: devSize, mode: 0o755)
+        dev.noexec = true
+        ops.append(dev)
+        for name in devices {
+            var device = MountOperation.bind("/dev/" + name, readOnly: false)
+            device.device = true
+            device.optional = name == "tty" // a host without a /dev/tty still gets a sandbox
+            ops.append(device)
+        }
+        ops.append(MountOperation(kind: .devpts, destination: "/dev/pts"))
+        ops.append(.symlink("pts/ptmx", at: "/dev/ptmx"))
+        var shm = MountOperation.tmpfs("/dev/shm", size: shmSize, mode: 0o1777)
+        shm.noexec = true
+        ops.append(shm)
+        if ipcNamespace {
+            ops.append(MountOperation(kind: .mqueue, destination: "/dev/mqueue"))
+        }
+        ops.append(.symlink("/proc/self/fd", at: "/dev/fd"))
+        for (index, name) in ["stdin", "stdout", "stderr"].enumerated() {
+            ops.append(.symlink("/proc/self/fd/\(index)", at: "/dev/" + name))
+        }
+
+        ops.append(.tmpfs("/tmp", size: tmpSize, mode: 0o1777))
+        ops.append(.tmpfs(home, size: homeSize, mode: 0o700))
+
+        // The working directory, read-only, unless it is "/" (that would be the whole host),
+        // already visible at its own path through a bind above (/usr/src, say), or exactly one of
+        // the fresh tmpfs directories (/tmp, /root: the sandbox starts in the empty one).
+        if let cwd = workingDirectory, cwd != "/",
+           !ops.contains(where: { $0.kind == .bind && $0.source == $0.destination && SandboxPath.isWithin(cwd, $0.destination) }),
+           !ops.contains(where: { $0.kind == .tmpfs && $0.destination == cwd }) {
+            ops.append(.bind(cwd, readOnly: true, optional: true))
+        }
+        return ops
+    }
+
+    /// lstat-based inspection of the host.
+    public static func inspectHost(_ path: String) -> HostEntry {
+        var st = stat()
+        guard lstat(path, &st) == 0 else { return .missing }
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: return .directory
+        case S_IFLNK:
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = readlink(path, &buffer, buffer.count - 1)
+            guard n > 0 else { return .missing }
+            return .symlink(target: String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        default: return .file
+        }
+    }
+
+    /// The host directory the new root is attached over while it is being built (inside the
+    /// sandbox's own mount namespace only; nothing on the host changes).
+    public static func rootBase(inspect: (String) -> HostEntry = inspectHost) -> String? {
+        ["/tmp", "/mnt", "/run", "/var/tmp"].first { inspect($0) == .directory }
+    }
+}

@@ -1,0 +1,147 @@
+import CCellSpawn
+
+/// One step of the sandbox's filesystem view. The launcher runs them in order below a fresh
+/// tmpfs root, then pivots into it (see CCellSpawn/mounts.c for the mechanics and why).
+public struct MountOperation: Equatable, Sendable {
+    public enum Kind: String, Sendable {
+        case bind, tmpfs, proc, devpts, mqueue, dir, symlink, file
+        case remountReadOnly = "remount-ro"
+    }
+
+    public var kind: Kind
+    /// bind: the host path; symlink: the link's target; file: its contents.
+    public var source: String?
+    /// Absolute, normalized path inside the sandbox.
+    public var destination: String
+    public var readOnly = false
+    /// Skipped (not an error) when its source or destination does not exist or cannot be reached.
+    public var optional = false
+    /// The destination must exist already (masking a /proc file): nothing is created.
+    public var mustExist = false
+    public var noexec = false
+    /// A bind of a device node (/dev/null...): the only binds without nodev.
+    public var device = false
+    /// tmpfs size in bytes (nil: the kernel's default, half of RAM; avoid).
+    public var size: UInt64?
+    /// tmpfs, dir and file mode.
+    public var mode: UInt32?
+
+    public static func bind(_ source: String, _ destination: String? = nil, readOnly: Bool, optional: Bool = false) -> MountOperation {
+        MountOperation(kind: .bind, source: source, destination: destination ?? source, readOnly: readOnly, optional: optional)
+    }
+
+    public static func tmpfs(_ destination: String, size: UInt64, mode: UInt32, readOnly: Bool = false) -> MountOperation {
+        MountOperation(kind: .tmpfs, destination: destination, readOnly: readOnly, size: size, mode: mode)
+    }
+
+    public static func symlink(_ target: String, at destination: String) -> MountOperation {
+        MountOperation(kind: .symlink, source: target, destination: destination)
+    }
+
+    public static func file(_ destination: String, contents: String, mode: UInt32 = 0o644) -> MountOperation {
+        MountOperation(kind: .file, source: contents, destination: destination, mode: mode)
+    }
+
+    public static func dir(_ destination: String, mode: UInt32 = 0o755) -> MountOperation {
+        MountOperation(kind: .dir, destination: destination, mode: mode)
+    }
+
+    /// One line for `--dry-run`.
+    public var summary: String {
+        var flags: [String] = []
+        if readOnly { flags.append("ro") }
+        if let size { flags.append("size=\(ByteSize.format(size))") }
+        if let mode { flags.append("mode=\(String(mode, radix: 8))") }
+        if noexec { flags.append("noexec") }
+        if device { flags.append("dev") }
+        if optional { flags.append("optional") }
+        if mustExist { flags.append("existing") }
+        let suffix = flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))"
+        switch kind {
+        case .bind: return "\(readOnly ? "ro-bind" : "bind") \(source ?? "") -> \(destination)\(suffix)"
+        case .symlink: return "symlink \(destination) -> \(source ?? "")"
+        case .file: return "file \(destination) (\(source?.utf8.count ?? 0) bytes\(mode.map { ", mode=\(String($0, radix: 8))" } ?? ""))"
+        default: return "\(kind.rawValue) \(destination)\(suffix)"
+        }
+    }
+
+    var cKind: Int32 {
+        switch kind {
+        case .bind: return Int32(CELL_OP_BIND.rawValue)
+        case .tmpfs: return Int32(CELL_OP_TMPFS.rawValue)
+        case .proc: return Int32(CELL_OP_PROC.rawValue)
+        case .devpts: return Int32(CELL_OP_DEVPTS.rawValue)
+        case .mqueue: return Int32(CELL_OP_MQUEUE.rawValue)
+        case .dir: return Int32(CELL_OP_DIR.rawValue)
+        case .symlink: return Int32(CELL_OP_SYMLINK.rawValue)
+        case .file: return Int32(CELL_OP_FILE.rawValue)
+        case .remountReadOnly: return Int32(CELL_OP_REMOUNT_RO.rawValue)
+        }
+    }
+
+    var cFlags: Int32 {
+        var flags: Int32 = 0
+        if readOnly { flags |= Int32(CELL_OPF_READONLY) }
+        if optional { flags |= Int32(CELL_OPF_OPTIONAL) }
+        if mustExist { flags |= Int32(CELL_OPF_NO_CREATE) }
+        if noexec { flags |= Int32(CELL_OPF_NOEXEC) }
+        if device { flags |= Int32(CELL_OPF_DEVICE) }
+        return flags
+    }
+}
+
+/// Paths inside the sandbox: absolute and normalized, never with `..`.
+public enum SandboxPath {
+    /// `path` made absolute against `base` (if relative), with `//` and `.` removed.
+    /// Returns nil when it has a `..` component: cell never guesses what that should mean.
+    public static func normalize(_ path: String, relativeTo base: String? = nil) -> String? {
+        let full: String
+        if path.hasPrefix("/") {
+            full = path
+        } else if let base {
+            full = base + "/" + path
+        } else {
+            return nil
+        }
+        var parts: [Substring] = []
+        for part in full.split(separator: "/", omittingEmptySubsequences: true) {
+            if part == "." { continue }
+            if part == ".." { return nil }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+
+    /// Whether `path` is `ancestor` or lies below it.
+    public static func isWithin(_ path: String, _ ancestor: String) -> Bool {
+        ancestor == "/" || path == ancestor || path.hasPrefix(ancestor + "/")
+    }
+}
+
+/// Sizes as users write them: 512, 64k, 256m, 2g (powers of 1024).
+public enum ByteSize {
+    public static func parse(_ text: String) -> UInt64? {
+        let lower = text.lowercased()
+        var digits = Substring(lower)
+        var multiplier: UInt64 = 1
+        for (suffix, value) in [("k", UInt64(1) << 10), ("m", UInt64(1) << 20), ("g", UInt64(1) << 30), ("t", UInt64(1) << 40)] {
+            if lower.hasSuffix(suffix) || lower.hasSuffix(suffix + "b") || lower.hasSuffix(suffix + "ib") {
+                multiplier = value
+                digits = Substring(lower.prefix { $0.isNumber })
+                let rest = lower.dropFirst(digits.count)
+                guard [suffix, suffix + "b", suffix + "ib"].contains(String(rest)) else { return nil }
+                break
+            }
+        }
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isNumber }), let n = UInt64(digits) else { return nil }
+        let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : product
+    }
+
+    public static func format(_ bytes: UInt64) -> String {
+        for (suffix, shift) in [("g", 30), ("m", 20), ("k", 10)] where bytes >= (UInt64(1) << shift) && bytes % (UInt64(1) << shift) == 0 {
+            return "\(bytes >> UInt64(shift))\(suffix)"
+        }
+        return String(bytes)
+    }
+}
