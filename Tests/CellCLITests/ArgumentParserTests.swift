@@ -100,3 +100,40 @@ struct ArgumentParserTests {
         #expect(editDistance("same", "same") == 0)
     }
 }
+
+struct MountFlagTests {
+    func options(_ args: String...) throws -> RunOptions {
+        guard case .run(let o) = try ArgumentParser.parse(["run"] + args + ["--", "true"]) else { return RunOptions() }
+        return o
+    }
+
+    @Test func bindsKeepTheirOrder() throws {
+        let o = try options("--ro-bind", "/usr/src", "--bind", "out:/work/out", "--tmpfs", "/scratch:size=8m,mode=0700", "--ro-bind=/a:/b")
+        #expect(o.mounts == [
+            .bind(source: "/usr/src", destination: nil, readOnly: true),
+            .bind(source: "out", destination: "/work/out", readOnly: false),
+            .tmpfs(destination: "/scratch", size: 8 << 20, mode: 0o700),
+            .bind(source: "/a", destination: "/b", readOnly: true),
+        ])
+    }
+
+    @Test("bad mounts", arguments: [
+        (["--bind", ""], "needs SRC[:DST]"),
+        (["--bind", "/a:b"], "must be an absolute path"),
+        (["--bind", "/a:/b/../c"], "'..' is not allowed"),
+        (["--ro-bind", "../x"], "without '..'"),
+        (["--tmpfs", "/"], "other than /"),
+        (["--tmpfs", "x"], "absolute path"),
+        (["--tmpfs", "/x:size=0"], "is not a size"),
+        (["--tmpfs", "/x:mode=999"], "is not an octal mode"),
+        (["--tmpfs", "/x:color=red"], "unknown setting"),
+    ])
+    func badMounts(args: [String], fragment: String) {
+        do {
+            _ = try ArgumentParser.parse(["run"] + args + ["--", "true"])
+            Issue.record("accepted \(args)")
+        } catch {
+            #expect(error.message.contains(fragment), "\(args): \(error.message)")
+        }
+    }
+}
