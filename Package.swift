@@ -23,10 +23,21 @@ let package = Package(
             name: "CCellSpawn",
             cSettings: [.define("_GNU_SOURCE")]
         ),
+        // System libraries: the seccomp filter compiler and capability names.
+        .systemLibrary(
+            name: "CLibseccomp",
+            pkgConfig: "libseccomp",
+            providers: [.apt(["libseccomp-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibcapng",
+            pkgConfig: "libcap-ng",
+            providers: [.apt(["libcap-ng-dev"])]
+        ),
         // Plan building, spawning and supervision of a sandbox.
         .target(
             name: "CellLauncher",
-            dependencies: ["CCellSpawn"]
+            dependencies: ["CCellSpawn", "CLibseccomp", "CLibcapng"]
         ),
         // Command-line parsing and dispatch (hand-written: see the note above).
         .target(

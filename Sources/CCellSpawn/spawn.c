@@ -24,6 +24,8 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/close_range.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <linux/securebits.h>
 #include <net/if.h>
 #include <poll.h>
@@ -124,16 +126,17 @@ static void close_unkept_fds(const struct spawn_ctx *ctx) {
     (void)syscall(SYS_close_range, next, ~0U, 0);
 }
 
+/* Raw syscalls throughout: this runs in the CLONE_VM children as well as in the supervisor. */
 static int write_file(const char *path, const char *data, size_t len) {
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return -1;
     ssize_t n;
     do {
-        n = write(fd, data, len);
+        n = raw_write(fd, data, len);
     } while (n < 0 && errno == EINTR);
     int saved = errno;
-    close(fd);
+    raw_close(fd);
     if (n != (ssize_t)len) {
         errno = n < 0 ? saved : EIO;
         return -1;
@@ -219,6 +222,16 @@ static void drop_capabilities(const struct spawn_ctx *ctx) {
         fail(ctx, CELL_STEP_CAPSET, errno);
 }
 
+static void load_filter(const struct spawn_ctx *ctx, const uint8_t *bpf, size_t len, int which) {
+    if (len == 0)
+        return;
+    struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter *)bpf};
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_SECCOMP, errno, which);
+        _exit(CELL_EXIT_SETUP_FAILED);
+    }
+}
+
 /* ------------------------------------------------------------------------------- sandbox pid 1 */
 
 static int pid1_main(void *arg) {
@@ -238,6 +251,24 @@ static int pid1_main(void *arg) {
      * caller's terminal with TIOCSTI (CVE-2017-5226) nor receive its job-control signals. */
     if (setsid() < 0)
         fail(ctx, CELL_STEP_SETSID, errno);
+
+    /* No nested user namespace, ever (unless the policy allows them): seccomp cannot read
+     * clone3's flags, but a user namespace whose max_user_namespaces is 0 refuses every child
+     * namespace whatever the call. The setting is per user namespace: the host's is untouched.
+     * Written now, while /proc/sys is still writable. */
+    if (plan->max_user_namespaces >= 0) {
+        char value[16];
+        int len = 0, v = plan->max_user_namespaces;
+        char digits[16];
+        do {
+            digits[len++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v > 0 && len < 15);
+        for (int i = 0; i < len; i++)
+            value[i] = digits[len - 1 - i];
+        if (write_file("/proc/sys/user/max_user_namespaces", value, (size_t)len) != 0)
+            fail(ctx, CELL_STEP_USERNS_LIMIT, errno);
+    }
 
     if (plan->namespaces & CELL_NS_MOUNT) {
         /* Before any mount: make every mount private, so nothing done inside propagates back to
@@ -278,6 +309,12 @@ static int pid1_main(void *arg) {
      * inherit it; cell-init needs it, so clear the flag in this process only. */
     if (fcntl(ctx->status_w, F_SETFD, 0) != 0)
         fail(ctx, CELL_STEP_STATUS_FD, errno);
+
+    /* seccomp last: after no_new_privs (which lets a process without capabilities load a
+     * filter) and after every other setup call, so the only call made under the filter before
+     * the command's own is the execveat of cell-init. */
+    load_filter(ctx, plan->seccomp_baseline, plan->seccomp_baseline_len, 0);
+    load_filter(ctx, plan->seccomp_policy, plan->seccomp_policy_len, 1);
 
     /* Execute cell-init from the sealed memfd: /proc/1/exe is then a copy nobody can write, never
      * a host file (the runc CVE-2019-5736 class). All signals are still blocked: cell-init
@@ -589,4 +626,8 @@ int cell_sealed_copy(const char *path, const char *name) {
         return -1;
     }
     return fd;
+}
+
+int cell_memfd(const char *name) {
+    return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
 }

@@ -12,6 +12,11 @@ public struct EnvAssignment: Equatable, Sendable {
     public var value: String
 }
 
+public struct DeniedSyscall: Equatable, Sendable {
+    public var name: String
+    public var errno: Int32
+}
+
 /// A mount asked for on the command line.
 public enum MountRequest: Equatable, Sendable {
     case bind(source: String, destination: String?, readOnly: Bool)
@@ -35,6 +40,11 @@ public struct RunOptions: Equatable {
     public var dryRun = false
     /// --ro-bind, --bind and --tmpfs, in command-line order (relative sources still relative).
     public var mounts: [MountRequest] = []
+    public var capabilitiesAdded: [String] = []
+    public var seccompPolicy: String?
+    public var seccompJSONPath: String?
+    public var allowedSyscalls: [String] = []
+    public var deniedSyscalls: [DeniedSyscall] = []
 
     public init() {}
 }
@@ -171,7 +181,41 @@ public enum ArgumentParser {
             options.mounts.append(.bind(source: parts[0], destination: destination, readOnly: readOnly))
         case .tmpfs:
             options.mounts.append(try parseTmpfs(value))
+        case .capAdd:
+            guard Capabilities.number(value) != nil else {
+                throw UsageError("--cap-add '\(value)' is not a capability (e.g. CAP_NET_BIND_SERVICE; see capabilities(7))")
+            }
+            options.capabilitiesAdded.append(value)
+        case .seccomp:
+            guard SeccompPolicy.builtIn[value] != nil else {
+                throw UsageError("--seccomp '\(value)' is not a policy (default, strict; or --seccomp-json PATH)")
+            }
+            options.seccompPolicy = value
+        case .seccompJSON:
+            guard !value.isEmpty else { throw UsageError("--seccomp-json needs a file path") }
+            options.seccompJSONPath = value
+        case .allowSyscall:
+            guard isSyscallName(value) else { throw UsageError("--allow-syscall '\(value)' is not a system call or @group name") }
+            options.allowedSyscalls.append(value)
+        case .denySyscall:
+            let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
+            guard let name = parts.first, isSyscallName(name) else {
+                throw UsageError("--deny-syscall '\(value)' needs NAME or NAME:ERRNO (e.g. mount, ptrace:EPERM)")
+            }
+            var code: Int32 = 1
+            if parts.count == 2 {
+                guard let n = ErrnoNames.number(parts[1]) else {
+                    throw UsageError("--deny-syscall '\(value)': '\(parts[1])' is not an errno name or number (e.g. EPERM, EACCES, 38)")
+                }
+                code = n
+            }
+            options.deniedSyscalls.append(DeniedSyscall(name: name, errno: code))
         }
+    }
+
+    static func isSyscallName(_ name: String) -> Bool {
+        let body = name.hasPrefix("@") ? name.dropFirst() : Substring(name)
+        return !body.isEmpty && body.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }
     }
 
     /// `--tmpfs DST[:size=SIZE][,mode=OCTAL]`
@@ -222,8 +266,8 @@ public enum ArgumentParser {
 
     static func suggestion(for name: String) -> String {
         let candidates = RunOption.allCases.map(\.rawValue) + ["--help"]
-        guard let best = candidates.min(by: { editDistance($0, name) < editDistance($1, name) }),
-              editDistance(best, name) <= 2 else { return "" }
+        guard let best = candidates.min(by: { levenshtein($0, name) < levenshtein($1, name) }),
+              levenshtein(best, name) <= 2 else { return "" }
         return "; did you mean '\(best)'?"
     }
 }
@@ -240,6 +284,11 @@ enum RunOption: String, CaseIterable {
     case roBind = "--ro-bind"
     case bind = "--bind"
     case tmpfs = "--tmpfs"
+    case capAdd = "--cap-add"
+    case seccomp = "--seccomp"
+    case seccompJSON = "--seccomp-json"
+    case allowSyscall = "--allow-syscall"
+    case denySyscall = "--deny-syscall"
 
     var takesValue: Bool { self != .dryRun }
 
@@ -254,22 +303,12 @@ enum RunOption: String, CaseIterable {
         case .dryRun: return ""
         case .roBind, .bind: return "SRC[:DST]"
         case .tmpfs: return "DST[:size=SIZE][,mode=OCTAL]"
+        case .capAdd: return "CAP"
+        case .seccomp: return "default|strict"
+        case .seccompJSON: return "PATH"
+        case .allowSyscall: return "NAME"
+        case .denySyscall: return "NAME[:ERRNO]"
         }
     }
 }
 
-/// Levenshtein distance, for did-you-mean hints.
-func editDistance(_ a: String, _ b: String) -> Int {
-    let a = Array(a), b = Array(b)
-    if a.isEmpty { return b.count }
-    if b.isEmpty { return a.count }
-    var previous = Array(0...b.count)
-    for i in 1...a.count {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...b.count {
-            current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return previous[b.count]
-}

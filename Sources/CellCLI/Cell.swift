@@ -32,7 +32,16 @@ public enum Cell {
             return fail(error.message)
         }
         if options.dryRun {
-            writeAll(1, plan.describe() + "\n")
+            var text = plan.describe() + "\n"
+            do {
+                text += "\nseccomp baseline filter (libseccomp pseudo-code):\n"
+                text += try SeccompCompiler.pseudoCode(plan.seccomp.baseline())
+                text += "\nseccomp policy '\(plan.seccomp.name)' (libseccomp pseudo-code):\n"
+                text += try SeccompCompiler.pseudoCode(plan.seccomp)
+            } catch {
+                return fail(error.message)
+            }
+            writeAll(1, text)
             return 0
         }
         guard let helper = InitHelper.locate() else {

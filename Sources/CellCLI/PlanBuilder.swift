@@ -33,6 +33,20 @@ enum PlanBuilder {
                 mounts.append(.tmpfs(destination, size: size ?? FilesystemView.tmpSize, mode: mode ?? 0o755))
             }
         }
+        let kept = try Capabilities.set(options.capabilitiesAdded)
+        var seccomp = SeccompPolicy.builtIn[options.seccompPolicy ?? "default"] ?? .default
+        if let path = options.seccompJSONPath {
+            if options.seccompPolicy != nil {
+                throw .invalid("--seccomp and --seccomp-json both choose the policy: give one")
+            }
+            guard let text = readSmallFile(path, limit: 4 << 20) else {
+                throw .invalid("cannot read --seccomp-json \(path): \(errorText(errno))")
+            }
+            seccomp = try DockerSeccompProfile.policy(fromJSON: text, name: path, keptCapabilities: Capabilities.names(kept),
+                                                      kernel: kernelVersion())
+        }
+        seccomp = seccomp.adjusted(allow: options.allowedSyscalls,
+                                   deny: options.deniedSyscalls.map { ($0.name, $0.errno) })
         if mounts.count > Int(CELL_MAX_MOUNT_OPS) {
             throw .invalid("too many mounts (\(mounts.count); at most \(CELL_MAX_MOUNT_OPS))")
         }
@@ -43,8 +57,19 @@ enum PlanBuilder {
             workingDirectory: cwd,
             workingDirectoryFallback: options.workingDirectory == nil ? "/" : nil,
             identity: identity,
+            keptCapabilities: kept,
             statusJSONPath: options.statusJSONPath,
+            seccomp: seccomp,
             mounts: mounts,
             rootBase: rootBase)
     }
+}
+
+/// The running kernel's (major, minor), for Docker profiles' minKernel.
+func kernelVersion() -> (Int, Int) {
+    var name = utsname()
+    uname(&name)
+    let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+    return parts.count == 2 ? (parts[0], parts[1]) : (0, 0)
 }

@@ -18,6 +18,8 @@ public struct LaunchPlan: Equatable, Sendable {
     public var keptCapabilities: UInt64
     /// Where to write the end-of-run JSON report, if anywhere.
     public var statusJSONPath: String?
+    /// The system-call policy (the baseline filter comes with it).
+    public var seccomp: SeccompPolicy
     /// The filesystem view, in order (see `FilesystemView`).
     public var mounts: [MountOperation]
     /// The host directory the new root is attached over while it is built.
@@ -33,6 +35,7 @@ public struct LaunchPlan: Equatable, Sendable {
         identity: IdentityMapping,
         keptCapabilities: UInt64 = 0,
         statusJSONPath: String? = nil,
+        seccomp: SeccompPolicy = .default,
         mounts: [MountOperation] = [],
         rootBase: String = "/tmp"
     ) {
@@ -45,6 +48,7 @@ public struct LaunchPlan: Equatable, Sendable {
         self.identity = identity
         self.keptCapabilities = keptCapabilities
         self.statusJSONPath = statusJSONPath
+        self.seccomp = seccomp
         self.mounts = mounts
         self.rootBase = rootBase
     }
@@ -66,8 +70,10 @@ public struct LaunchPlan: Equatable, Sendable {
         lines.append("hostname:     \(namespaces.contains(.uts) ? hostname : "(the host's)")")
         lines.append("working dir:  \(workingDirectory)"
             + (workingDirectoryFallback.map { " (else \($0))" } ?? ""))
-        lines.append("capabilities: \(keptCapabilities == 0 ? "none" : String(keptCapabilities, radix: 16))")
+        lines.append("capabilities: \(keptCapabilities == 0 ? "none" : Capabilities.names(keptCapabilities).joined(separator: " ")) (securebits locked)")
         lines.append("no_new_privs: yes")
+        lines.append("nested namespaces: \(seccomp.allowNestedNamespaces ? "allowed" : "refused (max_user_namespaces=0, clone/unshare flags filtered)")")
+        lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)), plus the baseline filter (both below)")
         lines.append("filesystem:   a new tmpfs root, then in order:")
         for (index, op) in mounts.enumerated() { lines.append("  \(index + 1). \(op.summary)") }
         lines.append("  then pivot_root into it; / itself read-only")

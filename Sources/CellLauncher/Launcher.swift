@@ -26,6 +26,15 @@ public enum Launcher {
                                   maxRSSKilobytes: Int(usage.ru_maxrss), notes: notes)
         }
 
+        // Compile the filters here, in the supervisor: the sandbox only loads ready programs.
+        let baseline: CompiledFilter, policy: CompiledFilter
+        do {
+            baseline = try SeccompCompiler.compile(plan.seccomp.baseline())
+            policy = try SeccompCompiler.compile(plan.seccomp)
+        } catch {
+            return finish(.setupFailed(error.message))
+        }
+
         let initFD = cell_sealed_copy(initHelper, "cell-init")
         if initFD < 0 {
             return finish(.setupFailed("cannot load the helper \(initHelper): \(errorText(errno))"))
@@ -52,6 +61,7 @@ public enum Launcher {
         cPlan.namespaces = Int32(plan.namespaces.reduce(0) { $0 | $1.cBit })
         cPlan.hostname_len = plan.hostname.utf8.count
         cPlan.keep_caps = plan.keptCapabilities
+        cPlan.max_user_namespaces = plan.seccomp.allowNestedNamespaces ? -1 : 0
         cPlan.init_fd = initFD
         cPlan.keep_fds = nil
         cPlan.keep_fds_count = 0
@@ -85,7 +95,15 @@ public enum Launcher {
                         cPlan.cwd_fallback = plan.workingDirectoryFallback == nil ? nil : UnsafePointer(cwdPointers[1])
                         cPlan.argv = argvPointers
                         cPlan.envp = envpPointers
-                        return cell_spawn(&cPlan, &result)
+                        return baseline.bpf.withUnsafeBufferPointer { baselineBytes in
+                            policy.bpf.withUnsafeBufferPointer { policyBytes in
+                                cPlan.seccomp_baseline = baselineBytes.baseAddress
+                                cPlan.seccomp_baseline_len = baselineBytes.count
+                                cPlan.seccomp_policy = policyBytes.baseAddress
+                                cPlan.seccomp_policy_len = policyBytes.count
+                                return cell_spawn(&cPlan, &result)
+                            }
+                        }
                     }
                 }
             }

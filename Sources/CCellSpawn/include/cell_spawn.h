@@ -74,6 +74,8 @@ enum cell_step {
     CELL_STEP_MOUNT_OP = 48,       /* mounting, binding, writing or linking */
     CELL_STEP_PIVOT_ROOT = 49,
     CELL_STEP_ROOT_READONLY = 53,
+    CELL_STEP_USERNS_LIMIT = 54,   /* writing max_user_namespaces inside the sandbox */
+    CELL_STEP_SECCOMP = 55,        /* loading a seccomp filter (report value = which: 0 baseline, 1 policy) */
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
@@ -159,6 +161,14 @@ struct cell_spawn_plan {
     const char *cwd;
     /* Fallback when `cwd` cannot be entered (a CELL_REPORT_WARNING is sent); NULL: fail. */
     const char *cwd_fallback;
+    /* -1: leave it; otherwise the value written to the sandbox's own
+     * /proc/sys/user/max_user_namespaces (0: no nested user namespace can ever be created). */
+    int max_user_namespaces;
+    /* Seccomp filters (BPF, struct sock_filter[]), loaded last, baseline first; len 0: none. */
+    const uint8_t *seccomp_baseline;
+    size_t seccomp_baseline_len;
+    const uint8_t *seccomp_policy;
+    size_t seccomp_policy_len;
     /* Capabilities kept (bit N = capability N); every other one is dropped from every set. */
     uint64_t keep_caps;
     /* A sealed memfd holding the cell-init binary, executed as the sandbox's pid 1. */
@@ -207,5 +217,8 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
  * Returns the fd (close-on-exec) or -1 with errno set.
  */
 int cell_sealed_copy(const char *path, const char *name);
+
+/* A new, empty, close-on-exec memfd (libseccomp exports its filters to file descriptors). */
+int cell_memfd(const char *name);
 
 #endif

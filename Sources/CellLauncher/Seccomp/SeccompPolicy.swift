@@ -1,0 +1,294 @@
+/// A system-call policy in cell's vocabulary: names and `@groups`, a per-rule action, and
+/// argument conditions — never raw BPF. `SeccompCompiler` turns it into a filter.
+///
+/// Every sandbox gets two stacked filters (the kernel applies the strictest verdict of all):
+///   - the **baseline**, the same for every policy: no new namespaces through clone/unshare
+///     (their flags are checked), clone3 → ENOSYS (its flags live in memory where seccomp cannot
+///     see them, so libc falls back to clone), and no TIOCSTI/TIOCLINUX ioctl, compared on the
+///     low 32 bits of the request as the kernel does (CVE-2019-10063);
+///   - the **policy**: `default` (allow all but a deny-list), `strict` (an allow-list), or an
+///     imported Docker/OCI profile, plus the user's adjustments.
+/// Keeping the baseline separate means no policy can switch it off by accident (an allow-list
+/// that allows `ioctl` outright, say).
+public struct SeccompPolicy: Equatable, Sendable {
+    public enum Action: Equatable, Sendable, CustomStringConvertible {
+        case allow
+        case errno(Int32)
+        /// Kill the whole sandboxed process (not just the thread).
+        case kill
+        /// Allow, and log through the kernel's audit log.
+        case log
+
+        public var description: String {
+            switch self {
+            case .allow: return "allow"
+            case .errno(let e): return "errno(\(ErrnoNames.name(e) ?? String(e)))"
+            case .kill: return "kill"
+            case .log: return "log"
+            }
+        }
+    }
+
+    public enum Comparison: String, Equatable, Sendable, CaseIterable {
+        case equal = "==", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">",
+             greaterOrEqual = ">=", maskedEqual = "&="
+    }
+
+    /// `arg<index> <op> value`; for `&=`, `(arg & mask) == value`.
+    public struct Condition: Equatable, Sendable, CustomStringConvertible {
+        public var index: Int
+        public var comparison: Comparison
+        public var value: UInt64
+        public var mask: UInt64
+
+        public init(index: Int, _ comparison: Comparison, _ value: UInt64, mask: UInt64 = 0) {
+            self.index = index
+            self.comparison = comparison
+            self.value = value
+            self.mask = mask
+        }
+
+        public var description: String {
+            comparison == .maskedEqual
+                ? "arg\(index) & 0x\(String(mask, radix: 16)) == 0x\(String(value, radix: 16))"
+                : "arg\(index) \(comparison.rawValue) 0x\(String(value, radix: 16))"
+        }
+    }
+
+    public struct Rule: Equatable, Sendable {
+        /// Syscall names and `@group` names.
+        public var names: [String]
+        public var action: Action
+        /// All must hold (AND). Rules for the same syscall are alternatives (OR).
+        public var conditions: [Condition]
+
+        public init(_ names: [String], _ action: Action, conditions: [Condition] = []) {
+            self.names = names
+            self.action = action
+            self.conditions = conditions
+        }
+    }
+
+    /// What the policy is called in messages and --dry-run.
+    public var name: String
+    public var defaultAction: Action
+    public var rules: [Rule]
+    /// Whether the sandbox may create namespaces of its own (off: the baseline filter forbids
+    /// it, and the sandbox's user namespace allows no nested user namespace at all).
+    public var allowNestedNamespaces: Bool
+
+    public init(name: String, defaultAction: Action, rules: [Rule], allowNestedNamespaces: Bool = false) {
+        self.name = name
+        self.defaultAction = defaultAction
+        self.rules = rules
+        self.allowNestedNamespaces = allowNestedNamespaces
+    }
+
+    /// `default`: allow everything but what containers never need, denied with EPERM.
+    public static let `default` = SeccompPolicy(
+        name: "default", defaultAction: .allow,
+        rules: [Rule(SyscallGroups.deniedByDefault, .errno(EPERM_))] + personalityRules)
+
+    /// `strict`: deny (EPERM) everything but an allow-list of ordinary process, file, memory,
+    /// signal, timer, IPC and socket calls.
+    public static let strict = SeccompPolicy(
+        name: "strict", defaultAction: .errno(EPERM_),
+        rules: [Rule(SyscallGroups.allowedByStrict, .allow)] + harmlessPersonalities)
+
+    public static let builtIn = ["default": SeccompPolicy.default, "strict": .strict]
+
+    /// personality() may select the Linux personalities (plain, 32-bit, UNAME26) and query the
+    /// current one (0xffffffff), but not the flags that weaken the process: no ASLR, pages
+    /// mapped at 0, read-implies-exec and the legacy address-space layouts. Bit 31 is part of
+    /// each mask so that the query value never matches.
+    static let personalityRules: [Rule] = [
+        0x0040000, // ADDR_NO_RANDOMIZE
+        0x0100000, // MMAP_PAGE_ZERO
+        0x0200000, // ADDR_COMPAT_LAYOUT
+        0x0400000, // READ_IMPLIES_EXEC
+        0x0800000, // ADDR_LIMIT_32BIT
+        0x1000000, // SHORT_INODE
+        0x2000000, // WHOLE_SECONDS
+        0x4000000, // STICKY_TIMEOUTS
+        0x8000000, // ADDR_LIMIT_3GB
+    ].map { flag in
+        Rule(["personality"], .errno(EPERM_), conditions: [Condition(index: 0, .maskedEqual, UInt64(flag), mask: UInt64(flag) | 0x8000_0000)])
+    }
+
+    /// The allow-list's version: the plain, 32-bit and UNAME26 personalities and the query, as
+    /// Docker allows them.
+    static let harmlessPersonalities: [Rule] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff].map { value in
+        Rule(["personality"], .allow, conditions: [Condition(index: 0, .equal, UInt64(value))])
+    }
+
+    /// The namespace flags of clone/unshare (CLONE_NEWTIME is left to unshare: in clone's
+    /// first argument 0x80 is part of the exit signal).
+    static let namespaceFlags: [UInt64] = [
+        0x0002_0000, // CLONE_NEWNS
+        0x0200_0000, // CLONE_NEWCGROUP
+        0x0400_0000, // CLONE_NEWUTS
+        0x0800_0000, // CLONE_NEWIPC
+        0x1000_0000, // CLONE_NEWUSER
+        0x2000_0000, // CLONE_NEWPID
+        0x4000_0000, // CLONE_NEWNET
+    ]
+    static let cloneNewTime: UInt64 = 0x80
+
+    /// The baseline filter every sandbox gets (see the type's documentation).
+    public func baseline() -> SeccompPolicy {
+        let tiocsti: UInt64 = 0x5412, tioclinux: UInt64 = 0x541C
+        var rules: [Rule] = [
+            Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tiocsti, mask: 0xffff_ffff)]),
+            Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tioclinux, mask: 0xffff_ffff)]),
+            Rule(["clone3"], .errno(ENOSYS_)),
+        ]
+        if !allowNestedNamespaces {
+            for flag in Self.namespaceFlags {
+                rules.append(Rule(["clone"], .errno(EPERM_), conditions: [Condition(index: 0, .maskedEqual, flag, mask: flag)]))
+            }
+            for flag in Self.namespaceFlags + [Self.cloneNewTime] {
+                rules.append(Rule(["unshare"], .errno(EPERM_), conditions: [Condition(index: 0, .maskedEqual, flag, mask: flag)]))
+            }
+            rules.append(Rule(["setns"], .errno(EPERM_)))
+        }
+        return SeccompPolicy(name: "baseline", defaultAction: .allow, rules: rules, allowNestedNamespaces: allowNestedNamespaces)
+    }
+
+    /// This policy with the user's adjustments applied last (so they win): `--allow-syscall`
+    /// and `--deny-syscall NAME[:ERRNO]`.
+    public func adjusted(allow: [String], deny: [(name: String, errno: Int32)]) -> SeccompPolicy {
+        var copy = self
+        for name in allow { copy.rules.append(Rule([name], .allow)) }
+        for (name, code) in deny { copy.rules.append(Rule([name], .errno(code))) }
+        return copy
+    }
+}
+
+/// errno numbers used by the built-in policies (Linux, every architecture cell supports).
+let EPERM_: Int32 = 1
+let ENOSYS_: Int32 = 38
+
+/// A syscall's rules after groups are expanded and later rules have overridden earlier ones.
+public struct ResolvedRule: Equatable, Sendable {
+    public var syscall: String
+    public var number: Int32
+    public var action: SeccompPolicy.Action
+    public var conditions: [SeccompPolicy.Condition]
+}
+
+public enum SeccompPolicyError: Error, Equatable, Sendable {
+    case unknownSyscall(String, suggestion: String?)
+    case unknownGroup(String)
+    case conflictingRules(String)
+    case badCondition(String)
+
+    public var message: String {
+        switch self {
+        case .unknownSyscall(let name, let suggestion):
+            return "unknown system call '\(name)'" + (suggestion.map { "; did you mean '\($0)'?" } ?? "")
+        case .unknownGroup(let name):
+            return "unknown system call group '\(name)' (groups: \(SyscallGroups.all.keys.sorted().joined(separator: ", ")))"
+        case .conflictingRules(let name):
+            return "a rule with conditions for '\(name)' follows one without: a syscall's rules either all have conditions or are replaced by the last unconditional one"
+        case .badCondition(let text):
+            return text
+        }
+    }
+}
+
+extension SeccompPolicy {
+    /// Expands groups and applies the override rule: a later rule *without* conditions replaces
+    /// every earlier rule for that syscall; rules with conditions add alternatives; a rule whose
+    /// action is the default action only removes the earlier ones (libseccomp refuses it, and it
+    /// means "do the default"). `resolve` maps a name to its number on this architecture: nil
+    /// for a name nobody knows (an error), a negative number for one that exists only on other
+    /// architectures (skipped), as libseccomp does.
+    public func resolve(_ resolveName: (String) -> Int32?) throws(SeccompPolicyError) -> [ResolvedRule] {
+        var order: [String] = []
+        var bySyscall: [String: [ResolvedRule]] = [:]
+        var groupMembers = Set<String>()
+        for members in SyscallGroups.all.values { groupMembers.formUnion(members) }
+
+        for rule in rules {
+            for condition in rule.conditions where !(0...5).contains(condition.index) {
+                throw .badCondition("argument index \(condition.index) out of range (arg0 to arg5)")
+            }
+            let (syscalls, unknownGroups) = SyscallGroups.expand(rule.names)
+            if let group = unknownGroups.first { throw .unknownGroup(group) }
+            let explicit = Set(rule.names.filter { !$0.hasPrefix("@") })
+            for name in syscalls {
+                guard let number = resolveName(name) else {
+                    // Group members may be unknown to an older libseccomp: skip those, but a name
+                    // the user wrote must exist.
+                    if explicit.contains(name) || !groupMembers.contains(name) {
+                        throw .unknownSyscall(name, suggestion: nearest(name, resolveName))
+                    }
+                    continue
+                }
+                if number < 0 { continue }
+                if bySyscall[name] == nil { order.append(name) }
+                var existing = bySyscall[name] ?? []
+                if rule.conditions.isEmpty {
+                    existing = rule.action == defaultAction ? [] :
+                        [ResolvedRule(syscall: name, number: number, action: rule.action, conditions: [])]
+                } else {
+                    if existing.contains(where: { $0.conditions.isEmpty }) { throw .conflictingRules(name) }
+                    if rule.action != defaultAction {
+                        existing.append(ResolvedRule(syscall: name, number: number, action: rule.action, conditions: rule.conditions))
+                    }
+                }
+                bySyscall[name] = existing
+            }
+        }
+        return order.flatMap { bySyscall[$0] ?? [] }
+    }
+
+    private func nearest(_ name: String, _ resolveName: (String) -> Int32?) -> String? {
+        var best: (String, Int)?
+        for members in SyscallGroups.all.values {
+            for candidate in members where resolveName(candidate) != nil {
+                let d = levenshtein(candidate, name)
+                if d <= 2 && (best == nil || d < best!.1) { best = (candidate, d) }
+            }
+        }
+        return best?.0
+    }
+}
+
+/// Levenshtein distance, for did-you-mean hints.
+public func levenshtein(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}
+
+/// errno names and numbers (Linux generic values), for policies and messages.
+public enum ErrnoNames {
+    static let table: [(String, Int32)] = [
+        ("EPERM", 1), ("ENOENT", 2), ("ESRCH", 3), ("EINTR", 4), ("EIO", 5), ("ENXIO", 6), ("E2BIG", 7),
+        ("ENOEXEC", 8), ("EBADF", 9), ("ECHILD", 10), ("EAGAIN", 11), ("ENOMEM", 12), ("EACCES", 13),
+        ("EFAULT", 14), ("EBUSY", 16), ("EEXIST", 17), ("EXDEV", 18), ("ENODEV", 19), ("ENOTDIR", 20),
+        ("EISDIR", 21), ("EINVAL", 22), ("ENFILE", 23), ("EMFILE", 24), ("ENOTTY", 25), ("ETXTBSY", 26),
+        ("EFBIG", 27), ("ENOSPC", 28), ("ESPIPE", 29), ("EROFS", 30), ("EMLINK", 31), ("EPIPE", 32),
+        ("ERANGE", 34), ("ENOSYS", 38), ("ENOTSUP", 95), ("EOPNOTSUPP", 95), ("EAFNOSUPPORT", 97),
+        ("EADDRINUSE", 98), ("ECONNREFUSED", 111), ("ENETUNREACH", 101),
+    ]
+
+    public static func number(_ name: String) -> Int32? {
+        if let n = Int32(name), n > 0, n < 4096 { return n }
+        return table.first { $0.0 == name.uppercased() }?.1
+    }
+
+    public static func name(_ number: Int32) -> String? {
+        table.first { $0.1 == number }?.0
+    }
+}
