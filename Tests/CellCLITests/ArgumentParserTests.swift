@@ -1,3 +1,4 @@
+import CellLauncher
 import Testing
 @testable import CellCLI
 
@@ -95,9 +96,9 @@ struct ArgumentParserTests {
     }
 
     @Test func editDistances() {
-        #expect(editDistance("--hostname", "--hostnme") == 1)
-        #expect(editDistance("", "abc") == 3)
-        #expect(editDistance("same", "same") == 0)
+        #expect(levenshtein("--hostname", "--hostnme") == 1)
+        #expect(levenshtein("", "abc") == 3)
+        #expect(levenshtein("same", "same") == 0)
     }
 }
 
