@@ -17,6 +17,10 @@ let package = Package(
     products: [
         .executable(name: "cell", targets: ["cell"]),
     ],
+    dependencies: [
+        // TOML profiles. TOMLKit wraps toml++ (C++) and does not import Foundation.
+        .package(url: "https://github.com/LebJe/TOMLKit.git", exact: "0.6.0"),
+    ],
     targets: [
         // Everything between clone() and execve(): async-signal-safe C, no malloc, no stdio.
         .target(
@@ -39,10 +43,15 @@ let package = Package(
             name: "CellLauncher",
             dependencies: ["CCellSpawn", "CLibseccomp", "CLibcapng"]
         ),
+        // Named TOML security profiles: lookup, extends, merge, validation, built-ins.
+        .target(
+            name: "CellProfile",
+            dependencies: ["CellLauncher", .product(name: "TOMLKit", package: "TOMLKit")]
+        ),
         // Command-line parsing and dispatch (hand-written: see the note above).
         .target(
             name: "CellCLI",
-            dependencies: ["CellLauncher", "CCellSpawn"]
+            dependencies: ["CellLauncher", "CellProfile", "CCellSpawn"]
         ),
         .executableTarget(
             name: "cell",
@@ -50,6 +59,7 @@ let package = Package(
         ),
         .testTarget(name: "CellCLITests", dependencies: ["CellCLI"]),
         .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher"]),
+        .testTarget(name: "CellProfileTests", dependencies: ["CellProfile", "CellLauncher"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CellLauncher"]),
     ]
 )

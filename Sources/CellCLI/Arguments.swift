@@ -3,6 +3,9 @@ import CellLauncher
 /// What the user asked for, parsed from the command line.
 public enum CellCommand: Equatable {
     case run(RunOptions)
+    case profileList
+    case profileShow(String)
+    case profileCheck([String])
     case help(topic: String?)
     case version
 }
@@ -45,6 +48,8 @@ public struct RunOptions: Equatable {
     public var seccompJSONPath: String?
     public var allowedSyscalls: [String] = []
     public var deniedSyscalls: [DeniedSyscall] = []
+    public var profile: String?
+    public var network: String?
 
     public init() {}
 }
@@ -66,6 +71,8 @@ public enum ArgumentParser {
         switch first {
         case "run":
             return try parseRun(rest)
+        case "profile":
+            return try parseProfile(rest)
         case "help":
             if rest.count > 1 { throw UsageError("'cell help' takes at most one topic") }
             if let topic = rest.first, !Help.topics.contains(topic) {
@@ -81,7 +88,28 @@ public enum ArgumentParser {
             if first.hasPrefix("-") {
                 throw UsageError("unknown option '\(first)' (see 'cell --help')")
             }
-            throw UsageError("unknown command '\(first)' (commands: run, help, version; see 'cell --help')")
+            throw UsageError("unknown command '\(first)' (commands: run, profile, help, version; see 'cell --help')")
+        }
+    }
+
+    static func parseProfile(_ arguments: [String]) throws(UsageError) -> CellCommand {
+        guard let verb = arguments.first else {
+            throw UsageError("'cell profile' needs a verb: list, show NAME, check FILE...")
+        }
+        let rest = Array(arguments.dropFirst())
+        if rest.contains("-h") || rest.contains("--help") || verb == "-h" || verb == "--help" { return .help(topic: "profile") }
+        switch verb {
+        case "list":
+            guard rest.isEmpty else { throw UsageError("'cell profile list' takes no arguments") }
+            return .profileList
+        case "show":
+            guard rest.count == 1 else { throw UsageError("usage: cell profile show NAME|PATH") }
+            return .profileShow(rest[0])
+        case "check":
+            guard !rest.isEmpty else { throw UsageError("usage: cell profile check FILE...") }
+            return .profileCheck(rest)
+        default:
+            throw UsageError("unknown verb 'cell profile \(verb)' (list, show, check)")
         }
     }
 
@@ -99,6 +127,13 @@ public enum ArgumentParser {
                 break
             }
             if word == "-h" || word == "--help" { return .help(topic: "run") }
+            if word == "-p" {
+                index += 1
+                guard index < arguments.count else { throw UsageError("-p needs a value: NAME|PATH") }
+                try apply(.profile, arguments[index], to: &options)
+                index += 1
+                continue
+            }
 
             // --name=value or --name value
             var name = word
@@ -181,6 +216,15 @@ public enum ArgumentParser {
             options.mounts.append(.bind(source: parts[0], destination: destination, readOnly: readOnly))
         case .tmpfs:
             options.mounts.append(try parseTmpfs(value))
+        case .profile:
+            guard !value.isEmpty else { throw UsageError("--profile needs a name or a path") }
+            options.profile = value
+        case .net:
+            switch value {
+            case "none", "host": options.network = value
+            case "user": throw UsageError("--net user is not supported by this version of cell (user-mode networking is not built yet); use none or host")
+            default: throw UsageError("--net '\(value)' is not a network mode (none, host)")
+            }
         case .capAdd:
             guard Capabilities.number(value) != nil else {
                 throw UsageError("--cap-add '\(value)' is not a capability (e.g. CAP_NET_BIND_SERVICE; see capabilities(7))")
@@ -285,6 +329,8 @@ enum RunOption: String, CaseIterable {
     case bind = "--bind"
     case tmpfs = "--tmpfs"
     case capAdd = "--cap-add"
+    case profile = "--profile"
+    case net = "--net"
     case seccomp = "--seccomp"
     case seccompJSON = "--seccomp-json"
     case allowSyscall = "--allow-syscall"
@@ -304,6 +350,8 @@ enum RunOption: String, CaseIterable {
         case .roBind, .bind: return "SRC[:DST]"
         case .tmpfs: return "DST[:size=SIZE][,mode=OCTAL]"
         case .capAdd: return "CAP"
+        case .profile: return "NAME|PATH"
+        case .net: return "none|host"
         case .seccomp: return "default|strict"
         case .seccompJSON: return "PATH"
         case .allowSyscall: return "NAME"

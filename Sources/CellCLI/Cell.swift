@@ -1,4 +1,5 @@
 import CellLauncher
+import CellProfile
 import Glibc
 
 /// The `cell` program: parse, dispatch, report. Returns the process exit status.
@@ -14,8 +15,14 @@ public enum Cell {
         }
         switch command {
         case .help(let topic):
-            writeAll(1, (topic == "run" ? Help.run : Help.overview) + "\n")
+            writeAll(1, (topic == "run" ? Help.run : topic == "profile" ? Help.profile : Help.overview) + "\n")
             return 0
+        case .profileList:
+            return ProfileCommands.list()
+        case .profileShow(let name):
+            return ProfileCommands.show(name)
+        case .profileCheck(let files):
+            return ProfileCommands.check(files)
         case .version:
             writeAll(1, "cell \(version)\n")
             return 0
@@ -25,9 +32,16 @@ public enum Cell {
     }
 
     static func run(_ options: RunOptions) -> Int32 {
+        let profile: Profile
+        do {
+            profile = try ProfileCommands.loader().resolve(options.profile ?? "default")
+        } catch {
+            for diagnostic in error.diagnostics { writeAll(2, "cell: \(diagnostic)\n") }
+            return SandboxEnd.setupFailureStatus
+        }
         let plan: LaunchPlan
         do {
-            plan = try PlanBuilder.plan(for: options)
+            plan = try PlanBuilder.plan(for: options, profile: profile)
         } catch {
             return fail(error.message)
         }

@@ -1,13 +1,16 @@
 /// The text of `cell --help` and `cell run --help`.
 enum Help {
-    static let topics = ["run"]
+    static let topics = ["run", "profile"]
 
     static let overview = """
     cell — run an untrusted command in a rootless Linux sandbox.
 
     USAGE
       cell run [OPTIONS] -- COMMAND [ARG...]   run COMMAND in a new sandbox
-      cell help [run]                         this text, or the options of 'cell run'
+      cell profile list                       the profiles cell can find, and where
+      cell profile show NAME|PATH             a profile fully resolved, as TOML
+      cell profile check FILE...              validate profile files, report every problem
+      cell help [run|profile]                 this text, or a command's
       cell --version                          print the version
 
     No root, setuid helper or daemon is involved: the kernel's unprivileged user namespaces do
@@ -37,6 +40,9 @@ enum Help {
       - death with cell: if cell is killed, even with SIGKILL, every sandboxed process dies.
 
     OPTIONS
+      -p, --profile NAME|PATH
+                             the security profile (default: 'default'); see 'cell help
+                             profile'. Options below override it.
       --hostname NAME        hostname inside (default: cell)
       --cwd DIR              working directory inside (default: yours; / if it cannot be
                              entered, with a note on stderr)
@@ -45,9 +51,23 @@ enum Help {
                              prefix (repeatable)
       --status-json PATH     write one JSON document at the end: exit_code, signal, timed_out,
                              duration_ms, max_rss_kb, namespaces, command
+      --ro-bind SRC[:DST]    make a host path visible read-only (DST: the same path)
+      --bind SRC[:DST]       make a host path visible read-write
+      --tmpfs DST[:size=SIZE][,mode=OCTAL]
+                             an empty tmpfs (default 256m, 0755)
+      --net none|host        network: a private namespace with only lo (default), or the
+                             host's own (less isolation: see SECURITY.md)
+      --seccomp default|strict
+                             the system-call policy: a deny-list (default) or an allow-list
+      --seccomp-json PATH    a Docker/OCI seccomp profile as the policy
+      --allow-syscall NAME   allow a system call or @group the policy denies (repeatable)
+      --deny-syscall NAME[:ERRNO]
+                             deny one, with EPERM or ERRNO (repeatable)
+      --cap-add CAP          keep a capability, e.g. CAP_NET_BIND_SERVICE (repeatable)
       --outer-id UID[:GID]   when cell runs as root: the unprivileged host ids the sandbox's
                              root maps to (default 65534:65534); refused for other users
-      --dry-run              print the resolved plan and exit without running anything
+      --dry-run              print the resolved plan (namespaces, ordered mounts, seccomp
+                             filters) and exit without running anything
       -h, --help             this text
 
     SIGNALS
@@ -59,5 +79,29 @@ enum Help {
       125  the sandbox could not be set up (bad option, namespace refused, ...): nothing ran;
       126  the command was found but could not be executed;
       127  the command was not found.
+    """
+}
+
+extension Help {
+    static let profile = """
+    USAGE
+      cell profile list
+      cell profile show NAME|PATH
+      cell profile check FILE...
+      cell run --profile NAME|PATH -- COMMAND
+
+    A profile is a TOML file that chooses what a sandbox gets: namespaces, network, the
+    filesystem view, environment, capabilities and the seccomp policy. Built in: default,
+    strict, ci. Names are looked up in $XDG_CONFIG_HOME/cell/profiles/ (default ~/.config),
+    then /etc/cell/profiles/, then the built-in ones — never in the current directory. A word
+    with a '/' or ending in .toml is a file path.
+
+    'extends = "NAME"' starts from another profile (a profile extending its own name starts
+    from the next one in the lookup order). Settings override; lists are replaced, or edited
+    with KEY_add / KEY_remove. Paths may use ${CWD}, ${HOME}, ${TMPDIR} and ${UID}. Command-line
+    options override the profile. The full schema is in README.md ("Profiles").
+
+    'cell profile check' prints every problem as FILE:LINE:COLUMN: message and exits 125 if
+    there is one, 0 otherwise.
     """
 }

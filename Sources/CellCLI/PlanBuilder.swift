@@ -1,27 +1,42 @@
 import CCellSpawn
 import CellLauncher
+import CellProfile
 import Glibc
 
 /// Turns `cell run` options (and, later, a profile) into a `LaunchPlan`.
 enum PlanBuilder {
-    static func plan(for options: RunOptions) throws(LaunchError) -> LaunchPlan {
+    /// Precedence: command-line options, then the profile, then cell's base defaults (which the
+    /// profile has already filled in). Lists from the command line are added after the profile's.
+    static func plan(for options: RunOptions, profile: Profile) throws(LaunchError) -> LaunchPlan {
         let identity = try IdentityMapping.forCaller(
             uid: geteuid(), gid: getegid(),
             requested: options.outerID.map { ($0.uid, $0.gid) },
             inInitialUserNamespace: IdentityMapping.inInitialUserNamespace())
         let environment = SandboxEnvironment.build(
             caller: SandboxEnvironment.callerEnvironment(),
-            keep: options.keepEnvironment,
-            set: options.environment.map { ($0.name, $0.value) })
-        // Default working directory: the caller's, falling back to / (with a note) when the
-        // sandbox cannot enter it. An explicit --cwd has no fallback: it must work or fail.
+            keep: profile.keepEnvironment + options.keepEnvironment,
+            set: profile.setEnvironment.map { ($0.name, $0.value) } + options.environment.map { ($0.name, $0.value) })
+        // Working directory: --cwd, else the profile's, else the caller's, falling back to /
+        // (with a note) when the sandbox cannot enter it. An explicit one has no fallback.
         let callerDirectory = currentDirectory()
-        let cwd = options.workingDirectory ?? callerDirectory ?? "/"
+        let explicitDirectory = options.workingDirectory ?? profile.workingDirectory
+        // A profile that hides the working directory starts in / (no note: that is its point).
+        let hidden = explicitDirectory == nil && profile.workingDirectoryMount == .none
+        let cwd = explicitDirectory ?? (hidden ? "/" : callerDirectory ?? "/")
         guard let rootBase = FilesystemView.rootBase() else {
             throw .setup("no directory to build the sandbox's root over (looked for /tmp, /mnt, /run, /var/tmp)")
         }
-        var mounts = FilesystemView.defaultOperations(
-            workingDirectory: options.workingDirectory == nil ? callerDirectory : nil)
+        var namespaces = profile.namespaces
+        let network = options.network.flatMap(NetworkMode.init(rawValue:)) ?? profile.network
+        if network == .none { namespaces.insert(.net) } else { namespaces.remove(.net) }
+        // The caller's working directory is bound only when it is the one the sandbox starts in.
+        let boundDirectory = explicitDirectory == nil && profile.workingDirectoryMount != .none ? callerDirectory : nil
+        var mounts = profile.filesystemDefaults
+            ? FilesystemView.defaultOperations(workingDirectory: boundDirectory,
+                                               workingDirectoryWritable: profile.workingDirectoryMount == .readWrite,
+                                               ipcNamespace: namespaces.contains(.ipc))
+            : []
+        mounts += profile.mounts.map(\.operation)
         for request in options.mounts {
             switch request {
             case .bind(let source, let destination, let readOnly):
@@ -33,29 +48,31 @@ enum PlanBuilder {
                 mounts.append(.tmpfs(destination, size: size ?? FilesystemView.tmpSize, mode: mode ?? 0o755))
             }
         }
-        let kept = try Capabilities.set(options.capabilitiesAdded)
-        var seccomp = SeccompPolicy.builtIn[options.seccompPolicy ?? "default"] ?? .default
-        if let path = options.seccompJSONPath {
-            if options.seccompPolicy != nil {
-                throw .invalid("--seccomp and --seccomp-json both choose the policy: give one")
-            }
-            guard let text = readSmallFile(path, limit: 4 << 20) else {
-                throw .invalid("cannot read --seccomp-json \(path): \(errorText(errno))")
-            }
-            seccomp = try DockerSeccompProfile.policy(fromJSON: text, name: path, keptCapabilities: Capabilities.names(kept),
-                                                      kernel: kernelVersion())
+        let kept = try Capabilities.set(profile.capabilities + options.capabilitiesAdded)
+        // The policy's base: --seccomp / --seccomp-json, else the profile's.
+        if options.seccompPolicy != nil && options.seccompJSONPath != nil {
+            throw .invalid("--seccomp and --seccomp-json both choose the policy: give one")
         }
-        seccomp = seccomp.adjusted(allow: options.allowedSyscalls,
-                                   deny: options.deniedSyscalls.map { ($0.name, $0.errno) })
+        var base = SeccompPolicy.builtIn[options.seccompPolicy ?? profile.seccompPolicy] ?? .default
+        if let path = options.seccompJSONPath ?? (options.seccompPolicy == nil ? profile.seccompJSON : nil) {
+            guard let text = readSmallFile(path, limit: 4 << 20) else {
+                throw .invalid("cannot read the seccomp profile \(path): \(errorText(errno))")
+            }
+            base = try DockerSeccompProfile.policy(fromJSON: text, name: path, keptCapabilities: Capabilities.names(kept),
+                                                   kernel: kernelVersion())
+        }
+        let seccomp = profile.seccomp(base: base).adjusted(
+            allow: options.allowedSyscalls, deny: options.deniedSyscalls.map { ($0.name, $0.errno) })
         if mounts.count > Int(CELL_MAX_MOUNT_OPS) {
             throw .invalid("too many mounts (\(mounts.count); at most \(CELL_MAX_MOUNT_OPS))")
         }
         return LaunchPlan(
             command: options.command,
             environment: environment,
-            hostname: options.hostname ?? LaunchPlan.defaultHostname,
+            namespaces: namespaces,
+            hostname: options.hostname ?? profile.hostname,
             workingDirectory: cwd,
-            workingDirectoryFallback: options.workingDirectory == nil ? "/" : nil,
+            workingDirectoryFallback: explicitDirectory == nil ? "/" : nil,
             identity: identity,
             keptCapabilities: kept,
             statusJSONPath: options.statusJSONPath,

@@ -18,7 +18,8 @@ public enum HostEntry: Equatable, Sendable {
 ///     and `bus` read-only and `kcore`, `keys`, `timer_list` (and friends) masked;
 ///   - a minimal `/dev`: null, zero, full, random, urandom, tty, a private devpts, `/dev/shm`;
 ///   - empty tmpfs `/tmp` and home (`/root`);
-///   - the caller's working directory, read-only, at the same path;
+///   - the caller's working directory, read-only (or read-write, or not at all, as the profile
+///     says), at the same path;
 ///   - then the user's own `--ro-bind`, `--bind` and `--tmpfs`, in order (they may cover the above).
 /// Nothing else of the host is visible: not the user's home, not `/sys`, not `/run`.
 public enum FilesystemView {
@@ -54,6 +55,7 @@ public enum FilesystemView {
 
     public static func defaultOperations(
         workingDirectory: String?,
+        workingDirectoryWritable: Bool = false,
         ipcNamespace: Bool = true,
         inspect: (String) -> HostEntry = inspectHost
     ) -> [MountOperation] {
@@ -127,7 +129,7 @@ public enum FilesystemView {
         if let cwd = workingDirectory, cwd != "/",
            !ops.contains(where: { $0.kind == .bind && $0.source == $0.destination && SandboxPath.isWithin(cwd, $0.destination) }),
            !ops.contains(where: { $0.kind == .tmpfs && $0.destination == cwd }) {
-            ops.append(.bind(cwd, readOnly: true, optional: true))
+            ops.append(.bind(cwd, readOnly: !workingDirectoryWritable, optional: true))
         }
         return ops
     }

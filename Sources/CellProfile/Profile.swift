@@ -1,0 +1,147 @@
+import CellLauncher
+
+/// A fully resolved security profile: what a run gets before command-line overrides. Every
+/// field is concrete (extends followed, defaults filled, variables expanded), so `cell profile
+/// show` can print it as TOML that loads back to an equal value.
+public struct Profile: Equatable, Sendable {
+    public var name: String
+    public var description: String
+    public var hostname: String
+    /// Working directory inside; nil: the caller's.
+    public var workingDirectory: String?
+    /// Namespaces nested in the user namespace (the user namespace itself cannot be turned off).
+    public var namespaces: Set<Namespace>
+    public var network: NetworkMode
+    /// Start from the built-in filesystem view (system directories, /etc selection, /proc, /dev,
+    /// /tmp, home); false: only `mounts` (plus /proc and /dev are then up to the profile).
+    public var filesystemDefaults: Bool
+    public var workingDirectoryMount: WorkingDirectoryMount
+    public var mounts: [ProfileMount]
+    public var keepEnvironment: [String]
+    public var setEnvironment: [EnvironmentVariable]
+    public var capabilities: [String]
+    public var seccompPolicy: String
+    public var seccompJSON: String?
+    public var allowSyscalls: [String]
+    /// `NAME` or `NAME:ERRNO`.
+    public var denySyscalls: [String]
+    public var seccompRules: [SyscallRuleSpec]
+    public var nestedNamespaces: Bool
+
+    /// cell's own defaults: what a profile without `extends` starts from (and what the
+    /// built-in `default` profile spells out).
+    public static func base(name: String) -> Profile {
+        Profile(name: name, description: "", hostname: LaunchPlan.defaultHostname, workingDirectory: nil,
+                namespaces: Namespace.allNested, network: .none, filesystemDefaults: true,
+                workingDirectoryMount: .readOnly, mounts: [], keepEnvironment: [], setEnvironment: [],
+                capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
+                denySyscalls: [], seccompRules: [], nestedNamespaces: false)
+    }
+}
+
+public enum NetworkMode: String, Equatable, Sendable, CaseIterable {
+    /// A private network namespace with only `lo`.
+    case none
+    /// The caller's network namespace (reduces isolation: see SECURITY.md).
+    case host
+}
+
+public enum WorkingDirectoryMount: String, Equatable, Sendable, CaseIterable {
+    case readOnly = "ro"
+    case readWrite = "rw"
+    case none
+}
+
+public struct EnvironmentVariable: Equatable, Sendable {
+    public var name: String
+    public var value: String
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// A mount of a profile, in the profile's vocabulary.
+public struct ProfileMount: Equatable, Sendable {
+    public enum Kind: String, Equatable, Sendable, CaseIterable {
+        case roBind = "ro-bind", bind, tmpfs, dir, symlink
+    }
+
+    public var kind: Kind
+    /// bind: the host path; symlink: the link's target.
+    public var source: String?
+    public var destination: String
+    public var optional: Bool
+    public var size: UInt64?
+    public var mode: UInt32?
+
+    public init(kind: Kind, source: String? = nil, destination: String, optional: Bool = false, size: UInt64? = nil, mode: UInt32? = nil) {
+        self.kind = kind
+        self.source = source
+        self.destination = destination
+        self.optional = optional
+        self.size = size
+        self.mode = mode
+    }
+
+    public var operation: MountOperation {
+        switch kind {
+        case .roBind, .bind:
+            return .bind(source ?? destination, destination, readOnly: kind == .roBind, optional: optional)
+        case .tmpfs:
+            return .tmpfs(destination, size: size ?? FilesystemView.tmpSize, mode: mode ?? 0o755)
+        case .dir:
+            return .dir(destination, mode: mode ?? 0o755)
+        case .symlink:
+            return .symlink(source ?? "", at: destination)
+        }
+    }
+}
+
+/// A seccomp rule as a profile writes it: syscalls, an action word, argument conditions.
+public struct SyscallRuleSpec: Equatable, Sendable {
+    public var syscalls: [String]
+    /// `allow`, `kill`, `log`, `errno` (EPERM) or `errno:NAME|NUMBER`.
+    public var action: String
+    /// `arg1 == 5`, `arg0 & 0xff == 0x10`, `arg2 < 4096`...
+    public var args: [String]
+
+    public init(syscalls: [String], action: String, args: [String] = []) {
+        self.syscalls = syscalls
+        self.action = action
+        self.args = args
+    }
+
+    public static func parseAction(_ text: String) -> SeccompPolicy.Action? {
+        switch text {
+        case "allow": return .allow
+        case "kill": return .kill
+        case "log": return .log
+        case "errno", "deny": return .errno(1)
+        default:
+            for prefix in ["errno:", "deny:"] where text.hasPrefix(prefix) {
+                return ErrnoNames.number(String(text.dropFirst(prefix.count))).map { .errno($0) }
+            }
+            return nil
+        }
+    }
+
+    /// `argN OP VALUE` or `argN & MASK == VALUE`; numbers in decimal or 0x hex.
+    public static func parseCondition(_ text: String) -> SeccompPolicy.Condition? {
+        let words = text.split(separator: " ").map(String.init)
+        func number(_ s: String) -> UInt64? {
+            s.hasPrefix("0x") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
+        }
+        func index(_ s: String) -> Int? {
+            guard s.hasPrefix("arg"), let n = Int(s.dropFirst(3)), (0...5).contains(n) else { return nil }
+            return n
+        }
+        if words.count == 5, words[1] == "&", words[3] == "==", let i = index(words[0]),
+           let mask = number(words[2]), let value = number(words[4]) {
+            return .init(index: i, .maskedEqual, value, mask: mask)
+        }
+        guard words.count == 3, let i = index(words[0]), let value = number(words[2]),
+              let op = SeccompPolicy.Comparison(rawValue: words[1]), op != .maskedEqual else { return nil }
+        return .init(index: i, op, value)
+    }
+}

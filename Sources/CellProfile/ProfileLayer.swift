@@ -1,0 +1,75 @@
+import CellLauncher
+
+/// What one profile file says, before `extends` is followed: every setting optional, lists
+/// either replaced (`keep = [...]`) or edited (`keep_add`, `keep_remove`).
+struct ProfileLayer {
+    var description: String?
+    var extends: String?
+    var hostname: String?
+    var workingDirectory: String?
+    var namespaces: [Namespace: Bool] = [:]
+    var network: NetworkMode?
+    var filesystemDefaults: Bool?
+    var workingDirectoryMount: WorkingDirectoryMount?
+    var mounts = ListEdit<ProfileMount>()
+    var keepEnvironment = ListEdit<String>()
+    var setEnvironment: [EnvironmentVariable] = []
+    var unsetEnvironment: [String] = []
+    var capabilities = ListEdit<String>()
+    var seccompPolicy: String?
+    var seccompJSON: String?
+    var allowSyscalls = ListEdit<String>()
+    var denySyscalls = ListEdit<String>()
+    var seccompRules = ListEdit<SyscallRuleSpec>()
+    var nestedNamespaces: Bool?
+
+    /// Applies this layer on top of `profile` (the parent's resolution, or cell's base).
+    func apply(to profile: Profile) -> Profile {
+        var p = profile
+        if let v = description { p.description = v }
+        if let v = hostname { p.hostname = v }
+        if let v = workingDirectory { p.workingDirectory = v }
+        for (ns, on) in namespaces {
+            if on { p.namespaces.insert(ns) } else { p.namespaces.remove(ns) }
+        }
+        if let v = network {
+            p.network = v
+            if v == .none { p.namespaces.insert(.net) } else { p.namespaces.remove(.net) }
+        }
+        if let v = filesystemDefaults { p.filesystemDefaults = v }
+        if let v = workingDirectoryMount { p.workingDirectoryMount = v }
+        p.mounts = mounts.apply(to: p.mounts) { $0.destination }
+        p.keepEnvironment = keepEnvironment.apply(to: p.keepEnvironment) { $0 }
+        for variable in setEnvironment {
+            p.setEnvironment.removeAll { $0.name == variable.name }
+            p.setEnvironment.append(variable)
+        }
+        p.setEnvironment.removeAll { unsetEnvironment.contains($0.name) }
+        p.capabilities = capabilities.apply(to: p.capabilities) { $0.uppercased() }
+        if let v = seccompPolicy {
+            p.seccompPolicy = v
+            p.seccompJSON = nil
+        }
+        if let v = seccompJSON { p.seccompJSON = v }
+        p.allowSyscalls = allowSyscalls.apply(to: p.allowSyscalls) { $0 }
+        p.denySyscalls = denySyscalls.apply(to: p.denySyscalls) { $0.split(separator: ":").first.map(String.init) ?? $0 }
+        p.seccompRules = seccompRules.apply(to: p.seccompRules) { $0.syscalls.joined(separator: ",") }
+        if let v = nestedNamespaces { p.nestedNamespaces = v }
+        return p
+    }
+}
+
+/// How a child profile changes an inherited list: `key` replaces it; `key_add` appends to it;
+/// `key_remove` drops entries (matched by name, or for mounts by destination).
+struct ListEdit<Element: Equatable> {
+    var replace: [Element]?
+    var add: [Element] = []
+    var remove: [String] = []
+
+    func apply(to inherited: [Element], identity: (Element) -> String) -> [Element] {
+        var list = replace ?? inherited
+        list.removeAll { remove.contains(identity($0)) }
+        for element in add where !list.contains(element) { list.append(element) }
+        return list
+    }
+}

@@ -1,0 +1,110 @@
+import CellLauncher
+
+/// Renders a resolved `Profile` as TOML (`cell profile show`). Everything is explicit and no
+/// `extends` remains, so the text loads back to an equal profile.
+public enum ProfileWriter {
+    public static func toml(_ p: Profile) -> String {
+        var out: [String] = []
+        out.append("# The profile '\(p.name)', resolved: extends followed, defaults filled in, variables expanded.")
+        out.append("description = \(quote(p.description))")
+        out.append("hostname = \(quote(p.hostname))")
+        if let cwd = p.workingDirectory { out.append("cwd = \(quote(cwd))") }
+        out.append("")
+        out.append("[namespaces]")
+        for ns in [Namespace.ipc, .uts, .cgroup, .time] {
+            out.append("\(ns.rawValue) = \(p.namespaces.contains(ns))")
+        }
+        out.append("")
+        out.append("[network]")
+        out.append("mode = \(quote(p.network.rawValue))")
+        out.append("")
+        out.append("[filesystem]")
+        out.append("defaults = \(p.filesystemDefaults)")
+        out.append("cwd = \(quote(p.workingDirectoryMount.rawValue))")
+        if p.mounts.isEmpty {
+            out.append("mounts = []")
+        } else {
+            out.append("mounts = [")
+            for m in p.mounts {
+                var fields = ["type = \(quote(m.kind.rawValue))"]
+                if let s = m.source { fields.append("source = \(quote(s))") }
+                fields.append("dest = \(quote(m.destination))")
+                if m.optional { fields.append("optional = true") }
+                if let size = m.size { fields.append("size = \(quote(ByteSize.format(size)))") }
+                if let mode = m.mode { fields.append("mode = \(quote("0" + String(mode, radix: 8)))") }
+                out.append("    { \(fields.joined(separator: ", ")) },")
+            }
+            out.append("]")
+        }
+        out.append("")
+        out.append("[environment]")
+        out.append("keep = \(list(p.keepEnvironment))")
+        if !p.setEnvironment.isEmpty {
+            out.append("set = { \(p.setEnvironment.map { "\(quote($0.name)) = \(quote($0.value))" }.joined(separator: ", ")) }")
+        }
+        out.append("")
+        out.append("[capabilities]")
+        out.append("keep = \(list(p.capabilities))")
+        out.append("")
+        out.append("[seccomp]")
+        if let json = p.seccompJSON {
+            out.append("json = \(quote(json))")
+        } else {
+            out.append("policy = \(quote(p.seccompPolicy))")
+        }
+        out.append("allow = \(list(p.allowSyscalls))")
+        out.append("deny = \(list(p.denySyscalls))")
+        if p.seccompRules.isEmpty {
+            out.append("rules = []")
+        } else {
+            out.append("rules = [")
+            for r in p.seccompRules {
+                out.append("    { syscalls = \(list(r.syscalls)), action = \(quote(r.action)), args = \(list(r.args)) },")
+            }
+            out.append("]")
+        }
+        out.append("nested_namespaces = \(p.nestedNamespaces)")
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    static func list(_ items: [String]) -> String {
+        "[" + items.map(quote).joined(separator: ", ") + "]"
+    }
+
+    /// A TOML basic string.
+    static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case let c where c.value < 0x20 || c.value == 0x7f:
+                let hex = String(c.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension Profile {
+    /// The profile's seccomp policy (before command-line adjustments), as a `SeccompPolicy`.
+    /// `base` is the imported Docker policy when `seccompJSON` is set.
+    public func seccomp(base: SeccompPolicy) -> SeccompPolicy {
+        var policy = base
+        for spec in seccompRules {
+            guard let action = SyscallRuleSpec.parseAction(spec.action) else { continue }
+            policy.rules.append(.init(spec.syscalls, action, conditions: spec.args.compactMap(SyscallRuleSpec.parseCondition)))
+        }
+        policy = policy.adjusted(allow: allowSyscalls, deny: denySyscalls.map { entry in
+            let parts = entry.split(separator: ":", maxSplits: 1).map(String.init)
+            return (parts[0], parts.count == 2 ? (ErrnoNames.number(parts[1]) ?? 1) : 1)
+        })
+        policy.allowNestedNamespaces = nestedNamespaces
+        return policy
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+
+/// Profiles, end to end, as an unprivileged uid.
+@Suite(.enabled(if: Sandbox.available, "cell cannot start a sandbox on this machine"))
+struct ProfileIntegrationTests {
+    @Test("each built-in profile runs a command", arguments: ["default", "strict", "ci"])
+    func builtInRuns(profile: String) {
+        let r = Sandbox.run(["sh", "-c", "echo ok"], options: ["--profile", profile])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "ok\n")
+        #expect(r.stderr.isEmpty, "\(r.stderr)")
+    }
+
+    @Test("ci: the working directory is writable; default: read-only; strict: not there")
+    func workingDirectoryModes() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ci = Sandbox.run(["sh", "-c", "pwd; echo built > out.txt"], options: ["-p", "ci"], cwd: dir)
+        #expect(ci.status == 0, "\(ci.stderr)")
+        #expect(ci.stdout == "\(dir)\n")
+        #expect(FileManager.default.contents(atPath: "\(dir)/out.txt") == Data("built\n".utf8))
+        let owner = try FileManager.default.attributesOfItem(atPath: "\(dir)/out.txt")[.ownerAccountID] as? NSNumber
+        #expect(owner?.uint32Value == Sandbox.callerUID)
+
+        let def = Sandbox.run(["sh", "-c", "echo x > out2.txt"], options: ["-p", "default"], cwd: dir)
+        #expect(def.status != 0)
+        #expect(def.stderr.contains("Read-only file system"))
+
+        let strict = Sandbox.run(["sh", "-c", "pwd; test -e \(dir) && echo visible || echo invisible"], options: ["-p", "strict"], cwd: dir)
+        #expect(strict.stdout == "/\ninvisible\n", "\(strict.stderr)")
+        #expect(strict.stderr.isEmpty)
+    }
+
+    @Test("ci keeps the CI variables; default does not")
+    func ciEnvironment() {
+        let env = ["PATH": "/usr/bin:/bin", "CI": "true", "GITHUB_SHA": "abc", "SECRET": "s"]
+        let ci = Sandbox.run(["env"], options: ["-p", "ci"], environment: env)
+        let lines = Set(ci.stdout.split(separator: "\n").map(String.init))
+        #expect(lines.contains("CI=true") && lines.contains("GITHUB_SHA=abc") && !lines.contains("SECRET=s"))
+        let def = Sandbox.run(["env"], environment: env)
+        #expect(!def.stdout.contains("CI=true"))
+    }
+
+    @Test("a user profile in $XDG_CONFIG_HOME is found by name, extends a built-in, and the command line overrides it")
+    func userProfile() throws {
+        let config = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: config) }
+        try FileManager.default.createDirectory(atPath: "\(config)/cell/profiles", withIntermediateDirectories: true)
+        try """
+        description = "mine"
+        extends = "default"
+        hostname = "from-profile"
+        [environment]
+        set = { GREETING = "hello" }
+        [[filesystem.mounts]]
+        type = "tmpfs"
+        dest = "/scratch"
+        size = "8m"
+        """.write(toFile: "\(config)/cell/profiles/mine.toml", atomically: true, encoding: .utf8)
+        chmod("\(config)/cell/profiles/mine.toml", 0o644)
+        chmod("\(config)/cell", 0o755)
+        chmod("\(config)/cell/profiles", 0o755)
+        let env = ["PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": config, "HOME": "/nonexistent"]
+        let r = Sandbox.run(["sh", "-c", "hostname; echo $GREETING; touch /scratch/x && echo scratch-ok"], options: ["-p", "mine"], environment: env)
+        #expect(r.stdout == "from-profile\nhello\nscratch-ok\n", "\(r.stderr)")
+        let overridden = Sandbox.run(["hostname"], options: ["-p", "mine", "--hostname", "from-cli"], environment: env)
+        #expect(overridden.stdout == "from-cli\n")
+        let list = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "profile", "list"], environment: env)
+        #expect(list.stdout.contains("mine"))
+        #expect(list.stdout.contains("built-in"))
+    }
+
+    @Test("a bad profile stops the run with every problem as FILE:LINE:COLUMN and status 125")
+    func badProfile() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/bad.toml"
+        try "hostnme = \"x\"\n[seccomp]\ndeny = [\"mout\"]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        let r = Sandbox.run(["touch", "\(dir)/ran"], options: ["--profile", path, "--bind", dir])
+        #expect(r.status == 125)
+        #expect(r.stderr == """
+            cell: \(path):1:1: unknown key 'hostnme' at the top level; did you mean 'hostname'?
+            cell: \(path):3:9: unknown system call 'mout'; did you mean 'mount'?
+
+            """)
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/ran"))
+
+        let check = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "profile", "check", path])
+        #expect(check.status == 125)
+        #expect(check.stderr.split(separator: "\n").count == 2)
+        let good = "\(dir)/good.toml"
+        try "extends = \"strict\"\n".write(toFile: good, atomically: true, encoding: .utf8)
+        chmod(good, 0o644)
+        let ok = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "profile", "check", good])
+        #expect(ok.status == 0 && ok.stdout == "\(good): ok\n")
+    }
+
+    @Test("cell profile show prints TOML that cell profile check accepts")
+    func showThenCheck() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let show = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "profile", "show", "ci"])
+        #expect(show.status == 0)
+        #expect(show.stdout.contains("cwd = \"rw\""))
+        try show.stdout.write(toFile: "\(dir)/shown.toml", atomically: true, encoding: .utf8)
+        chmod("\(dir)/shown.toml", 0o644)
+        #expect(Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "profile", "check", "\(dir)/shown.toml"]).status == 0)
+    }
+
+    @Test("--net host shares the host's network namespace; the default has only lo")
+    func networkModes() throws {
+        let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/net")
+        #expect(Sandbox.run(["readlink", "/proc/self/ns/net"], options: ["--net", "host"]).stdout == host + "\n")
+        #expect(Sandbox.run(["readlink", "/proc/self/ns/net"]).stdout != host + "\n")
+        let user = Sandbox.run(["true"], options: ["--net", "user"])
+        #expect(user.status == 125)
+        #expect(user.stderr.contains("not supported by this version"))
+    }
+}
