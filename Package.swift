@@ -38,10 +38,12 @@ let package = Package(
             pkgConfig: "libcap-ng",
             providers: [.apt(["libcap-ng-dev"])]
         ),
+        // The audit logger: events as JSON Lines, rate limiting, the `cell audit` reader.
+        .target(name: "CellAudit"),
         // Plan building, spawning and supervision of a sandbox.
         .target(
             name: "CellLauncher",
-            dependencies: ["CCellSpawn", "CLibseccomp", "CLibcapng"]
+            dependencies: ["CCellSpawn", "CLibseccomp", "CLibcapng", "CellAudit"]
         ),
         // Named TOML security profiles: lookup, extends, merge, validation, built-ins.
         .target(
@@ -51,15 +53,16 @@ let package = Package(
         // Command-line parsing and dispatch (hand-written: see the note above).
         .target(
             name: "CellCLI",
-            dependencies: ["CellLauncher", "CellProfile", "CCellSpawn"]
+            dependencies: ["CellLauncher", "CellProfile", "CellAudit", "CCellSpawn"]
         ),
         .executableTarget(
             name: "cell",
             dependencies: ["CellCLI"]
         ),
         .testTarget(name: "CellCLITests", dependencies: ["CellCLI"]),
-        .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher"]),
+        .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher", "CellAudit"]),
         .testTarget(name: "CellProfileTests", dependencies: ["CellProfile", "CellLauncher"]),
+        .testTarget(name: "CellAuditTests", dependencies: ["CellAudit", "CellLauncher"]),
         .testTarget(name: "IntegrationTests", dependencies: ["CellLauncher"]),
     ]
 )

@@ -62,6 +62,7 @@ struct spawn_ctx {
     int status_w;  /* report pipe, write end (kept through cell-init's execve) */
     int sync_r;    /* lifeline pipe, read end: one byte = "maps written", EOF = supervisor gone */
     int sync_w;    /* lifeline pipe, write end: the supervisor's; children close their copy */
+    int listener_w; /* socketpair end that carries the seccomp listener fd to the supervisor */
     int keep[CELL_MAX_KEEP_FDS + 5];
     int keep_count;
     char *const *init_argv;
@@ -222,14 +223,45 @@ static void drop_capabilities(const struct spawn_ctx *ctx) {
         fail(ctx, CELL_STEP_CAPSET, errno);
 }
 
-static void load_filter(const struct spawn_ctx *ctx, const uint8_t *bpf, size_t len, int which) {
+/* Loads one filter; with `listen`, asks for a user-notification listener and passes it to the
+ * supervisor over the socketpair (SCM_RIGHTS), then closes this process' copy. Only sendmsg
+ * and close run between this load and the execveat of cell-init: the policy compiler makes
+ * sure neither can be a notified call (nobody could answer yet: the sandbox would hang). */
+static void load_filter(const struct spawn_ctx *ctx, const uint8_t *bpf, size_t len, int which, int listen) {
     if (len == 0)
         return;
     struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter *)bpf};
-    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, listen ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
+    if (fd < 0) {
         report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_SECCOMP, errno, which);
         _exit(CELL_EXIT_SETUP_FAILED);
     }
+    if (!listen)
+        return;
+    int listener = (int)fd;
+    char dummy = 'L';
+    struct iovec iov = {&dummy, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
+    if (syscall(SYS_sendmsg, ctx->listener_w, &msg, MSG_NOSIGNAL) != 1) {
+        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_SECCOMP_LISTENER, errno, which);
+        _exit(CELL_EXIT_SETUP_FAILED);
+    }
+    raw_close(listener);
 }
 
 /* ------------------------------------------------------------------------------- sandbox pid 1 */
@@ -313,8 +345,8 @@ static int pid1_main(void *arg) {
     /* seccomp last: after no_new_privs (which lets a process without capabilities load a
      * filter) and after every other setup call, so the only call made under the filter before
      * the command's own is the execveat of cell-init. */
-    load_filter(ctx, plan->seccomp_baseline, plan->seccomp_baseline_len, 0);
-    load_filter(ctx, plan->seccomp_policy, plan->seccomp_policy_len, 1);
+    load_filter(ctx, plan->seccomp_baseline, plan->seccomp_baseline_len, 0, 0);
+    load_filter(ctx, plan->seccomp_policy, plan->seccomp_policy_len, 1, plan->seccomp_listener);
 
     /* Execute cell-init from the sealed memfd: /proc/1/exe is then a copy nobody can write, never
      * a host file (the runc CVE-2019-5736 class). All signals are still blocked: cell-init
@@ -431,6 +463,30 @@ static int write_id_maps(pid_t pid, const struct cell_spawn_plan *plan, int *ste
     return 0;
 }
 
+/* The fd passed with SCM_RIGHTS on `sock`, or -1 (non-blocking: it is there or never comes). */
+static int receive_fd(int sock) {
+    char dummy;
+    struct iovec iov = {&dummy, 1};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+        return -1;
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    if (!cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+    return fd;
+}
+
 static pid_t wait_exited(pid_t pid, int *status) {
     pid_t r;
     do {
@@ -452,9 +508,15 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
         return -1;
     }
 
-    int status[2] = {-1, -1}, sync[2] = {-1, -1};
+    result->listener_fd = -1;
+    int status[2] = {-1, -1}, sync[2] = {-1, -1}, listener[2] = {-1, -1};
     if (pipe2(status, O_CLOEXEC) != 0 || pipe2(sync, O_CLOEXEC) != 0) {
         result->failed_step = CELL_STEP_PIPE;
+        result->error = errno;
+        goto close_pipes;
+    }
+    if (plan->seccomp_listener && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, listener) != 0) {
+        result->failed_step = CELL_STEP_SOCKETPAIR;
         result->error = errno;
         goto close_pipes;
     }
@@ -497,12 +559,15 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     ctx.status_w = status[1];
     ctx.sync_r = sync[0];
     ctx.sync_w = sync[1];
+    ctx.listener_w = listener[1];
     ctx.init_argv = init_argv;
     ctx.init_stack_top = stacks + 2 * one; /* the stack grows down from the end of the mapping */
     ctx.init_pid = -1;
     ctx.keep[ctx.keep_count++] = status[1];
     ctx.keep[ctx.keep_count++] = sync[0];
     ctx.keep[ctx.keep_count++] = plan->init_fd;
+    if (listener[1] >= 0)
+        ctx.keep[ctx.keep_count++] = listener[1];
     for (int i = 0; i < plan->keep_fds_count; i++)
         ctx.keep[ctx.keep_count++] = plan->keep_fds[i];
     sort_fds(ctx.keep, ctx.keep_count);
@@ -529,6 +594,10 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     status[1] = -1;
     close(sync[0]);
     sync[0] = -1;
+    if (listener[1] >= 0) {
+        close(listener[1]);
+        listener[1] = -1;
+    }
 
     int step = CELL_STEP_NONE;
     if (write_id_maps(child, plan, &step) != 0) {
@@ -560,6 +629,11 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
         goto free_all;
     }
 
+    /* pid 1 sent the listener before it executed cell-init; if it failed earlier there is
+     * none, and its report says why. */
+    if (listener[0] >= 0)
+        result->listener_fd = receive_fd(listener[0]);
+
     result->init_pid = ctx.init_pid;
     result->status_fd = status[0];
     status[0] = -1;
@@ -567,6 +641,8 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     sync[1] = -1;
     munmap(stacks, 2 * one);
     free(init_argv);
+    if (listener[0] >= 0)
+        close(listener[0]);
     return 0;
 
 free_all:
@@ -578,6 +654,8 @@ close_pipes:
             close(status[i]);
         if (sync[i] >= 0)
             close(sync[i]);
+        if (listener[i] >= 0)
+            close(listener[i]);
     }
     return -1;
 }

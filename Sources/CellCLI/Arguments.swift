@@ -6,6 +6,7 @@ public enum CellCommand: Equatable {
     case profileList
     case profileShow(String)
     case profileCheck([String])
+    case auditSummary(String)
     case help(topic: String?)
     case version
 }
@@ -50,6 +51,7 @@ public struct RunOptions: Equatable {
     public var deniedSyscalls: [DeniedSyscall] = []
     public var profile: String?
     public var network: String?
+    public var auditLogPath: String?
 
     public init() {}
 }
@@ -73,6 +75,10 @@ public enum ArgumentParser {
             return try parseRun(rest)
         case "profile":
             return try parseProfile(rest)
+        case "audit":
+            if rest.first == "-h" || rest.first == "--help" { return .help(topic: "audit") }
+            guard rest.count == 2, rest[0] == "summary" else { throw UsageError("usage: cell audit summary PATH") }
+            return .auditSummary(rest[1])
         case "help":
             if rest.count > 1 { throw UsageError("'cell help' takes at most one topic") }
             if let topic = rest.first, !Help.topics.contains(topic) {
@@ -88,7 +94,7 @@ public enum ArgumentParser {
             if first.hasPrefix("-") {
                 throw UsageError("unknown option '\(first)' (see 'cell --help')")
             }
-            throw UsageError("unknown command '\(first)' (commands: run, profile, help, version; see 'cell --help')")
+            throw UsageError("unknown command '\(first)' (commands: run, profile, audit, help, version; see 'cell --help')")
         }
     }
 
@@ -225,6 +231,9 @@ public enum ArgumentParser {
             case "user": throw UsageError("--net user is not supported by this version of cell (user-mode networking is not built yet); use none or host")
             default: throw UsageError("--net '\(value)' is not a network mode (none, host)")
             }
+        case .auditLog:
+            guard !value.isEmpty else { throw UsageError("--audit-log needs a file path") }
+            options.auditLogPath = value
         case .capAdd:
             guard Capabilities.number(value) != nil else {
                 throw UsageError("--cap-add '\(value)' is not a capability (e.g. CAP_NET_BIND_SERVICE; see capabilities(7))")
@@ -330,6 +339,7 @@ enum RunOption: String, CaseIterable {
     case tmpfs = "--tmpfs"
     case capAdd = "--cap-add"
     case profile = "--profile"
+    case auditLog = "--audit-log"
     case net = "--net"
     case seccomp = "--seccomp"
     case seccompJSON = "--seccomp-json"
@@ -351,6 +361,7 @@ enum RunOption: String, CaseIterable {
         case .tmpfs: return "DST[:size=SIZE][,mode=OCTAL]"
         case .capAdd: return "CAP"
         case .profile: return "NAME|PATH"
+        case .auditLog: return "PATH"
         case .net: return "none|host"
         case .seccomp: return "default|strict"
         case .seccompJSON: return "PATH"

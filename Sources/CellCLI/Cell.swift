@@ -15,7 +15,8 @@ public enum Cell {
         }
         switch command {
         case .help(let topic):
-            writeAll(1, (topic == "run" ? Help.run : topic == "profile" ? Help.profile : Help.overview) + "\n")
+            let text = topic == "run" ? Help.run : topic == "profile" ? Help.profile : topic == "audit" ? Help.audit : Help.overview
+            writeAll(1, text + "\n")
             return 0
         case .profileList:
             return ProfileCommands.list()
@@ -23,6 +24,8 @@ public enum Cell {
             return ProfileCommands.show(name)
         case .profileCheck(let files):
             return ProfileCommands.check(files)
+        case .auditSummary(let path):
+            return AuditCommands.summary(path)
         case .version:
             writeAll(1, "cell \(version)\n")
             return 0
@@ -48,9 +51,7 @@ public enum Cell {
         if options.dryRun {
             var text = plan.describe() + "\n"
             do {
-                text += "\nseccomp baseline filter (libseccomp pseudo-code):\n"
-                text += try SeccompCompiler.pseudoCode(plan.seccomp.baseline())
-                text += "\nseccomp policy '\(plan.seccomp.name)' (libseccomp pseudo-code):\n"
+                text += "\nseccomp filters (libseccomp pseudo-code):\n"
                 text += try SeccompCompiler.pseudoCode(plan.seccomp)
             } catch {
                 return fail(error.message)
@@ -62,7 +63,7 @@ public enum Cell {
             return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
         }
 
-        let outcome = Launcher.run(plan, initHelper: helper)
+        let outcome = Launcher.run(plan, initHelper: helper, version: version)
 
         for note in outcome.notes { writeAll(2, "cell: note: \(note)\n") }
         switch outcome.end {
@@ -73,8 +74,13 @@ public enum Cell {
             writeAll(2, code == ENOENT
                 ? "cell: \(name): command not found in the sandbox (PATH=\(pathInside(plan)))\n"
                 : "cell: \(name): cannot execute: \(errorText(code))\n")
+        case .killedByPolicy(let syscall):
+            writeAll(2, "cell: the sandbox was killed: \(syscall) matches a kill rule of the seccomp policy (profile '\(plan.profileName)')\n")
         default:
             break
+        }
+        if let summary = outcome.auditSummary {
+            writeAll(2, "cell: \(summary) (record them all with --audit-log PATH)\n")
         }
         if let path = plan.statusJSONPath,
            let code = writeWholeFile(path, StatusReport.json(plan: plan, outcome: outcome)) {

@@ -1,6 +1,6 @@
 /// The text of `cell --help` and `cell run --help`.
 enum Help {
-    static let topics = ["run", "profile"]
+    static let topics = ["run", "profile", "audit"]
 
     static let overview = """
     cell — run an untrusted command in a rootless Linux sandbox.
@@ -10,6 +10,7 @@ enum Help {
       cell profile list                       the profiles cell can find, and where
       cell profile show NAME|PATH             a profile fully resolved, as TOML
       cell profile check FILE...              validate profile files, report every problem
+      cell audit summary PATH                 a readable digest of an audit log
       cell help [run|profile]                 this text, or a command's
       cell --version                          print the version
 
@@ -49,6 +50,9 @@ enum Help {
       --env NAME=VALUE       set a variable in the sandbox (repeatable)
       --keep-env NAME        pass your NAME through; NAME* passes every variable with that
                              prefix (repeatable)
+      --audit-log PATH       append every violation (a denied, logged or killing system call,
+                             with its arguments and paths) as JSON Lines; without it, a
+                             one-line summary goes to stderr
       --status-json PATH     write one JSON document at the end: exit_code, signal, timed_out,
                              duration_ms, max_rss_kb, namespaces, command
       --ro-bind SRC[:DST]    make a host path visible read-only (DST: the same path)
@@ -77,6 +81,8 @@ enum Help {
     EXIT STATUS
       the command's own status; 128+N if it died of signal N;
       125  the sandbox could not be set up (bad option, namespace refused, ...): nothing ran;
+           or the audit log could not be written and the sandbox was killed;
+      159  a 'kill' rule of the seccomp policy matched (or a call through another ABI);
       126  the command was found but could not be executed;
       127  the command was not found.
     """
@@ -103,5 +109,16 @@ extension Help {
 
     'cell profile check' prints every problem as FILE:LINE:COLUMN: message and exits 125 if
     there is one, 0 otherwise.
+    """
+}
+
+extension Help {
+    static let audit = """
+    USAGE
+      cell audit summary PATH
+
+    Reads an audit log written by 'cell run --audit-log PATH' (JSON Lines, schema in README.md)
+    and prints, per sandbox: the command, the profile, how long it ran, how it ended, and its
+    violations grouped by system call with counts and the first paths.
     """
 }

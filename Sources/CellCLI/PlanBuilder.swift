@@ -78,7 +78,9 @@ enum PlanBuilder {
             statusJSONPath: options.statusJSONPath,
             seccomp: seccomp,
             mounts: mounts,
-            rootBase: rootBase)
+            rootBase: rootBase,
+            auditLogPath: options.auditLogPath ?? profile.auditLog,
+            profileName: profile.name)
     }
 }
 

@@ -8,6 +8,8 @@ public enum SandboxEnd: Equatable, Sendable {
     case setupFailed(String)
     case commandNotExecutable(errno: Int32)
     case timedOut
+    /// A `kill` rule of the seccomp policy matched: the supervisor killed the sandbox.
+    case killedByPolicy(syscall: String)
 
     public static let setupFailureStatus: Int32 = 125
 
@@ -18,6 +20,7 @@ public enum SandboxEnd: Equatable, Sendable {
         case .setupFailed: return SandboxEnd.setupFailureStatus
         case .commandNotExecutable(let code): return code == ENOENT_ ? 127 : 126
         case .timedOut: return 124
+        case .killedByPolicy: return 128 + 31 // as if by SIGSYS, like the kernel's own kill action
         }
     }
 

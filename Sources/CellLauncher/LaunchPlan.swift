@@ -24,6 +24,10 @@ public struct LaunchPlan: Equatable, Sendable {
     public var mounts: [MountOperation]
     /// The host directory the new root is attached over while it is built.
     public var rootBase: String
+    /// Where audit events go (JSON Lines), if anywhere; without it, a summary on stderr.
+    public var auditLogPath: String?
+    /// The profile the plan came from, for the audit log.
+    public var profileName: String
 
     public init(
         command: [String],
@@ -37,7 +41,9 @@ public struct LaunchPlan: Equatable, Sendable {
         statusJSONPath: String? = nil,
         seccomp: SeccompPolicy = .default,
         mounts: [MountOperation] = [],
-        rootBase: String = "/tmp"
+        rootBase: String = "/tmp",
+        auditLogPath: String? = nil,
+        profileName: String = "default"
     ) {
         self.command = command
         self.environment = environment
@@ -51,6 +57,8 @@ public struct LaunchPlan: Equatable, Sendable {
         self.seccomp = seccomp
         self.mounts = mounts
         self.rootBase = rootBase
+        self.auditLogPath = auditLogPath
+        self.profileName = profileName
     }
 
     public static let defaultHostname = "cell"
@@ -73,7 +81,8 @@ public struct LaunchPlan: Equatable, Sendable {
         lines.append("capabilities: \(keptCapabilities == 0 ? "none" : Capabilities.names(keptCapabilities).joined(separator: " ")) (securebits locked)")
         lines.append("no_new_privs: yes")
         lines.append("nested namespaces: \(seccomp.allowNestedNamespaces ? "allowed" : "refused (max_user_namespaces=0, clone/unshare flags filtered)")")
-        lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)), plus the baseline filter (both below)")
+        lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)) with the baseline rules (below)")
+        lines.append("audit:        \(auditLogPath.map { "JSON Lines to \($0)" } ?? "a summary on stderr")")
         lines.append("filesystem:   a new tmpfs root, then in order:")
         for (index, op) in mounts.enumerated() { lines.append("  \(index + 1). \(op.summary)") }
         lines.append("  then pivot_root into it; / itself read-only")

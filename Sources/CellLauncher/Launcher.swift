@@ -1,4 +1,5 @@
 import CCellSpawn
+import CellAudit
 import Glibc
 
 /// What `cell run` reports when a sandbox is over.
@@ -9,35 +10,49 @@ public struct SandboxOutcome: Sendable {
     public var maxRSSKilobytes: Int
     /// Things the user should know that did not stop the run (e.g. the working directory).
     public var notes: [String]
+    /// The one-line digest of violations when there is no audit log file (nil: none).
+    public var auditSummary: String?
 }
 
-/// Executes a `LaunchPlan`: spawns the sandbox (CCellSpawn) and supervises it to the end.
+/// Executes a `LaunchPlan`: compiles the filters, spawns the sandbox (CCellSpawn) and hands it
+/// to the `Supervisor` until it ends.
 public enum Launcher {
     /// Signals that `cell` passes on to the sandbox instead of dying of them.
     public static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
 
-    public static func run(_ plan: LaunchPlan, initHelper: String) -> SandboxOutcome {
+    public static func run(_ plan: LaunchPlan, initHelper: String, version: String) -> SandboxOutcome {
         let started = monotonicMilliseconds()
-        var notes: [String] = []
-        func finish(_ end: SandboxEnd) -> SandboxOutcome {
+        func finish(_ end: SandboxEnd, notes: [String] = [], summary: String? = nil) -> SandboxOutcome {
             var usage = rusage()
             getrusage(RUSAGE_CHILDREN.rawValue, &usage)
             return SandboxOutcome(end: end, durationMilliseconds: monotonicMilliseconds() - started,
-                                  maxRSSKilobytes: Int(usage.ru_maxrss), notes: notes)
+                                  maxRSSKilobytes: Int(usage.ru_maxrss), notes: notes, auditSummary: summary)
+        }
+
+        // The audit log is opened here, by the supervisor, before the sandbox exists: the
+        // sandbox never holds its descriptor (every descriptor above 2 is closed in the child).
+        let audit: AuditLog
+        do {
+            audit = try AuditLog(path: plan.auditLogPath)
+        } catch {
+            return finish(.setupFailed(error.message))
+        }
+        func failed(_ message: String) -> SandboxOutcome {
+            try? audit.write("error", [("message", .string(message))])
+            return finish(.setupFailed(message))
         }
 
         // Compile the filters here, in the supervisor: the sandbox only loads ready programs.
-        let baseline: CompiledFilter, policy: CompiledFilter
+        let filters: FilterSet
         do {
-            baseline = try SeccompCompiler.compile(plan.seccomp.baseline())
-            policy = try SeccompCompiler.compile(plan.seccomp)
+            filters = try SeccompCompiler.compileFilters(plan.seccomp)
         } catch {
-            return finish(.setupFailed(error.message))
+            return failed(error.message)
         }
 
         let initFD = cell_sealed_copy(initHelper, "cell-init")
         if initFD < 0 {
-            return finish(.setupFailed("cannot load the helper \(initHelper): \(errorText(errno))"))
+            return failed("cannot load the helper \(initHelper): \(errorText(errno))")
         }
         defer { close(initFD) }
 
@@ -45,133 +60,98 @@ public enum Launcher {
         // one that arrives while the sandbox is being built waits in the queue and is passed on
         // once pid 1 runs, instead of killing cell and orphaning a half-built sandbox.
         guard let relay = SignalRelay(signals: forwardedSignals) else {
-            return finish(.setupFailed("cannot set up signal forwarding: \(errorText(errno))"))
+            return failed("cannot set up signal forwarding: \(errorText(errno))")
         }
         defer { relay.close() }
 
+        var result = cell_spawn_result()
+        let rc = SpawnRequest(plan: plan, initFD: initFD, filters: filters).spawn(&result)
+        if rc != 0 {
+            return failed(SetupFailure.message(step: result.failed_step, errno: result.error, plan: plan))
+        }
+
+        try? audit.write("start", [
+            ("profile", .string(plan.profileName)), ("command", .strings(plan.command)),
+            ("namespaces", .strings(plan.namespaceNames)), ("policy", .string(plan.seccomp.name)),
+            ("host_pid", .int(Int(result.init_pid))), ("cell_version", .string(version)),
+        ])
+
+        let supervisor = Supervisor(plan: plan, spawned: result, decisions: filters.decisions, audit: audit, relay: relay)
+        let end = supervisor.run()
+        try? audit.flushSuppressed()
+        var exitFields: [(String, JSONField)] = [("status", .int(Int(end.exitStatus)))]
+        if case .signaled(let s) = end { exitFields.append(("signal", .int(Int(s)))) } else { exitFields.append(("signal", .null)) }
+        if case .setupFailed(let m) = end { exitFields.append(("error", .string(m))) }
+        let outcome = finish(end, notes: supervisor.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil)
+        exitFields += [("duration_ms", .int(outcome.durationMilliseconds)), ("max_rss_kb", .int(outcome.maxRSSKilobytes)),
+                       ("violations", .int(audit.violations))]
+        try? audit.write("exit", exitFields)
+        return outcome
+    }
+}
+
+/// The C plan for `cell_spawn`, with every string and buffer it points to kept alive.
+struct SpawnRequest {
+    let plan: LaunchPlan
+    let initFD: Int32
+    let filters: FilterSet
+
+    func spawn(_ result: inout cell_spawn_result) -> Int32 {
         let argv = CStringArray(plan.command)
         let envp = CStringArray(plan.environment)
-        let hostname = CStringArray([plan.hostname])
-        let cwd = CStringArray([plan.workingDirectory] + (plan.workingDirectoryFallback.map { [$0] } ?? []))
-
-        var cPlan = cell_spawn_plan()
-        cPlan.outer_uid = plan.identity.outerUID
-        cPlan.outer_gid = plan.identity.outerGID
-        cPlan.deny_setgroups = plan.identity.denySetgroups ? 1 : 0
-        cPlan.namespaces = Int32(plan.namespaces.reduce(0) { $0 | $1.cBit })
-        cPlan.hostname_len = plan.hostname.utf8.count
-        cPlan.keep_caps = plan.keptCapabilities
-        cPlan.max_user_namespaces = plan.seccomp.allowNestedNamespaces ? -1 : 0
-        cPlan.init_fd = initFD
-        cPlan.keep_fds = nil
-        cPlan.keep_fds_count = 0
-
-        // The filesystem view, flattened: every string lives in `mountStrings` until spawn returns.
-        let mountStrings = CStringArray(plan.mounts.flatMap { op in
+        // One array for every other string: hostname, cwd, fallback, root base, then four per mount.
+        let fixed = [plan.hostname, plan.workingDirectory, plan.workingDirectoryFallback ?? "", plan.rootBase]
+        let strings = CStringArray(fixed + plan.mounts.flatMap { op in
             [op.source ?? "", op.destination, op.size.map(String.init) ?? "", op.mode.map { String($0, radix: 8) } ?? ""]
-        } + [plan.rootBase])
+        })
 
-        var result = cell_spawn_result()
-        let rc = mountStrings.withPointers { strings in
+        var c = cell_spawn_plan()
+        c.outer_uid = plan.identity.outerUID
+        c.outer_gid = plan.identity.outerGID
+        c.deny_setgroups = plan.identity.denySetgroups ? 1 : 0
+        c.namespaces = Int32(plan.namespaces.reduce(0) { $0 | $1.cBit })
+        c.hostname_len = plan.hostname.utf8.count
+        c.keep_caps = plan.keptCapabilities
+        c.max_user_namespaces = plan.seccomp.allowNestedNamespaces ? -1 : 0
+        c.init_fd = initFD
+        c.seccomp_listener = 1
+
+        return strings.withPointers { s in
+            c.hostname = UnsafePointer(s[0])
+            c.cwd = UnsafePointer(s[1])
+            c.cwd_fallback = plan.workingDirectoryFallback == nil ? nil : UnsafePointer(s[2])
+            c.root_base = UnsafePointer(s[3])
             var ops = plan.mounts.enumerated().map { index, op in
-                cell_mount_op(
+                let base = fixed.count + 4 * index
+                return cell_mount_op(
                     kind: op.cKind, flags: op.cFlags,
-                    source: op.source == nil ? nil : UnsafePointer(strings[4 * index]),
+                    source: op.source == nil ? nil : UnsafePointer(s[base]),
                     source_len: op.source?.utf8.count ?? 0,
-                    dest: UnsafePointer(strings[4 * index + 1]),
-                    size: op.size == nil ? nil : UnsafePointer(strings[4 * index + 2]),
-                    mode: op.mode == nil ? nil : UnsafePointer(strings[4 * index + 3]))
+                    dest: UnsafePointer(s[base + 1]),
+                    size: op.size == nil ? nil : UnsafePointer(s[base + 2]),
+                    mode: op.mode == nil ? nil : UnsafePointer(s[base + 3]))
             }
-            cPlan.mount_count = Int32(ops.count)
-            cPlan.root_base = UnsafePointer(strings[4 * plan.mounts.count])
-            return ops.withUnsafeMutableBufferPointer { buffer in
-                cPlan.mounts = UnsafePointer(buffer.baseAddress)
-                return hostname.withPointers { hostnamePointers in
-            cwd.withPointers { cwdPointers in
-                argv.withPointers { argvPointers in
-                    envp.withPointers { envpPointers in
-                        cPlan.hostname = UnsafePointer(hostnamePointers[0])
-                        cPlan.cwd = UnsafePointer(cwdPointers[0])
-                        cPlan.cwd_fallback = plan.workingDirectoryFallback == nil ? nil : UnsafePointer(cwdPointers[1])
-                        cPlan.argv = argvPointers
-                        cPlan.envp = envpPointers
-                        return baseline.bpf.withUnsafeBufferPointer { baselineBytes in
-                            policy.bpf.withUnsafeBufferPointer { policyBytes in
-                                cPlan.seccomp_baseline = baselineBytes.baseAddress
-                                cPlan.seccomp_baseline_len = baselineBytes.count
-                                cPlan.seccomp_policy = policyBytes.baseAddress
-                                cPlan.seccomp_policy_len = policyBytes.count
-                                return cell_spawn(&cPlan, &result)
+            c.mount_count = Int32(ops.count)
+            return ops.withUnsafeBufferPointer { opsBuffer in
+                c.mounts = opsBuffer.baseAddress
+                return argv.withPointers { a in
+                    envp.withPointers { e in
+                        c.argv = a
+                        c.envp = e
+                        let baseline = filters.baseline?.bpf ?? []
+                        return baseline.withUnsafeBufferPointer { b in
+                            filters.policy.bpf.withUnsafeBufferPointer { p in
+                                c.seccomp_baseline = b.baseAddress
+                                c.seccomp_baseline_len = b.count
+                                c.seccomp_policy = p.baseAddress
+                                c.seccomp_policy_len = p.count
+                                return cell_spawn(&c, &result)
                             }
                         }
                     }
                 }
             }
         }
-            }
-        }
-        if rc != 0 {
-            return finish(.setupFailed(SetupFailure.message(step: result.failed_step, errno: result.error, plan: plan)))
-        }
-        defer {
-            close(result.status_fd)
-            close(result.lifeline_fd)
-        }
-
-        let initPID = result.init_pid
-        var ending: SandboxEnd?
-        var setupFailure: SandboxEnd?
-
-        // Supervise: pass signals on to pid 1 (cell-init forwards them to the command) and read
-        // the sandbox's reports until every holder of the report pipe is gone.
-        var fds = [pollfd(fd: result.status_fd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: relay.fd, events: Int16(POLLIN), revents: 0)]
-        loop: while true {
-            let n = poll(&fds, nfds_t(fds.count), -1)
-            if n < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            if fds[1].revents & Int16(POLLIN) != 0 {
-                while let signal = relay.next() {
-                    if initPID > 0 { kill(initPID, signal) }
-                }
-            }
-            if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                var report = cell_report()
-                let got = withUnsafeMutableBytes(of: &report) { read(result.status_fd, $0.baseAddress, $0.count) }
-                if got < 0 && errno == EINTR { continue }
-                if got <= 0 { break loop }
-                guard got == MemoryLayout<cell_report>.size else { continue }
-                switch cell_report_kind(rawValue: UInt32(report.kind)) {
-                case CELL_REPORT_FAILED:
-                    setupFailure = setupFailure ?? .setupFailed(SetupFailure.message(
-                        step: report.step, errno: report.error, plan: plan, operation: Int(report.value)))
-                case CELL_REPORT_WARNING:
-                    notes.append(SetupFailure.warning(step: report.step, errno: report.error, plan: plan))
-                case CELL_REPORT_EXEC_FAILED:
-                    ending = .commandNotExecutable(errno: report.error)
-                case CELL_REPORT_EXITED:
-                    // After an exec failure this is the forked child's 126/127: keep the cause.
-                    if ending == nil { ending = SandboxEnd.fromWaitStatus(report.value) }
-                default:
-                    break
-                }
-            }
-        }
-
-        var initStatus: Int32 = 0
-        if initPID > 0 {
-            while waitpid(initPID, &initStatus, 0) < 0 && errno == EINTR {}
-        }
-        if let setupFailure { return finish(setupFailure) }
-        if let ending { return finish(ending) }
-        if initPID <= 0 {
-            return finish(.setupFailed("the sandbox setup ended without a report"))
-        }
-        // No report from cell-init: it was killed (SIGKILL from outside, or the OOM killer), and
-        // the kernel killed the whole sandbox with it.
-        return finish(SandboxEnd.fromWaitStatus(initStatus))
     }
 }
 

@@ -27,6 +27,8 @@ public struct Profile: Equatable, Sendable {
     public var denySyscalls: [String]
     public var seccompRules: [SyscallRuleSpec]
     public var nestedNamespaces: Bool
+    /// The audit log file (JSON Lines); nil: a summary on stderr.
+    public var auditLog: String?
 
     /// cell's own defaults: what a profile without `extends` starts from (and what the
     /// built-in `default` profile spells out).
@@ -35,7 +37,7 @@ public struct Profile: Equatable, Sendable {
                 namespaces: Namespace.allNested, network: .none, filesystemDefaults: true,
                 workingDirectoryMount: .readOnly, mounts: [], keepEnvironment: [], setEnvironment: [],
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
-                denySyscalls: [], seccompRules: [], nestedNamespaces: false)
+                denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil)
     }
 }
 

@@ -84,9 +84,9 @@ struct ProfileDecoder {
     }
 
     static let topLevelKeys = ["description", "extends", "hostname", "cwd", "namespaces", "network", "filesystem",
-                               "environment", "capabilities", "seccomp"]
+                               "environment", "capabilities", "seccomp", "audit"]
     /// Keys of features this version does not have: rejected, never ignored.
-    static let notYet = ["limits": "resource limits are", "timeout": "the wall-clock timeout is", "audit": "the audit log is",
+    static let notYet = ["limits": "resource limits are", "timeout": "the wall-clock timeout is",
                          "cgroup": "cgroup limits are"]
 
     mutating func decode(_ document: [String: TOMLNode]) -> ProfileLayer {
@@ -203,6 +203,10 @@ struct ProfileDecoder {
             layer.seccompRules.replace = ruleList(table, base, "rules")
             layer.seccompRules.add = ruleList(table, base, "rules_add") ?? []
             layer.nestedNamespaces = bool(table, base, "nested_namespaces")
+        }
+        if let table = table(document, [], "audit") {
+            checkKeys(table, [.key("audit")], ["log"])
+            layer.auditLog = path(table, [.key("audit")], "log")
         }
         return layer
     }

@@ -22,6 +22,7 @@ struct ProfileLayer {
     var denySyscalls = ListEdit<String>()
     var seccompRules = ListEdit<SyscallRuleSpec>()
     var nestedNamespaces: Bool?
+    var auditLog: String?
 
     /// Applies this layer on top of `profile` (the parent's resolution, or cell's base).
     func apply(to profile: Profile) -> Profile {
@@ -55,6 +56,7 @@ struct ProfileLayer {
         p.denySyscalls = denySyscalls.apply(to: p.denySyscalls) { $0.split(separator: ":").first.map(String.init) ?? $0 }
         p.seccompRules = seccompRules.apply(to: p.seccompRules) { $0.syscalls.joined(separator: ",") }
         if let v = nestedNamespaces { p.nestedNamespaces = v }
+        if let v = auditLog { p.auditLog = v }
         return p
     }
 }

@@ -64,6 +64,11 @@ public enum ProfileWriter {
             out.append("]")
         }
         out.append("nested_namespaces = \(p.nestedNamespaces)")
+        if let log = p.auditLog {
+            out.append("")
+            out.append("[audit]")
+            out.append("log = \(quote(log))")
+        }
         return out.joined(separator: "\n") + "\n"
     }
 

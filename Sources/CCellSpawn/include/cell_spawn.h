@@ -76,6 +76,8 @@ enum cell_step {
     CELL_STEP_ROOT_READONLY = 53,
     CELL_STEP_USERNS_LIMIT = 54,   /* writing max_user_namespaces inside the sandbox */
     CELL_STEP_SECCOMP = 55,        /* loading a seccomp filter (report value = which: 0 baseline, 1 policy) */
+    CELL_STEP_SECCOMP_LISTENER = 56, /* passing the policy filter's notification fd to the supervisor */
+    CELL_STEP_SOCKETPAIR = 57,
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
@@ -169,6 +171,9 @@ struct cell_spawn_plan {
     size_t seccomp_baseline_len;
     const uint8_t *seccomp_policy;
     size_t seccomp_policy_len;
+    /* 1: load the policy filter with SECCOMP_FILTER_FLAG_NEW_LISTENER and pass the listener to
+     * the supervisor (result.listener_fd): its SECCOMP_RET_USER_NOTIF rules are the audit path. */
+    int seccomp_listener;
     /* Capabilities kept (bit N = capability N); every other one is dropped from every set. */
     uint64_t keep_caps;
     /* A sealed memfd holding the cell-init binary, executed as the sandbox's pid 1. */
@@ -190,6 +195,8 @@ struct cell_spawn_result {
     /* Write end of the lifeline pipe. Keep it open while the sandbox runs; the sandbox's pid 1
      * checks it once PR_SET_PDEATHSIG is armed, to close the race with the caller's death. */
     int lifeline_fd;
+    /* The seccomp user-notification listener of the sandbox's policy filter, or -1. */
+    int listener_fd;
     /* When cell_spawn returns -1: the step that failed in the caller, and its errno. */
     int failed_step;
     int error;
@@ -220,5 +227,28 @@ int cell_sealed_copy(const char *path, const char *name);
 
 /* A new, empty, close-on-exec memfd (libseccomp exports its filters to file descriptors). */
 int cell_memfd(const char *name);
+
+/* ---- seccomp user notification, for the supervisor (normal C: malloc is fine here) ---- */
+
+struct cell_notification {
+    uint64_t id;
+    uint32_t pid;   /* host pid of the calling thread */
+    int32_t nr;
+    uint32_t arch;  /* AUDIT_ARCH_* */
+    uint64_t instruction_pointer;
+    uint64_t args[6];
+};
+
+/* Receives one notification (blocking). Returns 0, or -1 with errno (ENOENT: the caller died
+ * before it could be received; EINTR). */
+int cell_notify_receive(int listener, struct cell_notification *out);
+/* Answers: error > 0 fails the call with that errno; continue_call lets it run as it is. */
+int cell_notify_respond(int listener, uint64_t id, int error, int continue_call);
+/* Whether the notification is still pending (the caller has not died or been interrupted):
+ * check after reading the caller's memory, before trusting what was read. */
+int cell_notify_id_valid(int listener, uint64_t id);
+/* Reads a NUL-terminated string of at most size-1 bytes from `pid`'s memory at `address`.
+ * Returns its length, or -1 with errno. */
+long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size);
 
 #endif

@@ -5,6 +5,8 @@ import Glibc
 /// A compiled seccomp filter: the BPF program the kernel loads (struct sock_filter[]).
 public struct CompiledFilter: Sendable {
     public var bpf: [UInt8]
+    /// libseccomp's pseudo filter code, for --dry-run.
+    public var pseudoCode: String
     public var instructionCount: Int { bpf.count / 8 }
 }
 
@@ -17,17 +19,106 @@ public struct CompiledFilter: Sendable {
 /// - a binary-tree filter (SCMP_FLTATR_CTL_OPTIMIZE = 2), and plain allow/deny decisions
 ///   without argument checks, so the kernel's constant-action cache applies to them.
 public enum SeccompCompiler {
-    public static func compile(_ policy: SeccompPolicy) throws(LaunchError) -> CompiledFilter {
-        let ctx = try context(for: policy)
-        defer { seccomp_release(ctx) }
-        return CompiledFilter(bpf: try export(ctx, seccomp_export_bpf, what: "BPF"))
+    /// Calls the sandbox setup makes after the policy filter is loaded (sendmsg and close pass
+    /// the listener; execveat starts cell-init). They must not be notified: nobody could answer
+    /// yet, and the sandbox would hang.
+    static let setupCalls = ["sendmsg", "close", "execveat"]
+
+    /// Compiles the sandbox's filters.
+    ///
+    /// With `audit` (the normal case) every violation — a rule that denies, logs or kills, and
+    /// the default action of an allow-list — becomes SECCOMP_RET_USER_NOTIF, answered by the
+    /// supervisor after it has written the audit event. Plain allows stay plain (kernel-cached).
+    ///
+    /// With an allow-by-default policy the baseline rules join the policy filter, so baseline
+    /// violations are audited too; the kernel gives ERRNO precedence over USER_NOTIF, so a
+    /// separate baseline filter would answer them silently. With an allow-list the baseline
+    /// must stay a filter of its own (libseccomp cannot express "allow ioctl except TIOCSTI"
+    /// under a deny default), reduced to the calls the policy allows: those it denies are
+    /// notified by the policy filter instead.
+    public static func compileFilters(_ policy: SeccompPolicy, audit: Bool = true, pseudoCode: Bool = false) throws(LaunchError) -> FilterSet {
+        let policyRules = try resolve(policy)
+        let baselinePolicy = policy.baseline()
+        let baselineRules = try resolve(baselinePolicy)
+        var merged = policyRules
+        var separateBaseline: [ResolvedRule] = []
+        if policy.defaultAction == .allow {
+            let settled = Set(policyRules.filter { $0.conditions.isEmpty }.map(\.syscall))
+            merged += baselineRules.filter { !settled.contains($0.syscall) }
+        } else {
+            let allowed = Set(policyRules.filter { $0.action == .allow }.map(\.syscall))
+            separateBaseline = baselineRules.filter { allowed.contains($0.syscall) }
+        }
+        let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: merged)
+        if audit {
+            for name in setupCalls {
+                guard let nr = syscallNumber(name) else { continue }
+                let blocked = decisions.decide(number: nr, args: [0, 0, 0, 0, 0, 0]) != .allow
+                    || merged.contains { $0.number == nr && $0.action != .allow }
+                if blocked {
+                    throw .invalid("seccomp policy '\(policy.name)' does not allow \(name), which cell needs to start the sandbox (allow it: --allow-syscall \(name))")
+                }
+            }
+        }
+        let policyFilter = try build(name: policy.name, defaultAction: policy.defaultAction, rules: merged, notify: audit, pseudoCode: pseudoCode)
+        let baselineFilter = separateBaseline.isEmpty ? nil
+            : try build(name: "baseline", defaultAction: .allow, rules: separateBaseline, notify: false, pseudoCode: pseudoCode)
+        return FilterSet(baseline: baselineFilter, policy: policyFilter, decisions: decisions)
     }
 
-    /// libseccomp's readable rendering of the filter (pseudo filter code), for --dry-run.
+    /// One policy compiled on its own, with its own actions (no notification).
+    public static func compile(_ policy: SeccompPolicy) throws(LaunchError) -> CompiledFilter {
+        try build(name: policy.name, defaultAction: policy.defaultAction, rules: resolve(policy), notify: false, pseudoCode: false)
+    }
+
+    /// libseccomp's readable rendering of the filters, for --dry-run.
     public static func pseudoCode(_ policy: SeccompPolicy) throws(LaunchError) -> String {
-        let ctx = try context(for: policy)
+        let set = try compileFilters(policy, pseudoCode: true)
+        var text = ""
+        if let baseline = set.baseline { text += "# filter 1: baseline\n" + baseline.pseudoCode }
+        text += "# filter \(set.baseline == nil ? 1 : 2): policy '\(policy.name)' (USER_NOTIF = answered by cell's supervisor, audited)\n"
+        return text + set.policy.pseudoCode
+    }
+
+    static func resolve(_ policy: SeccompPolicy) throws(LaunchError) -> [ResolvedRule] {
+        do {
+            return try policy.resolve(syscallNumber)
+        } catch {
+            throw .invalid("seccomp policy '\(policy.name)': \(error.message)")
+        }
+    }
+
+    static func build(name: String, defaultAction: SeccompPolicy.Action, rules: [ResolvedRule], notify: Bool, pseudoCode: Bool) throws(LaunchError) -> CompiledFilter {
+        func compiled(_ action: SeccompPolicy.Action, audited: Bool) -> UInt32 {
+            if notify && audited && action != .allow { return cell_scmp_act_notify() }
+            return self.action(action)
+        }
+        let defaultCompiled = compiled(defaultAction, audited: true)
+        guard let ctx = seccomp_init(defaultCompiled) else {
+            throw .setup("cannot create a seccomp filter (libseccomp: out of memory)")
+        }
         defer { seccomp_release(ctx) }
-        return String(decoding: try export(ctx, seccomp_export_pfc, what: "PFC"), as: UTF8.self)
+        var rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, cell_scmp_act_kill_process())
+        if rc == 0 { rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) }
+        // no_new_privs is set by the sandbox setup itself, before the filter is loaded.
+        if rc == 0 { rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) }
+        if rc != 0 { throw .setup("cannot configure the seccomp filter: \(errorText(-rc))") }
+        for rule in rules {
+            let act = compiled(rule.action, audited: rule.audited)
+            if act == defaultCompiled { continue } // the default already does it (libseccomp refuses the rule)
+            var args = rule.conditions.map(comparison)
+            rc = args.withUnsafeMutableBufferPointer { buffer in
+                seccomp_rule_add_array(ctx, act, rule.number, UInt32(buffer.count), buffer.baseAddress)
+            }
+            if rc != 0 {
+                let conditions = rule.conditions.map(\.description).joined(separator: " && ")
+                throw .invalid("seccomp policy '\(name)': libseccomp refused the rule \(rule.syscall)\(conditions.isEmpty ? "" : " if " + conditions) -> \(rule.action): \(errorText(-rc))")
+            }
+        }
+        let bpf = try export(ctx, seccomp_export_bpf, what: "BPF")
+        // The pseudo code costs as much as the filter: only for --dry-run.
+        let pfc = pseudoCode ? String(decoding: try export(ctx, seccomp_export_pfc, what: "PFC"), as: UTF8.self) : ""
+        return CompiledFilter(bpf: bpf, pseudoCode: pfc)
     }
 
     /// The syscall number on this architecture: nil when no architecture has the name,
@@ -69,38 +160,6 @@ public enum SeccompCompiler {
             datumB = c.value
         }
         return scmp_arg_cmp(arg: UInt32(c.index), op: op, datum_a: datumA, datum_b: datumB)
-    }
-
-    private static func context(for policy: SeccompPolicy) throws(LaunchError) -> scmp_filter_ctx {
-        let rules: [ResolvedRule]
-        do {
-            rules = try policy.resolve(syscallNumber)
-        } catch {
-            throw .invalid("seccomp policy '\(policy.name)': \(error.message)")
-        }
-        guard let ctx = seccomp_init(action(policy.defaultAction)) else {
-            throw .setup("cannot create a seccomp filter (libseccomp: out of memory)")
-        }
-        var rc = seccomp_attr_set(ctx, SCMP_FLTATR_ACT_BADARCH, cell_scmp_act_kill_process())
-        if rc == 0 { rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) }
-        // no_new_privs is set by the sandbox setup itself, before the filter is loaded.
-        if rc == 0 { rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) }
-        if rc != 0 {
-            seccomp_release(ctx)
-            throw .setup("cannot configure the seccomp filter: \(errorText(-rc))")
-        }
-        for rule in rules {
-            var args = rule.conditions.map(comparison)
-            rc = args.withUnsafeMutableBufferPointer { buffer in
-                seccomp_rule_add_array(ctx, action(rule.action), rule.number, UInt32(buffer.count), buffer.baseAddress)
-            }
-            if rc != 0 {
-                seccomp_release(ctx)
-                let conditions = rule.conditions.map(\.description).joined(separator: " && ")
-                throw .invalid("seccomp policy '\(policy.name)': libseccomp refused the rule \(rule.syscall)\(conditions.isEmpty ? "" : " if " + conditions) -> \(rule.action): \(errorText(-rc))")
-            }
-        }
-        return ctx
     }
 
     /// libseccomp 2.5 exports only to a file descriptor: export into a memfd and read it back.

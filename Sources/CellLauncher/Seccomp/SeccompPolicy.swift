@@ -61,11 +61,15 @@ public struct SeccompPolicy: Equatable, Sendable {
         public var action: Action
         /// All must hold (AND). Rules for the same syscall are alternatives (OR).
         public var conditions: [Condition]
+        /// Denials are violations, sent to the audit log through the supervisor. A rule that
+        /// only steers libc (clone3 → ENOSYS) is not audited.
+        public var audited: Bool
 
-        public init(_ names: [String], _ action: Action, conditions: [Condition] = []) {
+        public init(_ names: [String], _ action: Action, conditions: [Condition] = [], audited: Bool = true) {
             self.names = names
             self.action = action
             self.conditions = conditions
+            self.audited = audited
         }
     }
 
@@ -140,7 +144,7 @@ public struct SeccompPolicy: Equatable, Sendable {
         var rules: [Rule] = [
             Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tiocsti, mask: 0xffff_ffff)]),
             Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tioclinux, mask: 0xffff_ffff)]),
-            Rule(["clone3"], .errno(ENOSYS_)),
+            Rule(["clone3"], .errno(ENOSYS_), audited: false),
         ]
         if !allowNestedNamespaces {
             for flag in Self.namespaceFlags {
@@ -174,6 +178,32 @@ public struct ResolvedRule: Equatable, Sendable {
     public var number: Int32
     public var action: SeccompPolicy.Action
     public var conditions: [SeccompPolicy.Condition]
+    public var audited: Bool = true
+
+    public init(syscall: String, number: Int32, action: SeccompPolicy.Action, conditions: [SeccompPolicy.Condition], audited: Bool = true) {
+        self.syscall = syscall
+        self.number = number
+        self.action = action
+        self.conditions = conditions
+        self.audited = audited
+    }
+
+    /// Whether the call's arguments satisfy every condition (unsigned 64-bit comparisons, as
+    /// the filter makes them).
+    public func matches(_ args: [UInt64]) -> Bool {
+        conditions.allSatisfy { c in
+            let a = c.index < args.count ? args[c.index] : 0
+            switch c.comparison {
+            case .equal: return a == c.value
+            case .notEqual: return a != c.value
+            case .less: return a < c.value
+            case .lessOrEqual: return a <= c.value
+            case .greater: return a > c.value
+            case .greaterOrEqual: return a >= c.value
+            case .maskedEqual: return a & c.mask == c.value
+            }
+        }
+    }
 }
 
 public enum SeccompPolicyError: Error, Equatable, Sendable {
@@ -230,11 +260,11 @@ extension SeccompPolicy {
                 var existing = bySyscall[name] ?? []
                 if rule.conditions.isEmpty {
                     existing = rule.action == defaultAction ? [] :
-                        [ResolvedRule(syscall: name, number: number, action: rule.action, conditions: [])]
+                        [ResolvedRule(syscall: name, number: number, action: rule.action, conditions: [], audited: rule.audited)]
                 } else {
                     if existing.contains(where: { $0.conditions.isEmpty }) { throw .conflictingRules(name) }
                     if rule.action != defaultAction {
-                        existing.append(ResolvedRule(syscall: name, number: number, action: rule.action, conditions: rule.conditions))
+                        existing.append(ResolvedRule(syscall: name, number: number, action: rule.action, conditions: rule.conditions, audited: rule.audited))
                     }
                 }
                 bySyscall[name] = existing

@@ -1,0 +1,94 @@
+import Glibc
+
+/// One audit event, written as one JSON object on one line (JSON Lines). Schema version 1:
+/// every line has `v`, `time` (RFC 3339, UTC, milliseconds), `sandbox` (an id) and `event`
+/// (`start`, `syscall`, `limit`, `exit`, `error`); README.md documents each event's fields.
+public struct AuditEvent: Sendable {
+    public static let schemaVersion = 1
+
+    public var time: String
+    public var sandbox: String
+    public var event: String
+    /// The event's own fields, in order, as already-encoded JSON values.
+    public var fields: [(String, String)]
+
+    public init(sandbox: String, event: String, fields: [(String, JSONField)], time: String = AuditClock.now()) {
+        self.time = time
+        self.sandbox = sandbox
+        self.event = event
+        self.fields = fields.map { ($0.0, $0.1.encoded) }
+    }
+
+    public var line: String {
+        var parts = ["\"v\":\(Self.schemaVersion)", "\"time\":\(JSONField.string(time).encoded)",
+                     "\"sandbox\":\(JSONField.string(sandbox).encoded)", "\"event\":\(JSONField.string(event).encoded)"]
+        for (key, value) in fields { parts.append("\(JSONField.string(key).encoded):\(value)") }
+        return "{" + parts.joined(separator: ",") + "}\n"
+    }
+}
+
+/// A JSON value for an event field.
+public enum JSONField: Sendable {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+    case null
+    case strings([String])
+    case raw(String)
+
+    public var encoded: String {
+        switch self {
+        case .string(let s): return Self.quote(s)
+        case .int(let n): return String(n)
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
+        case .strings(let a): return "[" + a.map(Self.quote).joined(separator: ",") + "]"
+        case .raw(let r): return r
+        }
+    }
+
+    /// RFC 8259 string: quotes, backslashes and control characters escaped; invalid UTF-8 from
+    /// a sandbox's memory was already replaced when it became a String.
+    public static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20 || c.value == 0x7f:
+                let hex = String(c.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+public enum AuditClock {
+    /// Now, as RFC 3339 UTC with milliseconds: 2026-11-22T12:00:00.123Z
+    public static func now() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var tm = Glibc.tm()
+        gmtime_r(&t, &tm)
+        func pad(_ n: Int32, _ width: Int) -> String {
+            let s = String(n)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T"
+            + "\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ts.tv_nsec / 1_000_000), 3))Z"
+    }
+
+    /// A random id for a sandbox (12 hex digits; the standard library's generator reads the
+    /// kernel's getrandom).
+    public static func sandboxID() -> String {
+        let n = UInt64.random(in: 0..<(1 << 48))
+        let hex = String(n, radix: 16)
+        return String(repeating: "0", count: 12 - hex.count) + hex
+    }
+}

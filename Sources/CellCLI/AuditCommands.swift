@@ -1,0 +1,17 @@
+import CellAudit
+import CellLauncher
+import Glibc
+
+/// `cell audit summary PATH`.
+enum AuditCommands {
+    static func summary(_ path: String) -> Int32 {
+        guard let text = readSmallFile(path, limit: 256 << 20) else {
+            writeAll(2, "cell: cannot read the audit log \(path): \(errorText(errno))\n")
+            return SandboxEnd.setupFailureStatus
+        }
+        let digest = AuditDigest(text: text)
+        for problem in digest.problems { writeAll(2, "cell: \(path):\(problem)\n") }
+        writeAll(1, digest.render())
+        return digest.problems.isEmpty ? 0 : SandboxEnd.setupFailureStatus
+    }
+}

@@ -1,0 +1,126 @@
+import CellLauncher
+import Foundation
+import Testing
+@testable import CellAudit
+
+struct AuditLogTests {
+    func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("audit-\(UUID().uuidString).jsonl").path
+    }
+
+    @Test func eventsAreOneJSONObjectPerLine() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AuditLog(path: path, sandbox: "abc123")
+        try log.write("start", [("command", .strings(["echo", "a\"b\n"])), ("n", .int(3)), ("x", .null)])
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.hasSuffix("\n") && text.filter { $0 == "\n" }.count == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(object["v"] as? Int == 1 && object["sandbox"] as? String == "abc123" && object["event"] as? String == "start")
+        #expect(object["command"] as? [String] == ["echo", "a\"b\n"])
+        #expect(object["x"] is NSNull)
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? NSNumber)?.intValue == 0o600)
+    }
+
+    @Test func rateLimitCountsWhatItDoesNotWrite() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AuditLog(path: path, sandbox: "s", burst: 3)
+        var detailed = 0
+        for _ in 0..<10 {
+            try log.violation(syscall: "keyctl", action: "denied") {
+                detailed += 1
+                return [("syscall", .string("keyctl")), ("action", .string("denied")), ("pid", .int(7))]
+            }
+        }
+        try log.violation(syscall: "mount", action: "denied") { [("syscall", .string("mount"))] }
+        try log.flushSuppressed()
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 3 + 1 + 1)
+        #expect(lines.last?.contains("\"count\":7") == true && lines.last?.contains("\"aggregated\":true") == true)
+        #expect(lines.last?.contains("pid") == false)
+        #expect(log.violations == 11)
+        #expect(detailed == 4) // the burst, then once for the aggregate's fields
+        #expect(log.summaryLine() == "11 system calls denied: keyctl ×10, mount ×1")
+    }
+
+    @Test func summaryLineGroupsActions() throws {
+        let log = try AuditLog(path: nil)
+        try log.violation(syscall: "mkdir", action: "logged") { [] }
+        try log.violation(syscall: "ptrace", action: "denied") { [] }
+        #expect(log.summaryLine() == "1 system call denied: ptrace ×1; 1 system call logged: mkdir ×1")
+        #expect(try AuditLog(path: nil).summaryLine() == nil)
+    }
+
+    @Test func unwritableLogIsAnError() {
+        #expect(throws: AuditError.self) { try AuditLog(path: "/nonexistent-dir/audit.jsonl") }
+        #expect(throws: AuditError.self) {
+            let log = try AuditLog(path: "/dev/full")
+            try log.write("start", [])
+        }
+    }
+
+    @Test func clock() {
+        let now = AuditClock.now()
+        #expect(now.count == 24 && now.hasSuffix("Z") && now.dropFirst(10).hasPrefix("T"))
+        #expect(AuditClock.sandboxID().count == 12)
+    }
+}
+
+struct AuditDigestTests {
+    @Test func digest() {
+        let sample = """
+        {"v":1,"time":"2026-01-01T00:00:00.000Z","sandbox":"s1","event":"start","profile":"ci","command":["make","test"],"policy":"default"}
+        {"v":1,"time":"2026-01-01T00:00:00.100Z","sandbox":"s1","event":"syscall","syscall":"mount","action":"denied","path":"/a"}
+        {"v":1,"time":"2026-01-01T00:00:00.200Z","sandbox":"s1","event":"syscall","syscall":"mount","action":"denied","path":"/b"}
+        {"v":1,"time":"2026-01-01T00:00:00.300Z","sandbox":"s1","event":"syscall","syscall":"keyctl","action":"denied","count":500,"aggregated":true}
+        {"v":1,"time":"2026-01-01T00:00:01.500Z","sandbox":"s1","event":"exit","status":2,"signal":null,"duration_ms":1500}
+        not json
+        {"v":2,"sandbox":"s2","event":"start"}
+        """
+        let d = AuditDigest(text: sample)
+        #expect(d.problems.count == 2)
+        #expect(d.render() == """
+            sandbox s1  started 2026-01-01T00:00:00.000Z
+              command:  make test
+              profile:  ci (seccomp: default)
+              ended:    exit 2 after 1.5 s
+              violations: 502
+                keyctl denied ×500
+                mount denied ×2  /a, /b
+
+            """)
+    }
+}
+
+struct PolicyDecisionTests {
+    @Test func mostRestrictiveMatchingRuleWins() {
+        let rules = [
+            ResolvedRule(syscall: "ioctl", number: 16, action: .errno(1), conditions: [.init(index: 1, .maskedEqual, 0x5412, mask: 0xffff_ffff)]),
+            ResolvedRule(syscall: "ioctl", number: 16, action: .log, conditions: [.init(index: 1, .greater, 0x5000)]),
+            ResolvedRule(syscall: "mount", number: 165, action: .kill, conditions: []),
+        ]
+        let d = PolicyDecisions(policyName: "t", defaultAction: .allow, rules: rules)
+        #expect(d.decide(number: 16, args: [0, 0x1_0000_5412]) == .errno(1))
+        #expect(d.decide(number: 16, args: [0, 0x5413]) == .log)
+        #expect(d.decide(number: 16, args: [0, 0x10]) == .allow)
+        #expect(d.decide(number: 165, args: []) == .kill)
+        #expect(PolicyDecisions(policyName: "s", defaultAction: .errno(1), rules: []).decide(number: 1, args: []) == .errno(1))
+    }
+
+    @Test("an allow-by-default policy carries the baseline rules; an allow-list keeps them separate")
+    func compiledFilters() throws {
+        let def = try SeccompCompiler.compileFilters(.default)
+        #expect(def.baseline == nil)
+        #expect(def.decisions.decide(number: 16, args: [0, 0x5412]) == .errno(1)) // TIOCSTI, audited
+        #expect(def.decisions.decide(number: 435, args: []) == .errno(38))       // clone3
+        let strict = try SeccompCompiler.compileFilters(.strict)
+        #expect(strict.baseline != nil)
+        #expect(strict.decisions.decide(number: 165, args: []) == .errno(1))
+    }
+
+    @Test func aPolicyMustLetTheSandboxStart() {
+        #expect(throws: LaunchError.self) { try SeccompCompiler.compileFilters(SeccompPolicy.default.adjusted(allow: [], deny: [("sendmsg", 1)])) }
+    }
+}

@@ -1,0 +1,194 @@
+import Foundation
+import Testing
+
+/// The audit logger: violations recorded through seccomp user notification, as JSON Lines.
+@Suite(.enabled(if: Sandbox.available, "cell cannot start a sandbox on this machine"))
+struct AuditTests {
+    static func events(_ path: String) throws -> [[String: Any]] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try text.split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    /// A directory the sandbox cannot see, for the log (the test user may write it).
+    static func logDirectory() throws -> String { try Sandbox.writableHostDirectory() }
+
+    static func profile(_ text: String, in dir: String) throws -> String {
+        let path = "\(dir)/profile.toml"
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+        return path
+    }
+
+    @Test("mount, keyctl and ptrace inside give exactly three events with names, pids, args and paths")
+    func threeViolations() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/audit.jsonl"
+        let r = Sandbox.run(["python3", "-c", """
+            import ctypes, os
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.mount(b"/src", b"/mnt", b"tmpfs", 0, None)
+            libc.syscall(250, 0, 0, 0, 0, 0)
+            libc.ptrace(16, 1, 0, 0)
+            print(os.getpid())
+            """], options: ["--audit-log", log])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.isEmpty, "with --audit-log there is no stderr summary: \(r.stderr)")
+        let events = try Self.events(log)
+        #expect(events.map { $0["event"] as? String } == ["start", "syscall", "syscall", "syscall", "exit"])
+        let calls = events.filter { $0["event"] as? String == "syscall" }
+        #expect(calls.map { $0["syscall"] as? String } == ["mount", "keyctl", "ptrace"])
+        #expect(calls.map { $0["nr"] as? Int } == [165, 250, 101])
+        let sandboxPID = Int(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        for call in calls {
+            #expect(call["v"] as? Int == 1)
+            #expect(call["action"] as? String == "denied")
+            #expect(call["errno"] as? String == "EPERM")
+            #expect(call["arch"] as? String == "x86_64")
+            #expect(call["sandbox_pid"] as? Int == sandboxPID)
+            #expect((call["pid"] as? Int ?? 0) > 1 && call["pid"] as? Int != sandboxPID, "the host pid differs from the sandbox's")
+            #expect((call["args"] as? [String])?.count == 6)
+            #expect((call["time"] as? String)?.hasSuffix("Z") == true)
+            #expect(call["sandbox"] as? String == events[0]["sandbox"] as? String)
+        }
+        #expect(calls[0]["path"] as? String == "/src")
+        #expect(calls[0]["paths"] as? [String] == ["/src", "/mnt"])
+        #expect((calls[2]["args"] as? [String])?.prefix(2) == ["0x10", "0x1"])
+        let start = events[0], exit = events[4]
+        #expect(start["profile"] as? String == "default")
+        #expect(start["command"] as? [String] == ["python3", "-c"] + [(start["command"] as? [String] ?? [])[2]])
+        #expect(exit["status"] as? Int == 0)
+        #expect(exit["violations"] as? Int == 3)
+    }
+
+    @Test("without --audit-log, a one-line summary goes to stderr")
+    func stderrSummary() {
+        let r = Sandbox.run(["sh", "-c", "unshare -U true 2>/dev/null; unshare -U true 2>/dev/null; python3 -c 'import os; os.chroot(\"/\")' 2>/dev/null; true"])
+        #expect(r.status == 0)
+        #expect(r.stderr == "cell: 3 system calls denied: unshare ×2, chroot ×1 (record them all with --audit-log PATH)\n")
+    }
+
+    @Test("a denied call that takes a path records the path")
+    func pathIsRecorded() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = Sandbox.run(["sh", "-c", "mkdir /tmp/secret-plans 2>/dev/null || echo refused"],
+                            options: ["--audit-log", "\(dir)/a.jsonl", "--deny-syscall", "mkdirat:EACCES", "--deny-syscall", "mkdir:EACCES"])
+        #expect(r.stdout == "refused\n")
+        let call = try #require(try Self.events("\(dir)/a.jsonl").first { $0["event"] as? String == "syscall" })
+        #expect(call["path"] as? String == "/tmp/secret-plans")
+        #expect(call["errno"] as? String == "EACCES")
+    }
+
+    @Test("the log action lets the call succeed and records it; the kill action ends the sandbox with 159")
+    func logAndKill() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let profile = try Self.profile("""
+            extends = "default"
+            [seccomp]
+            rules = [
+              { syscalls = ["mkdir", "mkdirat"], action = "log" },
+              { syscalls = ["sethostname"], action = "kill" },
+            ]
+            """, in: dir)
+        let log = "\(dir)/a.jsonl"
+        let r = Sandbox.run(["sh", "-c", "mkdir /tmp/made && test -d /tmp/made && echo made; hostname changed; echo not-reached"],
+                            options: ["--profile", profile, "--audit-log", log])
+        #expect(r.stdout == "made\n")
+        #expect(r.status == 159)
+        #expect(r.stderr.contains("cell: the sandbox was killed: sethostname matches a kill rule"))
+        let calls = try Self.events(log).filter { $0["event"] as? String == "syscall" }
+        #expect(calls.map { $0["action"] as? String } == ["logged", "killed"])
+        #expect(calls.first?["path"] as? String == "/tmp/made")
+        #expect(try Self.events(log).last?["status"] as? Int == 159)
+    }
+
+    @Test("100,000 denied calls finish in seconds, rate-limited but counted")
+    func burst() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/a.jsonl"
+        let started = Date()
+        let r = Sandbox.run(["python3", "-c", "import ctypes\nlibc = ctypes.CDLL(None)\nfor i in range(100000): libc.syscall(250, 0, 0, 0, 0, 0)\nprint('done')"],
+                            options: ["--audit-log", log], timeout: 120)
+        let elapsed = Date().timeIntervalSince(started)
+        #expect(r.status == 0 && r.stdout == "done\n", "\(r.stderr)")
+        #expect(elapsed < 30, "took \(elapsed) s")
+        let events = try Self.events(log)
+        let counted = events.filter { $0["event"] as? String == "syscall" }.reduce(0) { $0 + (($1["count"] as? Int) ?? 1) }
+        #expect(counted == 100_000)
+        #expect(events.count < 100, "the log holds \(events.count) lines")
+        #expect(events.last?["violations"] as? Int == 100_000)
+    }
+
+    @Test("the audit log is not reachable from inside: not on a path, not as a descriptor")
+    func logIsUnreachable() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/a.jsonl"
+        let r = Sandbox.run(["sh", "-c", "test -e \(log) && echo visible; ls -l /proc/self/fd/ /proc/1/fd/ 2>/dev/null | grep -c jsonl"],
+                            options: ["--audit-log", log])
+        #expect(r.stdout == "0\n", "\(r.stdout) \(r.stderr)")
+        #expect(FileManager.default.fileExists(atPath: log))
+    }
+
+    @Test("an audit log that cannot be written kills the sandbox: cell never runs unaudited")
+    func writeFailureKills() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let r = Sandbox.run(["sh", "-c", "unshare -U true 2>/dev/null; touch \(dir)/survived"],
+                            options: ["--audit-log", "/dev/full", "--bind", dir])
+        #expect(r.status == 125)
+        #expect(r.stderr.contains("cannot write to the audit log /dev/full"))
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/survived"))
+    }
+
+    @Test("when cell dies, a notified call never succeeds: the sandbox dies with it")
+    func supervisorDeath() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let marker = "\(Int.random(in: 100_000...999_999))"
+        let sandbox = try RunningSandbox(["python3", "-c", """
+            import ctypes, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            print('ready', flush=True)
+            out = open('\(dir)/results', 'a')
+            while True:
+                r = libc.syscall(250, 0, 0, 0, 0, 0)
+                out.write('%d %d\\n' % (r, ctypes.get_errno())); out.flush()
+            # \(marker)
+            """], options: ["--bind", dir])
+        #expect(sandbox.waitFor("ready"))
+        usleep(200_000)
+        sandbox.signal(SIGKILL)
+        _ = sandbox.wait()
+        usleep(300_000)
+        #expect(hostProcesses(containing: marker).isEmpty)
+        let results = try String(contentsOfFile: "\(dir)/results", encoding: .utf8).split(separator: "\n")
+        #expect(!results.isEmpty)
+        #expect(results.allSatisfy { $0 == "-1 1" || $0 == "-1 38" }, "\(Set(results))")
+    }
+
+    @Test("cell audit summary digests a log")
+    func summaryCommand() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/a.jsonl"
+        _ = Sandbox.run(["sh", "-c", "mkdir /tmp/a; mkdir /tmp/b; unshare -U true"],
+                        options: ["--audit-log", log, "--deny-syscall", "mkdir", "--deny-syscall", "mkdirat"])
+        _ = Sandbox.run(["true"], options: ["--audit-log", log, "-p", "strict"])
+        let r = Sandbox.execute([Sandbox.cell, "audit", "summary", log])
+        #expect(r.status == 0, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.filter { $0.hasPrefix("sandbox ") }.count == 2)
+        #expect(lines.contains("  command:  sh -c 'mkdir /tmp/a; mkdir /tmp/b; unshare -U true'"))
+        #expect(lines.contains("  profile:  strict (seccomp: strict)"))
+        #expect(lines.contains { $0.hasPrefix("  ended:    exit 1 after ") })
+        #expect(lines.contains { $0.hasPrefix("    mkdir") && $0.contains("denied ×2") && $0.contains("/tmp/a, /tmp/b") })
+        #expect(lines.contains("    unshare denied ×1"))
+        #expect(lines.contains("  violations: 0"))
+    }
+}
