@@ -39,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -302,6 +303,13 @@ static int pid1_main(void *arg) {
             fail(ctx, CELL_STEP_USERNS_LIMIT, errno);
     }
 
+    /* Servers may bind low ports in their own network namespace without a capability (as
+     * Docker does): two sandboxes can both listen on port 80. Per namespace; written now,
+     * while /proc/sys is writable. */
+    if ((plan->namespaces & CELL_NS_NET) && plan->unprivileged_ports &&
+        write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0", 1) != 0)
+        fail(ctx, CELL_STEP_NET_SYSCTL, errno);
+
     if (plan->namespaces & CELL_NS_MOUNT) {
         /* Before any mount: make every mount private, so nothing done inside propagates back to
          * the host (or to other sandboxes sharing a peer group). */
@@ -332,6 +340,16 @@ static int pid1_main(void *arg) {
         report(ctx->status_w, CELL_REPORT_WARNING, CELL_STEP_CHDIR, err, 0);
     }
 
+    /* Limits: after the filesystem view (which needs many descriptors at once), before the
+     * lock-down; the hard limits are set too, so no process can raise them back. */
+    for (int i = 0; i < plan->rlimit_count; i++) {
+        struct rlimit64 lim = {plan->rlimits[i].soft, plan->rlimits[i].hard};
+        if (syscall(SYS_prlimit64, 0, plan->rlimits[i].resource, &lim, NULL) != 0) {
+            report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_RLIMIT, errno, plan->rlimits[i].resource);
+            _exit(CELL_EXIT_SETUP_FAILED);
+        }
+    }
+
     /* Lock-down comes last, once nothing left needs privilege. */
     drop_capabilities(ctx);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -340,6 +358,9 @@ static int pid1_main(void *arg) {
     /* The report pipe was created close-on-exec so that no other process of the supervisor could
      * inherit it; cell-init needs it, so clear the flag in this process only. */
     if (fcntl(ctx->status_w, F_SETFD, 0) != 0)
+        fail(ctx, CELL_STEP_STATUS_FD, errno);
+    /* Likewise the lifeline, when cell-init must wait on it for the supervisor's go. */
+    if (plan->wait_for_go && fcntl(ctx->sync_r, F_SETFD, 0) != 0)
         fail(ctx, CELL_STEP_STATUS_FD, errno);
 
     /* seccomp last: after no_new_privs (which lets a process without capabilities load a
@@ -538,7 +559,7 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     size_t argc = 0;
     while (plan->argv[argc])
         argc++;
-    char status_arg[16];
+    char status_arg[32];
     snprintf(status_arg, sizeof status_arg, "%d", status[1]);
     char **init_argv = calloc(argc + 4, sizeof(char *));
     if (!init_argv) {
@@ -547,6 +568,9 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
         munmap(stacks, 2 * one);
         goto close_pipes;
     }
+    /* cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...] */
+    if (plan->wait_for_go)
+        snprintf(status_arg, sizeof status_arg, "%d,%d", status[1], sync[0]);
     init_argv[0] = "cell-init";
     init_argv[1] = status_arg;
     init_argv[2] = "--";
@@ -600,6 +624,20 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     }
 
     int step = CELL_STEP_NONE;
+    /* Into the sandbox's cgroup while it still waits, before it creates any process or
+     * namespace (its cgroup namespace is then rooted at this cgroup). */
+    if (plan->cgroup_procs_fd >= 0) {
+        char pid_text[16];
+        int len = snprintf(pid_text, sizeof pid_text, "%d", (int)child);
+        if (write(plan->cgroup_procs_fd, pid_text, (size_t)len) != len) {
+            result->failed_step = CELL_STEP_CGROUP;
+            result->error = errno;
+            kill(child, SIGKILL);
+            wait_exited(child, NULL);
+            pthread_sigmask(SIG_SETMASK, &saved, NULL);
+            goto free_all;
+        }
+    }
     if (write_id_maps(child, plan, &step) != 0) {
         result->failed_step = step;
         result->error = errno;
@@ -708,4 +746,12 @@ int cell_sealed_copy(const char *path, const char *name) {
 
 int cell_memfd(const char *name) {
     return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+}
+
+int cell_memfd_for_log(void) {
+    return (int)syscall(SYS_memfd_create, "cell-helper-log", MFD_CLOEXEC);
+}
+
+int cell_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC);
 }

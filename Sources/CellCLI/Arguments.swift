@@ -52,6 +52,16 @@ public struct RunOptions: Equatable {
     public var profile: String?
     public var network: String?
     public var auditLogPath: String?
+    public var timeout: UInt64?
+    public var killAfter: UInt64?
+    public var memory: UInt64?
+    public var cpuTime: UInt64?
+    public var fileSize: UInt64?
+    public var openFiles: UInt64?
+    public var processes: UInt64?
+    public var cgroup: String?
+    public var publish: [PublishedPort] = []
+    public var allowHostLoopback = false
 
     public init() {}
 }
@@ -227,10 +237,39 @@ public enum ArgumentParser {
             options.profile = value
         case .net:
             switch value {
-            case "none", "host": options.network = value
-            case "user": throw UsageError("--net user is not supported by this version of cell (user-mode networking is not built yet); use none or host")
-            default: throw UsageError("--net '\(value)' is not a network mode (none, host)")
+            case "none", "host", "user": options.network = value
+            default: throw UsageError("--net '\(value)' is not a network mode (none, host, user)")
             }
+        case .timeout, .killAfter:
+            guard let ms = Durations.parse(value) else {
+                throw UsageError("\(option.rawValue) '\(value)' is not a duration (e.g. 30s, 5m, 1h, 500ms)")
+            }
+            if option == .timeout { options.timeout = ms } else { options.killAfter = ms }
+        case .cpuTime:
+            guard let ms = Durations.parse(value) else {
+                throw UsageError("--cpu-time '\(value)' is not a duration (e.g. 60s, 10m)")
+            }
+            options.cpuTime = (ms + 999) / 1000
+        case .memory, .fileSize:
+            guard let bytes = ByteSize.parse(value), bytes > 0 else {
+                throw UsageError("\(option.rawValue) '\(value)' is not a size (e.g. 512m, 2g)")
+            }
+            if option == .memory { options.memory = bytes } else { options.fileSize = bytes }
+        case .openFiles, .pids:
+            guard let n = UInt64(value), n > 0 else {
+                throw UsageError("\(option.rawValue) '\(value)' is not a positive number")
+            }
+            if option == .openFiles { options.openFiles = n } else { options.processes = n }
+        case .cgroup:
+            guard value.hasPrefix("/") else { throw UsageError("--cgroup needs an absolute path to a cgroup v2 directory") }
+            options.cgroup = value
+        case .publish:
+            guard let port = PublishedPort.parse(value) else {
+                throw UsageError("--publish '\(value)' needs HOSTPORT:SANDBOXPORT (e.g. 8080:80)")
+            }
+            options.publish.append(port)
+        case .allowHostLoopback:
+            options.allowHostLoopback = true
         case .auditLog:
             guard !value.isEmpty else { throw UsageError("--audit-log needs a file path") }
             options.auditLogPath = value
@@ -340,13 +379,23 @@ enum RunOption: String, CaseIterable {
     case capAdd = "--cap-add"
     case profile = "--profile"
     case auditLog = "--audit-log"
+    case timeout = "--timeout"
+    case killAfter = "--kill-after"
+    case memory = "--memory"
+    case cpuTime = "--cpu-time"
+    case fileSize = "--file-size"
+    case openFiles = "--open-files"
+    case pids = "--pids"
+    case cgroup = "--cgroup"
+    case publish = "--publish"
+    case allowHostLoopback = "--allow-host-loopback"
     case net = "--net"
     case seccomp = "--seccomp"
     case seccompJSON = "--seccomp-json"
     case allowSyscall = "--allow-syscall"
     case denySyscall = "--deny-syscall"
 
-    var takesValue: Bool { self != .dryRun }
+    var takesValue: Bool { self != .dryRun && self != .allowHostLoopback }
 
     var valueHint: String {
         switch self {
@@ -362,6 +411,12 @@ enum RunOption: String, CaseIterable {
         case .capAdd: return "CAP"
         case .profile: return "NAME|PATH"
         case .auditLog: return "PATH"
+        case .timeout, .killAfter, .cpuTime: return "DURATION"
+        case .memory, .fileSize: return "SIZE"
+        case .openFiles, .pids: return "N"
+        case .cgroup: return "PATH"
+        case .publish: return "HOSTPORT:SANDBOXPORT"
+        case .allowHostLoopback: return ""
         case .net: return "none|host"
         case .seccomp: return "default|strict"
         case .seccompJSON: return "PATH"

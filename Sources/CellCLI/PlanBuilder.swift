@@ -28,13 +28,26 @@ enum PlanBuilder {
         }
         var namespaces = profile.namespaces
         let network = options.network.flatMap(NetworkMode.init(rawValue:)) ?? profile.network
-        if network == .none { namespaces.insert(.net) } else { namespaces.remove(.net) }
+        if network == .host { namespaces.remove(.net) } else { namespaces.insert(.net) }
+        let publish = profile.publish + options.publish
+        if !publish.isEmpty && network != .user {
+            throw .invalid("--publish needs user-mode networking (--net user): with --net \(network.rawValue) there is nothing to forward to")
+        }
+        var limits = profile.limits
+        if let v = options.timeout { limits.timeout = v }
+        if let v = options.killAfter { limits.killAfter = v }
+        if let v = options.memory { limits.memory = v }
+        if let v = options.cpuTime { limits.cpuTime = v }
+        if let v = options.fileSize { limits.fileSize = v }
+        if let v = options.openFiles { limits.openFiles = v }
+        if let v = options.processes { limits.processes = v }
+        if let v = options.cgroup { limits.cgroup = v }
         // The caller's working directory is bound only when it is the one the sandbox starts in.
         let boundDirectory = explicitDirectory == nil && profile.workingDirectoryMount != .none ? callerDirectory : nil
         var mounts = profile.filesystemDefaults
             ? FilesystemView.defaultOperations(workingDirectory: boundDirectory,
                                                workingDirectoryWritable: profile.workingDirectoryMount == .readWrite,
-                                               ipcNamespace: namespaces.contains(.ipc))
+                                               ipcNamespace: namespaces.contains(.ipc), network: network)
             : []
         mounts += profile.mounts.map(\.operation)
         for request in options.mounts {
@@ -80,7 +93,11 @@ enum PlanBuilder {
             mounts: mounts,
             rootBase: rootBase,
             auditLogPath: options.auditLogPath ?? profile.auditLog,
-            profileName: profile.name)
+            profileName: profile.name,
+            limits: limits,
+            network: network,
+            publish: publish,
+            allowHostLoopback: options.allowHostLoopback || profile.allowHostLoopback)
     }
 }
 

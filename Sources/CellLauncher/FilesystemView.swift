@@ -57,6 +57,7 @@ public enum FilesystemView {
         workingDirectory: String?,
         workingDirectoryWritable: Bool = false,
         ipcNamespace: Bool = true,
+        network: NetworkMode = .none,
         inspect: (String) -> HostEntry = inspectHost
     ) -> [MountOperation] {
         var ops: [MountOperation] = [.bind("/usr", readOnly: true)]
@@ -71,6 +72,11 @@ public enum FilesystemView {
         ops.append(.dir("/etc"))
         for name in etcEntries {
             let path = "/etc/" + name
+            // With user-mode networking the resolver is slirp4netns's forwarder, not the host's.
+            if name == "resolv.conf" && network == .user {
+                ops.append(.file(path, contents: "nameserver \(UserNetwork.resolverAddress)\n"))
+                continue
+            }
             switch inspect(path) {
             case .symlink(let target): ops.append(.symlink(target, at: path))
             case .directory, .file: ops.append(.bind(path, readOnly: true, optional: true))

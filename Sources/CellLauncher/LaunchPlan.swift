@@ -28,6 +28,10 @@ public struct LaunchPlan: Equatable, Sendable {
     public var auditLogPath: String?
     /// The profile the plan came from, for the audit log.
     public var profileName: String
+    public var limits: ResourceLimits
+    public var network: NetworkMode
+    public var publish: [PublishedPort]
+    public var allowHostLoopback: Bool
 
     public init(
         command: [String],
@@ -43,7 +47,11 @@ public struct LaunchPlan: Equatable, Sendable {
         mounts: [MountOperation] = [],
         rootBase: String = "/tmp",
         auditLogPath: String? = nil,
-        profileName: String = "default"
+        profileName: String = "default",
+        limits: ResourceLimits = ResourceLimits(),
+        network: NetworkMode = .none,
+        publish: [PublishedPort] = [],
+        allowHostLoopback: Bool = false
     ) {
         self.command = command
         self.environment = environment
@@ -59,6 +67,10 @@ public struct LaunchPlan: Equatable, Sendable {
         self.rootBase = rootBase
         self.auditLogPath = auditLogPath
         self.profileName = profileName
+        self.limits = limits
+        self.network = network
+        self.publish = publish
+        self.allowHostLoopback = allowHostLoopback
     }
 
     public static let defaultHostname = "cell"
@@ -76,6 +88,14 @@ public struct LaunchPlan: Equatable, Sendable {
         lines.append("identity:     uid 0 -> host uid \(identity.outerUID), gid 0 -> host gid \(identity.outerGID)"
             + (identity.denySetgroups ? ", setgroups denied" : ", supplementary groups dropped"))
         lines.append("hostname:     \(namespaces.contains(.uts) ? hostname : "(the host's)")")
+        switch network {
+        case .none: lines.append("network:      none (a private namespace with only lo)")
+        case .host: lines.append("network:      host (the caller's network namespace)")
+        case .user:
+            lines.append("network:      user (slirp4netns; host loopback \(allowHostLoopback ? "reachable" : "unreachable"))"
+                + (publish.isEmpty ? "" : "; published: " + publish.map(\.description).joined(separator: ", ")))
+        }
+        lines.append("limits:       " + limits.describe().joined(separator: "; "))
         lines.append("working dir:  \(workingDirectory)"
             + (workingDirectoryFallback.map { " (else \($0))" } ?? ""))
         lines.append("capabilities: \(keptCapabilities == 0 ? "none" : Capabilities.names(keptCapabilities).joined(separator: " ")) (securebits locked)")

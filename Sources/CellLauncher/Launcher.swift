@@ -12,6 +12,9 @@ public struct SandboxOutcome: Sendable {
     public var notes: [String]
     /// The one-line digest of violations when there is no audit log file (nil: none).
     public var auditSummary: String?
+    /// Limits the sandbox ran into, as far as cell can tell: "timeout", "cpu_time" (SIGXCPU),
+    /// "file_size" (SIGXFSZ).
+    public var limitsHit: [String] = []
 }
 
 /// Executes a `LaunchPlan`: compiles the filters, spawns the sandbox (CCellSpawn) and hands it
@@ -22,11 +25,11 @@ public enum Launcher {
 
     public static func run(_ plan: LaunchPlan, initHelper: String, version: String) -> SandboxOutcome {
         let started = monotonicMilliseconds()
-        func finish(_ end: SandboxEnd, notes: [String] = [], summary: String? = nil) -> SandboxOutcome {
+        func finish(_ end: SandboxEnd, notes: [String] = [], summary: String? = nil, limitsHit: [String] = []) -> SandboxOutcome {
             var usage = rusage()
             getrusage(RUSAGE_CHILDREN.rawValue, &usage)
             return SandboxOutcome(end: end, durationMilliseconds: monotonicMilliseconds() - started,
-                                  maxRSSKilobytes: Int(usage.ru_maxrss), notes: notes, auditSummary: summary)
+                                  maxRSSKilobytes: Int(usage.ru_maxrss), notes: notes, auditSummary: summary, limitsHit: limitsHit)
         }
 
         // The audit log is opened here, by the supervisor, before the sandbox exists: the
@@ -41,6 +44,23 @@ public enum Launcher {
             try? audit.write("error", [("message", .string(message))])
             return finish(.setupFailed(message))
         }
+
+        // An unprivileged process can lower its rlimits, never raise them: refuse, do not shrink.
+        if let above = plan.limits.aboveHardLimits().first {
+            return failed(above)
+        }
+        if let unmet = plan.limits.unmetRequirement() {
+            return failed(unmet)
+        }
+        var cgroup: SandboxCgroup?
+        if let parent = plan.limits.cgroup {
+            do {
+                cgroup = try SandboxCgroup(parent: parent, id: audit.sandbox, limits: plan.limits)
+            } catch {
+                return failed(error.message)
+            }
+        }
+        defer { cgroup?.remove() }
 
         // Compile the filters here, in the supervisor: the sandbox only loads ready programs.
         let filters: FilterSet
@@ -65,10 +85,32 @@ public enum Launcher {
         defer { relay.close() }
 
         var result = cell_spawn_result()
-        let rc = SpawnRequest(plan: plan, initFD: initFD, filters: filters).spawn(&result)
+        let rc = SpawnRequest(plan: plan, initFD: initFD, filters: filters, cgroupProcsFD: cgroup?.procsFD ?? -1).spawn(&result)
         if rc != 0 {
             return failed(SetupFailure.message(step: result.failed_step, errno: result.error, plan: plan))
         }
+
+        // User-mode networking: attach slirp4netns while cell-init waits, then let it go.
+        var network: UserNetwork?
+        if plan.network == .user && result.init_pid > 0 {
+            let userNetwork = UserNetwork()
+            do {
+                try userNetwork.start(sandboxPID: result.init_pid, allowHostLoopback: plan.allowHostLoopback, publish: plan.publish)
+            } catch {
+                kill(result.init_pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(result.init_pid, &status, 0)
+                close(result.status_fd)
+                close(result.lifeline_fd)
+                if result.listener_fd >= 0 { close(result.listener_fd) }
+                return failed(error.message)
+            }
+            network = userNetwork
+        }
+        if plan.network == .user {
+            writeAll(result.lifeline_fd, "g")
+        }
+        defer { network?.stop() }
 
         try? audit.write("start", [
             ("profile", .string(plan.profileName)), ("command", .strings(plan.command)),
@@ -82,7 +124,13 @@ public enum Launcher {
         var exitFields: [(String, JSONField)] = [("status", .int(Int(end.exitStatus)))]
         if case .signaled(let s) = end { exitFields.append(("signal", .int(Int(s)))) } else { exitFields.append(("signal", .null)) }
         if case .setupFailed(let m) = end { exitFields.append(("error", .string(m))) }
-        let outcome = finish(end, notes: supervisor.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil)
+        var limitsHit = supervisor.limitsHit
+        for which in cgroup?.limitsHit() ?? [] where !limitsHit.contains(which) {
+            limitsHit.append(which)
+            try? audit.write("limit", [("which", .string(which))])
+        }
+        let outcome = finish(end, notes: (cgroup?.notes ?? []) + supervisor.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil,
+                             limitsHit: limitsHit)
         exitFields += [("duration_ms", .int(outcome.durationMilliseconds)), ("max_rss_kb", .int(outcome.maxRSSKilobytes)),
                        ("violations", .int(audit.violations))]
         try? audit.write("exit", exitFields)
@@ -95,6 +143,7 @@ struct SpawnRequest {
     let plan: LaunchPlan
     let initFD: Int32
     let filters: FilterSet
+    let cgroupProcsFD: Int32
 
     func spawn(_ result: inout cell_spawn_result) -> Int32 {
         let argv = CStringArray(plan.command)
@@ -115,7 +164,14 @@ struct SpawnRequest {
         c.max_user_namespaces = plan.seccomp.allowNestedNamespaces ? -1 : 0
         c.init_fd = initFD
         c.seccomp_listener = 1
-
+        c.cgroup_procs_fd = cgroupProcsFD
+        c.unprivileged_ports = plan.namespaces.contains(.net) ? 1 : 0
+        c.wait_for_go = plan.network == .user ? 1 : 0
+        let rlimits = plan.limits.rlimits.map { limit in
+            cell_rlimit(resource: limit.resource, soft: limit.value,
+                        hard: limit.resource == Int32(RLIMIT_CPU.rawValue) ? limit.value + 1 : limit.value)
+        }
+        c.rlimit_count = Int32(rlimits.count)
         return strings.withPointers { s in
             c.hostname = UnsafePointer(s[0])
             c.cwd = UnsafePointer(s[1])
@@ -134,6 +190,8 @@ struct SpawnRequest {
             c.mount_count = Int32(ops.count)
             return ops.withUnsafeBufferPointer { opsBuffer in
                 c.mounts = opsBuffer.baseAddress
+                return rlimits.withUnsafeBufferPointer { rl in
+                c.rlimits = rl.baseAddress
                 return argv.withPointers { a in
                     envp.withPointers { e in
                         c.argv = a
@@ -149,6 +207,7 @@ struct SpawnRequest {
                             }
                         }
                     }
+                }
                 }
             }
         }

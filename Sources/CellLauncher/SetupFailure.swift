@@ -31,6 +31,12 @@ public enum SetupFailure {
             return "cannot create the sandbox's root filesystem (a tmpfs over \(plan.rootBase), inside the sandbox only): \(reason)"
         case CELL_STEP_PIVOT_ROOT:
             return "cannot switch into the sandbox's root filesystem (pivot_root): \(reason)"
+        case CELL_STEP_CGROUP:
+            var line = "cannot move the sandbox into its cgroup under \(plan.limits.cgroup ?? "?"): \(reason)"
+            if code == EACCES || code == EPERM {
+                line += " (cell must itself run inside the delegated cgroup, as under systemd user delegation: moving a process needs write access to the cgroup.procs of the common ancestor)"
+            }
+            return line
         case CELL_STEP_ROOT_READONLY:
             return "cannot make the sandbox's root read-only: \(reason)"
         default:
@@ -101,6 +107,13 @@ public enum SetupFailure {
         case CELL_STEP_EXEC_INIT: return "execute cell-init as the sandbox's pid 1"
         case CELL_STEP_INIT_ARGS: return "start cell-init (bad arguments)"
         case CELL_STEP_FORK_COMMAND: return "fork the command inside the sandbox"
+        case CELL_STEP_RLIMIT: return "set a resource limit"
+        case CELL_STEP_NET_SYSCTL: return "let the sandbox bind low ports (net.ipv4.ip_unprivileged_port_start)"
+        case CELL_STEP_WAIT_GO: return "start the command once the network was up"
+        case CELL_STEP_SECCOMP: return "load the seccomp filter"
+        case CELL_STEP_SECCOMP_LISTENER: return "pass the seccomp listener to cell"
+        case CELL_STEP_SOCKETPAIR: return "create the seccomp listener's socketpair"
+        case CELL_STEP_USERNS_LIMIT: return "forbid nested user namespaces (user.max_user_namespaces)"
         default: return "set up the sandbox (step \(step))"
         }
     }

@@ -16,6 +16,7 @@ public enum StatusReport {
             fields.append(("error", jsonString(outcome.end.exitStatus == 127 ? "command not found" : "command not executable")))
         }
         fields.append(("timed_out", outcome.end == .timedOut ? "true" : "false"))
+        fields.append(("limits_hit", "[" + outcome.limitsHit.map(jsonString).joined(separator: ",") + "]"))
         fields.append(("duration_ms", String(outcome.durationMilliseconds)))
         fields.append(("max_rss_kb", String(outcome.maxRSSKilobytes)))
         fields.append(("namespaces", "[" + plan.namespaceNames.map(jsonString).joined(separator: ",") + "]"))

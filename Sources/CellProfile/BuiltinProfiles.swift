@@ -5,13 +5,20 @@ public enum BuiltinProfiles {
 # ci — for CI jobs: `cell run --profile ci -- make test`.
 #
 # As `default`, but the checkout (the working directory) is writable, so builds can write
-# their outputs, and the variables CI systems set are passed through. (User-mode networking,
-# CI-sized limits and a timeout join this profile when cell has them.)
-description = "CI jobs: the working directory read-write, CI variables kept"
+# their outputs; outbound network through user-mode NAT (the host's loopback stays
+# unreachable); the variables CI systems set are passed through; CI-sized limits and a timeout.
+description = "CI jobs: the working directory read-write, outbound network, CI variables kept, a 60m timeout"
 extends = "default"
 
 [filesystem]
 cwd = "rw"
+
+[network]
+mode = "user"        # slirp4netns: outbound only; publish ports with --publish
+
+[limits]
+pids = 16384         # parallel builds fork a lot
+timeout = "60m"
 
 [environment]
 keep = [
@@ -45,6 +52,11 @@ time = false    # few programs need their own clocks; off keeps the launch cheap
 [network]
 mode = "none"   # a private network namespace with only lo, up
 
+[limits]
+# Modest, so ordinary programs never notice: a guard against fork bombs, no core dumps (always
+# off). Memory, CPU, file sizes and time are left to stricter profiles.
+pids = 4096     # processes of this sandbox (RLIMIT_NPROC counts per user namespace)
+
 [filesystem]
 defaults = true # /usr, a selection of /etc, /proc, /dev, /tmp and home (README: "Filesystem")
 cwd = "ro"      # the working directory, read-only, at its own path
@@ -60,13 +72,25 @@ keep = []       # none: every set empty, securebits locked
 policy = "default"          # allow all but what containers never need (README: "seccomp")
 nested_namespaces = false   # no namespace of its own, no nested user namespace
 """#,
+        "network": #"""
+# network — `default` plus outbound network.
+#
+# User-mode NAT through slirp4netns: the sandbox can open connections out, resolve names
+# through slirp4netns's forwarder, and receive ports published with --publish; the host's own
+# loopback services stay unreachable unless --allow-host-loopback.
+description = "default plus outbound network (user-mode NAT; host loopback unreachable)"
+extends = "default"
+
+[network]
+mode = "user"
+"""#,
         "strict": #"""
 # strict — for code you expect to be hostile.
 #
-# As `default`, but the working directory stays invisible and the system-call policy is an
-# allow-list: ordinary process, file, memory, signal, timer, IPC and socket calls, nothing else.
-# (Tight resource limits and a short timeout join this profile when cell has limits.)
-description = "for hostile code: no working directory, an allow-list seccomp policy"
+# As `default`, but the working directory stays invisible, the system-call policy is an
+# allow-list (ordinary process, file, memory, signal, timer, IPC and socket calls, nothing
+# else), and the limits are tight.
+description = "for hostile code: no working directory, an allow-list seccomp policy, tight limits"
 extends = "default"
 
 [filesystem]
@@ -74,6 +98,14 @@ cwd = "none"
 
 [seccomp]
 policy = "strict"
+
+[limits]
+memory = "1g"        # per process (RLIMIT_DATA); sandbox-wide with [limits] cgroup
+cpu_time = "60s"     # per process
+file_size = "64m"    # no file larger than this
+open_files = 256
+pids = 256
+timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
 """#,
     ]
 }

@@ -29,6 +29,9 @@ public struct Profile: Equatable, Sendable {
     public var nestedNamespaces: Bool
     /// The audit log file (JSON Lines); nil: a summary on stderr.
     public var auditLog: String?
+    public var limits: ResourceLimits
+    public var publish: [PublishedPort]
+    public var allowHostLoopback: Bool
 
     /// cell's own defaults: what a profile without `extends` starts from (and what the
     /// built-in `default` profile spells out).
@@ -37,15 +40,9 @@ public struct Profile: Equatable, Sendable {
                 namespaces: Namespace.allNested, network: .none, filesystemDefaults: true,
                 workingDirectoryMount: .readOnly, mounts: [], keepEnvironment: [], setEnvironment: [],
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
-                denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil)
+                denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil,
+                limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false)
     }
-}
-
-public enum NetworkMode: String, Equatable, Sendable, CaseIterable {
-    /// A private network namespace with only `lo`.
-    case none
-    /// The caller's network namespace (reduces isolation: see SECURITY.md).
-    case host
 }
 
 public enum WorkingDirectoryMount: String, Equatable, Sendable, CaseIterable {

@@ -84,10 +84,9 @@ struct ProfileDecoder {
     }
 
     static let topLevelKeys = ["description", "extends", "hostname", "cwd", "namespaces", "network", "filesystem",
-                               "environment", "capabilities", "seccomp", "audit"]
+                               "environment", "capabilities", "seccomp", "audit", "limits"]
     /// Keys of features this version does not have: rejected, never ignored.
-    static let notYet = ["limits": "resource limits are", "timeout": "the wall-clock timeout is",
-                         "cgroup": "cgroup limits are"]
+    static let notYet: [String: String] = [:]
 
     mutating func decode(_ document: [String: TOMLNode]) -> ProfileLayer {
         var layer = ProfileLayer()
@@ -127,15 +126,38 @@ struct ProfileDecoder {
         }
 
         if let table = table(document, [], "network") {
-            checkKeys(table, [.key("network")], ["mode"])
-            if let mode = string(table, [.key("network")], "mode") {
-                if mode == "user" {
-                    report([.key("network"), .key("mode")], "network mode 'user' is not supported by this version of cell (user-mode networking is not built yet); use \"none\" or \"host\"")
-                } else if let m = NetworkMode(rawValue: mode) {
+            let base: [PathComponent] = [.key("network")]
+            checkKeys(table, base, ["mode", "publish", "publish_add", "publish_remove", "allow_host_loopback"])
+            if let mode = string(table, base, "mode") {
+                if let m = NetworkMode(rawValue: mode) {
                     layer.network = m
                 } else {
-                    report([.key("network"), .key("mode")], "unknown network mode '\(mode)' (none, host)")
+                    report(base + [.key("mode")], "unknown network mode '\(mode)' (none, host, user)")
                 }
+            }
+            layer.publish.replace = ports(table, base, "publish")
+            layer.publish.add = ports(table, base, "publish_add") ?? []
+            layer.publish.remove = stringList(table, base, "publish_remove") ?? []
+            layer.allowHostLoopback = bool(table, base, "allow_host_loopback")
+        }
+
+        if let table = table(document, [], "limits") {
+            let base: [PathComponent] = [.key("limits")]
+            checkKeys(table, base, ["memory", "cpu_time", "file_size", "open_files", "pids", "timeout", "kill_after", "cgroup", "required"])
+            layer.memory = size(table, base, "memory")
+            layer.fileSize = size(table, base, "file_size")
+            layer.cpuTime = duration(table, base, "cpu_time").map { ($0 + 999) / 1000 }
+            layer.timeout = duration(table, base, "timeout")
+            layer.killAfter = duration(table, base, "kill_after")
+            layer.openFiles = count(table, base, "open_files")
+            layer.processes = count(table, base, "pids")
+            layer.cgroup = path(table, base, "cgroup")
+            if let required = stringList(table, base, "required") {
+                let known = ["memory", "pids", "timeout", "cpu_time", "file_size", "open_files"]
+                for name in required where !known.contains(name) {
+                    report(base + [.key("required")], "'\(name)' is not a limit (\(known.joined(separator: ", ")))", value: name)
+                }
+                layer.required = required.filter { known.contains($0) }
             }
         }
 
@@ -309,6 +331,47 @@ struct ProfileDecoder {
             message += " (known keys: \(allowed.joined(separator: ", ")))"
         }
         report(base + [.key(key)], message)
+    }
+
+    // MARK: limits
+
+    mutating func size(_ t: [String: TOMLNode], _ base: [PathComponent], _ key: String) -> UInt64? {
+        guard let text = string(t, base, key) else { return nil }
+        guard let v = ByteSize.parse(text), v > 0 else {
+            report(base + [.key(key)], "'\(text)' is not a size (e.g. 512m, 2g)")
+            return nil
+        }
+        return v
+    }
+
+    mutating func duration(_ t: [String: TOMLNode], _ base: [PathComponent], _ key: String) -> UInt64? {
+        guard let text = string(t, base, key) else { return nil }
+        guard let v = Durations.parse(text) else {
+            report(base + [.key(key)], "'\(text)' is not a duration (e.g. 30s, 5m, 1h)")
+            return nil
+        }
+        return v
+    }
+
+    mutating func count(_ t: [String: TOMLNode], _ base: [PathComponent], _ key: String) -> UInt64? {
+        guard let node = t[key] else { return nil }
+        guard case .integer(let n) = node else { return typeError(base + [.key(key)], "a positive integer", node) }
+        guard n > 0 else {
+            report(base + [.key(key)], "'\(key)' must be a positive integer, not \(n)")
+            return nil
+        }
+        return UInt64(n)
+    }
+
+    mutating func ports(_ t: [String: TOMLNode], _ base: [PathComponent], _ key: String) -> [PublishedPort]? {
+        guard let list = stringList(t, base, key) else { return nil }
+        return list.compactMap { text in
+            guard let p = PublishedPort.parse(text) else {
+                report(base + [.key(key)], "'\(text)' is not HOSTPORT:SANDBOXPORT (e.g. \"8080:80\")", value: text)
+                return nil
+            }
+            return p
+        }
     }
 
     // MARK: lists with meaning

@@ -23,6 +23,17 @@ struct ProfileLayer {
     var seccompRules = ListEdit<SyscallRuleSpec>()
     var nestedNamespaces: Bool?
     var auditLog: String?
+    var memory: UInt64?
+    var cpuTime: UInt64?
+    var fileSize: UInt64?
+    var openFiles: UInt64?
+    var processes: UInt64?
+    var timeout: UInt64?
+    var killAfter: UInt64?
+    var cgroup: String?
+    var required: [String]?
+    var publish = ListEdit<PublishedPort>()
+    var allowHostLoopback: Bool?
 
     /// Applies this layer on top of `profile` (the parent's resolution, or cell's base).
     func apply(to profile: Profile) -> Profile {
@@ -35,7 +46,7 @@ struct ProfileLayer {
         }
         if let v = network {
             p.network = v
-            if v == .none { p.namespaces.insert(.net) } else { p.namespaces.remove(.net) }
+            if v == .host { p.namespaces.remove(.net) } else { p.namespaces.insert(.net) }
         }
         if let v = filesystemDefaults { p.filesystemDefaults = v }
         if let v = workingDirectoryMount { p.workingDirectoryMount = v }
@@ -57,6 +68,17 @@ struct ProfileLayer {
         p.seccompRules = seccompRules.apply(to: p.seccompRules) { $0.syscalls.joined(separator: ",") }
         if let v = nestedNamespaces { p.nestedNamespaces = v }
         if let v = auditLog { p.auditLog = v }
+        if let v = memory { p.limits.memory = v }
+        if let v = cpuTime { p.limits.cpuTime = v }
+        if let v = fileSize { p.limits.fileSize = v }
+        if let v = openFiles { p.limits.openFiles = v }
+        if let v = processes { p.limits.processes = v }
+        if let v = timeout { p.limits.timeout = v }
+        if let v = killAfter { p.limits.killAfter = v }
+        if let v = cgroup { p.limits.cgroup = v }
+        if let v = required { p.limits.required = v }
+        p.publish = publish.apply(to: p.publish) { "\($0.hostPort):\($0.sandboxPort)" }
+        if let v = allowHostLoopback { p.allowHostLoopback = v }
         return p
     }
 }

@@ -17,6 +17,20 @@ public enum ProfileWriter {
         out.append("")
         out.append("[network]")
         out.append("mode = \(quote(p.network.rawValue))")
+        out.append("publish = \(list(p.publish.map { "\($0.hostPort):\($0.sandboxPort)" }))")
+        out.append("allow_host_loopback = \(p.allowHostLoopback)")
+        out.append("")
+        out.append("[limits]")
+        let l = p.limits
+        if let v = l.memory { out.append("memory = \(quote(ByteSize.format(v)))") }
+        if let v = l.cpuTime { out.append("cpu_time = \(quote("\(v)s"))") }
+        if let v = l.fileSize { out.append("file_size = \(quote(ByteSize.format(v)))") }
+        if let v = l.openFiles { out.append("open_files = \(v)") }
+        if let v = l.processes { out.append("pids = \(v)") }
+        if let v = l.timeout { out.append("timeout = \(quote(Durations.format(v)))") }
+        out.append("kill_after = \(quote(Durations.format(l.killAfter)))")
+        if let v = l.cgroup { out.append("cgroup = \(quote(v))") }
+        out.append("required = \(list(l.required))")
         out.append("")
         out.append("[filesystem]")
         out.append("defaults = \(p.filesystemDefaults)")

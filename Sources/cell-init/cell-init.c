@@ -13,7 +13,9 @@
  * capabilities, no_new_privs and the sandbox's seccomp filter, like the command. It is a normal
  * single-threaded process, so libc is fine here.
  *
- * Usage (by spawn.c only): cell-init STATUS_FD -- COMMAND [ARG...]
+ * Usage (by spawn.c only): cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...]
+ * With GO_FD, the command starts only once the supervisor has written one byte there (it does
+ * so when the sandbox's network is up); end of file means the supervisor is gone.
  * Signals are all blocked on entry; they are unblocked once the forwarding handlers are in place.
  */
 #define _GNU_SOURCE
@@ -53,20 +55,25 @@ static void report(int fd, int kind, int step, int error, int value) {
     } while (n < 0 && errno == EINTR);
 }
 
-static int parse_fd(const char *s) {
+static int parse_fd(const char *s, char **rest) {
     char *end = NULL;
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || !end || *end || v < 3 || v > 1 << 20)
+    if (errno || !end || v < 3 || v > 1 << 20)
         return -1;
+    *rest = end;
     return (int)v;
 }
 
 int main(int argc, char **argv) {
     if (argc < 4 || strcmp(argv[2], "--") != 0)
         return CELL_EXIT_SETUP_FAILED;
-    int status_fd = parse_fd(argv[1]);
-    if (status_fd < 0)
+    char *rest = NULL;
+    int status_fd = parse_fd(argv[1], &rest);
+    int go_fd = -1;
+    if (status_fd >= 0 && *rest == ',')
+        go_fd = parse_fd(rest + 1, &rest);
+    if (status_fd < 0 || *rest != 0)
         return CELL_EXIT_SETUP_FAILED;
     char **command = argv + 3;
 
@@ -81,6 +88,19 @@ int main(int argc, char **argv) {
     sigfillset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         sigaction(forwarded[i], &sa, NULL);
+
+    if (go_fd >= 0) {
+        char go;
+        ssize_t n;
+        do {
+            n = read(go_fd, &go, 1);
+        } while (n < 0 && errno == EINTR);
+        if (n != 1) {
+            report(status_fd, CELL_REPORT_FAILED, CELL_STEP_WAIT_GO, n < 0 ? errno : EPIPE, 0);
+            return CELL_EXIT_SETUP_FAILED;
+        }
+        close(go_fd);
+    }
 
     pid_t pid = fork();
     if (pid < 0) {

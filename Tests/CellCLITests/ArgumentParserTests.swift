@@ -138,3 +138,34 @@ struct MountFlagTests {
         }
     }
 }
+
+struct LimitFlagTests {
+    @Test func limitsAndNetwork() throws {
+        guard case .run(let o) = try ArgumentParser.parse(["run", "--timeout", "5m", "--kill-after", "1s", "--memory", "512m",
+                                                          "--cpu-time", "1500ms", "--file-size", "1g", "--open-files", "64", "--pids", "10",
+                                                          "--net", "user", "--publish", "8080:80", "--allow-host-loopback",
+                                                          "--cgroup", "/sys/fs/cgroup/x", "--", "true"]) else {
+            Issue.record("not run")
+            return
+        }
+        #expect(o.timeout == 300_000 && o.killAfter == 1000 && o.memory == 512 << 20 && o.cpuTime == 2)
+        #expect(o.fileSize == 1 << 30 && o.openFiles == 64 && o.processes == 10)
+        #expect(o.network == "user" && o.publish == [PublishedPort(hostPort: 8080, sandboxPort: 80)] && o.allowHostLoopback)
+        #expect(o.cgroup == "/sys/fs/cgroup/x")
+    }
+
+    @Test("bad limits", arguments: [
+        (["--timeout", "soon"], "is not a duration"), (["--memory", "lots"], "is not a size"),
+        (["--pids", "0"], "is not a positive number"), (["--open-files", "-3"], "is not a positive number"),
+        (["--publish", "80"], "needs HOSTPORT:SANDBOXPORT"), (["--cgroup", "rel"], "absolute path"),
+        (["--net", "bridge"], "is not a network mode"), (["--allow-host-loopback=yes"], "takes no value"),
+    ])
+    func bad(args: [String], fragment: String) {
+        do {
+            _ = try ArgumentParser.parse(["run"] + args + ["--", "true"])
+            Issue.record("accepted \(args)")
+        } catch {
+            #expect(error.message.contains(fragment), "\(error.message)")
+        }
+    }
+}

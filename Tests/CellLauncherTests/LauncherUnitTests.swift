@@ -125,7 +125,7 @@ struct StatusReportTests {
                               identity: IdentityMapping(outerUID: 1, outerGID: 1, denySetgroups: true))
         let outcome = SandboxOutcome(end: .signaled(9), durationMilliseconds: 12, maxRSSKilobytes: 345, notes: [])
         #expect(StatusReport.json(plan: plan, outcome: outcome) ==
-            #"{"v":1,"exit_code":137,"signal":9,"timed_out":false,"duration_ms":12,"max_rss_kb":345,"namespaces":["user","mount","pid","net","ipc","uts","cgroup"],"command":["sh","-c","x"]}"# + "\n")
+            #"{"v":1,"exit_code":137,"signal":9,"timed_out":false,"limits_hit":[],"duration_ms":12,"max_rss_kb":345,"namespaces":["user","mount","pid","net","ipc","uts","cgroup"],"command":["sh","-c","x"]}"# + "\n")
     }
 
     @Test func planDescriptionListsTheNamespacesInOrder() {
@@ -134,5 +134,50 @@ struct StatusReportTests {
         let text = plan.describe()
         #expect(text.contains("namespaces:   user mount pid net ipc uts cgroup"))
         #expect(text.contains("command:      echo 'it'\\''s'"))
+    }
+}
+
+struct LimitsUnitTests {
+    @Test func durations() {
+        #expect(Durations.parse("30s") == 30_000)
+        #expect(Durations.parse("1.5s") == 1500)
+        #expect(Durations.parse("5m") == 300_000)
+        #expect(Durations.parse("2h") == 7_200_000)
+        #expect(Durations.parse("250ms") == 250)
+        #expect(Durations.parse("10") == 10_000)
+        #expect(Durations.parse("0s") == nil)
+        #expect(Durations.parse("soon") == nil)
+        #expect(Durations.parse("-1s") == nil)
+        #expect(Durations.parse("") == nil)
+        #expect(Durations.format(300_000) == "5m" && Durations.format(1500) == "1500ms" && Durations.format(2000) == "2s")
+    }
+
+    @Test func rlimitsAndRequirements() {
+        let l = ResourceLimits(memory: 1 << 30, cpuTime: 60, fileSize: 1 << 20, openFiles: 256, processes: 100)
+        #expect(l.rlimits.map(\.name) == ["core", "memory", "cpu_time", "file_size", "open_files", "pids"])
+        #expect(l.rlimits.first?.value == 0)
+        #expect(ResourceLimits().rlimits.map(\.name) == ["core"])
+        var r = ResourceLimits(memory: 1 << 30)
+        r.required = ["memory"]
+        #expect(r.unmetRequirement()?.contains("needs a delegated cgroup v2") == true)
+        r.cgroup = "/sys/fs/cgroup/user"
+        #expect(r.unmetRequirement() == nil)
+        r.required = ["timeout"]
+        #expect(r.unmetRequirement()?.contains("sets none") == true)
+    }
+
+    @Test func publishedPorts() {
+        #expect(PublishedPort.parse("8080:80") == PublishedPort(hostPort: 8080, sandboxPort: 80))
+        #expect(PublishedPort.parse("80") == nil)
+        #expect(PublishedPort.parse("0:80") == nil)
+        #expect(PublishedPort.parse("70000:80") == nil)
+        #expect(PublishedPort.parse("a:b") == nil)
+    }
+
+    @Test func userNetworkUsesSlirpsResolver() {
+        let ops = FilesystemView.defaultOperations(workingDirectory: nil, network: .user, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing })
+        #expect(ops.contains(.file("/etc/resolv.conf", contents: "nameserver 10.0.2.3\n")))
+        let none = FilesystemView.defaultOperations(workingDirectory: nil, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing })
+        #expect(none.contains(.bind("/etc/resolv.conf", readOnly: true, optional: true)))
     }
 }

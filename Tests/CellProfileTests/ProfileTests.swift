@@ -26,7 +26,7 @@ func diagnostics(_ text: String) -> [String] {
 }
 
 struct BuiltinProfilesTests {
-    @Test("every built-in profile loads", arguments: ["default", "strict", "ci"])
+    @Test("every built-in profile loads", arguments: ["default", "strict", "ci", "network"])
     func loads(name: String) throws {
         let p = try loader(files: [:]).resolve(name)
         #expect(p.name == name)
@@ -34,7 +34,7 @@ struct BuiltinProfilesTests {
         #expect(p.namespaces.isSuperset(of: [.mount, .pid, .net, .ipc, .uts, .cgroup]))
     }
 
-    @Test("show round-trips: the printed TOML loads back to an equal profile", arguments: ["default", "strict", "ci"])
+    @Test("show round-trips: the printed TOML loads back to an equal profile", arguments: ["default", "strict", "ci", "network"])
     func roundTrip(name: String) throws {
         let p = try loader(files: [:]).resolve(name)
         var back = try resolve(ProfileWriter.toml(p))

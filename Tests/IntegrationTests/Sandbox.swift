@@ -105,9 +105,16 @@ final class RunningSandbox: @unchecked Sendable {
     private var collected = Data()
     private var collectedErr = Data()
 
-    init(_ command: [String], options: [String] = []) throws {
+    /// `enterCgroup`: a cgroup directory the launching shell moves itself into (as root)
+    /// before it drops privileges and executes cell.
+    init(_ command: [String], options: [String] = [], enterCgroup: String? = nil) throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = Sandbox.dropPrivileges + [Sandbox.cell, "run"] + options + ["--"] + command
+        let argv = Sandbox.dropPrivileges + [Sandbox.cell, "run"] + options + ["--"] + command
+        if let cgroup = enterCgroup {
+            process.arguments = ["sh", "-c", "echo $$ > \(cgroup)/cgroup.procs && exec \"$@\"", "sh"] + argv
+        } else {
+            process.arguments = argv
+        }
         process.currentDirectoryURL = URL(fileURLWithPath: "/")
         process.standardOutput = out
         process.standardError = err

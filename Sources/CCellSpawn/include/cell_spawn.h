@@ -78,6 +78,10 @@ enum cell_step {
     CELL_STEP_SECCOMP = 55,        /* loading a seccomp filter (report value = which: 0 baseline, 1 policy) */
     CELL_STEP_SECCOMP_LISTENER = 56, /* passing the policy filter's notification fd to the supervisor */
     CELL_STEP_SOCKETPAIR = 57,
+    CELL_STEP_RLIMIT = 58,          /* setting an rlimit (report value = the resource) */
+    CELL_STEP_NET_SYSCTL = 59,      /* net.ipv4.ip_unprivileged_port_start inside */
+    CELL_STEP_WAIT_GO = 60,         /* cell-init waiting for the supervisor's go (the network) */
+    CELL_STEP_CGROUP = 61,          /* moving the sandbox into its cgroup */
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
@@ -107,6 +111,13 @@ struct cell_report {
 #define CELL_EXIT_SETUP_FAILED 125
 
 #define CELL_MAX_KEEP_FDS 16
+#define CELL_MAX_RLIMITS 8
+
+struct cell_rlimit {
+    int resource;
+    uint64_t soft;
+    uint64_t hard;
+};
 #define CELL_MAX_MOUNT_OPS 256
 
 /* One step of the filesystem view, run in order below the new root (like bubblewrap's setup
@@ -174,6 +185,17 @@ struct cell_spawn_plan {
     /* 1: load the policy filter with SECCOMP_FILTER_FLAG_NEW_LISTENER and pass the listener to
      * the supervisor (result.listener_fd): its SECCOMP_RET_USER_NOTIF rules are the audit path. */
     int seccomp_listener;
+    /* rlimits set in pid 1 after the filesystem view, before the lock-down. */
+    const struct cell_rlimit *rlimits;
+    int rlimit_count;
+    /* 1: write 0 to net.ipv4.ip_unprivileged_port_start in the new network namespace. */
+    int unprivileged_ports;
+    /* An open cgroup.procs of the sandbox's cgroup, or -1: the supervisor writes the first
+     * child's pid there before releasing it, so every sandbox process is in the cgroup. */
+    int cgroup_procs_fd;
+    /* 1: cell-init waits for one byte on the lifeline before it starts the command (the
+     * supervisor sends it once the sandbox's network is up). */
+    int wait_for_go;
     /* Capabilities kept (bit N = capability N); every other one is dropped from every set. */
     uint64_t keep_caps;
     /* A sealed memfd holding the cell-init binary, executed as the sandbox's pid 1. */
@@ -227,6 +249,10 @@ int cell_sealed_copy(const char *path, const char *name);
 
 /* A new, empty, close-on-exec memfd (libseccomp exports its filters to file descriptors). */
 int cell_memfd(const char *name);
+/* A memfd to capture a helper's messages (slirp4netns), read back only on failure. */
+int cell_memfd_for_log(void);
+/* pipe2(fds, O_CLOEXEC), which Swift's Glibc module does not export. */
+int cell_pipe_cloexec(int fds[2]);
 
 /* ---- seccomp user notification, for the supervisor (normal C: malloc is fine here) ---- */
 

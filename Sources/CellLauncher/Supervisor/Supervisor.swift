@@ -16,6 +16,8 @@ final class Supervisor {
     let relay: SignalRelay
 
     private(set) var notes: [String] = []
+    private(set) var limitsHit: [String] = []
+    private var timedOut = false
     private var ending: SandboxEnd?
     private var setupFailure: SandboxEnd?
     /// Set when the supervisor itself ended the sandbox (a kill rule, an audit write failure).
@@ -39,11 +41,30 @@ final class Supervisor {
     }
 
     func run() -> SandboxEnd {
+        // The wall-clock timeout: SIGTERM (passed on to the command by cell-init), then SIGKILL
+        // to pid 1 — and so to the whole pid namespace — after the grace period.
+        let start = monotonicMilliseconds()
+        var termAt = plan.limits.timeout.map { start + Int($0) }
+        var killAt: Int?
         var fds = [pollfd(fd: statusFD, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: relay.fd, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: listenerFD, events: Int16(POLLIN), revents: 0)]
         loop: while true {
-            let n = poll(&fds, nfds_t(fds.count), -1)
+            let now = monotonicMilliseconds()
+            if let t = termAt, now >= t {
+                termAt = nil
+                timedOut = true
+                limitsHit.append("timeout")
+                try? audit.write("limit", [("which", .string("timeout")), ("value", .string(Durations.format(plan.limits.timeout ?? 0)))])
+                if initPID > 0 { kill(initPID, SIGTERM) }
+                killAt = now + Int(plan.limits.killAfter)
+            }
+            if let k = killAt, now >= k {
+                killAt = nil
+                killSandbox()
+            }
+            let wait = [termAt, killAt].compactMap { $0 }.min().map { Int32(max(0, $0 - now)) } ?? -1
+            let n = poll(&fds, nfds_t(fds.count), wait)
             if n < 0 {
                 if errno == EINTR { continue }
                 break
@@ -68,11 +89,28 @@ final class Supervisor {
         }
         if let killedBy { return killedBy }
         if let setupFailure { return setupFailure }
-        if let ending { return ending }
+        if timedOut { return .timedOut }
+        if let ending {
+            recordSignalLimit(ending)
+            return ending
+        }
         if initPID <= 0 { return .setupFailed("the sandbox setup ended without a report") }
         // No report from cell-init: it was killed (SIGKILL from outside, or the OOM killer), and
         // the kernel killed the whole sandbox with it.
         return SandboxEnd.fromWaitStatus(initStatus)
+    }
+
+    /// The rlimits that end a process with a signal of their own say so.
+    private func recordSignalLimit(_ end: SandboxEnd) {
+        guard case .signaled(let signal) = end else { return }
+        let which: String
+        switch signal {
+        case SIGXCPU: which = "cpu_time"
+        case SIGXFSZ: which = "file_size"
+        default: return
+        }
+        limitsHit.append(which)
+        try? audit.write("limit", [("which", .string(which))])
     }
 
     /// Reads one report; false at end of file (every sandbox process is gone).

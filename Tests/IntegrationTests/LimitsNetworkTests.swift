@@ -1,0 +1,244 @@
+import Foundation
+import Testing
+
+/// Limits and networking, end to end, as an unprivileged uid. Network tests use only the
+/// host's loopback and addresses inside the sandbox's own namespace.
+@Suite(.enabled(if: Sandbox.available, "cell cannot start a sandbox on this machine"))
+struct LimitsNetworkTests {
+    static func json(_ path: String) throws -> [String: Any] {
+        let data = try #require(FileManager.default.contents(atPath: path))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    @Test("--timeout: 124, a limit event, no survivor; a command that ignores SIGTERM is killed after --kill-after")
+    func timeout() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let marker = "\(Int.random(in: 100_000...999_999)).75"
+        let started = Date()
+        let r = Sandbox.run(["sh", "-c", "sleep \(marker) & sleep \(marker)"],
+                            options: ["--timeout", "1s", "--status-json", "\(dir)/s.json", "--audit-log", "\(dir)/a.jsonl"])
+        #expect(r.status == 124)
+        #expect(Date().timeIntervalSince(started) < 8)
+        usleep(200_000)
+        #expect(hostProcesses(containing: "sleep\0\(marker)").isEmpty)
+        let status = try Self.json("\(dir)/s.json")
+        #expect(status["timed_out"] as? Bool == true)
+        #expect(status["limits_hit"] as? [String] == ["timeout"])
+        let audit = try String(contentsOfFile: "\(dir)/a.jsonl", encoding: .utf8)
+        #expect(audit.contains(#""event":"limit","which":"timeout","value":"1s""#))
+
+        let stubborn = Date()
+        let ignoring = Sandbox.run(["sh", "-c", "trap '' TERM; sleep 30"], options: ["--timeout", "500ms", "--kill-after", "500ms"])
+        #expect(ignoring.status == 124)
+        #expect(Date().timeIntervalSince(stubborn) < 8)
+    }
+
+    @Test("--memory stops a balloon (RLIMIT_DATA) while a small allocation works")
+    func memory() {
+        let balloon = "b = bytearray(256 * 1024 * 1024); print('allocated')"
+        let limited = Sandbox.run(["python3", "-c", balloon], options: ["--memory", "64m"])
+        #expect(limited.status == 1)
+        #expect(limited.stderr.contains("MemoryError"))
+        #expect(Sandbox.run(["python3", "-c", "b = bytearray(8 * 1024 * 1024); print('allocated')"], options: ["--memory", "64m"]).stdout == "allocated\n")
+        #expect(Sandbox.run(["python3", "-c", balloon]).stdout == "allocated\n")
+    }
+
+    @Test("--pids bounds a fork bomb inside the sandbox, counted for the sandbox alone")
+    func forkBomb() {
+        let bomb = """
+        import os, time
+        n = 0
+        try:
+            while n < 2000:
+                if os.fork() == 0:
+                    time.sleep(5); os._exit(0)
+                n += 1
+        except OSError as e:
+            print(n, e.errno)
+        """
+        let r = Sandbox.run(["python3", "-c", bomb], options: ["--pids", "40"])
+        let fields = r.stdout.split(separator: " ").map { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1 }
+        #expect(fields.count == 2, "\(r.stdout) \(r.stderr)")
+        #expect(fields.first.map { $0 > 20 && $0 < 40 } == true, "forked \(fields)")
+        #expect(fields.last == 11) // EAGAIN
+    }
+
+    @Test("--file-size: writes beyond it fail with EFBIG; by default the writer dies of SIGXFSZ")
+    func fileSize() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let efbig = Sandbox.run(["python3", "-c", """
+            import signal, errno
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            try:
+                open('/tmp/big', 'wb').write(b'x' * (2 * 1024 * 1024))
+            except OSError as e:
+                print(errno.errorcode[e.errno])
+            """], options: ["--file-size", "1m"])
+        #expect(efbig.stdout == "EFBIG\n", "\(efbig.stderr)")
+        let killed = Sandbox.run(["dd", "if=/dev/zero", "of=/tmp/big", "bs=1M", "count=2"], options: ["--file-size", "1m", "--status-json", "\(dir)/s.json"])
+        #expect(killed.status == 128 + 25)
+        #expect(try Self.json("\(dir)/s.json")["limits_hit"] as? [String] == ["file_size"])
+    }
+
+    @Test("--cpu-time ends a busy loop with SIGXCPU")
+    func cpuTime() {
+        let r = Sandbox.run(["python3", "-c", "while True: pass"], options: ["--cpu-time", "1s", "--timeout", "20s"])
+        #expect(r.status == 128 + 24)
+    }
+
+    @Test("limits above the caller's hard limit, and unmet requirements, are refused")
+    func refusedLimits() throws {
+        let above = Sandbox.run(["true"], options: ["--open-files", "999999999"])
+        #expect(above.status == 125)
+        #expect(above.stderr.contains("above your hard limit"))
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "extends = \"default\"\n[limits]\nmemory = \"1g\"\nrequired = [\"memory\"]\n".write(toFile: "\(dir)/p.toml", atomically: true, encoding: .utf8)
+        chmod("\(dir)/p.toml", 0o644)
+        let required = Sandbox.run(["true"], options: ["-p", "\(dir)/p.toml"])
+        #expect(required.status == 125)
+        #expect(required.stderr.contains("requires a sandbox-wide memory limit, which needs a delegated cgroup v2"))
+    }
+
+    @Test("strict's limits are in force")
+    func strictLimits() {
+        let r = Sandbox.run(["sh", "-c", "ulimit -n; ulimit -f; ulimit -c"], options: ["-p", "strict"])
+        #expect(r.stdout == "256\n131072\n0\n", "\(r.stderr)")
+    }
+
+    @Test("two sandboxes listen on port 80 at once, without capabilities")
+    func twoServersOnPort80() throws {
+        let server = "import socket, time\ns = socket.socket(); s.bind(('127.0.0.1', 80)); s.listen(1); print('listening', flush=True); time.sleep(3)"
+        let first = try RunningSandbox(["python3", "-c", server])
+        let second = try RunningSandbox(["python3", "-c", server])
+        #expect(first.waitFor("listening"), "\(first.stderr)")
+        #expect(second.waitFor("listening"), "\(second.stderr)")
+        #expect(first.wait() == 0 && second.wait() == 0)
+    }
+
+    /// A TCP server on the host's 127.0.0.1, for the duration of `body`.
+    static func withHostServer(_ body: (UInt16) throws -> Void) throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(fd, 16)
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        try body(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// Python that connects to the sandbox's default gateway (or 127.0.0.1) on `port`.
+    static func connect(port: UInt16, viaGateway: Bool) -> String {
+        """
+        import socket, subprocess
+        route = subprocess.run(['ip', 'route'], capture_output=True, text=True).stdout.split()
+        host = route[route.index('via') + 1] if \(viaGateway ? "True" : "False") and 'via' in route else '127.0.0.1'
+        try:
+            socket.create_connection((host, \(port)), timeout=3); print('reached')
+        except OSError as e:
+            print('unreachable')
+        """
+    }
+
+    @Test("--net none: only lo, and the host's loopback server is unreachable")
+    func noneIsolates() throws {
+        try Self.withHostServer { port in
+            let r = Sandbox.run(["python3", "-c", Self.connect(port: port, viaGateway: false)])
+            #expect(r.stdout == "unreachable\n", "\(r.stderr)")
+            #expect(Sandbox.run(["python3", "-c", "import socket; print(sorted(n for _, n in socket.if_nameindex()))"]).stdout == "['lo']\n")
+        }
+    }
+
+    @Test("--net user: host loopback unreachable unless --allow-host-loopback; DNS points at slirp4netns")
+    func userNetwork() throws {
+        try Self.withHostServer { port in
+            let blocked = Sandbox.run(["python3", "-c", Self.connect(port: port, viaGateway: true)], options: ["--net", "user"])
+            #expect(blocked.stdout == "unreachable\n", "\(blocked.stderr)")
+            let allowed = Sandbox.run(["python3", "-c", Self.connect(port: port, viaGateway: true)], options: ["--net", "user", "--allow-host-loopback"])
+            #expect(allowed.stdout == "reached\n", "\(allowed.stderr)")
+        }
+        let dns = Sandbox.run(["sh", "-c", "grep -c nameserver /etc/resolv.conf; ip -o link | grep -c tap0"], options: ["--net", "user"])
+        #expect(dns.stdout == "1\n1\n", "\(dns.stderr)")
+    }
+
+    @Test("--publish forwards the host's 127.0.0.1:PORT to a server inside")
+    func publish() throws {
+        let hostPort = UInt16.random(in: 20_000...40_000)
+        let server = "import socket\ns = socket.socket(); s.bind(('0.0.0.0', 80)); s.listen(1); print('listening', flush=True)\nc, _ = s.accept(); c.sendall(b'hello from inside'); c.close()"
+        let sandbox = try RunningSandbox(["python3", "-c", server], options: ["--net", "user", "--publish", "\(hostPort):80", "--timeout", "20s"])
+        #expect(sandbox.waitFor("listening"), "\(sandbox.stderr)")
+        let client = Sandbox.execute(["python3", "-c", "import socket; print(socket.create_connection(('127.0.0.1', \(hostPort)), timeout=5).recv(100).decode())"])
+        #expect(client.stdout == "hello from inside\n", "\(client.stderr)")
+        #expect(sandbox.wait() == 0)
+        let misuse = Sandbox.run(["true"], options: ["--publish", "8080:80"])
+        #expect(misuse.status == 125)
+        #expect(misuse.stderr.contains("--publish needs user-mode networking"))
+    }
+
+    @Test("slirp4netns never outlives its sandbox, even when cell is killed")
+    func helperStopsWithTheSandbox() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/a.jsonl"
+        _ = Sandbox.run(["true"], options: ["--net", "user", "--audit-log", log])
+        let sandbox = try RunningSandbox(["sh", "-c", "echo ready; sleep 30"], options: ["--net", "user", "--audit-log", log])
+        #expect(sandbox.waitFor("ready"))
+        sandbox.signal(SIGKILL)
+        _ = sandbox.wait()
+        usleep(500_000)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        let pids = text.split(separator: "\n").compactMap { line -> Int? in
+            guard line.contains(#""event":"start""#), let r = line.range(of: #""host_pid":"#) else { return nil }
+            return Int(line[r.upperBound...].prefix { $0.isNumber })
+        }
+        #expect(pids.count == 2)
+        for pid in pids {
+            #expect(hostProcesses(containing: "/proc/\(pid)/ns/user").isEmpty, "slirp4netns for \(pid) is still running")
+        }
+    }
+
+    @Test("--cgroup: the sandbox runs in its own cgroup below the delegated one, removed afterwards",
+          .enabled(if: Sandbox.isRoot && FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs")))
+    func cgroup() throws {
+        let parent = "/sys/fs/cgroup/unified/cell-test-\(Int.random(in: 100_000...999_999))"
+        try #require(mkdir(parent, 0o755) == 0, "cannot create \(parent): \(String(cString: strerror(errno)))")
+        defer { rmdir(parent) }
+        // Delegate it to the test user, as systemd does for a user's session, and launch cell
+        // from inside it (root moves the launching shell in, then drops to the test uid).
+        let launcher = parent + "/launcher"
+        mkdir(launcher, 0o755)
+        defer { rmdir(launcher) }
+        for path in [parent, parent + "/cgroup.procs", parent + "/cgroup.subtree_control", launcher, launcher + "/cgroup.procs"] {
+            chown(path, 65534, 65534)
+        }
+        let marker = "\(Int.random(in: 100_000...999_999)).5"
+        let sandbox = try RunningSandbox(["sh", "-c", "grep '^0::' /proc/self/cgroup; echo ready; exec sleep \(marker)"],
+                                         options: ["--cgroup", parent], enterCgroup: launcher)
+        #expect(sandbox.waitFor("ready"), "\(sandbox.stderr)")
+        #expect(sandbox.stdout.hasPrefix("0::/\n"), "the sandbox's cgroup namespace is rooted at its cgroup: \(sandbox.stdout)")
+        // On the host, the sandbox's processes are in cell-ID below the delegated cgroup.
+        let children = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix("cell-") }
+        #expect(children.count == 1)
+        let procs = (try? String(contentsOfFile: "\(parent)/\(children.first ?? "")/cgroup.procs", encoding: .utf8)) ?? ""
+        let sleeper = hostProcesses(containing: "sleep\0\(marker)")
+        #expect(!sleeper.isEmpty && sleeper.allSatisfy { procs.split(separator: "\n").contains(Substring(String($0))) }, "\(procs) vs \(sleeper)")
+        sandbox.signal(SIGTERM)
+        _ = sandbox.wait()
+        let left = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix("cell-") }
+        #expect(left.isEmpty, "left behind: \(left)")
+        // A limit whose controller the delegated cgroup lacks falls back to its rlimit, said on
+        // stderr; a profile that requires it sandbox-wide is refused.
+        let controllers = (try? String(contentsOfFile: parent + "/cgroup.controllers", encoding: .utf8)) ?? ""
+        if !controllers.contains("memory") {
+            let memory = Sandbox.execute(["sh", "-c", "echo $$ > \(launcher)/cgroup.procs && exec \(Sandbox.dropPrivileges.joined(separator: " ")) \(Sandbox.cell) run --cgroup \(parent) --memory 64m -- true"])
+            #expect(memory.status == 0)
+            #expect(memory.stderr.contains("has no memory controller"), "\(memory.stderr)")
+        }
+    }
+}
