@@ -172,10 +172,10 @@ final class Supervisor {
                 return fields
             }
         } catch {
-            // Fail closed: an event that cannot be recorded ends the sandbox.
+            // Fail closed: an event that cannot be recorded ends the sandbox. The call is left
+            // unanswered, so its caller cannot go on before the kernel kills it with pid 1.
             killedBy = .setupFailed("\(error.message); the sandbox was killed (cell does not run unaudited)")
             killSandbox()
-            _ = cell_notify_respond(listenerFD, n.id, EPERM, 0)
             return
         }
 
