@@ -68,18 +68,21 @@ public struct ProfileVariables: Equatable, Sendable {
 /// first): unknown keys (with a did-you-mean), wrong types, unknown names, bad paths.
 struct ProfileDecoder {
     let file: String
-    let locator: SourceLocator
+    let text: String
     let variables: ProfileVariables
     var diagnostics: [ProfileDiagnostic] = []
+    /// Built on the first problem only: a valid profile (every launch) never needs it.
+    private var locator: SourceLocator?
 
     init(file: String, text: String, variables: ProfileVariables) {
         self.file = file
-        self.locator = SourceLocator(text)
+        self.text = text
         self.variables = variables
     }
 
     mutating func report(_ path: [PathComponent], _ message: String, value: String? = nil) {
-        let at = locator.locate(path, value: value)
+        if locator == nil { locator = SourceLocator(text) }
+        let at = locator!.locate(path, value: value)
         diagnostics.append(ProfileDiagnostic(file: file, line: at.line, column: at.column, message: message))
     }
 

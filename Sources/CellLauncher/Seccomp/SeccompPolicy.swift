@@ -236,8 +236,6 @@ extension SeccompPolicy {
     public func resolve(_ resolveName: (String) -> Int32?) throws(SeccompPolicyError) -> [ResolvedRule] {
         var order: [String] = []
         var bySyscall: [String: [ResolvedRule]] = [:]
-        var groupMembers = Set<String>()
-        for members in SyscallGroups.all.values { groupMembers.formUnion(members) }
 
         for rule in rules {
             for condition in rule.conditions where !(0...5).contains(condition.index) {
@@ -249,8 +247,8 @@ extension SeccompPolicy {
             for name in syscalls {
                 guard let number = resolveName(name) else {
                     // Group members may be unknown to an older libseccomp: skip those, but a name
-                    // the user wrote must exist.
-                    if explicit.contains(name) || !groupMembers.contains(name) {
+                    // the user wrote must exist. (Every name here is explicit or from a group.)
+                    if explicit.contains(name) {
                         throw .unknownSyscall(name, suggestion: nearest(name, resolveName))
                     }
                     continue
