@@ -13,7 +13,8 @@ public enum HostEntry: Equatable, Sendable {
 ///   - read-only `/usr`, and `/bin`, `/sbin`, `/lib*` as the host has them (merged-usr symlinks
 ///     are recreated as symlinks, real directories bound read-only);
 ///   - a new `/etc` holding only what programs need: the loader cache, name-service and TLS
-///     configuration, time zone — read-only — and a `passwd`/`group` naming the sandbox's ids;
+///     configuration, time zone — copies of the files, binds of the directories, all
+///     read-only — and a `passwd`/`group` naming the sandbox's ids;
 ///   - a fresh `/proc` of the sandbox's pid namespace with `/proc/sys`, `sysrq-trigger`, `irq`
 ///     and `bus` read-only and `kcore`, `keys`, `timer_list` (and friends) masked;
 ///   - a minimal `/dev`: null, zero, full, random, urandom, tty, a private devpts, `/dev/shm`;
@@ -58,7 +59,8 @@ public enum FilesystemView {
         workingDirectoryWritable: Bool = false,
         ipcNamespace: Bool = true,
         network: NetworkMode = .none,
-        inspect: (String) -> HostEntry = inspectHost
+        inspect: (String) -> HostEntry = inspectHost,
+        read: (String) -> String? = readTextFile
     ) -> [MountOperation] {
         var ops: [MountOperation] = [.bind("/usr", readOnly: true)]
         for dir in systemDirectories {
@@ -79,7 +81,16 @@ public enum FilesystemView {
             }
             switch inspect(path) {
             case .symlink(let target): ops.append(.symlink(target, at: path))
-            case .directory, .file: ops.append(.bind(path, readOnly: true, optional: true))
+            case .directory: ops.append(.bind(path, readOnly: true, optional: true))
+            case .file:
+                // Small files are copied into the new root rather than bound: a write costs a
+                // fraction of a bind (open_tree, mount_setattr, move_mount) and a launch binds
+                // a dozen of them. The sandbox sees them as they were at launch, read-only.
+                if let contents = read(path) {
+                    ops.append(.file(path, contents: contents))
+                } else {
+                    ops.append(.bind(path, readOnly: true, optional: true))
+                }
             case .missing: break
             }
         }
@@ -138,6 +149,15 @@ public enum FilesystemView {
             ops.append(.bind(cwd, readOnly: !workingDirectoryWritable, optional: true))
         }
         return ops
+    }
+
+    /// A small text file's contents, or nil for anything else (binary, NUL bytes, over 256 KiB,
+    /// unreadable): those stay binds.
+    public static func readTextFile(_ path: String) -> String? {
+        let limit = 256 << 10
+        guard let text = readSmallFile(path, limit: limit + 1), text.utf8.count <= limit,
+              !text.utf8.contains(0), !text.unicodeScalars.contains("\u{FFFD}") else { return nil }
+        return text
     }
 
     /// lstat-based inspection of the host.
