@@ -59,6 +59,11 @@ let package = Package(
             name: "cell",
             dependencies: ["CellCLI"]
         ),
+        // The profile loader's libFuzzer target (Scripts/fuzz), and its corpus replayer.
+        .executableTarget(
+            name: "cell-fuzz-profile",
+            dependencies: ["CellProfile"]
+        ),
         .testTarget(name: "CellCLITests", dependencies: ["CellCLI"]),
         .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher", "CellAudit"]),
         .testTarget(name: "CellProfileTests", dependencies: ["CellProfile", "CellLauncher"]),

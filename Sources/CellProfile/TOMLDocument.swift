@@ -53,6 +53,7 @@ public struct TOMLSyntaxError: Error, Equatable, Sendable {
 
 public enum TOMLDocument {
     public static func parse(_ text: String) throws(TOMLSyntaxError) -> [String: TOMLNode] {
+        if let problem = tableHeaderProblem(text) { throw problem }
         do {
             let table = try TOMLTable(string: text)
             guard case .table(let members) = TOMLNode.from(table) else { return [:] }
@@ -65,6 +66,79 @@ public enum TOMLDocument {
     }
 
     private static func fail(_ e: TOMLSyntaxError) throws(TOMLSyntaxError) -> [String: TOMLNode] { throw e }
+
+    /// The toml++ parser inside TOMLKit aborts the process (a failed assertion) on a table
+    /// header whose first key does not start with a key character, such as `[,x]` — found by
+    /// the profile fuzzer. Such a header is reported here, as a syntax error, before TOMLKit
+    /// sees the text. A small scanner follows strings and multi-line values so that only real
+    /// headers (lines at statement level starting with `[`) are checked.
+    static func tableHeaderProblem(_ text: String) -> TOMLSyntaxError? {
+        let chars = Array(text.unicodeScalars)
+        var i = 0, line = 1, column = 1
+        var depth = 0                  // [ ] and { } inside a value
+        var atStatementStart = true    // nothing but whitespace yet on this line, at depth 0
+        func advance() {
+            if chars[i] == "\n" { line += 1; column = 1 } else { column += 1 }
+            i += 1
+        }
+        func starts(_ s: String) -> Bool {
+            let u = Array(s.unicodeScalars)
+            return i + u.count <= chars.count && Array(chars[i..<i + u.count]) == u
+        }
+        func isKeyStart(_ c: Unicode.Scalar) -> Bool {
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "_" || c == "-" || c == "\"" || c == "'")
+        }
+        while i < chars.count {
+            let c = chars[i]
+            if c == "\n" {
+                advance()
+                if depth == 0 { atStatementStart = true }
+                continue
+            }
+            if c == " " || c == "\t" || c == "\r" { advance(); continue }
+            if c == "#" {
+                while i < chars.count && chars[i] != "\n" { advance() }
+                continue
+            }
+            if atStatementStart && depth == 0 && c == "[" {
+                atStatementStart = false
+                advance()
+                if i < chars.count && chars[i] == "[" { advance() }
+                while i < chars.count && (chars[i] == " " || chars[i] == "\t") { advance() }
+                if i < chars.count && !isKeyStart(chars[i]) {
+                    return TOMLSyntaxError(message: "Error while parsing table header: expected a key, saw '\(chars[i].escaped(asASCII: true))'",
+                                           line: line, column: column)
+                }
+                // The rest of the header: up to the end of the line.
+                while i < chars.count && chars[i] != "\n" { advance() }
+                continue
+            }
+            atStatementStart = false
+            if starts("\"\"\"") || starts("'''") {
+                let quote = starts("\"\"\"") ? "\"\"\"" : "'''"
+                for _ in 0..<3 { advance() }
+                while i < chars.count && !starts(quote) {
+                    if quote == "\"\"\"" && chars[i] == "\\" { advance() }
+                    if i < chars.count { advance() }
+                }
+                for _ in 0..<3 where i < chars.count { advance() }
+                continue
+            }
+            if c == "\"" || c == "'" {
+                advance()
+                while i < chars.count && chars[i] != c && chars[i] != "\n" {
+                    if c == "\"" && chars[i] == "\\" { advance() }
+                    if i < chars.count { advance() }
+                }
+                if i < chars.count && chars[i] == c { advance() }
+                continue
+            }
+            if c == "[" || c == "{" { depth += 1 }
+            if (c == "]" || c == "}") && depth > 0 { depth -= 1 }
+            advance()
+        }
+        return nil
+    }
 }
 
 /// One step of a path into a document: a key, or an index into an array.

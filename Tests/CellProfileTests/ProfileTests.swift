@@ -239,3 +239,35 @@ struct SourceLocatorTests {
         #expect(l.locate([.key("arr"), .index(0), .key("missing")]) == (4, 1))
     }
 }
+
+struct FuzzRegressionTests {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/profiles")
+
+    @Test("the fuzz property holds for every corpus file: built-ins, malformed profiles, past crashes")
+    func corpus() throws {
+        var files = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.appendingPathComponent("fuzz-regressions").path)
+            .map { "fuzz-regressions/" + $0 }
+        files += try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.appendingPathComponent("malformed").path)
+            .map { "malformed/" + $0 }
+        #expect(files.count > 50)
+        for file in files {
+            let data = try Data(contentsOf: Self.fixtures.appendingPathComponent(file))
+            #expect(throws: Never.self, "\(file)") { try ProfileFuzzing.check(String(decoding: data, as: UTF8.self)) }
+        }
+        for (name, text) in BuiltinProfiles.all {
+            #expect(throws: Never.self, "\(name)") { try ProfileFuzzing.check(text) }
+        }
+    }
+
+    @Test("a table header that does not start with a key is a syntax error, not an abort in toml++")
+    func tableHeaderGuard() {
+        for (text, line, column) in [("[,x]\n", 1, 2), ("a = 1\n[[ ,x]]\n", 2, 4), ("[\t;]", 1, 3)] {
+            let problem = TOMLDocument.tableHeaderProblem(text)
+            #expect(problem?.line == line && problem?.column == column, "\(text): \(String(describing: problem))")
+        }
+        for text in ["[a]\n[[b.c]]\n[\"q\"]\n['l']\n[-x]\n[_y]\n", "x = [\n  [ [1] ],\n  [,\n]\n", "s = \"\"\"\n[,x\n\"\"\"\n", "# [,x]\n", "k = '[,x'\n"] {
+            #expect(TOMLDocument.tableHeaderProblem(text) == nil, "\(text)")
+        }
+    }
+}
