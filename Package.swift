@@ -48,7 +48,7 @@ let package = Package(
         // Named TOML security profiles: lookup, extends, merge, validation, built-ins.
         .target(
             name: "CellProfile",
-            dependencies: ["CellLauncher", .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: ["CellLauncher", "CellAudit", "CCellSpawn", .product(name: "TOMLKit", package: "TOMLKit")]
         ),
         // Command-line parsing and dispatch (hand-written: see the note above).
         .target(

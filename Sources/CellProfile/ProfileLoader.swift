@@ -148,7 +148,9 @@ public struct ProfileLoader {
             seen.append(identity)
             let document: [String: TOMLNode]
             do {
-                document = try TOMLDocument.parse(source.text)
+                // cell's own profiles are known to parse; anything else is parsed in a child.
+                document = source.origin == .builtIn ? try TOMLDocument.parse(source.text)
+                                                     : try TOMLDocument.parseIsolated(source.text)
             } catch {
                 diagnostics.append(ProfileDiagnostic(file: source.file, line: error.line, column: error.column, message: error.message))
                 break
@@ -200,7 +202,8 @@ public struct ProfileLoader {
         var seen = Set<String>()
         var result: [ProfileListing] = []
         func add(_ name: String, _ origin: ProfileOrigin, _ text: String?) {
-            let description = text.flatMap { try? TOMLDocument.parse($0) }.flatMap { doc -> String? in
+            let parse = { (t: String) in origin == .builtIn ? try? TOMLDocument.parse(t) : try? TOMLDocument.parseIsolated(t) }
+            let description = text.flatMap(parse).flatMap { doc -> String? in
                 if case .string(let d)? = doc["description"] { return d }
                 return nil
             } ?? (text == nil ? "(unreadable)" : "")

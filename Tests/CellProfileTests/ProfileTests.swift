@@ -262,7 +262,7 @@ struct FuzzRegressionTests {
 
     @Test("a table header that does not start with a key is a syntax error, not an abort in toml++")
     func tableHeaderGuard() {
-        for (text, line, column) in [("[,x]\n", 1, 2), ("a = 1\n[[ ,x]]\n", 2, 4), ("[\t;]", 1, 3)] {
+        for (text, line, column) in [("[,x]\n", 1, 2), ("a = 1\n[[ ,x]]\n", 2, 4), ("[\t;]", 1, 3), ("\u{FEFF}[#\n", 1, 2)] {
             let problem = TOMLDocument.tableHeaderProblem(text)
             #expect(problem?.line == line && problem?.column == column, "\(text): \(String(describing: problem))")
         }
