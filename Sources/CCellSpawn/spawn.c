@@ -516,6 +516,16 @@ static pid_t wait_exited(pid_t pid, int *status) {
     return r;
 }
 
+/* A failure in the supervisor's part, with the userns child still waiting for its maps: record
+ * the step and errno, kill and reap the child (no process is left behind), restore the mask. */
+static void abandon_child(struct cell_spawn_result *result, int step, int error, pid_t child, const sigset_t *saved) {
+    result->failed_step = step;
+    result->error = error;
+    kill(child, SIGKILL);
+    wait_exited(child, NULL);
+    pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
 int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *result) {
     result->init_pid = -1;
     result->status_fd = -1;
@@ -630,28 +640,16 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
         char pid_text[16];
         int len = snprintf(pid_text, sizeof pid_text, "%d", (int)child);
         if (write(plan->cgroup_procs_fd, pid_text, (size_t)len) != len) {
-            result->failed_step = CELL_STEP_CGROUP;
-            result->error = errno;
-            kill(child, SIGKILL);
-            wait_exited(child, NULL);
-            pthread_sigmask(SIG_SETMASK, &saved, NULL);
+            abandon_child(result, CELL_STEP_CGROUP, errno, child, &saved);
             goto free_all;
         }
     }
     if (write_id_maps(child, plan, &step) != 0) {
-        result->failed_step = step;
-        result->error = errno;
-        kill(child, SIGKILL);
-        wait_exited(child, NULL);
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        abandon_child(result, step, errno, child, &saved);
         goto free_all;
     }
     if (write(sync[1], "m", 1) != 1) {
-        result->failed_step = CELL_STEP_RELEASE_CHILD;
-        result->error = errno;
-        kill(child, SIGKILL);
-        wait_exited(child, NULL);
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        abandon_child(result, CELL_STEP_RELEASE_CHILD, errno, child, &saved);
         goto free_all;
     }
 

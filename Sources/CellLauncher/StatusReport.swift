@@ -1,3 +1,5 @@
+import CellAudit
+
 /// The `--status-json` document: one JSON object written when the sandbox is over, like
 /// bubblewrap's --json-status-fd. Its schema is versioned ("v") and documented in README.md.
 public enum StatusReport {
@@ -25,21 +27,7 @@ public enum StatusReport {
     }
 }
 
-/// A JSON string literal (RFC 8259): quotes, backslashes and control characters escaped.
+/// A JSON string literal (RFC 8259), as the audit log writes them.
 public func jsonString(_ text: String) -> String {
-    var out = "\""
-    for scalar in text.unicodeScalars {
-        switch scalar {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        case let c where c.value < 0x20:
-            let hex = String(c.value, radix: 16)
-            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-        default: out.unicodeScalars.append(scalar)
-        }
-    }
-    return out + "\""
+    JSONField.quote(text)
 }

@@ -1,3 +1,4 @@
+import CellAudit
 import CellLauncher
 
 /// Renders a resolved `Profile` as TOML (`cell profile show`). Everything is explicit and no
@@ -90,23 +91,9 @@ public enum ProfileWriter {
         "[" + items.map(quote).joined(separator: ", ") + "]"
     }
 
-    /// A TOML basic string.
+    /// A TOML basic string: its escapes (\", \\, \n, \t, \r, \uXXXX) are JSON's.
     static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            case "\r": out += "\\r"
-            case let c where c.value < 0x20 || c.value == 0x7f:
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        JSONField.quote(s)
     }
 }
 
