@@ -16,8 +16,10 @@ enum Help {
 
     No root, setuid helper or daemon is involved: the kernel's unprivileged user namespaces do
     the work. The command runs as root of its own user namespace (your uid outside), in private
-    pid, mount, network, ipc, uts and cgroup namespaces, with every capability dropped and
-    no_new_privs set. See 'cell run --help' for the options and the exit statuses.
+    pid, mount, network, ipc, uts and cgroup namespaces, in a filesystem view of read-only
+    binds and tmpfs, with every capability dropped, no_new_privs, a seccomp filter whose
+    violations are audited, and limits. See 'cell run --help' for the options and the exit
+    statuses, 'cell help profile' for profiles.
     """
 
     static let run = """
@@ -54,13 +56,29 @@ enum Help {
                              with its arguments and paths) as JSON Lines; without it, a
                              one-line summary goes to stderr
       --status-json PATH     write one JSON document at the end: exit_code, signal, timed_out,
-                             duration_ms, max_rss_kb, namespaces, command
+                             limits_hit, duration_ms, max_rss_kb, namespaces, command
       --ro-bind SRC[:DST]    make a host path visible read-only (DST: the same path)
       --bind SRC[:DST]       make a host path visible read-write
       --tmpfs DST[:size=SIZE][,mode=OCTAL]
                              an empty tmpfs (default 256m, 0755)
-      --net none|host        network: a private namespace with only lo (default), or the
-                             host's own (less isolation: see SECURITY.md)
+      --net none|host|user   network: a private namespace with only lo (default); the host's
+                             own (less isolation: see SECURITY.md); or outbound user-mode NAT
+                             through slirp4netns
+      --publish HOST:SANDBOX with --net user: forward the host's 127.0.0.1:HOST to the
+                             sandbox's port SANDBOX (repeatable)
+      --allow-host-loopback  with --net user: let the sandbox reach the host's 127.0.0.1
+      --timeout DURATION     wall clock (30s, 5m, 1h): SIGTERM, then SIGKILL after --kill-after
+                             (default 2s); exit status 124
+      --kill-after DURATION  grace between SIGTERM and SIGKILL at the timeout
+      --memory SIZE          memory per process (RLIMIT_DATA); for the whole sandbox with
+                             --cgroup (512m, 2g)
+      --cpu-time DURATION    CPU time per process (RLIMIT_CPU)
+      --file-size SIZE       largest file a process may write (RLIMIT_FSIZE)
+      --open-files N         descriptors per process (RLIMIT_NOFILE)
+      --pids N               processes in the sandbox (RLIMIT_NPROC, counted per user
+                             namespace: the sandbox's own)
+      --cgroup PATH          a delegated cgroup v2 directory (cell running inside it): the
+                             sandbox gets its own cgroup below it, with memory.max/pids.max
       --seccomp default|strict
                              the system-call policy: a deny-list (default) or an allow-list
       --seccomp-json PATH    a Docker/OCI seccomp profile as the policy
@@ -80,6 +98,7 @@ enum Help {
 
     EXIT STATUS
       the command's own status; 128+N if it died of signal N;
+      124  the --timeout fired;
       125  the sandbox could not be set up (bad option, namespace refused, ...): nothing ran;
            or the audit log could not be written and the sandbox was killed;
       159  a 'kill' rule of the seccomp policy matched (or a call through another ABI);
