@@ -10,7 +10,9 @@ enum PlanBuilder {
     static func plan(for options: RunOptions, profile: Profile) throws(LaunchError) -> LaunchPlan {
         let identity = try IdentityMapping.forCaller(
             uid: geteuid(), gid: getegid(),
-            requested: options.outerID.map { ($0.uid, $0.gid) },
+            // A profile's outer_id applies when cell runs as root (the only case it means anything);
+            // --outer-id from anyone else is an error.
+            requested: options.outerID.map { ($0.uid, $0.gid) } ?? (geteuid() == 0 ? profile.outerID : nil),
             inInitialUserNamespace: IdentityMapping.inInitialUserNamespace())
         let environment = SandboxEnvironment.build(
             caller: SandboxEnvironment.callerEnvironment(),
@@ -88,7 +90,7 @@ enum PlanBuilder {
             workingDirectoryFallback: explicitDirectory == nil ? "/" : nil,
             identity: identity,
             keptCapabilities: kept,
-            statusJSONPath: options.statusJSONPath,
+            statusJSONPath: options.statusJSONPath ?? profile.statusJSON,
             seccomp: seccomp,
             mounts: mounts,
             rootBase: rootBase,

@@ -4,6 +4,18 @@ import CellLauncher
 /// field is concrete (extends followed, defaults filled, variables expanded), so `cell profile
 /// show` can print it as TOML that loads back to an equal value.
 public struct Profile: Equatable, Sendable {
+    public static func == (a: Profile, b: Profile) -> Bool {
+        a.name == b.name && a.description == b.description && a.hostname == b.hostname
+            && a.workingDirectory == b.workingDirectory && a.namespaces == b.namespaces && a.network == b.network
+            && a.filesystemDefaults == b.filesystemDefaults && a.workingDirectoryMount == b.workingDirectoryMount
+            && a.mounts == b.mounts && a.keepEnvironment == b.keepEnvironment && a.setEnvironment == b.setEnvironment
+            && a.capabilities == b.capabilities && a.seccompPolicy == b.seccompPolicy && a.seccompJSON == b.seccompJSON
+            && a.allowSyscalls == b.allowSyscalls && a.denySyscalls == b.denySyscalls && a.seccompRules == b.seccompRules
+            && a.nestedNamespaces == b.nestedNamespaces && a.auditLog == b.auditLog && a.limits == b.limits
+            && a.publish == b.publish && a.allowHostLoopback == b.allowHostLoopback && a.statusJSON == b.statusJSON
+            && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid
+    }
+
     public var name: String
     public var description: String
     public var hostname: String
@@ -32,6 +44,10 @@ public struct Profile: Equatable, Sendable {
     public var limits: ResourceLimits
     public var publish: [PublishedPort]
     public var allowHostLoopback: Bool
+    /// Where to write the end-of-run JSON report (`--status-json`).
+    public var statusJSON: String?
+    /// When cell runs as root: the host ids the sandbox's root maps to (`--outer-id`).
+    public var outerID: (uid: UInt32, gid: UInt32)?
 
     /// cell's own defaults: what a profile without `extends` starts from (and what the
     /// built-in `default` profile spells out).
@@ -41,7 +57,8 @@ public struct Profile: Equatable, Sendable {
                 workingDirectoryMount: .readOnly, mounts: [], keepEnvironment: [], setEnvironment: [],
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
                 denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil,
-                limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false)
+                limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false,
+                statusJSON: nil, outerID: nil)
     }
 }
 

@@ -86,7 +86,7 @@ struct ProfileDecoder {
         diagnostics.append(ProfileDiagnostic(file: file, line: at.line, column: at.column, message: message))
     }
 
-    static let topLevelKeys = ["description", "extends", "hostname", "cwd", "namespaces", "network", "filesystem",
+    static let topLevelKeys = ["description", "extends", "hostname", "cwd", "outer_id", "namespaces", "network", "filesystem",
                                "environment", "capabilities", "seccomp", "audit", "limits"]
     /// Keys of features this version does not have: rejected, never ignored.
     static let notYet: [String: String] = [:]
@@ -108,6 +108,15 @@ struct ProfileDecoder {
             }
         }
         if let cwd = path(document, [], "cwd") { layer.workingDirectory = cwd }
+        if let text = string(document, [], "outer_id") {
+            let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+            if (1...2).contains(parts.count), let uid = UInt32(parts[0]), let gid = parts.count == 2 ? UInt32(parts[1]) : uid,
+               uid != 0, gid != 0, uid != UInt32.max, gid != UInt32.max {
+                layer.outerID = (uid, gid)
+            } else {
+                report([.key("outer_id")], "outer_id must be \"UID\" or \"UID:GID\" with unprivileged ids (not 0), not '\(text)'")
+            }
+        }
 
         if let table = table(document, [], "namespaces") {
             let keys = ["user", "mount", "pid", "net", "ipc", "uts", "cgroup", "time"]
@@ -230,8 +239,9 @@ struct ProfileDecoder {
             layer.nestedNamespaces = bool(table, base, "nested_namespaces")
         }
         if let table = table(document, [], "audit") {
-            checkKeys(table, [.key("audit")], ["log"])
+            checkKeys(table, [.key("audit")], ["log", "status_json"])
             layer.auditLog = path(table, [.key("audit")], "log")
+            layer.statusJSON = path(table, [.key("audit")], "status_json")
         }
         return layer
     }

@@ -34,6 +34,8 @@ struct ProfileLayer {
     var required: [String]?
     var publish = ListEdit<PublishedPort>()
     var allowHostLoopback: Bool?
+    var statusJSON: String?
+    var outerID: (uid: UInt32, gid: UInt32)?
 
     /// Applies this layer on top of `profile` (the parent's resolution, or cell's base).
     func apply(to profile: Profile) -> Profile {
@@ -79,6 +81,8 @@ struct ProfileLayer {
         if let v = required { p.limits.required = v }
         p.publish = publish.apply(to: p.publish) { "\($0.hostPort):\($0.sandboxPort)" }
         if let v = allowHostLoopback { p.allowHostLoopback = v }
+        if let v = statusJSON { p.statusJSON = v }
+        if let v = outerID { p.outerID = v }
         return p
     }
 }

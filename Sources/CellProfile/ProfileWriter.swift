@@ -10,6 +10,7 @@ public enum ProfileWriter {
         out.append("description = \(quote(p.description))")
         out.append("hostname = \(quote(p.hostname))")
         if let cwd = p.workingDirectory { out.append("cwd = \(quote(cwd))") }
+        if let id = p.outerID { out.append("outer_id = \(quote("\(id.uid):\(id.gid)"))") }
         out.append("")
         out.append("[namespaces]")
         for ns in [Namespace.ipc, .uts, .cgroup, .time] {
@@ -79,10 +80,11 @@ public enum ProfileWriter {
             out.append("]")
         }
         out.append("nested_namespaces = \(p.nestedNamespaces)")
-        if let log = p.auditLog {
+        if p.auditLog != nil || p.statusJSON != nil {
             out.append("")
             out.append("[audit]")
-            out.append("log = \(quote(log))")
+            if let log = p.auditLog { out.append("log = \(quote(log))") }
+            if let status = p.statusJSON { out.append("status_json = \(quote(status))") }
         }
         return out.joined(separator: "\n") + "\n"
     }
