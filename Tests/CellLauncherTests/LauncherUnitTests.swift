@@ -176,7 +176,7 @@ struct LimitsUnitTests {
 
     @Test func userNetworkUsesSlirpsResolver() {
         let ops = FilesystemView.defaultOperations(workingDirectory: nil, network: .user, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing })
-        #expect(ops.contains(.file("/etc/resolv.conf", contents: "nameserver 10.0.2.3\n")))
+        #expect(ops.contains(.file("/etc/resolv.conf", contents: "nameserver \(UserNetwork.resolverAddress)\n")))
         let none = FilesystemView.defaultOperations(workingDirectory: nil, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing },
                                                     read: { _ in nil })
         #expect(none.contains(.bind("/etc/resolv.conf", readOnly: true, optional: true)))
