@@ -108,4 +108,99 @@ pids = 256
 timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
 """#,
     ]
+
+    /// The same profiles, parsed (TOMLKit's parse of each text equals these: tested).
+    static let parsed: [String: TOMLNode] = [
+        "ci": .table([
+            "description": .string("CI jobs: the working directory read-write, outbound network, CI variables kept, a 60m timeout"),
+            "environment": .table([
+                "keep": .array([
+                    .string("CI"),
+                    .string("CI_*"),
+                    .string("GITHUB_*"),
+                    .string("RUNNER_*"),
+                    .string("GITLAB_*"),
+                    .string("BUILDKITE"),
+                    .string("BUILDKITE_*"),
+                    .string("CIRCLECI"),
+                    .string("CIRCLE_*"),
+                    .string("TRAVIS"),
+                    .string("TRAVIS_*"),
+                    .string("JENKINS_URL"),
+                    .string("BUILD_*"),
+                    .string("JOB_*"),
+                    .string("TF_BUILD"),
+                    .string("SYSTEM_*"),
+                    .string("AGENT_*"),
+                ]),
+            ]),
+            "extends": .string("default"),
+            "filesystem": .table([
+                "cwd": .string("rw"),
+            ]),
+            "limits": .table([
+                "pids": .integer(16384),
+                "timeout": .string("60m"),
+            ]),
+            "network": .table([
+                "mode": .string("user"),
+            ]),
+        ]),
+        "default": .table([
+            "capabilities": .table([
+                "keep": .array([]),
+            ]),
+            "description": .string("every namespace, no network, read-only system and working directory, fresh /tmp and home"),
+            "environment": .table([
+                "keep": .array([]),
+            ]),
+            "filesystem": .table([
+                "cwd": .string("ro"),
+                "defaults": .bool(true),
+                "mounts": .array([]),
+            ]),
+            "hostname": .string("cell"),
+            "limits": .table([
+                "pids": .integer(4096),
+            ]),
+            "namespaces": .table([
+                "cgroup": .bool(true),
+                "ipc": .bool(true),
+                "time": .bool(false),
+                "uts": .bool(true),
+            ]),
+            "network": .table([
+                "mode": .string("none"),
+            ]),
+            "seccomp": .table([
+                "nested_namespaces": .bool(false),
+                "policy": .string("default"),
+            ]),
+        ]),
+        "network": .table([
+            "description": .string("default plus outbound network (user-mode NAT; host loopback unreachable)"),
+            "extends": .string("default"),
+            "network": .table([
+                "mode": .string("user"),
+            ]),
+        ]),
+        "strict": .table([
+            "description": .string("for hostile code: no working directory, an allow-list seccomp policy, tight limits"),
+            "extends": .string("default"),
+            "filesystem": .table([
+                "cwd": .string("none"),
+            ]),
+            "limits": .table([
+                "cpu_time": .string("60s"),
+                "file_size": .string("64m"),
+                "memory": .string("1g"),
+                "open_files": .integer(256),
+                "pids": .integer(256),
+                "timeout": .string("10m"),
+            ]),
+            "seccomp": .table([
+                "policy": .string("strict"),
+            ]),
+        ]),
+    ]
 }

@@ -148,9 +148,16 @@ public struct ProfileLoader {
             seen.append(identity)
             let document: [String: TOMLNode]
             do {
-                // cell's own profiles are known to parse; anything else is parsed in a child.
-                document = source.origin == .builtIn ? try TOMLDocument.parse(source.text)
-                                                     : try TOMLDocument.parseIsolated(source.text)
+                // cell's own profiles come parsed at build time (no TOML parser on a default
+                // launch); anything else is parsed in a child (see parseIsolated).
+                if source.origin == .builtIn, case .table(let members)? = BuiltinProfiles.parsed[source.name],
+                   builtIns[source.name] == BuiltinProfiles.all[source.name] {
+                    document = members
+                } else if source.origin == .builtIn {
+                    document = try TOMLDocument.parse(source.text)
+                } else {
+                    document = try TOMLDocument.parseIsolated(source.text)
+                }
             } catch {
                 diagnostics.append(ProfileDiagnostic(file: source.file, line: error.line, column: error.column, message: error.message))
                 break

@@ -56,6 +56,12 @@ struct BuiltinProfilesTests {
         #expect(ci.keepEnvironment.contains("GITHUB_*") && ci.keepEnvironment.contains("CI"))
     }
 
+    @Test("the pre-parsed built-in profiles are what TOMLKit makes of their text", arguments: ["default", "strict", "ci", "network"])
+    func preParsedMatchesTheParser(name: String) throws {
+        let text = try #require(BuiltinProfiles.all[name])
+        #expect(BuiltinProfiles.parsed[name] == .table(try TOMLDocument.parse(text)))
+    }
+
     @Test("the embedded profiles are exactly Profiles/*.toml (run Scripts/embed-profiles after editing)")
     func embeddedMatchesFiles() throws {
         let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
