@@ -151,13 +151,28 @@ public enum FilesystemView {
         return ops
     }
 
-    /// A small text file's contents, or nil for anything else (binary, NUL bytes, over 256 KiB,
-    /// unreadable): those stay binds.
+    /// A small text file's contents, or nil for anything else (binary, NUL bytes, over 32 KiB,
+    /// unreadable): those stay binds. On the launch path: one read, memchr and the standard
+    /// library's UTF-8 validation, no per-character loop.
     public static func readTextFile(_ path: String) -> String? {
-        let limit = 256 << 10
-        guard let text = readSmallFile(path, limit: limit + 1), text.utf8.count <= limit,
-              !text.utf8.contains(0), !text.unicodeScalars.contains("\u{FFFD}") else { return nil }
-        return text
+        let limit = 32 << 10
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        var count = 0
+        while count <= limit {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, limit + 1 - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            count += n
+        }
+        guard count <= limit else { return nil }
+        return bytes.withUnsafeBufferPointer { buffer -> String? in
+            let used = UnsafeBufferPointer(rebasing: buffer[0..<count])
+            if let base = used.baseAddress, count > 0, memchr(base, 0, count) != nil { return nil }
+            return String(validating: used, as: UTF8.self)
+        }
     }
 
     /// lstat-based inspection of the host.

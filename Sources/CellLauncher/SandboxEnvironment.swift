@@ -48,8 +48,15 @@ public enum SandboxEnvironment {
         return isValidName(stem) && !stem.contains("*")
     }
 
-    /// The caller's environment, from `environ`.
+    /// The caller's environment, from `environ`, read once (the profile loader and the plan
+    /// both need it).
     public static func callerEnvironment() -> [(name: String, value: String)] {
+        callerEnvironmentOnce
+    }
+
+    private static let callerEnvironmentOnce: [(name: String, value: String)] = readEnviron()
+
+    private static func readEnviron() -> [(name: String, value: String)] {
         var result: [(name: String, value: String)] = []
         var cursor = environ
         while let entry = cursor.pointee {
