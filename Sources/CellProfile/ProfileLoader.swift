@@ -59,17 +59,27 @@ public struct ProfileLoader {
     public var builtIns: [String: String]
     public var readFile: (String) -> String?
     public var listDirectory: (String) -> [String]
+    /// Parse profile files in a forked child (`TOMLDocument.parseIsolated`). Right for `cell`,
+    /// which is single-threaded when it loads profiles; a multi-threaded host (a test runner)
+    /// must not fork and go on running Swift in the child, and turns this off.
+    public var isolateParsing: Bool
 
     public init(variables: ProfileVariables, userDirectory: String?, systemDirectory: String? = "/etc/cell/profiles",
                 builtIns: [String: String] = BuiltinProfiles.all,
                 readFile: @escaping (String) -> String? = { readSmallFile($0) },
-                listDirectory: @escaping (String) -> [String] = directoryEntries) {
+                listDirectory: @escaping (String) -> [String] = directoryEntries,
+                isolateParsing: Bool = true) {
         self.variables = variables
         self.userDirectory = userDirectory
         self.systemDirectory = systemDirectory
         self.builtIns = builtIns
         self.readFile = readFile
         self.listDirectory = listDirectory
+        self.isolateParsing = isolateParsing
+    }
+
+    func parse(_ text: String, origin: ProfileOrigin) throws(TOMLSyntaxError) -> [String: TOMLNode] {
+        origin == .builtIn || !isolateParsing ? try TOMLDocument.parse(text) : try TOMLDocument.parseIsolated(text)
     }
 
     public static func isPath(_ word: String) -> Bool {
@@ -153,10 +163,8 @@ public struct ProfileLoader {
                 if source.origin == .builtIn, case .table(let members)? = BuiltinProfiles.parsed[source.name],
                    builtIns[source.name] == BuiltinProfiles.all[source.name] {
                     document = members
-                } else if source.origin == .builtIn {
-                    document = try TOMLDocument.parse(source.text)
                 } else {
-                    document = try TOMLDocument.parseIsolated(source.text)
+                    document = try parse(source.text, origin: source.origin)
                 }
             } catch {
                 diagnostics.append(ProfileDiagnostic(file: source.file, line: error.line, column: error.column, message: error.message))
@@ -209,8 +217,7 @@ public struct ProfileLoader {
         var seen = Set<String>()
         var result: [ProfileListing] = []
         func add(_ name: String, _ origin: ProfileOrigin, _ text: String?) {
-            let parse = { (t: String) in origin == .builtIn ? try? TOMLDocument.parse(t) : try? TOMLDocument.parseIsolated(t) }
-            let description = text.flatMap(parse).flatMap { doc -> String? in
+            let description = text.flatMap { try? parse($0, origin: origin) }.flatMap { doc -> String? in
                 if case .string(let d)? = doc["description"] { return d }
                 return nil
             } ?? (text == nil ? "(unreadable)" : "")

@@ -119,3 +119,23 @@ struct ProfileIntegrationTests {
         #expect(bad.stderr.contains("not a network mode"))
     }
 }
+
+/// Inputs on which the toml++ parser inside TOMLKit aborted the process (found by the fuzzer):
+/// cell, a single-threaded process, parses profile files in a forked child, so each one is a
+/// diagnostic and status 125 — never a crash.
+@Suite(.enabled(if: Sandbox.available, "cell cannot start a sandbox on this machine"))
+struct FuzzRegressionIntegrationTests {
+    @Test("past fuzzer crashes are diagnostics, not crashes")
+    func pastCrashes() throws {
+        let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/profiles/fuzz-regressions")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        #expect(files.count >= 3)
+        for file in files {
+            let r = Sandbox.execute([Sandbox.cell, "profile", "check", dir.appendingPathComponent(file).path])
+            #expect(r.status == 125, "\(file): \(r.status) \(r.stderr)")
+            #expect(!r.stderr.contains("Assertion") && !r.stderr.contains("crashed"), "\(file): \(r.stderr)")
+            #expect(r.stderr.contains(":1:") || r.stderr.contains(":2:") || r.stderr.contains(":3:") || r.stderr.contains("gave up"), "\(file): \(r.stderr)")
+        }
+    }
+}
