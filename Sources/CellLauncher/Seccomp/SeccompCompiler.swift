@@ -66,11 +66,6 @@ public enum SeccompCompiler {
         return FilterSet(baseline: baselineFilter, policy: policyFilter, decisions: decisions)
     }
 
-    /// One policy compiled on its own, with its own actions (no notification).
-    public static func compile(_ policy: SeccompPolicy) throws(LaunchError) -> CompiledFilter {
-        try build(name: policy.name, defaultAction: policy.defaultAction, rules: resolve(policy), notify: false, pseudoCode: false)
-    }
-
     /// libseccomp's readable rendering of the filters, for --dry-run.
     public static func pseudoCode(_ policy: SeccompPolicy) throws(LaunchError) -> String {
         let set = try compileFilters(policy, pseudoCode: true)

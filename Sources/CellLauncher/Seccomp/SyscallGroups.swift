@@ -116,9 +116,6 @@ public enum SyscallGroups {
         "@memory", "@network-io", "@sync", "@credentials", "@scheduler", "@misc-safe",
     ]
 
-    /// Every name that appears in some group.
-    public static let members: Set<String> = Set(all.values.joined())
-
     /// Expands `@group` names (and plain names) into syscall names, in order, without repeats.
     public static func expand(_ names: [String]) -> (syscalls: [String], unknownGroups: [String]) {
         var seen = Set<String>()
