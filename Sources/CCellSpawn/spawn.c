@@ -64,7 +64,7 @@ struct spawn_ctx {
     int sync_r;    /* lifeline pipe, read end: one byte = "maps written", EOF = supervisor gone */
     int sync_w;    /* lifeline pipe, write end: the supervisor's; children close their copy */
     int listener_w; /* socketpair end that carries the seccomp listener fd to the supervisor */
-    int keep[CELL_MAX_KEEP_FDS + 5];
+    int keep[CELL_MAX_KEEP_FDS + 6];
     int keep_count;
     char *const *init_argv;
     void *init_stack_top;
@@ -83,6 +83,16 @@ static ssize_t raw_write(int fd, const void *buf, size_t len) {
 }
 static void raw_close(int fd) {
     (void)syscall(SYS_close, fd);
+}
+
+/* Waits for one byte (a go-ahead); returns 1, 0 at EOF, or -1 with errno set. */
+static ssize_t read_byte(int fd) {
+    char byte;
+    ssize_t n;
+    do {
+        n = raw_read(fd, &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    return n;
 }
 
 static void report(int fd, int kind, int step, int error, int value) {
@@ -363,11 +373,21 @@ static int pid1_main(void *arg) {
     if (plan->wait_for_go && fcntl(ctx->sync_r, F_SETFD, 0) != 0)
         fail(ctx, CELL_STEP_STATUS_FD, errno);
 
+    /* The filters were compiled by another supervisor thread while everything above ran; its
+     * byte says they are in place (the pipe orders its writes before our reads of them). */
+    if (plan->filters_ready_fd >= 0) {
+        ssize_t n = read_byte(plan->filters_ready_fd);
+        if (n != 1)
+            fail(ctx, CELL_STEP_WAIT_FILTERS, n < 0 ? errno : EPIPE);
+        raw_close(plan->filters_ready_fd);
+    }
+
     /* seccomp last: after no_new_privs (which lets a process without capabilities load a
      * filter) and after every other setup call, so the only call made under the filter before
      * the command's own is the execveat of cell-init. */
-    load_filter(ctx, plan->seccomp_baseline, plan->seccomp_baseline_len, 0, 0);
-    load_filter(ctx, plan->seccomp_policy, plan->seccomp_policy_len, 1, plan->seccomp_listener);
+    const struct cell_filters *filters = plan->filters;
+    load_filter(ctx, filters->baseline, filters->baseline_len, 0, 0);
+    load_filter(ctx, filters->policy, filters->policy_len, 1, plan->seccomp_listener);
 
     /* Execute cell-init from the sealed memfd: /proc/1/exe is then a copy nobody can write, never
      * a host file (the runc CVE-2019-5736 class). All signals are still blocked: cell-init
@@ -390,11 +410,7 @@ static int userns_main(void *arg) {
      * made would belong to an unmapped id. EOF means the supervisor failed or died.
      * This wait comes before anything that can set errno: the supervisor, writing the maps
      * meanwhile, shares our errno (same thread pointer) and reads it when a write fails. */
-    char byte;
-    ssize_t n;
-    do {
-        n = raw_read(ctx->sync_r, &byte, 1);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = read_byte(ctx->sync_r);
     if (n != 1)
         fail(ctx, CELL_STEP_WAIT_MAPS, n < 0 ? errno : EPIPE);
 
@@ -600,6 +616,8 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     ctx.keep[ctx.keep_count++] = status[1];
     ctx.keep[ctx.keep_count++] = sync[0];
     ctx.keep[ctx.keep_count++] = plan->init_fd;
+    if (plan->filters_ready_fd >= 0)
+        ctx.keep[ctx.keep_count++] = plan->filters_ready_fd;
     if (listener[1] >= 0)
         ctx.keep[ctx.keep_count++] = listener[1];
     for (int i = 0; i < plan->keep_fds_count; i++)

@@ -62,12 +62,10 @@ public enum Launcher {
         }
         defer { cgroup?.remove() }
 
-        // Compile the filters here, in the supervisor: the sandbox only loads ready programs.
-        let filters: FilterSet
-        do {
-            filters = try SeccompCompiler.compileFilters(plan.seccomp)
-        } catch {
-            return failed(error.message)
+        // The filters are compiled in the supervisor (the sandbox only loads ready programs), on
+        // a thread of their own while the sandbox is being built; pid 1 waits for them last.
+        guard let compilation = FilterCompilation(plan.seccomp) else {
+            return failed("cannot create the seccomp filters' pipe: \(errorText(errno))")
         }
 
         let initFD = cell_sealed_copy(initHelper, "cell-init")
@@ -85,7 +83,16 @@ public enum Launcher {
         defer { relay.close() }
 
         var result = cell_spawn_result()
-        let rc = SpawnRequest(plan: plan, initFD: initFD, filters: filters, cgroupProcsFD: cgroup?.procsFD ?? -1).spawn(&result)
+        let rc = SpawnRequest(plan: plan, initFD: initFD, filters: compilation, cgroupProcsFD: cgroup?.procsFD ?? -1).spawn(&result)
+        let filters: FilterSet
+        switch compilation.finish() {
+        case .success(let set):
+            filters = set
+        case .failure(let error):
+            // pid 1 saw the pipe close without a byte and stopped: reap it, say why.
+            if rc == 0 { abandon(result) }
+            return failed(error.message)
+        }
         if rc != 0 {
             return failed(SetupFailure.message(step: result.failed_step, errno: result.error, plan: plan))
         }
@@ -97,12 +104,7 @@ public enum Launcher {
             do {
                 try userNetwork.start(sandboxPID: result.init_pid, allowHostLoopback: plan.allowHostLoopback, publish: plan.publish)
             } catch {
-                kill(result.init_pid, SIGKILL)
-                var status: Int32 = 0
-                waitpid(result.init_pid, &status, 0)
-                close(result.status_fd)
-                close(result.lifeline_fd)
-                if result.listener_fd >= 0 { close(result.listener_fd) }
+                abandon(result)
                 return failed(error.message)
             }
             network = userNetwork
@@ -138,11 +140,24 @@ public enum Launcher {
     }
 }
 
+/// Ends a sandbox whose setup the supervisor gave up on: kills pid 1 (and so the whole pid
+/// namespace), reaps it, and closes what cell_spawn handed over.
+private func abandon(_ result: cell_spawn_result) {
+    if result.init_pid > 0 {
+        kill(result.init_pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(result.init_pid, &status, 0) < 0 && errno == EINTR {}
+    }
+    close(result.status_fd)
+    close(result.lifeline_fd)
+    if result.listener_fd >= 0 { close(result.listener_fd) }
+}
+
 /// The C plan for `cell_spawn`, with every string and buffer it points to kept alive.
 struct SpawnRequest {
     let plan: LaunchPlan
     let initFD: Int32
-    let filters: FilterSet
+    let filters: FilterCompilation
     let cgroupProcsFD: Int32
 
     func spawn(_ result: inout cell_spawn_result) -> Int32 {
@@ -177,7 +192,7 @@ struct SpawnRequest {
             c.cwd = UnsafePointer(s[1])
             c.cwd_fallback = plan.workingDirectoryFallback == nil ? nil : UnsafePointer(s[2])
             c.root_base = UnsafePointer(s[3])
-            var ops = plan.mounts.enumerated().map { index, op in
+            let ops = plan.mounts.enumerated().map { index, op in
                 let base = fixed.count + 4 * index
                 return cell_mount_op(
                     kind: op.cKind, flags: op.cFlags,
@@ -196,16 +211,9 @@ struct SpawnRequest {
                     envp.withPointers { e in
                         c.argv = a
                         c.envp = e
-                        let baseline = filters.baseline?.bpf ?? []
-                        return baseline.withUnsafeBufferPointer { b in
-                            filters.policy.bpf.withUnsafeBufferPointer { p in
-                                c.seccomp_baseline = b.baseAddress
-                                c.seccomp_baseline_len = b.count
-                                c.seccomp_policy = p.baseAddress
-                                c.seccomp_policy_len = p.count
-                                return cell_spawn(&c, &result)
-                            }
-                        }
+                        c.filters = UnsafePointer(filters.shared)
+                        c.filters_ready_fd = filters.readyFD
+                        return cell_spawn(&c, &result)
                     }
                 }
                 }

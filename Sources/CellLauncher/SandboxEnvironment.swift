@@ -59,10 +59,12 @@ public enum SandboxEnvironment {
     private static func readEnviron() -> [(name: String, value: String)] {
         var result: [(name: String, value: String)] = []
         var cursor = environ
+        // Split at the first '=' on the bytes: a Character search would run grapheme breaking
+        // over every variable, which showed in a launch's profile.
         while let entry = cursor.pointee {
-            let text = String(cString: entry)
-            if let eq = text.firstIndex(of: "=") {
-                result.append((String(text[..<eq]), String(text[text.index(after: eq)...])))
+            if let eq = strchr(entry, 0x3D) {
+                let name = UnsafeRawBufferPointer(start: entry, count: entry.distance(to: eq))
+                result.append((String(decoding: name, as: UTF8.self), String(cString: eq + 1)))
             }
             cursor += 1
         }

@@ -82,6 +82,7 @@ enum cell_step {
     CELL_STEP_NET_SYSCTL = 59,      /* net.ipv4.ip_unprivileged_port_start inside */
     CELL_STEP_WAIT_GO = 60,         /* cell-init waiting for the supervisor's go (the network) */
     CELL_STEP_CGROUP = 61,          /* moving the sandbox into its cgroup */
+    CELL_STEP_WAIT_FILTERS = 62,    /* pid 1 waiting for the seccomp filters (compiled meanwhile) */
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
@@ -152,6 +153,14 @@ struct cell_mount_op {
     const char *mode; /* octal mode string, e.g. "1777" (tmpfs) or "0644" (file, dir) */
 };
 
+/* Compiled seccomp filters (BPF, struct sock_filter[]), loaded baseline first; len 0: none. */
+struct cell_filters {
+    const uint8_t *baseline;
+    size_t baseline_len;
+    const uint8_t *policy;
+    size_t policy_len;
+};
+
 struct cell_spawn_plan {
     /* Host ids that uid 0 and gid 0 inside the sandbox map to (single-id maps). */
     uint32_t outer_uid;
@@ -177,11 +186,12 @@ struct cell_spawn_plan {
     /* -1: leave it; otherwise the value written to the sandbox's own
      * /proc/sys/user/max_user_namespaces (0: no nested user namespace can ever be created). */
     int max_user_namespaces;
-    /* Seccomp filters (BPF, struct sock_filter[]), loaded last, baseline first; len 0: none. */
-    const uint8_t *seccomp_baseline;
-    size_t seccomp_baseline_len;
-    const uint8_t *seccomp_policy;
-    size_t seccomp_policy_len;
+    /* Seccomp filters, loaded last. The supervisor compiles them on another thread while the
+     * namespaces and the filesystem view are being built: pid 1 reads one byte from
+     * `filters_ready_fd` (close-on-exec) before it reads `filters`; EOF means they never came
+     * (the compilation failed) and the setup stops. */
+    const struct cell_filters *filters;
+    int filters_ready_fd;
     /* 1: load the policy filter with SECCOMP_FILTER_FLAG_NEW_LISTENER and pass the listener to
      * the supervisor (result.listener_fd): its SECCOMP_RET_USER_NOTIF rules are the audit path. */
     int seccomp_listener;
