@@ -2,9 +2,11 @@
 //
 // cell — a rootless sandbox for untrusted commands on Linux.
 //
-// The launch path (`cell run`) deliberately depends on nothing but the Swift standard library and
-// Glibc: Foundation and swift-argument-parser (which imports FoundationEssentials) each add
-// milliseconds of start-up, and start-up dominates a sandbox launch. See README.md, "Design".
+// cell deliberately depends on nothing but the Swift standard library, Glibc, libseccomp and
+// libcap-ng: Foundation and swift-argument-parser (which imports FoundationEssentials) each add
+// milliseconds of start-up, and start-up dominates a sandbox launch. The TOML parser is cell's
+// own for the same reason (TOMLKit pulls in Foundation) and because toml++, inside TOMLKit,
+// aborted the process on malformed profiles. See README.md, "Design".
 //
 // The sandbox's pid 1 helper, `cell-init`, is a small static C program that is *not* a SwiftPM
 // target: SwiftPM links every executable against the Swift runtime, and the helper must be a
@@ -16,10 +18,6 @@ let package = Package(
     name: "cell",
     products: [
         .executable(name: "cell", targets: ["cell"]),
-    ],
-    dependencies: [
-        // TOML profiles. TOMLKit wraps toml++ (C++) and does not import Foundation.
-        .package(url: "https://github.com/LebJe/TOMLKit.git", exact: "0.6.0"),
     ],
     targets: [
         // Everything between clone() and execve(): async-signal-safe C, no malloc, no stdio.
@@ -48,7 +46,7 @@ let package = Package(
         // Named TOML security profiles: lookup, extends, merge, validation, built-ins.
         .target(
             name: "CellProfile",
-            dependencies: ["CellLauncher", "CellAudit", "CCellSpawn", .product(name: "TOMLKit", package: "TOMLKit")]
+            dependencies: ["CellLauncher", "CellAudit"]
         ),
         // Command-line parsing and dispatch (hand-written: see the note above).
         .target(

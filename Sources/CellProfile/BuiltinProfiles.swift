@@ -109,7 +109,7 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
 """#,
     ]
 
-    /// The same profiles, parsed (TOMLKit's parse of each text equals these: tested).
+    /// The same profiles, parsed (the TOML parser's parse of each text equals these: tested).
     static let parsed: [String: TOMLNode] = [
         "ci": .table([
             "description": .string("CI jobs: the working directory read-write, outbound network, CI variables kept, a 60m timeout"),

@@ -10,13 +10,11 @@ public enum ProfileFuzzing {
         case shownProfileRejected(String)
     }
 
-    /// `isolate`: parse in a child, as cell does (the fuzzer, a single-threaded process); off in
-    /// a multi-threaded test runner, which must only give it inputs toml++ survives.
-    public static func check(_ text: String, isolate: Bool = true) throws(Failure) {
+    public static func check(_ text: String) throws(Failure) {
         let path = "/fuzz/profile.toml"
         let variables = ProfileVariables(cwd: "/work", home: "/home/fuzz", tmpdir: "/tmp", uid: 1000)
         let loader = ProfileLoader(variables: variables, userDirectory: nil, systemDirectory: nil,
-                                   readFile: { $0 == path ? text : nil }, listDirectory: { _ in [] }, isolateParsing: isolate)
+                                   readFile: { $0 == path ? text : nil }, listDirectory: { _ in [] })
         let profile: Profile
         do {
             profile = try loader.resolve(path)
@@ -28,7 +26,7 @@ public enum ProfileFuzzing {
         }
         let shown = ProfileWriter.toml(profile)
         let again = ProfileLoader(variables: variables, userDirectory: nil, systemDirectory: nil,
-                                  readFile: { $0 == path ? shown : nil }, listDirectory: { _ in [] }, isolateParsing: isolate)
+                                  readFile: { $0 == path ? shown : nil }, listDirectory: { _ in [] })
         do {
             var back = try again.resolve(path)
             back.name = profile.name

@@ -59,27 +59,17 @@ public struct ProfileLoader {
     public var builtIns: [String: String]
     public var readFile: (String) -> String?
     public var listDirectory: (String) -> [String]
-    /// Parse profile files in a forked child (`TOMLDocument.parseIsolated`). Right for `cell`,
-    /// which is single-threaded when it loads profiles; a multi-threaded host (a test runner)
-    /// must not fork and go on running Swift in the child, and turns this off.
-    public var isolateParsing: Bool
 
     public init(variables: ProfileVariables, userDirectory: String?, systemDirectory: String? = "/etc/cell/profiles",
                 builtIns: [String: String] = BuiltinProfiles.all,
                 readFile: @escaping (String) -> String? = { readSmallFile($0) },
-                listDirectory: @escaping (String) -> [String] = directoryEntries,
-                isolateParsing: Bool = true) {
+                listDirectory: @escaping (String) -> [String] = directoryEntries) {
         self.variables = variables
         self.userDirectory = userDirectory
         self.systemDirectory = systemDirectory
         self.builtIns = builtIns
         self.readFile = readFile
         self.listDirectory = listDirectory
-        self.isolateParsing = isolateParsing
-    }
-
-    func parse(_ text: String, origin: ProfileOrigin) throws(TOMLSyntaxError) -> [String: TOMLNode] {
-        origin == .builtIn || !isolateParsing ? try TOMLDocument.parse(text) : try TOMLDocument.parseIsolated(text)
     }
 
     public static func isPath(_ word: String) -> Bool {
@@ -158,13 +148,12 @@ public struct ProfileLoader {
             seen.append(identity)
             let document: [String: TOMLNode]
             do {
-                // cell's own profiles come parsed at build time (no TOML parser on a default
-                // launch); anything else is parsed in a child (see parseIsolated).
+                // cell's own profiles come parsed at build time: a default launch parses no TOML.
                 if source.origin == .builtIn, case .table(let members)? = BuiltinProfiles.parsed[source.name],
                    builtIns[source.name] == BuiltinProfiles.all[source.name] {
                     document = members
                 } else {
-                    document = try parse(source.text, origin: source.origin)
+                    document = try TOMLDocument.parse(source.text)
                 }
             } catch {
                 diagnostics.append(ProfileDiagnostic(file: source.file, line: error.line, column: error.column, message: error.message))
@@ -217,7 +206,7 @@ public struct ProfileLoader {
         var seen = Set<String>()
         var result: [ProfileListing] = []
         func add(_ name: String, _ origin: ProfileOrigin, _ text: String?) {
-            let description = text.flatMap { try? parse($0, origin: origin) }.flatMap { doc -> String? in
+            let description = text.flatMap { try? TOMLDocument.parse($0) }.flatMap { doc -> String? in
                 if case .string(let d)? = doc["description"] { return d }
                 return nil
             } ?? (text == nil ? "(unreadable)" : "")

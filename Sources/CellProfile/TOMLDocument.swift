@@ -1,11 +1,6 @@
-import CCellSpawn
-import CellAudit
-import CellLauncher
-import Glibc
-import TOMLKit
-
-/// A parsed TOML document as plain Swift values (TOMLKit does the parsing), plus a locator that
-/// finds where a key or value stands in the text, so every diagnostic can name FILE:LINE:COLUMN.
+/// A parsed TOML document as plain Swift values (TOMLParser does the parsing), plus a locator
+/// that finds where a key or value stands in the text, so every diagnostic can name
+/// FILE:LINE:COLUMN.
 public indirect enum TOMLNode: Equatable, Sendable {
     case table([String: TOMLNode])
     case array([TOMLNode])
@@ -27,26 +22,6 @@ public indirect enum TOMLNode: Equatable, Sendable {
         case .other(let name): return "a \(name)"
         }
     }
-
-    static func from(_ value: TOMLValueConvertible) -> TOMLNode {
-        switch value.type {
-        case .table:
-            var members: [String: TOMLNode] = [:]
-            if let table = value.table {
-                for key in table.keys { if let v = table[key] { members[key] = from(v) } }
-            }
-            return .table(members)
-        case .array:
-            return .array(value.array.map { Array($0).map { from($0) } } ?? [])
-        case .string: return .string(value.string ?? "")
-        case .int: return .integer(value.int ?? 0)
-        case .double: return .float(value.double ?? 0)
-        case .bool: return .bool(value.bool ?? false)
-        case .date: return .other("date")
-        case .time: return .other("time")
-        case .dateTime: return .other("date-time")
-        }
-    }
 }
 
 public struct TOMLSyntaxError: Error, Equatable, Sendable {
@@ -56,185 +31,10 @@ public struct TOMLSyntaxError: Error, Equatable, Sendable {
 }
 
 public enum TOMLDocument {
+    /// The document's top-level table, or the first syntax error.
     public static func parse(_ text: String) throws(TOMLSyntaxError) -> [String: TOMLNode] {
-        if let problem = tableHeaderProblem(text) { throw problem }
-        do {
-            let table = try TOMLTable(string: text)
-            guard case .table(let members) = TOMLNode.from(table) else { return [:] }
-            return members
-        } catch let error as TOMLParseError {
-            return try fail(TOMLSyntaxError(message: error.description, line: error.source.begin.line, column: error.source.begin.column))
-        } catch {
-            return try fail(TOMLSyntaxError(message: "\(error)", line: 1, column: 1))
-        }
-    }
-
-    private static func fail(_ e: TOMLSyntaxError) throws(TOMLSyntaxError) -> [String: TOMLNode] { throw e }
-
-    /// Parses text that did not come with cell (a user's or an administrator's profile) in a
-    /// forked child. The toml++ parser inside TOMLKit asserts on some malformed inputs and
-    /// aborts the whole process (the fuzzer found several; they are upstream bugs): in a child,
-    /// such an input becomes a diagnostic instead of a crash of cell. The child sends the
-    /// document back as tagged JSON, which the parent reads with its own JSON reader.
-    public static func parseIsolated(_ text: String) throws(TOMLSyntaxError) -> [String: TOMLNode] {
-        var fds: [Int32] = [-1, -1]
-        guard cell_pipe_cloexec(&fds) == 0 else { return try parse(text) }
-        let pid = fork()
-        if pid == 0 {
-            close(fds[0])
-            // Quiet: an abort in toml++ would print an assertion and a backtrace.
-            let null = open("/dev/null", O_WRONLY)
-            if null >= 0 { dup2(null, 2) }
-            let message: String
-            do {
-                message = "{\"ok\":" + encode(.table(try parse(text))) + "}"
-            } catch {
-                message = "{\"error\":\(JSONField.quote(error.message)),\"line\":\(error.line),\"column\":\(error.column)}"
-            }
-            writeAll(fds[1], message)
-            _exit(0)
-        }
-        close(fds[1])
-        if pid < 0 {
-            close(fds[0])
-            return try parse(text)
-        }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += buffer[0..<n]
-        }
-        close(fds[0])
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        guard status == 0, let reply = try? JSONParser.parse(String(decoding: bytes, as: UTF8.self)) else {
-            throw TOMLSyntaxError(message: "the TOML parser (toml++, inside TOMLKit) gave up on this file; check its syntax, brackets and quotes", line: 1, column: 1)
-        }
-        if let message = reply["error"]?.string {
-            throw TOMLSyntaxError(message: message, line: reply["line"]?.int ?? 1, column: reply["column"]?.int ?? 1)
-        }
-        guard let ok = reply["ok"], case .table(let members)? = decode(ok) else {
-            throw TOMLSyntaxError(message: "the TOML parser's answer could not be read", line: 1, column: 1)
-        }
-        return members
-    }
-
-    /// Tagged JSON: {"t":{...}} table, {"a":[...]} array, {"s":""}, {"i":"1"}, {"f":"1.5"},
-    /// {"b":true}, {"o":"date"}.
-    static func encode(_ node: TOMLNode) -> String {
-        switch node {
-        case .table(let m):
-            return "{\"t\":{" + m.keys.sorted().map { JSONField.quote($0) + ":" + encode(m[$0]!) }.joined(separator: ",") + "}}"
-        case .array(let a): return "{\"a\":[" + a.map(encode).joined(separator: ",") + "]}"
-        case .string(let s): return "{\"s\":" + JSONField.quote(s) + "}"
-        case .integer(let i): return "{\"i\":\"\(i)\"}"
-        case .float(let f): return "{\"f\":\"\(f)\"}"
-        case .bool(let b): return "{\"b\":\(b)}"
-        case .other(let o): return "{\"o\":" + JSONField.quote(o) + "}"
-        }
-    }
-
-    static func decode(_ value: JSONValue) -> TOMLNode? {
-        if case .object(let members)? = value["t"] {
-            var table: [String: TOMLNode] = [:]
-            for (key, v) in members {
-                guard let node = decode(v) else { return nil }
-                table[key] = node
-            }
-            return .table(table)
-        }
-        if let items = value["a"]?.array {
-            var nodes: [TOMLNode] = []
-            for item in items {
-                guard let node = decode(item) else { return nil }
-                nodes.append(node)
-            }
-            return .array(nodes)
-        }
-        if let s = value["s"]?.string { return .string(s) }
-        if let i = value["i"]?.string.flatMap({ Int($0) }) { return .integer(i) }
-        if let f = value["f"]?.string.flatMap({ Double($0) }) { return .float(f) }
-        if let b = value["b"]?.bool { return .bool(b) }
-        if let o = value["o"]?.string { return .other(o) }
-        return nil
-    }
-
-    /// The toml++ parser inside TOMLKit aborts the process (a failed assertion) on a table
-    /// header whose first key does not start with a key character, such as `[,x]` — found by
-    /// the profile fuzzer. Such a header is reported here, as a syntax error, before TOMLKit
-    /// sees the text. A small scanner follows strings and multi-line values so that only real
-    /// headers (lines at statement level starting with `[`) are checked.
-    static func tableHeaderProblem(_ text: String) -> TOMLSyntaxError? {
-        var chars = Array(text.unicodeScalars)
-        // toml++ skips a byte-order mark: so does this scan (found by the fuzzer: BOM + "[#").
-        if chars.first == "\u{FEFF}" { chars.removeFirst() }
-        var i = 0, line = 1, column = 1
-        var depth = 0                  // [ ] and { } inside a value
-        var atStatementStart = true    // nothing but whitespace yet on this line, at depth 0
-        func advance() {
-            if chars[i] == "\n" { line += 1; column = 1 } else { column += 1 }
-            i += 1
-        }
-        func starts(_ s: String) -> Bool {
-            let u = Array(s.unicodeScalars)
-            return i + u.count <= chars.count && Array(chars[i..<i + u.count]) == u
-        }
-        func isKeyStart(_ c: Unicode.Scalar) -> Bool {
-            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || c == "_" || c == "-" || c == "\"" || c == "'")
-        }
-        while i < chars.count {
-            let c = chars[i]
-            if c == "\n" {
-                advance()
-                if depth == 0 { atStatementStart = true }
-                continue
-            }
-            if c != "\n" && c.properties.isWhitespace { advance(); continue }
-            if c == "#" {
-                while i < chars.count && chars[i] != "\n" { advance() }
-                continue
-            }
-            if atStatementStart && depth == 0 && c == "[" {
-                atStatementStart = false
-                advance()
-                if i < chars.count && chars[i] == "[" { advance() }
-                while i < chars.count && chars[i] != "\n" && chars[i].properties.isWhitespace { advance() }
-                if i < chars.count && !isKeyStart(chars[i]) {
-                    return TOMLSyntaxError(message: "Error while parsing table header: expected a key, saw '\(chars[i].escaped(asASCII: true))'",
-                                           line: line, column: column)
-                }
-                // The rest of the header: up to the end of the line.
-                while i < chars.count && chars[i] != "\n" { advance() }
-                continue
-            }
-            atStatementStart = false
-            if starts("\"\"\"") || starts("'''") {
-                let quote = starts("\"\"\"") ? "\"\"\"" : "'''"
-                for _ in 0..<3 { advance() }
-                while i < chars.count && !starts(quote) {
-                    if quote == "\"\"\"" && chars[i] == "\\" { advance() }
-                    if i < chars.count { advance() }
-                }
-                for _ in 0..<3 where i < chars.count { advance() }
-                continue
-            }
-            if c == "\"" || c == "'" {
-                advance()
-                while i < chars.count && chars[i] != c && chars[i] != "\n" {
-                    if c == "\"" && chars[i] == "\\" { advance() }
-                    if i < chars.count { advance() }
-                }
-                if i < chars.count && chars[i] == c { advance() }
-                continue
-            }
-            if c == "[" || c == "{" { depth += 1 }
-            if (c == "]" || c == "}") && depth > 0 { depth -= 1 }
-            advance()
-        }
-        return nil
+        var parser = TOMLParser(text)
+        return try parser.parse()
     }
 }
 
@@ -253,7 +53,7 @@ public enum PathComponent: Equatable, Sendable, CustomStringConvertible {
 
 /// Finds where a key stands in TOML text, line by line: it follows `[table]` and
 /// `[[array.of.tables]]` headers and `key = value` lines (dotted and quoted keys included).
-/// It is a locator for diagnostics, not a parser: TOMLKit has already validated the syntax.
+/// It is a locator for diagnostics, not a parser: TOMLParser has already validated the syntax.
 public struct SourceLocator {
     struct Entry {
         var path: [PathComponent]

@@ -7,11 +7,9 @@ let variables = ProfileVariables(cwd: "/work/project", home: "/home/u", tmpdir: 
 
 /// A loader over an in-memory file system: user, /etc and built-in levels.
 func loader(files: [String: String], builtIns: [String: String] = BuiltinProfiles.all) -> ProfileLoader {
-    // No forking from the test runner's many threads: parse in-process.
     ProfileLoader(variables: variables, userDirectory: "/home/u/.config/cell/profiles", systemDirectory: "/etc/cell/profiles",
                   builtIns: builtIns, readFile: { files[$0] },
-                  listDirectory: { dir in files.keys.filter { $0.hasPrefix(dir + "/") }.map { String($0.dropFirst(dir.count + 1)) } },
-                  isolateParsing: false)
+                  listDirectory: { dir in files.keys.filter { $0.hasPrefix(dir + "/") }.map { String($0.dropFirst(dir.count + 1)) } })
 }
 
 func resolve(_ text: String, files: [String: String] = [:]) throws(ProfileDiagnosticList) -> Profile {
@@ -58,7 +56,7 @@ struct BuiltinProfilesTests {
         #expect(ci.keepEnvironment.contains("GITHUB_*") && ci.keepEnvironment.contains("CI"))
     }
 
-    @Test("the pre-parsed built-in profiles are what TOMLKit makes of their text", arguments: ["default", "strict", "ci", "network"])
+    @Test("the pre-parsed built-in profiles are what the TOML parser makes of their text", arguments: ["default", "strict", "ci", "network"])
     func preParsedMatchesTheParser(name: String) throws {
         let text = try #require(BuiltinProfiles.all[name])
         #expect(BuiltinProfiles.parsed[name] == .table(try TOMLDocument.parse(text)))
@@ -210,8 +208,7 @@ struct MalformedProfileTests {
         let path = Self.directory.appendingPathComponent(file).path
         let text = try String(contentsOfFile: path, encoding: .utf8)
         let expected = try #require(text.split(separator: "\n").first?.split(separator: "# expect: ", maxSplits: 1).last.map(String.init))
-        let l = ProfileLoader(variables: variables, userDirectory: nil, systemDirectory: nil, readFile: { $0 == path ? text : nil },
-                              isolateParsing: false)
+        let l = ProfileLoader(variables: variables, userDirectory: nil, systemDirectory: nil, readFile: { $0 == path ? text : nil })
         do {
             _ = try l.resolve(path)
             Issue.record("\(file) was accepted")
@@ -253,28 +250,18 @@ struct FuzzRegressionTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/profiles")
 
-    @Test("the fuzz property holds for the built-in and malformed profiles (past crashes: IntegrationTests)")
+    @Test("the fuzz property holds for the built-in and malformed profiles and past crashes")
     func corpus() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.appendingPathComponent("malformed").path)
-            .map { "malformed/" + $0 }
-        #expect(files.count > 50)
+        let files = try ["malformed", "fuzz-regressions"].flatMap { dir in
+            try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.appendingPathComponent(dir).path).map { dir + "/" + $0 }
+        }
+        #expect(files.count > 60)
         for file in files {
             let data = try Data(contentsOf: Self.fixtures.appendingPathComponent(file))
-            #expect(throws: Never.self, "\(file)") { try ProfileFuzzing.check(String(decoding: data, as: UTF8.self), isolate: false) }
+            #expect(throws: Never.self, "\(file)") { try ProfileFuzzing.check(String(decoding: data, as: UTF8.self)) }
         }
         for (name, text) in BuiltinProfiles.all {
-            #expect(throws: Never.self, "\(name)") { try ProfileFuzzing.check(text, isolate: false) }
-        }
-    }
-
-    @Test("a table header that does not start with a key is a syntax error, not an abort in toml++")
-    func tableHeaderGuard() {
-        for (text, line, column) in [("[,x]\n", 1, 2), ("a = 1\n[[ ,x]]\n", 2, 4), ("[\t;]", 1, 3), ("\u{FEFF}[#\n", 1, 2)] {
-            let problem = TOMLDocument.tableHeaderProblem(text)
-            #expect(problem?.line == line && problem?.column == column, "\(text): \(String(describing: problem))")
-        }
-        for text in ["[a]\n[[b.c]]\n[\"q\"]\n['l']\n[-x]\n[_y]\n", "x = [\n  [ [1] ],\n  [,\n]\n", "s = \"\"\"\n[,x\n\"\"\"\n", "# [,x]\n", "k = '[,x'\n"] {
-            #expect(TOMLDocument.tableHeaderProblem(text) == nil, "\(text)")
+            #expect(throws: Never.self, "\(name)") { try ProfileFuzzing.check(text) }
         }
     }
 }

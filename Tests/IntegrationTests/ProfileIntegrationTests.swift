@@ -120,9 +120,9 @@ struct ProfileIntegrationTests {
     }
 }
 
-/// Inputs on which the toml++ parser inside TOMLKit aborted the process (found by the fuzzer):
-/// cell, a single-threaded process, parses profile files in a forked child, so each one is a
-/// diagnostic and status 125 — never a crash.
+/// Inputs on which the toml++ parser (inside TOMLKit, which cell used before it had its own
+/// parser) aborted the process, found by the fuzzer: through the cell binary, each one must be a
+/// diagnostic with a place and status 125 — never a crash.
 @Suite(.enabled(if: Sandbox.available, "cell cannot start a sandbox on this machine"))
 struct FuzzRegressionIntegrationTests {
     @Test("past fuzzer crashes are diagnostics, not crashes")
@@ -135,7 +135,7 @@ struct FuzzRegressionIntegrationTests {
             let r = Sandbox.execute([Sandbox.cell, "profile", "check", dir.appendingPathComponent(file).path])
             #expect(r.status == 125, "\(file): \(r.status) \(r.stderr)")
             #expect(!r.stderr.contains("Assertion") && !r.stderr.contains("crashed"), "\(file): \(r.stderr)")
-            #expect(r.stderr.contains(":1:") || r.stderr.contains(":2:") || r.stderr.contains(":3:") || r.stderr.contains("gave up"), "\(file): \(r.stderr)")
+            #expect(r.stderr.contains(":1:") || r.stderr.contains(":2:") || r.stderr.contains(":3:"), "\(file): \(r.stderr)")
         }
     }
 }
