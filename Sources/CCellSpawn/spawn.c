@@ -4,14 +4,21 @@
  * Process shape (host pids on the left):
  *
  *   supervisor (cell, Swift)
- *     ├─ userns child   clone(CLONE_VM | CLONE_NEWUSER): waits for its maps, takes uid/gid 0,
- *     │                 unshares the nested namespaces, clones pid 1, exits
- *     └─ pid 1          clone(CLONE_VM | CLONE_VFORK | CLONE_PARENT) from the userns child:
- *                       the first process of the new pid namespace; mounts /proc, brings lo up,
- *                       sets the hostname, drops capabilities, sets no_new_privs and executes
- *                       cell-init from a sealed memfd; cell-init forks and executes the command.
+ *     └─ pid 1          clone(CLONE_VM | CLONE_NEWUSER | CLONE_NEWPID): the first process of a
+ *                       new user namespace and of a new pid namespace inside it. It waits for
+ *                       its maps, takes uid/gid 0, unshares the other namespaces one by one,
+ *                       builds the filesystem view, brings lo up, sets the hostname, drops
+ *                       capabilities, sets no_new_privs, loads seccomp and executes cell-init
+ *                       from a sealed memfd; cell-init forks and executes the command.
  *
- * Both children share the supervisor's memory (CLONE_VM) until they execute or exit, so the
+ * One clone, not two: the pid namespace must be given at clone (unshare(CLONE_NEWPID) applies
+ * only to later children), and the kernel creates a clone's user namespace before any other
+ * namespace of the same call, so the pid namespace is owned by the new user namespace exactly
+ * as if it had been made from inside it. Every other namespace is unshared from inside, after
+ * the maps, one call each, so a refusal names the namespace. (A process creation costs ~0.4 ms
+ * here; the earlier shape — a user-namespace child that cloned pid 1 — paid it twice.)
+ *
+ * pid 1 shares the supervisor's memory (CLONE_VM) until it executes cell-init or exits, so the
  * launch costs the same whatever the supervisor's size (a fork would copy its page tables). The
  * price is strict: code here runs on a private stack, in a process whose other threads may hold
  * locks, so it makes only async-signal-safe calls — no malloc, no stdio, no locale — and it
@@ -54,21 +61,19 @@
 #define CLONE_NEWTIME 0x00000080
 #endif
 
-/* Each child gets its own stack; a guard page below it turns an overflow into a crash of that
- * child instead of silent corruption of the supervisor's memory. */
+/* pid 1 gets its own stack; a guard page below it turns an overflow into a crash of pid 1
+ * instead of silent corruption of the supervisor's memory. */
 #define CHILD_STACK_SIZE (256 * 1024)
 
 struct spawn_ctx {
     const struct cell_spawn_plan *plan;
     int status_w;  /* report pipe, write end (kept through cell-init's execve) */
     int sync_r;    /* lifeline pipe, read end: one byte = "maps written", EOF = supervisor gone */
-    int sync_w;    /* lifeline pipe, write end: the supervisor's; children close their copy */
+    int sync_w;    /* lifeline pipe, write end: the supervisor's; pid 1 closes its copy */
     int listener_w; /* socketpair end that carries the seccomp listener fd to the supervisor */
-    int keep[CELL_MAX_KEEP_FDS + 6];
+    int keep[CELL_MAX_KEEP_FDS + 7];
     int keep_count;
     char *const *init_argv;
-    void *init_stack_top;
-    volatile pid_t init_pid; /* written by the userns child, read by the supervisor after it exits */
 };
 
 /* ---------------------------------------------------------------- helpers (async-signal-safe) */
@@ -122,8 +127,8 @@ static void reset_signal_dispositions(void) {
     }
 }
 
-/* Close every descriptor above 2 except ctx->keep (sorted ascending). Done first thing in the
- * userns child: a descriptor the caller leaked (an open directory, say) would otherwise let the
+/* Close every descriptor above 2 except ctx->keep (sorted ascending). Done first thing in
+ * pid 1, once its maps are written: a descriptor the caller leaked (an open directory, say) would otherwise let the
  * sandbox reach the host through /proc/self/fd (the CVE-2024-21626 class). */
 static void close_unkept_fds(const struct spawn_ctx *ctx) {
     unsigned int next = 3;
@@ -281,6 +286,51 @@ static int pid1_main(void *arg) {
     const struct spawn_ctx *ctx = arg;
     const struct cell_spawn_plan *plan = ctx->plan;
 
+    /* Our copy of the lifeline's write end goes first, or the read below could never see EOF. */
+    raw_close(ctx->sync_w);
+
+    /* Nothing happens inside the new user namespace until the supervisor has written our
+     * uid/gid maps: until then we are the overflow uid, and files we created or namespaces we
+     * made would belong to an unmapped id. EOF means the supervisor failed or died.
+     * This wait comes before anything that can set errno: the supervisor, writing the maps
+     * meanwhile, shares our errno (same thread pointer) and reads it when a write fails. */
+    ssize_t n = read_byte(ctx->sync_r);
+    if (n != 1)
+        fail(ctx, CELL_STEP_WAIT_MAPS, n < 0 ? errno : EPIPE);
+
+    reset_signal_dispositions();
+    close_unkept_fds(ctx);
+
+    /* Become uid/gid 0 of the namespace. When real root launched us, this is what moves the
+     * process off host uid 0 onto the unprivileged outer id; drop root's supplementary groups
+     * first (allowed only because the map was written by a privileged supervisor). */
+    if (!plan->deny_setgroups && syscall(SYS_setgroups, 0, NULL) != 0)
+        fail(ctx, CELL_STEP_SETGROUPS, errno);
+    if (syscall(SYS_setresgid, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_SETRESGID, errno);
+    if (syscall(SYS_setresuid, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_SETRESUID, errno);
+
+    /* The other namespaces are created now, from inside the user namespace and after the maps,
+     * so each is owned by it and by a mapped root. One unshare per namespace, so a refusal names
+     * the namespace the kernel refused. The cgroup namespace comes after the supervisor moved us
+     * into the sandbox's cgroup (before the maps), so it is rooted there. A new time namespace
+     * applies to our children and, from the execveat below, to cell-init itself. */
+    static const struct {
+        int bit, flag, step;
+    } nested[] = {
+        {CELL_NS_MOUNT, CLONE_NEWNS, CELL_STEP_NS_MOUNT},
+        {CELL_NS_UTS, CLONE_NEWUTS, CELL_STEP_NS_UTS},
+        {CELL_NS_IPC, CLONE_NEWIPC, CELL_STEP_NS_IPC},
+        {CELL_NS_NET, CLONE_NEWNET, CELL_STEP_NS_NET},
+        {CELL_NS_CGROUP, CLONE_NEWCGROUP, CELL_STEP_NS_CGROUP},
+        {CELL_NS_TIME, CLONE_NEWTIME, CELL_STEP_NS_TIME},
+    };
+    for (size_t i = 0; i < sizeof nested / sizeof nested[0]; i++) {
+        if ((plan->namespaces & nested[i].bit) && unshare(nested[i].flag) != 0)
+            fail(ctx, nested[i].step, errno);
+    }
+
     /* Die with the supervisor. PR_SET_PDEATHSIG only covers a parent that dies after it is set,
      * so check the lifeline afterwards: if the supervisor is already gone, its write end is
      * closed and poll reports POLLHUP. (getppid() cannot tell: it is 0 in a new pid namespace.) */
@@ -376,7 +426,7 @@ static int pid1_main(void *arg) {
     /* The filters were compiled by another supervisor thread while everything above ran; its
      * byte says they are in place (the pipe orders its writes before our reads of them). */
     if (plan->filters_ready_fd >= 0) {
-        ssize_t n = read_byte(plan->filters_ready_fd);
+        n = read_byte(plan->filters_ready_fd);
         if (n != 1)
             fail(ctx, CELL_STEP_WAIT_FILTERS, n < 0 ? errno : EPIPE);
         raw_close(plan->filters_ready_fd);
@@ -394,71 +444,6 @@ static int pid1_main(void *arg) {
      * installs its forwarding handlers before it unblocks them. */
     syscall(SYS_execveat, plan->init_fd, "", ctx->init_argv, plan->envp, AT_EMPTY_PATH);
     fail(ctx, CELL_STEP_EXEC_INIT, errno);
-}
-
-/* ------------------------------------------------------------------------- user namespace child */
-
-static int userns_main(void *arg) {
-    struct spawn_ctx *ctx = arg;
-    const struct cell_spawn_plan *plan = ctx->plan;
-
-    /* Our copy of the lifeline's write end goes first, or the read below could never see EOF. */
-    raw_close(ctx->sync_w);
-
-    /* Nothing happens inside the new user namespace until the supervisor has written our
-     * uid/gid maps: until then we are the overflow uid, and files we created or namespaces we
-     * made would belong to an unmapped id. EOF means the supervisor failed or died.
-     * This wait comes before anything that can set errno: the supervisor, writing the maps
-     * meanwhile, shares our errno (same thread pointer) and reads it when a write fails. */
-    ssize_t n = read_byte(ctx->sync_r);
-    if (n != 1)
-        fail(ctx, CELL_STEP_WAIT_MAPS, n < 0 ? errno : EPIPE);
-
-    reset_signal_dispositions();
-    close_unkept_fds(ctx);
-
-    /* Become uid/gid 0 of the namespace. When real root launched us, this is what moves the
-     * process off host uid 0 onto the unprivileged outer id; drop root's supplementary groups
-     * first (allowed only because the map was written by a privileged supervisor). */
-    if (!plan->deny_setgroups && syscall(SYS_setgroups, 0, NULL) != 0)
-        fail(ctx, CELL_STEP_SETGROUPS, errno);
-    if (syscall(SYS_setresgid, 0, 0, 0) != 0)
-        fail(ctx, CELL_STEP_SETRESGID, errno);
-    if (syscall(SYS_setresuid, 0, 0, 0) != 0)
-        fail(ctx, CELL_STEP_SETRESUID, errno);
-
-    /* The other namespaces are created now, from inside the user namespace and after the maps,
-     * so each is owned by it and by a mapped root. One unshare per namespace, so a refusal names
-     * the namespace the kernel refused. The pid namespace applies to our children only. */
-    static const struct {
-        int bit, flag, step;
-    } nested[] = {
-        {CELL_NS_MOUNT, CLONE_NEWNS, CELL_STEP_NS_MOUNT},
-        {CELL_NS_UTS, CLONE_NEWUTS, CELL_STEP_NS_UTS},
-        {CELL_NS_IPC, CLONE_NEWIPC, CELL_STEP_NS_IPC},
-        {CELL_NS_NET, CLONE_NEWNET, CELL_STEP_NS_NET},
-        {CELL_NS_CGROUP, CLONE_NEWCGROUP, CELL_STEP_NS_CGROUP},
-        {CELL_NS_PID, CLONE_NEWPID, CELL_STEP_NS_PID},
-        {CELL_NS_TIME, CLONE_NEWTIME, CELL_STEP_NS_TIME},
-    };
-    for (size_t i = 0; i < sizeof nested / sizeof nested[0]; i++) {
-        if ((plan->namespaces & nested[i].bit) && unshare(nested[i].flag) != 0)
-            fail(ctx, nested[i].step, errno);
-    }
-
-    /* pid 1 becomes the supervisor's child (CLONE_PARENT), so the supervisor reaps it and its
-     * PR_SET_PDEATHSIG follows the supervisor. CLONE_VFORK keeps us suspended until pid 1 has
-     * executed cell-init (or died), after which nothing uses the shared stacks any more.
-     * The kernel refuses CLONE_VM across a new time namespace; pid 1 is then a plain fork with
-     * its own copy of the (read-only) plan. */
-    int flags = CLONE_PARENT | SIGCHLD;
-    if (!(plan->namespaces & CELL_NS_TIME))
-        flags |= CLONE_VM | CLONE_VFORK;
-    pid_t pid = clone(pid1_main, ctx->init_stack_top, flags, ctx);
-    if (pid < 0)
-        fail(ctx, CELL_STEP_CLONE_INIT, errno);
-    ctx->init_pid = pid;
-    _exit(0);
 }
 
 /* ---------------------------------------------------------------------------------- supervisor */
@@ -532,14 +517,30 @@ static pid_t wait_exited(pid_t pid, int *status) {
     return r;
 }
 
-/* A failure in the supervisor's part, with the userns child still waiting for its maps: record
- * the step and errno, kill and reap the child (no process is left behind), restore the mask. */
+/* A failure in the supervisor's part, with pid 1 still waiting for its maps: record the step
+ * and errno, kill and reap it (no process is left behind), restore the mask. */
 static void abandon_child(struct cell_spawn_result *result, int step, int error, pid_t child, const sigset_t *saved) {
     result->failed_step = step;
     result->error = error;
     kill(child, SIGKILL);
     wait_exited(child, NULL);
     pthread_sigmask(SIG_SETMASK, saved, NULL);
+}
+
+static int exit_at_once(void *arg) {
+    (void)arg;
+    _exit(0);
+}
+
+/* The clone of pid 1 creates two namespaces; when it fails, tell which one the kernel refused by
+ * creating a user namespace alone (a child that exits at once, on the same stack: CLONE_VFORK
+ * keeps us suspended until it has). */
+static int refused_clone_step(void *stack_top) {
+    pid_t probe = clone(exit_at_once, stack_top, CLONE_VM | CLONE_VFORK | CLONE_NEWUSER | SIGCHLD, NULL);
+    if (probe < 0)
+        return CELL_STEP_CLONE_USERNS;
+    wait_exited(probe, NULL);
+    return CELL_STEP_NS_PID;
 }
 
 int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *result) {
@@ -556,8 +557,10 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     }
 
     result->listener_fd = -1;
-    int status[2] = {-1, -1}, sync[2] = {-1, -1}, listener[2] = {-1, -1};
-    if (pipe2(status, O_CLOEXEC) != 0 || pipe2(sync, O_CLOEXEC) != 0) {
+    /* status: reports; sync: the maps' go-ahead, then the lifeline; fence: pid 1 holds its write
+     * end (close-on-exec) until it has executed cell-init or died; listener: the seccomp fd. */
+    int status[2] = {-1, -1}, sync[2] = {-1, -1}, fence[2] = {-1, -1}, listener[2] = {-1, -1};
+    if (pipe2(status, O_CLOEXEC) != 0 || pipe2(sync, O_CLOEXEC) != 0 || pipe2(fence, O_CLOEXEC) != 0) {
         result->failed_step = CELL_STEP_PIPE;
         result->error = errno;
         goto close_pipes;
@@ -568,18 +571,17 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
         goto close_pipes;
     }
 
-    /* Two stacks, each with a guard page at its low end. */
+    /* pid 1's stack, with a guard page at its low end. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t one = CHILD_STACK_SIZE + page;
-    char *stacks = mmap(NULL, 2 * one, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
-                        -1, 0);
-    if (stacks == MAP_FAILED) {
+    size_t stack_size = CHILD_STACK_SIZE + page;
+    char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
         result->failed_step = CELL_STEP_STACK;
         result->error = errno;
         goto close_pipes;
     }
-    mprotect(stacks, page, PROT_NONE);
-    mprotect(stacks + one, page, PROT_NONE);
+    mprotect(stack, page, PROT_NONE);
+    void *stack_top = stack + stack_size; /* the stack grows down from the end of the mapping */
 
     /* cell-init's argv: cell-init STATUS_FD -- COMMAND [ARG...] (built here, where malloc is fine) */
     size_t argc = 0;
@@ -591,7 +593,7 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     if (!init_argv) {
         result->failed_step = CELL_STEP_STACK;
         result->error = ENOMEM;
-        munmap(stacks, 2 * one);
+        munmap(stack, stack_size);
         goto close_pipes;
     }
     /* cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...] */
@@ -611,10 +613,9 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     ctx.sync_w = sync[1];
     ctx.listener_w = listener[1];
     ctx.init_argv = init_argv;
-    ctx.init_stack_top = stacks + 2 * one; /* the stack grows down from the end of the mapping */
-    ctx.init_pid = -1;
     ctx.keep[ctx.keep_count++] = status[1];
     ctx.keep[ctx.keep_count++] = sync[0];
+    ctx.keep[ctx.keep_count++] = fence[1];
     ctx.keep[ctx.keep_count++] = plan->init_fd;
     if (plan->filters_ready_fd >= 0)
         ctx.keep[ctx.keep_count++] = plan->filters_ready_fd;
@@ -625,27 +626,33 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
     sort_fds(ctx.keep, ctx.keep_count);
 
     /* Block every signal across clone: a handler of the supervisor must never run in a child
-     * that shares its memory. The children reset dispositions before anything else. */
+     * that shares its memory. pid 1 resets dispositions before anything else. */
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
 
-    /* The user namespace first, alone: the maps must be written before anything else happens
-     * in it, and only a process outside it can map to an id other than its own. */
-    pid_t child = clone(userns_main, stacks + one, CLONE_VM | CLONE_NEWUSER | SIGCHLD, &ctx);
+    /* The user namespace first: the kernel creates it before the pid namespace of the same call,
+     * which it then owns. The maps must be written before anything else happens in it, and only
+     * a process outside it can map to an id other than its own. */
+    int flags = CLONE_VM | CLONE_NEWUSER | SIGCHLD;
+    if (plan->namespaces & CELL_NS_PID)
+        flags |= CLONE_NEWPID;
+    pid_t child = clone(pid1_main, stack_top, flags, &ctx);
     int clone_errno = errno;
 
     if (child < 0) {
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
-        result->failed_step = CELL_STEP_CLONE_USERNS;
+        result->failed_step = (flags & CLONE_NEWPID) ? refused_clone_step(stack_top) : CELL_STEP_CLONE_USERNS;
         result->error = clone_errno;
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
         goto free_all;
     }
-    /* Ours to keep: the read end of the reports and the write end of the lifeline. */
+    /* Ours to keep: the read ends of the reports and of the fence, the lifeline's write end. */
     close(status[1]);
     status[1] = -1;
     close(sync[0]);
     sync[0] = -1;
+    close(fence[1]);
+    fence[1] = -1;
     if (listener[1] >= 0) {
         close(listener[1]);
         listener[1] = -1;
@@ -671,36 +678,33 @@ int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *res
         goto free_all;
     }
 
-    /* The userns child exits once pid 1 has executed cell-init or failed. Until then it shares
-     * our errno (same thread pointer), so nothing here may depend on errno before it is reaped;
-     * signals stay blocked so that waitpid cannot be interrupted. */
-    int child_status = 0;
-    pid_t waited = wait_exited(child, &child_status);
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    if (waited != child) {
-        result->failed_step = CELL_STEP_WAIT_CHILD;
-        result->error = ECHILD;
-        goto free_all;
+    /* Until pid 1 has executed cell-init or died, it runs on our stack with our thread pointer
+     * (so our errno is its errno): wait for the fence to close with a raw read, and touch
+     * nothing else. Signals stay blocked, so the read cannot be interrupted. */
+    char none;
+    while (raw_read(fence[0], &none, 1) < 0 && errno == EINTR) {
     }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
 
     /* pid 1 sent the listener before it executed cell-init; if it failed earlier there is
      * none, and its report says why. */
     if (listener[0] >= 0)
         result->listener_fd = receive_fd(listener[0]);
 
-    result->init_pid = ctx.init_pid;
+    result->init_pid = child;
     result->status_fd = status[0];
     status[0] = -1;
     result->lifeline_fd = sync[1];
     sync[1] = -1;
-    munmap(stacks, 2 * one);
+    munmap(stack, stack_size);
     free(init_argv);
+    close(fence[0]);
     if (listener[0] >= 0)
         close(listener[0]);
     return 0;
 
 free_all:
-    munmap(stacks, 2 * one);
+    munmap(stack, stack_size);
     free(init_argv);
 close_pipes:
     for (int i = 0; i < 2; i++) {
@@ -708,6 +712,8 @@ close_pipes:
             close(status[i]);
         if (sync[i] >= 0)
             close(sync[i]);
+        if (fence[i] >= 0)
+            close(fence[i]);
         if (listener[i] >= 0)
             close(listener[i]);
     }
