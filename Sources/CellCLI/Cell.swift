@@ -42,15 +42,17 @@ public enum Cell {
             for diagnostic in error.diagnostics { writeAll(2, "cell: \(diagnostic)\n") }
             return SandboxEnd.setupFailureStatus
         }
-        let plan: LaunchPlan
+        let basics: LaunchBasics
         do {
-            plan = try PlanBuilder.plan(for: options, profile: profile)
+            basics = try PlanBuilder.basics(for: options, profile: profile)
         } catch {
             return fail(error.message)
         }
         if options.dryRun {
-            var text = plan.describe() + "\n"
+            var text: String
             do {
+                let plan = try PlanBuilder.plan(for: options, profile: profile, basics: basics)
+                text = plan.describe() + "\n"
                 text += "\nseccomp filters (libseccomp pseudo-code):\n"
                 text += try SeccompCompiler.pseudoCode(plan.seccomp)
             } catch {
@@ -63,7 +65,14 @@ public enum Cell {
             return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
         }
 
-        let outcome = Launcher.run(plan, initHelper: helper, version: version)
+        // The rest of the plan is built while the kernel creates the sandbox's namespaces.
+        let (built, outcome) = Launcher.run(basics, building: { () throws(LaunchError) -> LaunchPlan in
+            try PlanBuilder.plan(for: options, profile: profile, basics: basics)
+        }, initHelper: helper, version: version)
+        guard let plan = built else {
+            if case .setupFailed(let message) = outcome.end { writeAll(2, "cell: \(message)\n") }
+            return outcome.end.exitStatus
+        }
 
         for note in outcome.notes { writeAll(2, "cell: note: \(note)\n") }
         switch outcome.end {

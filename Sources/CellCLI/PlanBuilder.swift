@@ -3,17 +3,42 @@ import CellLauncher
 import CellProfile
 import Glibc
 
-/// Turns `cell run` options (and, later, a profile) into a `LaunchPlan`.
+/// Turns `cell run` options and a profile into `LaunchBasics`, then a `LaunchPlan`.
 enum PlanBuilder {
-    /// Precedence: command-line options, then the profile, then cell's base defaults (which the
-    /// profile has already filled in). Lists from the command line are added after the profile's.
-    static func plan(for options: RunOptions, profile: Profile) throws(LaunchError) -> LaunchPlan {
+    /// What must be settled before the sandbox's first process exists (see `LaunchBasics`).
+    /// Precedence, here and in `plan`: command-line options, then the profile, then cell's base
+    /// defaults (which the profile has already filled in).
+    static func basics(for options: RunOptions, profile: Profile) throws(LaunchError) -> LaunchBasics {
         let identity = try IdentityMapping.forCaller(
             uid: geteuid(), gid: getegid(),
             // A profile's outer_id applies when cell runs as root (the only case it means anything);
             // --outer-id from anyone else is an error.
             requested: options.outerID.map { ($0.uid, $0.gid) } ?? (geteuid() == 0 ? profile.outerID : nil),
             inInitialUserNamespace: IdentityMapping.inInitialUserNamespace())
+        var namespaces = profile.namespaces
+        let network = options.network.flatMap(NetworkMode.init(rawValue:)) ?? profile.network
+        if network == .host { namespaces.remove(.net) } else { namespaces.insert(.net) }
+        if !(profile.publish + options.publish).isEmpty && network != .user {
+            throw .invalid("--publish needs user-mode networking (--net user): with --net \(network.rawValue) there is nothing to forward to")
+        }
+        var limits = profile.limits
+        if let v = options.timeout { limits.timeout = v }
+        if let v = options.killAfter { limits.killAfter = v }
+        if let v = options.memory { limits.memory = v }
+        if let v = options.cpuTime { limits.cpuTime = v }
+        if let v = options.fileSize { limits.fileSize = v }
+        if let v = options.openFiles { limits.openFiles = v }
+        if let v = options.processes { limits.processes = v }
+        if let v = options.cgroup { limits.cgroup = v }
+        return LaunchBasics(command: options.command, identity: identity, namespaces: namespaces, network: network,
+                            limits: limits, auditLogPath: options.auditLogPath ?? profile.auditLog)
+    }
+
+    /// The whole plan, around `basics` (from `basics(for:profile:)`). Lists from the command line
+    /// are added after the profile's.
+    static func plan(for options: RunOptions, profile: Profile, basics: LaunchBasics) throws(LaunchError) -> LaunchPlan {
+        let namespaces = basics.namespaces
+        let network = basics.network
         let environment = SandboxEnvironment.build(
             caller: SandboxEnvironment.callerEnvironment(),
             keep: profile.keepEnvironment + options.keepEnvironment,
@@ -28,22 +53,7 @@ enum PlanBuilder {
         guard let rootBase = FilesystemView.rootBase() else {
             throw .setup("no directory to build the sandbox's root over (looked for /tmp, /mnt, /run, /var/tmp)")
         }
-        var namespaces = profile.namespaces
-        let network = options.network.flatMap(NetworkMode.init(rawValue:)) ?? profile.network
-        if network == .host { namespaces.remove(.net) } else { namespaces.insert(.net) }
         let publish = profile.publish + options.publish
-        if !publish.isEmpty && network != .user {
-            throw .invalid("--publish needs user-mode networking (--net user): with --net \(network.rawValue) there is nothing to forward to")
-        }
-        var limits = profile.limits
-        if let v = options.timeout { limits.timeout = v }
-        if let v = options.killAfter { limits.killAfter = v }
-        if let v = options.memory { limits.memory = v }
-        if let v = options.cpuTime { limits.cpuTime = v }
-        if let v = options.fileSize { limits.fileSize = v }
-        if let v = options.openFiles { limits.openFiles = v }
-        if let v = options.processes { limits.processes = v }
-        if let v = options.cgroup { limits.cgroup = v }
         // The caller's working directory is bound only when it is the one the sandbox starts in.
         let boundDirectory = explicitDirectory == nil && profile.workingDirectoryMount != .none ? callerDirectory : nil
         var mounts = profile.filesystemDefaults
@@ -82,21 +92,21 @@ enum PlanBuilder {
             throw .invalid("too many mounts (\(mounts.count); at most \(CELL_MAX_MOUNT_OPS))")
         }
         return LaunchPlan(
-            command: options.command,
+            command: basics.command,
             environment: environment,
             namespaces: namespaces,
             hostname: options.hostname ?? profile.hostname,
             workingDirectory: cwd,
             workingDirectoryFallback: explicitDirectory == nil ? "/" : nil,
-            identity: identity,
+            identity: basics.identity,
             keptCapabilities: kept,
             statusJSONPath: options.statusJSONPath ?? profile.statusJSON,
             seccomp: seccomp,
             mounts: mounts,
             rootBase: rootBase,
-            auditLogPath: options.auditLogPath ?? profile.auditLog,
+            auditLogPath: basics.auditLogPath,
             profileName: profile.name,
-            limits: limits,
+            limits: basics.limits,
             network: network,
             publish: publish,
             allowHostLoopback: options.allowHostLoopback || profile.allowHostLoopback)

@@ -112,6 +112,36 @@ public struct LaunchPlan: Equatable, Sendable {
     }
 }
 
+/// What is settled before the sandbox's first process exists: the command, who the sandbox is,
+/// its namespaces and network mode, and what the supervisor prepares first (limits and cgroup,
+/// the audit log). The rest of a `LaunchPlan` is built while the kernel creates the namespaces.
+public struct LaunchBasics: Equatable, Sendable {
+    public var command: [String]
+    public var identity: IdentityMapping
+    public var namespaces: Set<Namespace>
+    public var network: NetworkMode
+    public var limits: ResourceLimits
+    public var auditLogPath: String?
+
+    public init(command: [String], identity: IdentityMapping, namespaces: Set<Namespace>, network: NetworkMode,
+                limits: ResourceLimits, auditLogPath: String?) {
+        self.command = command
+        self.identity = identity
+        self.namespaces = namespaces
+        self.network = network
+        self.limits = limits
+        self.auditLogPath = auditLogPath
+    }
+}
+
+extension LaunchPlan {
+    /// The part of the plan that must be settled first (see `LaunchBasics`).
+    public var basics: LaunchBasics {
+        LaunchBasics(command: command, identity: identity, namespaces: namespaces, network: network,
+                     limits: limits, auditLogPath: auditLogPath)
+    }
+}
+
 /// The namespaces cell can nest inside the sandbox's user namespace.
 public enum Namespace: String, CaseIterable, Sendable {
     case mount, pid, net, ipc, uts, cgroup, time

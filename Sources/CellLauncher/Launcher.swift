@@ -17,13 +17,19 @@ public struct SandboxOutcome: Sendable {
     public var limitsHit: [String] = []
 }
 
-/// Executes a `LaunchPlan`: compiles the filters, spawns the sandbox (CCellSpawn) and hands it
-/// to the `Supervisor` until it ends.
+/// Executes a launch: prepares what must exist before the sandbox (audit log, cgroup, signal
+/// relay), starts creating the sandbox, builds the rest of the `LaunchPlan` and compiles the
+/// seccomp filters while the kernel creates the namespaces, then hands the sandbox to the
+/// `Supervisor` until it ends.
 public enum Launcher {
     /// Signals that `cell` passes on to the sandbox instead of dying of them.
     public static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
 
-    public static func run(_ plan: LaunchPlan, initHelper: String, version: String) -> SandboxOutcome {
+    /// Runs a sandbox from `basics`; `makePlan` builds the whole plan (with the same basics) and
+    /// runs while the sandbox's namespaces are being created. Returns the plan (nil when it could
+    /// not be built) and the outcome.
+    public static func run(_ basics: LaunchBasics, building makePlan: () throws(LaunchError) -> LaunchPlan,
+                           initHelper: String, version: String) -> (plan: LaunchPlan?, outcome: SandboxOutcome) {
         let started = monotonicMilliseconds()
         func finish(_ end: SandboxEnd, notes: [String] = [], summary: String? = nil, limitsHit: [String] = []) -> SandboxOutcome {
             var usage = rusage()
@@ -36,37 +42,31 @@ public enum Launcher {
         // sandbox never holds its descriptor (every descriptor above 2 is closed in the child).
         let audit: AuditLog
         do {
-            audit = try AuditLog(path: plan.auditLogPath)
+            audit = try AuditLog(path: basics.auditLogPath)
         } catch {
-            return finish(.setupFailed(error.message))
+            return (nil, finish(.setupFailed(error.message)))
         }
-        func failed(_ message: String) -> SandboxOutcome {
+        func failed(_ message: String, _ plan: LaunchPlan? = nil) -> (plan: LaunchPlan?, outcome: SandboxOutcome) {
             try? audit.write("error", [("message", .string(message))])
-            return finish(.setupFailed(message))
+            return (plan, finish(.setupFailed(message)))
         }
 
         // An unprivileged process can lower its rlimits, never raise them: refuse, do not shrink.
-        if let above = plan.limits.aboveHardLimits().first {
+        if let above = basics.limits.aboveHardLimits().first {
             return failed(above)
         }
-        if let unmet = plan.limits.unmetRequirement() {
+        if let unmet = basics.limits.unmetRequirement() {
             return failed(unmet)
         }
         var cgroup: SandboxCgroup?
-        if let parent = plan.limits.cgroup {
+        if let parent = basics.limits.cgroup {
             do {
-                cgroup = try SandboxCgroup(parent: parent, id: audit.sandbox, limits: plan.limits)
+                cgroup = try SandboxCgroup(parent: parent, id: audit.sandbox, limits: basics.limits)
             } catch {
                 return failed(error.message)
             }
         }
         defer { cgroup?.remove() }
-
-        // The filters are compiled in the supervisor (the sandbox only loads ready programs), on
-        // a thread of their own while the sandbox is being built; pid 1 waits for them last.
-        guard let compilation = FilterCompilation(plan.seccomp) else {
-            return failed("cannot create the seccomp filters' pipe: \(errorText(errno))")
-        }
 
         let initFD = cell_sealed_copy(initHelper, "cell-init")
         if initFD < 0 {
@@ -82,19 +82,39 @@ public enum Launcher {
         }
         defer { relay.close() }
 
-        var result = cell_spawn_result()
-        let rc = SpawnRequest(plan: plan, initFD: initFD, filters: compilation, cgroupProcsFD: cgroup?.procsFD ?? -1).spawn(&result)
-        let filters: FilterSet
-        switch compilation.finish() {
-        case .success(let set):
-            filters = set
-        case .failure(let error):
-            // pid 1 saw the pipe close without a byte and stopped: reap it, say why.
-            if rc == 0 { abandon(result) }
-            return failed(error.message)
+        guard let spawn = SpawnPlan(basics, initFD: initFD, cgroupProcsFD: cgroup?.procsFD ?? -1) else {
+            return failed("cannot create the sandbox's setup pipes: \(errorText(errno))")
         }
-        if rc != 0 {
-            return failed(SetupFailure.message(step: result.failed_step, errno: result.error, plan: plan))
+        guard spawn.start() else {
+            return failed("cannot start creating the sandbox: \(errorText(errno))")
+        }
+        // From here on, every way out waits for the spawner, reaps pid 1 and ends the spawner.
+        defer { spawn.end() }
+        var result = cell_spawn_result()
+        func abort(_ message: String, _ plan: LaunchPlan? = nil) -> (plan: LaunchPlan?, outcome: SandboxOutcome) {
+            // pid 1 sees a hand-over pipe close without its byte and stops; reap it, say why.
+            spawn.cancel()
+            if spawn.wait(&result) == 0 { abandon(result) }
+            return failed(message, plan)
+        }
+
+        // While the kernel creates the namespaces (the network namespace alone takes longer than
+        // this), the rest of the plan is built and handed over...
+        let plan: LaunchPlan
+        do {
+            plan = try makePlan()
+        } catch {
+            return abort(error.message)
+        }
+        spawn.complete(with: plan)
+        // ...then the filters are compiled, while pid 1 builds the filesystem view.
+        let filters: FilterSet
+        switch spawn.filters.compile(plan.seccomp) {
+        case .success(let set): filters = set
+        case .failure(let error): return abort(error.message, plan)
+        }
+        if spawn.wait(&result) != 0 {
+            return failed(SetupFailure.message(step: result.failed_step, errno: result.error, plan: plan), plan)
         }
 
         // User-mode networking: attach slirp4netns while cell-init waits, then let it go.
@@ -105,7 +125,7 @@ public enum Launcher {
                 try userNetwork.start(sandboxPID: result.init_pid, allowHostLoopback: plan.allowHostLoopback, publish: plan.publish)
             } catch {
                 abandon(result)
-                return failed(error.message)
+                return failed(error.message, plan)
             }
             network = userNetwork
         }
@@ -136,7 +156,7 @@ public enum Launcher {
         exitFields += [("duration_ms", .int(outcome.durationMilliseconds)), ("max_rss_kb", .int(outcome.maxRSSKilobytes)),
                        ("violations", .int(audit.violations))]
         try? audit.write("exit", exitFields)
-        return outcome
+        return (plan, outcome)
     }
 }
 
@@ -153,72 +173,142 @@ private func abandon(_ result: cell_spawn_result) {
     if result.listener_fd >= 0 { close(result.listener_fd) }
 }
 
-/// The C plan for `cell_spawn`, with every string and buffer it points to kept alive.
-struct SpawnRequest {
-    let plan: LaunchPlan
-    let initFD: Int32
+/// The C plan for `cell_spawn_start`, in its two parts, with every string and buffer it points
+/// to kept alive until the spawner has ended; and the spawner itself.
+final class SpawnPlan {
+    let c: UnsafeMutablePointer<cell_spawn_plan>
+    let planReady: HandOff
     let filters: FilterCompilation
-    let cgroupProcsFD: Int32
+    private var spawner: OpaquePointer?
+    private let argv: CStringArray
+    private var envp: CStringArray?
+    private var strings: CStringArray?
+    private var ops = UnsafeMutableBufferPointer<cell_mount_op>(start: nil, count: 0)
+    private var rlimits = UnsafeMutableBufferPointer<cell_rlimit>(start: nil, count: 0)
 
-    func spawn(_ result: inout cell_spawn_result) -> Int32 {
-        let argv = CStringArray(plan.command)
-        let envp = CStringArray(plan.environment)
-        // One array for every other string: hostname, cwd, fallback, root base, then four per mount.
+    /// The first part: who the sandbox is, its namespaces, its command. Nil if a pipe could not
+    /// be made.
+    init?(_ basics: LaunchBasics, initFD: Int32, cgroupProcsFD: Int32) {
+        guard let planReady = HandOff(), let filters = FilterCompilation() else { return nil }
+        self.planReady = planReady
+        self.filters = filters
+        argv = CStringArray(basics.command)
+        c = .allocate(capacity: 1)
+        c.initialize(to: cell_spawn_plan())
+        c.pointee.outer_uid = basics.identity.outerUID
+        c.pointee.outer_gid = basics.identity.outerGID
+        c.pointee.deny_setgroups = basics.identity.denySetgroups ? 1 : 0
+        c.pointee.namespaces = Int32(basics.namespaces.reduce(0) { $0 | $1.cBit })
+        c.pointee.cgroup_procs_fd = cgroupProcsFD
+        c.pointee.wait_for_go = basics.network == .user ? 1 : 0
+        c.pointee.seccomp_listener = 1
+        c.pointee.init_fd = initFD
+        c.pointee.argv = UnsafePointer(argv.pointers)
+        c.pointee.plan_ready_fd = planReady.readFD
+        c.pointee.filters_ready_fd = filters.handOff.readFD
+        c.pointee.filters = UnsafePointer(filters.shared)
+    }
+
+    func start() -> Bool {
+        spawner = cell_spawn_start(c)
+        return spawner != nil
+    }
+
+    /// The second part, then its byte for pid 1.
+    func complete(with plan: LaunchPlan) {
         let fixed = [plan.hostname, plan.workingDirectory, plan.workingDirectoryFallback ?? "", plan.rootBase]
         let strings = CStringArray(fixed + plan.mounts.flatMap { op in
             [op.source ?? "", op.destination, op.size.map(String.init) ?? "", op.mode.map { String($0, radix: 8) } ?? ""]
         })
-
-        var c = cell_spawn_plan()
-        c.outer_uid = plan.identity.outerUID
-        c.outer_gid = plan.identity.outerGID
-        c.deny_setgroups = plan.identity.denySetgroups ? 1 : 0
-        c.namespaces = Int32(plan.namespaces.reduce(0) { $0 | $1.cBit })
-        c.hostname_len = plan.hostname.utf8.count
-        c.keep_caps = plan.keptCapabilities
-        c.max_user_namespaces = plan.seccomp.allowNestedNamespaces ? -1 : 0
-        c.init_fd = initFD
-        c.seccomp_listener = 1
-        c.cgroup_procs_fd = cgroupProcsFD
-        c.unprivileged_ports = plan.namespaces.contains(.net) ? 1 : 0
-        c.wait_for_go = plan.network == .user ? 1 : 0
+        let s = strings.pointers
+        let ops = plan.mounts.enumerated().map { index, op in
+            let base = fixed.count + 4 * index
+            return cell_mount_op(
+                kind: op.cKind, flags: op.cFlags,
+                source: op.source == nil ? nil : UnsafePointer(s[base]),
+                source_len: op.source?.utf8.count ?? 0,
+                dest: UnsafePointer(s[base + 1]),
+                size: op.size == nil ? nil : UnsafePointer(s[base + 2]),
+                mode: op.mode == nil ? nil : UnsafePointer(s[base + 3]))
+        }
         let rlimits = plan.limits.rlimits.map { limit in
             cell_rlimit(resource: limit.resource, soft: limit.value,
                         hard: limit.resource == Int32(RLIMIT_CPU.rawValue) ? limit.value + 1 : limit.value)
         }
-        c.rlimit_count = Int32(rlimits.count)
-        return strings.withPointers { s in
-            c.hostname = UnsafePointer(s[0])
-            c.cwd = UnsafePointer(s[1])
-            c.cwd_fallback = plan.workingDirectoryFallback == nil ? nil : UnsafePointer(s[2])
-            c.root_base = UnsafePointer(s[3])
-            let ops = plan.mounts.enumerated().map { index, op in
-                let base = fixed.count + 4 * index
-                return cell_mount_op(
-                    kind: op.cKind, flags: op.cFlags,
-                    source: op.source == nil ? nil : UnsafePointer(s[base]),
-                    source_len: op.source?.utf8.count ?? 0,
-                    dest: UnsafePointer(s[base + 1]),
-                    size: op.size == nil ? nil : UnsafePointer(s[base + 2]),
-                    mode: op.mode == nil ? nil : UnsafePointer(s[base + 3]))
-            }
-            c.mount_count = Int32(ops.count)
-            return ops.withUnsafeBufferPointer { opsBuffer in
-                c.mounts = opsBuffer.baseAddress
-                return rlimits.withUnsafeBufferPointer { rl in
-                c.rlimits = rl.baseAddress
-                return argv.withPointers { a in
-                    envp.withPointers { e in
-                        c.argv = a
-                        c.envp = e
-                        c.filters = UnsafePointer(filters.shared)
-                        c.filters_ready_fd = filters.readyFD
-                        return cell_spawn(&c, &result)
-                    }
-                }
-                }
-            }
-        }
+        let envp = CStringArray(plan.environment)
+        self.strings = strings
+        self.envp = envp
+        self.ops = .allocate(capacity: max(ops.count, 1))
+        _ = self.ops.initialize(from: ops)
+        self.rlimits = .allocate(capacity: max(rlimits.count, 1))
+        _ = self.rlimits.initialize(from: rlimits)
+        c.pointee.hostname = UnsafePointer(s[0])
+        c.pointee.hostname_len = plan.hostname.utf8.count
+        c.pointee.cwd = UnsafePointer(s[1])
+        c.pointee.cwd_fallback = plan.workingDirectoryFallback == nil ? nil : UnsafePointer(s[2])
+        c.pointee.root_base = UnsafePointer(s[3])
+        c.pointee.mount_count = Int32(ops.count)
+        c.pointee.mounts = UnsafePointer(self.ops.baseAddress)
+        c.pointee.rlimit_count = Int32(rlimits.count)
+        c.pointee.rlimits = UnsafePointer(self.rlimits.baseAddress)
+        c.pointee.keep_caps = plan.keptCapabilities
+        c.pointee.max_user_namespaces = plan.seccomp.allowNestedNamespaces ? -1 : 0
+        c.pointee.unprivileged_ports = plan.namespaces.contains(.net) ? 1 : 0
+        c.pointee.envp = UnsafePointer(envp.pointers)
+        planReady.signal()
+    }
+
+    /// Nothing more will come: pid 1 stops at the first pipe it still waits on.
+    func cancel() {
+        planReady.cancel()
+        filters.handOff.cancel()
+    }
+
+    /// Waits until pid 1 has executed cell-init or failed (cell_spawn_wait).
+    func wait(_ result: inout cell_spawn_result) -> Int32 {
+        cell_spawn_wait(spawner, &result)
+    }
+
+    /// Once pid 1 has been reaped (or never existed).
+    func end() {
+        if let spawner { cell_spawn_end(spawner) }
+        spawner = nil
+    }
+
+    deinit {
+        end()
+        ops.deallocate()
+        rlimits.deallocate()
+        c.deallocate()
+    }
+}
+
+/// A one-byte hand-over to the sandbox's pid 1: it waits on `readFD` (close-on-exec) for the
+/// byte that says the data is in place; EOF says it never will be.
+final class HandOff {
+    let readFD: Int32
+    private var writeFD: Int32
+
+    init?() {
+        var fds: [Int32] = [-1, -1]
+        guard cell_pipe_cloexec(&fds) == 0 else { return nil }
+        readFD = fds[0]
+        writeFD = fds[1]
+    }
+
+    func signal() {
+        if writeFD >= 0 { writeAll(writeFD, "r") }
+        cancel()
+    }
+
+    func cancel() {
+        if writeFD >= 0 { close(writeFD) }
+        writeFD = -1
+    }
+
+    deinit {
+        cancel()
+        close(readFD)
     }
 }
 
@@ -238,18 +328,28 @@ extension Namespace {
 
 /// NUL-terminated C strings with a NULL-terminated pointer array, freed with the value.
 final class CStringArray {
-    private var pointers: [UnsafeMutablePointer<CChar>?]
+    private let storage: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    private let count: Int
 
     init(_ strings: [String]) {
-        pointers = strings.map { strdup($0) } + [nil]
+        count = strings.count + 1
+        storage = .allocate(capacity: count)
+        for (index, string) in strings.enumerated() { (storage + index).initialize(to: strdup(string)) }
+        (storage + strings.count).initialize(to: nil)
+    }
+
+    /// The NULL-terminated array, valid until deinit.
+    var pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+        storage
     }
 
     func withPointers<R>(_ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
-        pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+        body(storage)
     }
 
     deinit {
-        for pointer in pointers { free(pointer) }
+        for index in 0..<count { free(storage[index]) }
+        storage.deallocate()
     }
 }
 

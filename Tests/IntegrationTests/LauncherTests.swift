@@ -258,6 +258,30 @@ struct LauncherTests {
         #expect(none.status == 125)
     }
 
+    @Test("a problem found in the plan while the namespaces are being created: one line, 125, nothing runs or stays")
+    func planErrorDuringCreation() throws {
+        // The rest of the plan (here: reading a --seccomp-json file) is built while pid 1 is
+        // already creating namespaces; pid 1 must stop and be reaped, and the plan's message win.
+        let marker = "\(Int.random(in: 100_000...999_999)).25"
+        let r = Sandbox.run(["sleep", marker], options: ["--seccomp-json", "/nonexistent/seccomp.json"])
+        #expect(r.status == 125)
+        #expect(r.stderr == "cell: cannot read the seccomp profile /nonexistent/seccomp.json: No such file or directory\n")
+        #expect(hostProcesses(containing: "sleep\0\(marker)").isEmpty)
+        let bad = Sandbox.run(["sleep", marker], options: ["--deny-syscall", "sendmsg"])
+        #expect(bad.status == 125)
+        #expect(bad.stderr.hasPrefix("cell: seccomp policy 'default' does not allow sendmsg") && bad.stderr.filter { $0 == "\n" }.count == 1, "\(bad.stderr)")
+        #expect(hostProcesses(containing: "sleep\0\(marker)").isEmpty)
+    }
+
+    @Test("the command may use every CPU the caller may (the setup thread's pinning is not inherited)")
+    func cpuAffinity() {
+        let r = Sandbox.run(["grep", "Cpus_allowed_list", "/proc/self/status"])
+        let host = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list") }.map(String.init)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == (host ?? "") + "\n")
+    }
+
     @Test("the working directory is the caller's; one the sandbox cannot enter falls back to / with a note")
     func workingDirectory() throws {
         let dir = try Sandbox.writableHostDirectory()

@@ -83,6 +83,8 @@ enum cell_step {
     CELL_STEP_WAIT_GO = 60,         /* cell-init waiting for the supervisor's go (the network) */
     CELL_STEP_CGROUP = 61,          /* moving the sandbox into its cgroup */
     CELL_STEP_WAIT_FILTERS = 62,    /* pid 1 waiting for the seccomp filters (compiled meanwhile) */
+    CELL_STEP_WAIT_PLAN = 63,       /* pid 1 waiting for the rest of the plan (built meanwhile) */
+    CELL_STEP_SPAWNER = 64,         /* starting the thread that creates the sandbox */
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
@@ -161,7 +163,14 @@ struct cell_filters {
     size_t policy_len;
 };
 
+/*
+ * The plan comes in two parts. The first is complete when cell_spawn_start is called: what
+ * creating the processes and namespaces needs. The second is filled in by the caller while the
+ * namespaces are being created; pid 1 reads it only after one byte has arrived on
+ * `plan_ready_fd` (the pipe orders the caller's writes before pid 1's reads).
+ */
 struct cell_spawn_plan {
+    /* ---------------------------------------------------------- complete from the start */
     /* Host ids that uid 0 and gid 0 inside the sandbox map to (single-id maps). */
     uint32_t outer_uid;
     uint32_t outer_gid;
@@ -170,6 +179,31 @@ struct cell_spawn_plan {
     int deny_setgroups;
     /* CELL_NS_* bits. */
     int namespaces;
+    /* An open cgroup.procs of the sandbox's cgroup, or -1: the supervisor writes the first
+     * child's pid there before releasing it, so every sandbox process is in the cgroup. */
+    int cgroup_procs_fd;
+    /* 1: cell-init waits for one byte on the lifeline before it starts the command (the
+     * supervisor sends it once the sandbox's network is up). */
+    int wait_for_go;
+    /* 1: load the policy filter with SECCOMP_FILTER_FLAG_NEW_LISTENER and pass the listener to
+     * the supervisor (result.listener_fd): its SECCOMP_RET_USER_NOTIF rules are the audit path. */
+    int seccomp_listener;
+    /* A sealed memfd holding the cell-init binary, executed as the sandbox's pid 1. */
+    int init_fd;
+    /* The command, NULL-terminated. */
+    char *const *argv;
+    /* Extra descriptors (≥ 3) that survive into the sandbox setup; every other one above 2 is
+     * closed in the child before anything runs in the new namespaces. */
+    const int *keep_fds;
+    int keep_fds_count;
+    /* One byte: the second part below is in place; EOF: it never will be (the caller failed to
+     * build it) and the setup stops. Close-on-exec. */
+    int plan_ready_fd;
+    /* One byte: `filters` are in place (they are compiled last, while pid 1 builds the
+     * filesystem view); EOF: they never will be. Close-on-exec. */
+    int filters_ready_fd;
+
+    /* ------------------------------------------------- after a byte on plan_ready_fd */
     /* The filesystem view (needs CELL_NS_MOUNT): a new tmpfs root, temporarily attached over
      * `root_base` (an existing host directory, hidden only inside the sandbox's mount
      * namespace), filled by `mounts` in order, then made the root with pivot_root. */
@@ -186,37 +220,19 @@ struct cell_spawn_plan {
     /* -1: leave it; otherwise the value written to the sandbox's own
      * /proc/sys/user/max_user_namespaces (0: no nested user namespace can ever be created). */
     int max_user_namespaces;
-    /* Seccomp filters, loaded last. The supervisor compiles them on another thread while the
-     * namespaces and the filesystem view are being built: pid 1 reads one byte from
-     * `filters_ready_fd` (close-on-exec) before it reads `filters`; EOF means they never came
-     * (the compilation failed) and the setup stops. */
-    const struct cell_filters *filters;
-    int filters_ready_fd;
-    /* 1: load the policy filter with SECCOMP_FILTER_FLAG_NEW_LISTENER and pass the listener to
-     * the supervisor (result.listener_fd): its SECCOMP_RET_USER_NOTIF rules are the audit path. */
-    int seccomp_listener;
     /* rlimits set in pid 1 after the filesystem view, before the lock-down. */
     const struct cell_rlimit *rlimits;
     int rlimit_count;
     /* 1: write 0 to net.ipv4.ip_unprivileged_port_start in the new network namespace. */
     int unprivileged_ports;
-    /* An open cgroup.procs of the sandbox's cgroup, or -1: the supervisor writes the first
-     * child's pid there before releasing it, so every sandbox process is in the cgroup. */
-    int cgroup_procs_fd;
-    /* 1: cell-init waits for one byte on the lifeline before it starts the command (the
-     * supervisor sends it once the sandbox's network is up). */
-    int wait_for_go;
     /* Capabilities kept (bit N = capability N); every other one is dropped from every set. */
     uint64_t keep_caps;
-    /* A sealed memfd holding the cell-init binary, executed as the sandbox's pid 1. */
-    int init_fd;
-    /* The command and its environment, NULL-terminated. */
-    char *const *argv;
+    /* The command's environment, NULL-terminated. */
     char *const *envp;
-    /* Extra descriptors (≥ 3) that survive into the sandbox setup; every other one above 2 is
-     * closed in the child before anything runs in the new namespaces. */
-    const int *keep_fds;
-    int keep_fds_count;
+
+    /* ---------------------------------------------- after a byte on filters_ready_fd */
+    /* Seccomp filters, loaded last. */
+    const struct cell_filters *filters;
 };
 
 struct cell_spawn_result {
@@ -242,13 +258,26 @@ struct cell_spawn_result {
 int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index);
 
 /*
- * Creates the sandbox: a child in a new user namespace (whose maps the caller writes), the other
- * namespaces nested inside it, and the sandbox's pid 1, which sets up and then executes cell-init
- * with the command. Returns 0 once pid 1 has executed cell-init or failed (failures inside the
- * sandbox arrive as records on result->status_fd); -1 if the caller's own part failed.
- * Must be called from a thread that lives as long as the sandbox (PR_SET_PDEATHSIG is per thread).
+ * Creating the sandbox, in three calls, so that the caller can go on building the plan's second
+ * part while the kernel creates the namespaces (on 2 cores, the two overlap).
+ *
+ * cell_spawn_start: starts a thread that clones the sandbox's pid 1 into a new user and pid
+ * namespace, writes its maps and waits until pid 1 has executed cell-init or failed. `plan` must
+ * stay valid, unchanged except for its second part, until cell_spawn_end. Returns NULL with errno
+ * set when the thread cannot be started.
+ *
+ * cell_spawn_wait: waits for that thread's result. Returns 0 once pid 1 has executed cell-init or
+ * failed (failures inside the sandbox arrive as records on result->status_fd); -1 if the
+ * supervisor's own part failed (result->failed_step, result->error).
+ *
+ * cell_spawn_end: ends the thread and frees it. Call it once pid 1 has been reaped: pid 1's
+ * PR_SET_PDEATHSIG follows the thread that created it, so that thread lives as long as the
+ * sandbox (and its errno and stack are pid 1's while pid 1 sets up).
  */
-int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *result);
+struct cell_spawner;
+struct cell_spawner *cell_spawn_start(const struct cell_spawn_plan *plan);
+int cell_spawn_wait(struct cell_spawner *spawner, struct cell_spawn_result *result);
+void cell_spawn_end(struct cell_spawner *spawner);
 
 /*
  * Copies the file at `path` into a new memfd named `name`, sealed against every change, so that
