@@ -139,15 +139,83 @@ static int walk_beneath(int root, const char *path, int create, int stop_before_
     return dir;
 }
 
+/*
+ * The directory the previous operation's destination was in, kept open for the next one: most
+ * operations land in the same directory as the one before (/etc/..., /dev/...), and resolving it
+ * again from the root costs four system calls per operation. It was resolved like any other
+ * (below the root, no symlinks); it is dropped before anything is mounted on it or on one of
+ * its ancestors, after which the fd would name a covered directory.
+ */
+struct parent_cache {
+    int fd;       /* -1: empty */
+    int valid;    /* 0: the path did not fit; the fd is only kept to be closed */
+    char path[4096]; /* "" for the root itself */
+};
+
+static void cache_drop(struct parent_cache *c) {
+    close_keep_errno(c->fd);
+    c->fd = -1;
+}
+
+/* Drops the cached directory if `dest` is it or one of its ancestors. */
+static void cache_forget_under(struct parent_cache *c, const char *dest) {
+    if (c->fd < 0)
+        return;
+    size_t len = strlen(dest);
+    while (len > 0 && dest[len - 1] == '/')
+        len--;
+    if (!c->valid || (strncmp(c->path, dest, len) == 0 && (c->path[len] == '\0' || c->path[len] == '/')))
+        cache_drop(c);
+}
+
+/* The directory holding `dest` (absolute, normalized), with its last component copied to
+ * `name`: from the cache, or resolved below `root` (creating missing directories when `create`)
+ * and cached. The fd belongs to the cache: do not close it. */
+static int cached_parent(struct parent_cache *c, int root, const char *dest, int create, char *name, size_t name_size) {
+    const char *slash = strrchr(dest, '/');
+    if (!slash || !slash[1]) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t parent_len = (size_t)(slash - dest);
+    if (c->fd >= 0 && c->valid && strlen(c->path) == parent_len && strncmp(c->path, dest, parent_len) == 0) {
+        size_t len = strlen(slash + 1);
+        if (len >= name_size) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(name, slash + 1, len + 1);
+        return c->fd;
+    }
+    int fd = walk_beneath(root, dest, create, 1, name, name_size);
+    if (fd < 0)
+        return -1;
+    cache_drop(c);
+    c->fd = fd;
+    c->valid = parent_len < sizeof c->path;
+    if (c->valid) {
+        memcpy(c->path, dest, parent_len);
+        c->path[parent_len] = '\0';
+    }
+    return fd;
+}
+
 /* The mount point for `dest`: a directory or an empty file (`is_dir`), created unless the
  * operation says it must already exist. Returns an fd usable with move_mount, or -1. */
-static int mount_point(int root, const char *dest, int is_dir, int create) {
-    if (is_dir)
-        return walk_beneath(root, dest, create, 0, NULL, 0);
+static int mount_point(struct parent_cache *cache, int root, const char *dest, int is_dir, int create) {
     char name[256];
-    int parent = walk_beneath(root, dest, create, 1, name, sizeof name);
+    int parent = cached_parent(cache, root, dest, create, name, sizeof name);
     if (parent < 0)
         return -1;
+    /* Nothing may be mounted over the cached directory itself (see struct parent_cache). */
+    cache_forget_under(cache, dest);
+    if (is_dir) {
+        if (create && mkdirat(parent, name, 0755) != 0 && errno != EEXIST)
+            return -1;
+        /* RESOLVE_NO_XDEV is left out, as in walk_beneath. */
+        return sys_openat2(parent, name, O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
+                           RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH);
+    }
     int fd;
     if (create) {
         fd = sys_openat2(parent, name, O_CREAT | O_WRONLY | O_CLOEXEC, 0644,
@@ -160,7 +228,6 @@ static int mount_point(int root, const char *dest, int is_dir, int create) {
     } else {
         fd = sys_openat2(parent, name, O_PATH | O_CLOEXEC, 0, RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH);
     }
-    close_keep_errno(parent);
     return fd;
 }
 
@@ -207,7 +274,7 @@ static int is_missing(int err) {
 }
 
 /* Runs one operation below `root`. `tree` is the captured clone for a bind (or -1). */
-static int run_op(int root, const struct cell_mount_op *op, int tree, int *step) {
+static int run_op(struct parent_cache *cache, int root, const struct cell_mount_op *op, int tree, int *step) {
     int create = !(op->flags & CELL_OPF_NO_CREATE);
     unsigned int attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     if (op->flags & CELL_OPF_READONLY)
@@ -223,7 +290,7 @@ static int run_op(int root, const struct cell_mount_op *op, int tree, int *step)
         if (fstat(tree, &st) != 0)
             return -1;
         *step = CELL_STEP_MOUNT_TARGET;
-        target = mount_point(root, op->dest, S_ISDIR(st.st_mode), create);
+        target = mount_point(cache, root, op->dest, S_ISDIR(st.st_mode), create);
         if (target < 0)
             return -1;
         *step = CELL_STEP_MOUNT_OP;
@@ -243,7 +310,7 @@ static int run_op(int root, const struct cell_mount_op *op, int tree, int *step)
         if (op->kind == CELL_OP_DEVPTS)
             attrs = (attrs & ~(unsigned int)MOUNT_ATTR_NODEV) | MOUNT_ATTR_NOEXEC;
         *step = CELL_STEP_MOUNT_TARGET;
-        target = mount_point(root, op->dest, 1, create);
+        target = mount_point(cache, root, op->dest, 1, create);
         if (target < 0)
             return -1;
         *step = CELL_STEP_MOUNT_OP;
@@ -254,6 +321,7 @@ static int run_op(int root, const struct cell_mount_op *op, int tree, int *step)
         break;
     }
     case CELL_OP_REMOUNT_RO: {
+        cache_forget_under(cache, op->dest);
         *step = CELL_STEP_MOUNT_TARGET;
         target = walk_beneath(root, op->dest, 0, 0, NULL, 0);
         if (target < 0) {
@@ -280,11 +348,11 @@ static int run_op(int root, const struct cell_mount_op *op, int tree, int *step)
         /* The caller set umask 0, so the mode is exact. */
         char name[256];
         *step = CELL_STEP_MOUNT_TARGET;
-        target = walk_beneath(root, op->dest, 1, 1, name, sizeof name);
-        if (target < 0)
+        int parent = cached_parent(cache, root, op->dest, 1, name, sizeof name);
+        if (parent < 0)
             return -1;
         *step = CELL_STEP_MOUNT_OP;
-        rc = mkdirat(target, name, parse_octal(op->mode, 0755));
+        rc = mkdirat(parent, name, parse_octal(op->mode, 0755));
         if (rc != 0 && errno == EEXIST)
             rc = 0;
         break;
@@ -293,15 +361,15 @@ static int run_op(int root, const struct cell_mount_op *op, int tree, int *step)
     case CELL_OP_FILE: {
         char name[256];
         *step = CELL_STEP_MOUNT_TARGET;
-        target = walk_beneath(root, op->dest, 1, 1, name, sizeof name);
-        if (target < 0)
+        int parent = cached_parent(cache, root, op->dest, 1, name, sizeof name);
+        if (parent < 0)
             return -1;
         *step = CELL_STEP_MOUNT_OP;
         if (op->kind == CELL_OP_SYMLINK) {
-            rc = symlinkat(op->source, target, name);
+            rc = symlinkat(op->source, parent, name);
             break;
         }
-        int fd = openat(target, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
+        int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
                         parse_octal(op->mode, 0644));
         if (fd < 0)
             break;
@@ -374,20 +442,26 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
     }
 
     /* 3. The operations, in order. */
+    struct parent_cache cache;
+    cache.fd = -1;
+    cache.valid = 0;
     for (int i = 0; i < count; i++) {
         const struct cell_mount_op *op = &plan->mounts[i];
         *op_index = i;
         if (op->kind == CELL_OP_BIND && trees[i] < 0)
             continue; /* an optional source that does not exist */
-        if (run_op(root, op, trees[i], step) != 0) {
+        if (run_op(&cache, root, op, trees[i], step) != 0) {
             if ((op->flags & CELL_OPF_OPTIONAL) && is_missing(errno))
                 continue;
+            cache_drop(&cache);
             close_keep_errno(root);
             goto fail;
         }
         close_keep_errno(trees[i]);
         trees[i] = -1;
     }
+
+    cache_drop(&cache);
 
     /* 4. Into the new root; the old one is detached, so no path leads back to the host. */
     *step = CELL_STEP_PIVOT_ROOT;
