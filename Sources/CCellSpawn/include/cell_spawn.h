@@ -270,9 +270,10 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
  * failed (failures inside the sandbox arrive as records on result->status_fd); -1 if the
  * supervisor's own part failed (result->failed_step, result->error).
  *
- * cell_spawn_end: ends the thread and frees it. Call it once pid 1 has been reaped: pid 1's
- * PR_SET_PDEATHSIG follows the thread that created it, so that thread lives as long as the
- * sandbox (and its errno and stack are pid 1's while pid 1 sets up).
+ * cell_spawn_end: lets the thread end (it frees itself; `spawner` is gone after this call).
+ * Call it once pid 1 has been reaped: pid 1's PR_SET_PDEATHSIG follows the thread that created
+ * it, so that thread lives as long as the sandbox (and its errno and stack are pid 1's while
+ * pid 1 sets up).
  */
 struct cell_spawner;
 struct cell_spawner *cell_spawn_start(const struct cell_spawn_plan *plan);
