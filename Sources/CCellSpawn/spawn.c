@@ -77,7 +77,9 @@ struct spawn_ctx {
     int listener_w; /* socketpair end that carries the seccomp listener fd to the supervisor */
     int keep[CELL_MAX_KEEP_FDS + 8];
     int keep_count;
-    char *const *init_argv;
+    char **init_argv;
+    const char *status_arg;    /* cell-init's first argument: STATUS_FD */
+    const char *status_go_arg; /* or STATUS_FD,GO_FD when it must wait for the network */
 };
 
 /* ---------------------------------------------------------------- helpers (async-signal-safe) */
@@ -431,9 +433,11 @@ static int pid1_main(void *arg) {
      * inherit it; cell-init needs it, so clear the flag in this process only. */
     if (fcntl(ctx->status_w, F_SETFD, 0) != 0)
         fail(ctx, CELL_STEP_STATUS_FD, errno);
-    /* Likewise the lifeline, when cell-init must wait on it for the supervisor's go. */
+    /* Likewise the lifeline, when cell-init must wait on it for the supervisor's go (and then
+     * it is told so: wait_for_go is part of the plan's second half). */
     if (plan->wait_for_go && fcntl(ctx->sync_r, F_SETFD, 0) != 0)
         fail(ctx, CELL_STEP_STATUS_FD, errno);
+    ctx->init_argv[1] = (char *)(plan->wait_for_go ? ctx->status_go_arg : ctx->status_arg);
 
     /* The filters were compiled by the supervisor while everything above ran; their byte says
      * they are in place (the pipe orders its writes before our reads of them). */
@@ -553,8 +557,12 @@ static int refused_clone_step(void *stack_top) {
     return CELL_STEP_NS_PID;
 }
 
-/* Runs on the spawner thread (see cell_spawn_start). */
-static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *result) {
+/* Tells the caller's thread that the result is in (see cell_spawn_wait); defined below. */
+static void spawn_reported(void *spawner, int rc);
+
+/* Runs on the spawner thread (see cell_spawn_start); calls spawn_reported(spawner, 0) as soon as
+ * pid 1 is past its setup, before its own clean-up, so the caller goes on at once. */
+static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *result, void *spawner) {
     result->init_pid = -1;
     result->status_fd = -1;
     result->lifeline_fd = -1;
@@ -598,8 +606,9 @@ static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_resu
     size_t argc = 0;
     while (plan->argv[argc])
         argc++;
-    char status_arg[32];
+    char status_arg[32], status_go_arg[32];
     snprintf(status_arg, sizeof status_arg, "%d", status[1]);
+    snprintf(status_go_arg, sizeof status_go_arg, "%d,%d", status[1], sync[0]);
     char **init_argv = calloc(argc + 4, sizeof(char *));
     if (!init_argv) {
         result->failed_step = CELL_STEP_STACK;
@@ -607,9 +616,7 @@ static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_resu
         munmap(stack, stack_size);
         goto close_pipes;
     }
-    /* cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...] */
-    if (plan->wait_for_go)
-        snprintf(status_arg, sizeof status_arg, "%d,%d", status[1], sync[0]);
+    /* cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...]; pid 1 picks the first argument. */
     init_argv[0] = "cell-init";
     init_argv[1] = status_arg;
     init_argv[2] = "--";
@@ -624,6 +631,8 @@ static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_resu
     ctx.sync_w = sync[1];
     ctx.listener_w = listener[1];
     ctx.init_argv = init_argv;
+    ctx.status_arg = status_arg;
+    ctx.status_go_arg = status_go_arg;
     ctx.keep[ctx.keep_count++] = status[1];
     ctx.keep[ctx.keep_count++] = sync[0];
     ctx.keep[ctx.keep_count++] = fence[1];
@@ -707,6 +716,7 @@ static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_resu
     status[0] = -1;
     result->lifeline_fd = sync[1];
     sync[1] = -1;
+    spawn_reported(spawner, 0);
     munmap(stack, stack_size);
     free(init_argv);
     close(fence[0]);
@@ -744,12 +754,18 @@ struct cell_spawner {
     int end[2];  /* the thread exits when the write end is closed (cell_spawn_end) */
 };
 
+static void spawn_reported(void *spawner, int rc) {
+    struct cell_spawner *s = spawner;
+    s->rc = rc;
+    (void)raw_write(s->done[1], "d", 1);
+}
+
 static void *spawner_main(void *arg) {
     struct cell_spawner *s = arg;
     if (s->pinned)
         (void)sched_setaffinity(0, sizeof s->cpus, &s->cpus);
-    s->rc = cell_spawn(s->plan, &s->result);
-    (void)raw_write(s->done[1], "d", 1);
+    if (cell_spawn(s->plan, &s->result, s) != 0)
+        spawn_reported(s, -1);
     /* Stay alive as pid 1's parent thread until the sandbox is over; then clean up after
      * ourselves (cell_spawn_end does not wait for us: nothing is left to wait for). */
     char none;

@@ -35,10 +35,20 @@ public enum Cell {
     }
 
     static func run(_ options: RunOptions) -> Int32 {
+        // The sandbox's creation begins at once, for the basics nearly every launch has, so that
+        // the kernel creates the namespaces while the profile is read and the plan is built. If
+        // the launch turns out to need other basics, what was begun is abandoned: pid 1 has run
+        // nothing by then (it waits for the rest of its plan), and the launch starts over.
+        let helper = InitHelper.locate()
+        var begun: SandboxStart?
+        if !options.dryRun, let helper, let likely = PlanBuilder.likelyBasics(for: options) {
+            begun = try? SandboxStart(likely, initHelper: helper)
+        }
         let profile: Profile
         do {
             profile = try ProfileCommands.loader().resolve(options.profile ?? "default")
         } catch {
+            begun?.abandon()
             for diagnostic in error.diagnostics { writeAll(2, "cell: \(diagnostic)\n") }
             return SandboxEnd.setupFailureStatus
         }
@@ -46,6 +56,7 @@ public enum Cell {
         do {
             basics = try PlanBuilder.basics(for: options, profile: profile)
         } catch {
+            begun?.abandon()
             return fail(error.message)
         }
         if options.dryRun {
@@ -61,14 +72,15 @@ public enum Cell {
             writeAll(1, text)
             return 0
         }
-        guard let helper = InitHelper.locate() else {
+        guard let helper else {
             return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
         }
 
         // The rest of the plan is built while the kernel creates the sandbox's namespaces.
         let (built, outcome) = Launcher.run(basics, building: { () throws(LaunchError) -> LaunchPlan in
             try PlanBuilder.plan(for: options, profile: profile, basics: basics)
-        }, initHelper: helper, version: version)
+        }, initHelper: helper, version: version, begun: begun)
+        begun = nil
         guard let plan = built else {
             if case .setupFailed(let message) = outcome.end { writeAll(2, "cell: \(message)\n") }
             return outcome.end.exitStatus

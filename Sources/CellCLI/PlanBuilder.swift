@@ -5,6 +5,22 @@ import Glibc
 
 /// Turns `cell run` options and a profile into `LaunchBasics`, then a `LaunchPlan`.
 enum PlanBuilder {
+    /// The basics nearly every launch ends up with, guessed from the command line alone before
+    /// the profile is read: the caller's own ids (root: --outer-id or the default outer id),
+    /// every namespace but the optional time namespace (the network namespace unless --net
+    /// host), no cgroup. Nil when the command line already says otherwise. Only what
+    /// `SandboxStart` uses is meaningful; `Launcher.run` compares it with the real basics.
+    static func likelyBasics(for options: RunOptions) -> LaunchBasics? {
+        if options.cgroup != nil { return nil }
+        guard let identity = try? IdentityMapping.forCaller(
+            uid: geteuid(), gid: getegid(), requested: options.outerID.map { ($0.uid, $0.gid) },
+            inInitialUserNamespace: IdentityMapping.inInitialUserNamespace()) else { return nil }
+        var namespaces = Namespace.allNested
+        if options.network == NetworkMode.host.rawValue { namespaces.remove(.net) }
+        return LaunchBasics(command: options.command, identity: identity, namespaces: namespaces, network: .none,
+                            limits: ResourceLimits(), auditLogPath: nil)
+    }
+
     /// What must be settled before the sandbox's first process exists (see `LaunchBasics`).
     /// Precedence, here and in `plan`: command-line options, then the profile, then cell's base
     /// defaults (which the profile has already filled in).

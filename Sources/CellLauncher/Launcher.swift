@@ -28,8 +28,20 @@ public enum Launcher {
     /// Runs a sandbox from `basics`; `makePlan` builds the whole plan (with the same basics) and
     /// runs while the sandbox's namespaces are being created. Returns the plan (nil when it could
     /// not be built) and the outcome.
+    ///
+    /// `begun`: a sandbox whose creation began before the basics were known (see
+    /// `SandboxStart`); it is taken over if it was begun for these basics, abandoned otherwise.
     public static func run(_ basics: LaunchBasics, building makePlan: () throws(LaunchError) -> LaunchPlan,
-                           initHelper: String, version: String) -> (plan: LaunchPlan?, outcome: SandboxOutcome) {
+                           initHelper: String, version: String, begun: SandboxStart? = nil) -> (plan: LaunchPlan?, outcome: SandboxOutcome) {
+        // What was begun for other basics is ended now; what matches but is not taken over
+        // below (an early failure) is ended on the way out. Either has run nothing of the
+        // caller's: pid 1 still waits for the rest of its plan.
+        var matching: SandboxStart?
+        if let begun {
+            if begun.matches(basics) { matching = begun } else { begun.abandon() }
+        }
+        let begun = matching
+        defer { begun?.abandon() }
         let started = monotonicMilliseconds()
         func finish(_ end: SandboxEnd, notes: [String] = [], summary: String? = nil, limitsHit: [String] = []) -> SandboxOutcome {
             var usage = rusage()
@@ -68,25 +80,23 @@ public enum Launcher {
         }
         defer { cgroup?.remove() }
 
-        let initFD = cell_sealed_copy(initHelper, "cell-init")
-        if initFD < 0 {
-            return failed("cannot load the helper \(initHelper): \(errorText(errno))")
-        }
-        defer { close(initFD) }
-
-        // Block the forwarded signals before the sandbox exists and read them from a signalfd:
-        // one that arrives while the sandbox is being built waits in the queue and is passed on
-        // once pid 1 runs, instead of killing cell and orphaning a half-built sandbox.
+        // Block the forwarded signals before the sandbox runs anything and read them from a
+        // signalfd: one that arrives while the sandbox is being built waits in the queue and is
+        // passed on once pid 1 runs, instead of killing cell mid-way.
         guard let relay = SignalRelay(signals: forwardedSignals) else {
             return failed("cannot set up signal forwarding: \(errorText(errno))")
         }
         defer { relay.close() }
 
-        guard let spawn = SpawnPlan(basics, initFD: initFD, cgroupProcsFD: cgroup?.procsFD ?? -1) else {
-            return failed("cannot create the sandbox's setup pipes: \(errorText(errno))")
-        }
-        guard spawn.start() else {
-            return failed("cannot start creating the sandbox: \(errorText(errno))")
+        let spawn: SpawnPlan
+        if let begun {
+            spawn = begun.takeOver()
+        } else {
+            do {
+                spawn = try SandboxStart(basics, cgroupProcsFD: cgroup?.procsFD ?? -1, initHelper: initHelper).takeOver()
+            } catch {
+                return failed(error.message)
+            }
         }
         // From here on, every way out waits for the spawner, reaps pid 1 and ends the spawner.
         defer { spawn.end() }
@@ -94,7 +104,7 @@ public enum Launcher {
         func abort(_ message: String, _ plan: LaunchPlan? = nil) -> (plan: LaunchPlan?, outcome: SandboxOutcome) {
             // pid 1 sees a hand-over pipe close without its byte and stops; reap it, say why.
             spawn.cancel()
-            if spawn.wait(&result) == 0 { abandon(result) }
+            if spawn.wait(&result) == 0 { reapAbandoned(result) }
             return failed(message, plan)
         }
 
@@ -124,7 +134,7 @@ public enum Launcher {
             do {
                 try userNetwork.start(sandboxPID: result.init_pid, allowHostLoopback: plan.allowHostLoopback, publish: plan.publish)
             } catch {
-                abandon(result)
+                reapAbandoned(result)
                 return failed(error.message, plan)
             }
             network = userNetwork
@@ -160,9 +170,69 @@ public enum Launcher {
     }
 }
 
+/// The creation of a sandbox, begun: a sealed copy of cell-init, the first part of the spawn
+/// plan, and the spawner thread with pid 1 creating the namespaces.
+///
+/// `cell run` begins one before it has read the profile, for the settings nearly every launch
+/// has (the caller's own ids, every namespace, no cgroup), so that the kernel's share of the
+/// work overlaps the profile loading and plan building; `Launcher.run` takes it over when the
+/// launch's basics match, and abandons it otherwise — pid 1 has run nothing of the caller's by
+/// then: it waits for the rest of its plan.
+public final class SandboxStart {
+    let identity: IdentityMapping
+    let namespaces: Set<Namespace>
+    let command: [String]
+    private let spawn: SpawnPlan
+    private var owned = true
+
+    /// Begins creating a sandbox for `basics` (only its ids, namespaces and command matter here).
+    public init(_ basics: LaunchBasics, cgroupProcsFD: Int32 = -1, initHelper: String) throws(LaunchError) {
+        identity = basics.identity
+        namespaces = basics.namespaces
+        command = basics.command
+        let initFD = cell_sealed_copy(initHelper, "cell-init")
+        if initFD < 0 {
+            throw .setup("cannot load the helper \(initHelper): \(errorText(errno))")
+        }
+        guard let spawn = SpawnPlan(basics, initFD: initFD, cgroupProcsFD: cgroupProcsFD) else {
+            let code = errno
+            close(initFD)
+            throw .setup("cannot create the sandbox's setup pipes: \(errorText(code))")
+        }
+        guard spawn.start() else {
+            throw .setup("cannot start creating the sandbox: \(errorText(errno))")
+        }
+        self.spawn = spawn
+    }
+
+    /// Whether this was begun for what `basics` needs from the start.
+    public func matches(_ basics: LaunchBasics) -> Bool {
+        basics.identity == identity && basics.namespaces == namespaces && basics.command == command
+            && basics.limits.cgroup == nil
+    }
+
+    /// The spawn, from now on the caller's to complete, wait for and end.
+    func takeOver() -> SpawnPlan {
+        owned = false
+        return spawn
+    }
+
+    /// Stops what was begun, unless it was taken over: pid 1 stops at the plan it waits for and
+    /// is reaped.
+    public func abandon() {
+        guard owned else { return }
+        owned = false
+        spawn.end()
+    }
+
+    deinit {
+        abandon()
+    }
+}
+
 /// Ends a sandbox whose setup the supervisor gave up on: kills pid 1 (and so the whole pid
 /// namespace), reaps it, and closes what cell_spawn handed over.
-private func abandon(_ result: cell_spawn_result) {
+private func reapAbandoned(_ result: cell_spawn_result) {
     if result.init_pid > 0 {
         kill(result.init_pid, SIGKILL)
         var status: Int32 = 0
@@ -180,16 +250,21 @@ final class SpawnPlan {
     let planReady: HandOff
     let filters: FilterCompilation
     private var spawner: OpaquePointer?
+    private var waited = false
     private let argv: CStringArray
     private var envp: CStringArray?
     private var strings: CStringArray?
+    /// The sealed copy of cell-init pid 1 executes: it must stay open until pid 1 has (the
+    /// spawner clones pid 1, which copies the descriptor table, at a time of its own).
+    private let initFD: Int32
     private var ops = UnsafeMutableBufferPointer<cell_mount_op>(start: nil, count: 0)
     private var rlimits = UnsafeMutableBufferPointer<cell_rlimit>(start: nil, count: 0)
 
-    /// The first part: who the sandbox is, its namespaces, its command. Nil if a pipe could not
-    /// be made.
+    /// The first part: who the sandbox is, its namespaces, its command. Takes `initFD` over
+    /// (closed with this object) once it succeeds. Nil if a pipe could not be made.
     init?(_ basics: LaunchBasics, initFD: Int32, cgroupProcsFD: Int32) {
         guard let planReady = HandOff(), let filters = FilterCompilation() else { return nil }
+        self.initFD = initFD
         self.planReady = planReady
         self.filters = filters
         argv = CStringArray(basics.command)
@@ -200,7 +275,6 @@ final class SpawnPlan {
         c.pointee.deny_setgroups = basics.identity.denySetgroups ? 1 : 0
         c.pointee.namespaces = Int32(basics.namespaces.reduce(0) { $0 | $1.cBit })
         c.pointee.cgroup_procs_fd = cgroupProcsFD
-        c.pointee.wait_for_go = basics.network == .user ? 1 : 0
         c.pointee.seccomp_listener = 1
         c.pointee.init_fd = initFD
         c.pointee.argv = UnsafePointer(argv.pointers)
@@ -254,6 +328,7 @@ final class SpawnPlan {
         c.pointee.keep_caps = plan.keptCapabilities
         c.pointee.max_user_namespaces = plan.seccomp.allowNestedNamespaces ? -1 : 0
         c.pointee.unprivileged_ports = plan.namespaces.contains(.net) ? 1 : 0
+        c.pointee.wait_for_go = plan.network == .user ? 1 : 0
         c.pointee.envp = UnsafePointer(envp.pointers)
         planReady.signal()
     }
@@ -266,17 +341,26 @@ final class SpawnPlan {
 
     /// Waits until pid 1 has executed cell-init or failed (cell_spawn_wait).
     func wait(_ result: inout cell_spawn_result) -> Int32 {
-        cell_spawn_wait(spawner, &result)
+        waited = true
+        return cell_spawn_wait(spawner, &result)
     }
 
-    /// Once pid 1 has been reaped (or never existed).
+    /// Once pid 1 has been reaped (or never existed). A spawn nobody waited for is stopped and
+    /// reaped first: pid 1 may still be reading this plan.
     func end() {
-        if let spawner { cell_spawn_end(spawner) }
-        spawner = nil
+        guard let spawner else { return }
+        if !waited {
+            cancel()
+            var result = cell_spawn_result()
+            if wait(&result) == 0 { reapAbandoned(result) }
+        }
+        cell_spawn_end(spawner)
+        self.spawner = nil
     }
 
     deinit {
         end()
+        close(initFD)
         ops.deallocate()
         rlimits.deallocate()
         c.deallocate()

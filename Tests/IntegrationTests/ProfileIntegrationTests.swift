@@ -12,6 +12,27 @@ struct ProfileIntegrationTests {
         #expect(r.stderr.isEmpty, "\(r.stderr)")
     }
 
+    @Test("a profile whose namespaces differ from what cell begins with before reading it gets exactly its own",
+          arguments: [("[namespaces]\ntime = true\n", "time"), ("[network]\nmode = \"host\"\n", "net"), ("[namespaces]\nuts = false\n", "uts")])
+    func namespacesOtherThanTheGuess(body: String, namespace: String) throws {
+        // cell starts creating the sandbox with every namespace but time before the profile is
+        // read; a profile that turns one on or off must abandon that start and get its own.
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try ("extends = \"default\"\n" + body).write(toFile: "\(dir)/p.toml", atomically: true, encoding: .utf8)
+        chmod("\(dir)/p.toml", 0o644)
+        let host = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(namespace)")
+        let r = Sandbox.run(["readlink", "/proc/self/ns/\(namespace)"], options: ["--profile", "\(dir)/p.toml"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.isEmpty, "\(r.stderr)")
+        let inside = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        if namespace == "time" {
+            #expect(inside != host, "the time namespace was not created")
+        } else {
+            #expect(inside == host, "the \(namespace) namespace should be the host's")
+        }
+    }
+
     @Test("ci: the working directory is writable; default: read-only; strict: not there")
     func workingDirectoryModes() throws {
         let dir = try Sandbox.writableHostDirectory()

@@ -182,9 +182,6 @@ struct cell_spawn_plan {
     /* An open cgroup.procs of the sandbox's cgroup, or -1: the supervisor writes the first
      * child's pid there before releasing it, so every sandbox process is in the cgroup. */
     int cgroup_procs_fd;
-    /* 1: cell-init waits for one byte on the lifeline before it starts the command (the
-     * supervisor sends it once the sandbox's network is up). */
-    int wait_for_go;
     /* 1: load the policy filter with SECCOMP_FILTER_FLAG_NEW_LISTENER and pass the listener to
      * the supervisor (result.listener_fd): its SECCOMP_RET_USER_NOTIF rules are the audit path. */
     int seccomp_listener;
@@ -225,6 +222,9 @@ struct cell_spawn_plan {
     int rlimit_count;
     /* 1: write 0 to net.ipv4.ip_unprivileged_port_start in the new network namespace. */
     int unprivileged_ports;
+    /* 1: cell-init waits for one byte on the lifeline before it starts the command (the
+     * supervisor sends it once the sandbox's network is up). */
+    int wait_for_go;
     /* Capabilities kept (bit N = capability N); every other one is dropped from every set. */
     uint64_t keep_caps;
     /* The command's environment, NULL-terminated. */
