@@ -152,26 +152,31 @@ public enum FilesystemView {
     }
 
     /// A small text file's contents, or nil for anything else (binary, NUL bytes, over 32 KiB,
-    /// unreadable): those stay binds. On the launch path: one read, memchr and the standard
+    /// not a regular file, unreadable): those stay binds. On the launch path: a buffer the
+    /// file's size (not a zeroed 32 KiB one per file), one read, memchr and the standard
     /// library's UTF-8 validation, no per-character loop.
     public static func readTextFile(_ path: String) -> String? {
         let limit = 32 << 10
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: limit + 1)
-        var count = 0
-        while count <= limit {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, limit + 1 - count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            count += n
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= limit else { return nil }
+        // One byte more than the size: a file that grew since fstat reads as too long.
+        let capacity = Int(st.st_size) + 1
+        let bytes = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, count in
+            count = 0
+            while count < capacity {
+                let n = read(fd, buffer.baseAddress! + count, capacity - count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                count += n
+            }
         }
-        guard count <= limit else { return nil }
+        guard bytes.count < capacity else { return nil }
         return bytes.withUnsafeBufferPointer { buffer -> String? in
-            let used = UnsafeBufferPointer(rebasing: buffer[0..<count])
-            if let base = used.baseAddress, count > 0, memchr(base, 0, count) != nil { return nil }
-            return String(validating: used, as: UTF8.self)
+            if let base = buffer.baseAddress, !buffer.isEmpty, memchr(base, 0, buffer.count) != nil { return nil }
+            return String(validating: buffer, as: UTF8.self)
         }
     }
 

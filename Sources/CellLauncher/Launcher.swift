@@ -413,12 +413,25 @@ extension Namespace {
 /// NUL-terminated C strings with a NULL-terminated pointer array, freed with the value.
 final class CStringArray {
     private let storage: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
-    private let count: Int
+    private let bytes: UnsafeMutablePointer<CChar>
 
+    /// One block for all the strings and one for the pointers: a launch passes a few hundred
+    /// strings (four per mount operation), and a strdup each showed in its profile.
     init(_ strings: [String]) {
-        count = strings.count + 1
-        storage = .allocate(capacity: count)
-        for (index, string) in strings.enumerated() { (storage + index).initialize(to: strdup(string)) }
+        let total = strings.reduce(0) { $0 + $1.utf8.count + 1 }
+        bytes = .allocate(capacity: max(total, 1))
+        storage = .allocate(capacity: strings.count + 1)
+        var offset = 0
+        for (index, string) in strings.enumerated() {
+            let start = bytes + offset
+            for byte in string.utf8 {
+                bytes[offset] = CChar(bitPattern: byte)
+                offset += 1
+            }
+            bytes[offset] = 0
+            offset += 1
+            (storage + index).initialize(to: start)
+        }
         (storage + strings.count).initialize(to: nil)
     }
 
@@ -432,8 +445,8 @@ final class CStringArray {
     }
 
     deinit {
-        for index in 0..<count { free(storage[index]) }
         storage.deallocate()
+        bytes.deallocate()
     }
 }
 
