@@ -79,8 +79,9 @@ public enum Cell {
         // The rest of the plan is built while the kernel creates the sandbox's namespaces.
         let (built, outcome) = Launcher.run(basics, building: { () throws(LaunchError) -> LaunchPlan in
             try PlanBuilder.plan(for: options, profile: profile, basics: basics)
-        }, initHelper: helper, version: version, begun: begun)
+        }, initHelper: helper, version: version, begun: begun, processEnds: true)
         begun = nil
+        Launcher.keepUntilExit(profile, options)
         guard let plan = built else {
             if case .setupFailed(let message) = outcome.end { writeAll(2, "cell: \(message)\n") }
             return outcome.end.exitStatus
