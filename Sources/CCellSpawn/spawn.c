@@ -557,66 +557,87 @@ static int refused_clone_step(void *stack_top) {
     return CELL_STEP_NS_PID;
 }
 
-/* Tells the caller's thread that the result is in (see cell_spawn_wait); defined below. */
-static void spawn_reported(void *spawner, int rc);
+/* The spawner: the thread that creates pid 1 (see cell_spawn_start). */
+struct cell_spawner {
+    pthread_t thread;
+    cpu_set_t cpus; /* the process' CPUs, restored before clone so that pid 1 may use them all */
+    int pinned;
+    const struct cell_spawn_plan *plan;
+    /* Written by the spawner before pid 1 may execute cell-init (or before the fence closes, on
+     * failure); read by the caller once the fence has closed. */
+    struct cell_spawn_result result;
+    int rc;
+    int listener_r; /* the socketpair end pid 1 sends the seccomp listener to, or -1 */
+    /* pid 1 holds the write end (close-on-exec) until it has executed cell-init or died, and
+     * nothing else does once the spawner has closed its own: both the spawner and the caller
+     * wait for end of file on the read end. */
+    int fence[2];
+    int end[2]; /* the spawner exits when the write end is closed (cell_spawn_end) */
+};
 
-/* Runs on the spawner thread (see cell_spawn_start); calls spawn_reported(spawner, 0) as soon as
- * pid 1 is past its setup, before its own clean-up, so the caller goes on at once. */
-static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_result *result, void *spawner) {
+/* Runs on the spawner thread. Returns once pid 1 has executed cell-init or failed, with
+ * s->result and s->rc set (before pid 1 is released, or before the fence closes on failure). */
+static void cell_spawn(struct cell_spawner *s) {
+    const struct cell_spawn_plan *plan = s->plan;
+    struct cell_spawn_result *result = &s->result;
+    int *fence = s->fence;
     result->init_pid = -1;
     result->status_fd = -1;
     result->lifeline_fd = -1;
+    result->listener_fd = -1;
     result->failed_step = CELL_STEP_NONE;
     result->error = 0;
+    s->rc = -1;
+    s->listener_r = -1;
 
+    /* status: reports; sync: the maps' go-ahead, then the lifeline; listener: the seccomp fd. */
+    int status[2] = {-1, -1}, sync[2] = {-1, -1}, listener[2] = {-1, -1};
+    char *stack = NULL;
+    size_t stack_size = 0;
+    char **init_argv = NULL;
     if (plan->keep_fds_count < 0 || plan->keep_fds_count > CELL_MAX_KEEP_FDS) {
         result->failed_step = CELL_STEP_PIPE;
         result->error = EINVAL;
-        return -1;
+        goto fail;
     }
-
-    result->listener_fd = -1;
-    /* status: reports; sync: the maps' go-ahead, then the lifeline; fence: pid 1 holds its write
-     * end (close-on-exec) until it has executed cell-init or died; listener: the seccomp fd. */
-    int status[2] = {-1, -1}, sync[2] = {-1, -1}, fence[2] = {-1, -1}, listener[2] = {-1, -1};
-    if (pipe2(status, O_CLOEXEC) != 0 || pipe2(sync, O_CLOEXEC) != 0 || pipe2(fence, O_CLOEXEC) != 0) {
+    if (pipe2(status, O_CLOEXEC) != 0 || pipe2(sync, O_CLOEXEC) != 0) {
         result->failed_step = CELL_STEP_PIPE;
         result->error = errno;
-        goto close_pipes;
+        goto fail;
     }
     if (plan->seccomp_listener && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, listener) != 0) {
         result->failed_step = CELL_STEP_SOCKETPAIR;
         result->error = errno;
-        goto close_pipes;
+        goto fail;
     }
 
     /* pid 1's stack, with a guard page at its low end. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t stack_size = CHILD_STACK_SIZE + page;
-    char *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    stack_size = CHILD_STACK_SIZE + page;
+    stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
+        stack = NULL;
         result->failed_step = CELL_STEP_STACK;
         result->error = errno;
-        goto close_pipes;
+        goto fail;
     }
     mprotect(stack, page, PROT_NONE);
     void *stack_top = stack + stack_size; /* the stack grows down from the end of the mapping */
 
-    /* cell-init's argv: cell-init STATUS_FD -- COMMAND [ARG...] (built here, where malloc is fine) */
+    /* cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...]: built here, where malloc is fine; pid 1
+     * picks the first argument (wait_for_go is in the plan's second part). */
     size_t argc = 0;
     while (plan->argv[argc])
         argc++;
     char status_arg[32], status_go_arg[32];
     snprintf(status_arg, sizeof status_arg, "%d", status[1]);
     snprintf(status_go_arg, sizeof status_go_arg, "%d,%d", status[1], sync[0]);
-    char **init_argv = calloc(argc + 4, sizeof(char *));
+    init_argv = calloc(argc + 4, sizeof(char *));
     if (!init_argv) {
         result->failed_step = CELL_STEP_STACK;
         result->error = ENOMEM;
-        munmap(stack, stack_size);
-        goto close_pipes;
+        goto fail;
     }
-    /* cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...]; pid 1 picks the first argument. */
     init_argv[0] = "cell-init";
     init_argv[1] = status_arg;
     init_argv[2] = "--";
@@ -664,9 +685,10 @@ static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_resu
         result->failed_step = (flags & CLONE_NEWPID) ? refused_clone_step(stack_top) : CELL_STEP_CLONE_USERNS;
         result->error = clone_errno;
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
-        goto free_all;
+        goto fail;
     }
-    /* Ours to keep: the read ends of the reports and of the fence, the lifeline's write end. */
+    /* Ours to keep: the read ends of the reports and of the listener, the lifeline's write end;
+     * the fence's write end is pid 1's alone from now on. */
     close(status[1]);
     status[1] = -1;
     close(sync[0]);
@@ -686,17 +708,29 @@ static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_resu
         int len = snprintf(pid_text, sizeof pid_text, "%d", (int)child);
         if (write(plan->cgroup_procs_fd, pid_text, (size_t)len) != len) {
             abandon_child(result, CELL_STEP_CGROUP, errno, child, &saved);
-            goto free_all;
+            goto fail;
         }
     }
     if (write_id_maps(child, plan, &step) != 0) {
         abandon_child(result, step, errno, child, &saved);
-        goto free_all;
+        goto fail;
     }
+
+    /* The result, before pid 1 may go on: the caller reads it once the fence has closed. */
+    result->init_pid = child;
+    result->status_fd = status[0];
+    result->lifeline_fd = sync[1];
+    s->listener_r = listener[0];
+    s->rc = 0;
     if (write(sync[1], "m", 1) != 1) {
+        s->rc = -1;
+        s->listener_r = -1;
+        result->init_pid = -1;
+        result->status_fd = result->lifeline_fd = -1;
         abandon_child(result, CELL_STEP_RELEASE_CHILD, errno, child, &saved);
-        goto free_all;
+        goto fail;
     }
+    status[0] = sync[1] = listener[0] = -1; /* the caller's now */
 
     /* Until pid 1 has executed cell-init or died, it runs on our stack with our thread pointer
      * (so our errno is its errno): wait for the fence to close with a raw read, and touch
@@ -705,75 +739,43 @@ static int cell_spawn(const struct cell_spawn_plan *plan, struct cell_spawn_resu
     while (raw_read(fence[0], &none, 1) < 0 && errno == EINTR) {
     }
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
-
-    /* pid 1 sent the listener before it executed cell-init; if it failed earlier there is
-     * none, and its report says why. */
-    if (listener[0] >= 0)
-        result->listener_fd = receive_fd(listener[0]);
-
-    result->init_pid = child;
-    result->status_fd = status[0];
-    status[0] = -1;
-    result->lifeline_fd = sync[1];
-    sync[1] = -1;
-    spawn_reported(spawner, 0);
     munmap(stack, stack_size);
     free(init_argv);
-    close(fence[0]);
-    if (listener[0] >= 0)
-        close(listener[0]);
-    return 0;
+    return;
 
-free_all:
-    munmap(stack, stack_size);
+fail:
+    /* The fence closes last: the caller then finds the result in place. */
+    if (stack)
+        munmap(stack, stack_size);
     free(init_argv);
-close_pipes:
     for (int i = 0; i < 2; i++) {
         if (status[i] >= 0)
             close(status[i]);
         if (sync[i] >= 0)
             close(sync[i]);
-        if (fence[i] >= 0)
-            close(fence[i]);
         if (listener[i] >= 0)
             close(listener[i]);
     }
-    return -1;
+    if (fence[1] >= 0) {
+        close(fence[1]);
+        fence[1] = -1;
+    }
 }
 
 /* ------------------------------------------------------------------------ the spawner thread */
-
-struct cell_spawner {
-    pthread_t thread;
-    cpu_set_t cpus; /* the process' CPUs, restored before clone so that pid 1 may use them all */
-    int pinned;
-    const struct cell_spawn_plan *plan;
-    struct cell_spawn_result result;
-    int rc;
-    int done[2]; /* the thread writes one byte once `result` and `rc` are set */
-    int end[2];  /* the thread exits when the write end is closed (cell_spawn_end) */
-};
-
-static void spawn_reported(void *spawner, int rc) {
-    struct cell_spawner *s = spawner;
-    s->rc = rc;
-    (void)raw_write(s->done[1], "d", 1);
-}
 
 static void *spawner_main(void *arg) {
     struct cell_spawner *s = arg;
     if (s->pinned)
         (void)sched_setaffinity(0, sizeof s->cpus, &s->cpus);
-    if (cell_spawn(s->plan, &s->result, s) != 0)
-        spawn_reported(s, -1);
+    cell_spawn(s);
     /* Stay alive as pid 1's parent thread until the sandbox is over; then clean up after
      * ourselves (cell_spawn_end does not wait for us: nothing is left to wait for). */
     char none;
     while (raw_read(s->end[0], &none, 1) < 0 && errno == EINTR) {
     }
     close(s->end[0]);
-    close(s->done[0]);
-    close(s->done[1]);
+    close(s->fence[0]);
     free(s);
     return NULL;
 }
@@ -783,12 +785,9 @@ struct cell_spawner *cell_spawn_start(const struct cell_spawn_plan *plan) {
     if (!s)
         return NULL;
     s->plan = plan;
-    s->done[0] = s->done[1] = s->end[0] = s->end[1] = -1;
-    if (pipe2(s->done, O_CLOEXEC) != 0 || pipe2(s->end, O_CLOEXEC) != 0)
+    s->fence[0] = s->fence[1] = s->end[0] = s->end[1] = -1;
+    if (pipe2(s->fence, O_CLOEXEC) != 0 || pipe2(s->end, O_CLOEXEC) != 0)
         goto fail;
-    /* The thread starts with every signal blocked, and so does pid 1 (it inherits the mask):
-     * a signal for cell must reach the main thread's signalfd, and a handler of the supervisor
-     * must never run on pid 1's stack. */
     sigset_t all, saved;
     sigfillset(&all);
     /* Start the thread on another CPU than this one, which goes on building the plan: left to
@@ -803,6 +802,9 @@ struct cell_spawner *cell_spawn_start(const struct cell_spawn_plan *plan) {
         if (CPU_COUNT(&others) > 0 && pthread_attr_setaffinity_np(&attr, sizeof others, &others) == 0)
             s->pinned = 1;
     }
+    /* The thread starts with every signal blocked, and so does pid 1 (it inherits the mask):
+     * a signal for cell must reach the main thread's signalfd, and a handler of the supervisor
+     * must never run on pid 1's stack. */
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     int rc = pthread_create(&s->thread, &attr, spawner_main, s);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
@@ -815,8 +817,8 @@ struct cell_spawner *cell_spawn_start(const struct cell_spawn_plan *plan) {
 fail:;
     int err = errno;
     for (int i = 0; i < 2; i++) {
-        if (s->done[i] >= 0)
-            close(s->done[i]);
+        if (s->fence[i] >= 0)
+            close(s->fence[i]);
         if (s->end[i] >= 0)
             close(s->end[i]);
     }
@@ -826,19 +828,21 @@ fail:;
 }
 
 int cell_spawn_wait(struct cell_spawner *s, struct cell_spawn_result *result) {
-    char byte;
+    /* The fence closes when pid 1 has executed cell-init or died (or, on a failure before that,
+     * when the spawner gives up); one wake-up, ours, rather than the spawner's and then ours. */
+    char none;
     ssize_t n;
     do {
-        n = read(s->done[0], &byte, 1);
+        n = read(s->fence[0], &none, 1);
     } while (n < 0 && errno == EINTR);
-    if (n != 1) {
-        result->init_pid = -1;
-        result->status_fd = result->lifeline_fd = result->listener_fd = -1;
-        result->failed_step = CELL_STEP_SPAWNER;
-        result->error = n < 0 ? errno : EPIPE;
-        return -1;
-    }
     *result = s->result;
+    /* pid 1 sent the listener before it executed cell-init; if it failed earlier there is
+     * none, and its report says why. */
+    if (s->listener_r >= 0) {
+        result->listener_fd = receive_fd(s->listener_r);
+        close(s->listener_r);
+        s->listener_r = -1;
+    }
     return s->rc;
 }
 
