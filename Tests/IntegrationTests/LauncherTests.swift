@@ -36,6 +36,15 @@ struct LauncherTests {
         let zero = Sandbox.run(["true"], options: ["--outer-id", "0"], asRoot: true)
         #expect(zero.status == 125)
         #expect(zero.stderr.contains("host's root"))
+
+        // A profile's outer_id: cell begins the sandbox with the default outer id before it
+        // reads the profile, and must start over with the profile's.
+        try "extends = \"default\"\nouter_id = \"4343:4344\"\n".write(toFile: "\(dir)/outer.toml", atomically: true, encoding: .utf8)
+        let fromProfile = Sandbox.run(["sh", "-c", "touch \(dir)/by-profile"], options: ["--profile", "\(dir)/outer.toml", "--bind", dir], asRoot: true)
+        #expect(fromProfile.status == 0, "\(fromProfile.stderr)")
+        let profileAttrs = try FileManager.default.attributesOfItem(atPath: "\(dir)/by-profile")
+        #expect((profileAttrs[.ownerAccountID] as? NSNumber)?.uint32Value == 4343)
+        #expect((profileAttrs[.groupOwnerAccountID] as? NSNumber)?.uint32Value == 4344)
     }
 
     @Test("an unprivileged caller cannot choose another outer id")
