@@ -191,7 +191,14 @@ public struct IdentityMapping: Equatable, Sendable {
 
     /// Whether this process is in the initial user namespace: there, and only there, the uid map
     /// is the identity over the whole range.
-    public static func inInitialUserNamespace(uidMap: String? = readSmallFile("/proc/self/uid_map")) -> Bool {
+    public static func inInitialUserNamespace() -> Bool {
+        inInitialUserNamespaceOnce
+    }
+
+    /// Read once: `cell run` asks twice (its guess before the profile, then the real basics).
+    private static let inInitialUserNamespaceOnce = inInitialUserNamespace(uidMap: readSmallFile("/proc/self/uid_map"))
+
+    public static func inInitialUserNamespace(uidMap: String?) -> Bool {
         guard let uidMap else { return true } // cannot tell: assume the strictest case
         let fields = uidMap.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })
         return fields == ["0", "0", "4294967295"]
