@@ -200,8 +200,9 @@ public struct IdentityMapping: Equatable, Sendable {
 
     public static func inInitialUserNamespace(uidMap: String?) -> Bool {
         guard let uidMap else { return true } // cannot tell: assume the strictest case
-        let fields = uidMap.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })
-        return fields == ["0", "0", "4294967295"]
+        // On the bytes: a Character split of this short text showed in a launch's profile.
+        let fields = uidMap.utf8.split(whereSeparator: { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 })
+        return fields.map { Array($0) } == [Array("0".utf8), Array("0".utf8), Array("4294967295".utf8)]
     }
 }
 

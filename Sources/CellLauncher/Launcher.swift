@@ -306,7 +306,7 @@ final class SpawnPlan {
     func complete(with plan: LaunchPlan) {
         let fixed = [plan.hostname, plan.workingDirectory, plan.workingDirectoryFallback ?? "", plan.rootBase]
         let strings = CStringArray(fixed + plan.mounts.flatMap { op in
-            [op.source ?? "", op.destination, op.size.map(String.init) ?? "", op.mode.map { String($0, radix: 8) } ?? ""]
+            [op.source ?? "", op.destination, op.size.map(String.init) ?? "", op.mode.map(octal) ?? ""]
         })
         let s = strings.pointers
         let ops = plan.mounts.enumerated().map { index, op in
@@ -379,6 +379,18 @@ final class SpawnPlan {
         rlimits.deallocate()
         c.deallocate()
     }
+}
+
+/// `mode` in octal digits: what String(_:radix:) gives, without its generic conversions, which
+/// showed in a launch's profile (one per mount operation).
+func octal(_ mode: UInt32) -> String {
+    var digits: [UInt8] = []
+    var v = mode
+    repeat {
+        digits.append(UInt8(ascii: "0") + UInt8(v & 7))
+        v >>= 3
+    } while v > 0
+    return String(decoding: digits.reversed(), as: UTF8.self)
 }
 
 /// A one-byte hand-over to the sandbox's pid 1: it waits on `readFD` (close-on-exec) for the

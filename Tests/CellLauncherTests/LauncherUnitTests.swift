@@ -56,6 +56,23 @@ struct IdentityMappingTests {
         #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: (2000, 2000)) }
         #expect(throws: Never.self) { try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: (1000, 100)) }
     }
+
+    @Test("only the identity map over every id is the initial user namespace")
+    func initialUserNamespace() {
+        #expect(IdentityMapping.inInitialUserNamespace(uidMap: "         0          0 4294967295\n"))
+        #expect(IdentityMapping.inInitialUserNamespace(uidMap: "0\t0\t4294967295"))
+        #expect(!IdentityMapping.inInitialUserNamespace(uidMap: "         0       1000          1\n"))
+        #expect(!IdentityMapping.inInitialUserNamespace(uidMap: "0 0 4294967295\n1 1 1\n"))
+        #expect(!IdentityMapping.inInitialUserNamespace(uidMap: ""))
+        #expect(IdentityMapping.inInitialUserNamespace(uidMap: nil)) // cannot tell: the strictest case
+    }
+}
+
+struct OctalTests {
+    @Test func modesAsTheKernelReadsThem() {
+        #expect(octal(0o1777) == "1777" && octal(0o755) == "755" && octal(0o600) == "600" && octal(0) == "0")
+        for mode: UInt32 in [0o1, 0o7, 0o10, 0o644, 0o4755, 0o7777] { #expect(octal(mode) == String(mode, radix: 8)) }
+    }
 }
 
 struct ExitStatusTests {
