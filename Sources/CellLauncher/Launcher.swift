@@ -53,8 +53,9 @@ public enum Launcher {
                                   maxRSSKilobytes: Int(usage.ru_maxrss), notes: notes, auditSummary: summary, limitsHit: limitsHit)
         }
 
-        // The audit log is opened here, by the supervisor, before the sandbox exists: the
-        // sandbox never holds its descriptor (every descriptor above 2 is closed in the child).
+        // The audit log is opened here, by the supervisor. The sandbox never holds its descriptor:
+        // pid 1's descriptor table is copied when it is cloned (possibly before this, when it
+        // was begun early), and every descriptor above 2 in it is closed once its maps are in.
         let audit: AuditLog
         do {
             audit = try AuditLog(path: basics.auditLogPath)
@@ -105,9 +106,9 @@ public enum Launcher {
         defer { spawn.end() }
         var result = cell_spawn_result()
         func abort(_ message: String, _ plan: LaunchPlan? = nil) -> (plan: LaunchPlan?, outcome: SandboxOutcome) {
-            // pid 1 sees a hand-over pipe close without its byte and stops; reap it, say why.
-            spawn.cancel()
-            if spawn.wait(&result) == 0 { reapAbandoned(result) }
+            // pid 1 sees a hand-over pipe close without its byte and stops; it is reaped, and
+            // the message says why.
+            spawn.end()
             return failed(message, plan)
         }
 
