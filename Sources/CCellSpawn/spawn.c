@@ -13,7 +13,7 @@
  *                       filesystem view, brings lo up, sets the hostname, drops
  *                       capabilities, sets no_new_privs, waits for the filters (another
  *                       byte), loads seccomp and executes cell-init
- *                       from a sealed memfd; cell-init forks and executes the command.
+ *                       from a sealed memfd; cell-init starts the command (posix_spawn).
  *
  * One clone, not two: the pid namespace must be given at clone (unshare(CLONE_NEWPID) applies
  * only to later children), and the kernel creates a clone's user namespace before any other

@@ -106,7 +106,7 @@ public enum SetupFailure {
         case CELL_STEP_STATUS_FD: return "pass the report pipe to cell-init"
         case CELL_STEP_EXEC_INIT: return "execute cell-init as the sandbox's pid 1"
         case CELL_STEP_INIT_ARGS: return "start cell-init (bad arguments)"
-        case CELL_STEP_FORK_COMMAND: return "fork the command inside the sandbox"
+        case CELL_STEP_FORK_COMMAND: return "start the command inside the sandbox (no process could be made)"
         case CELL_STEP_RLIMIT: return "set a resource limit"
         case CELL_STEP_NET_SYSCTL: return "let the sandbox bind low ports (net.ipv4.ip_unprivileged_port_start)"
         case CELL_STEP_WAIT_GO: return "start the command once the network was up"

@@ -62,6 +62,12 @@ struct LimitsNetworkTests {
         #expect(fields.count == 2, "\(r.stdout) \(r.stderr)")
         #expect(fields.first.map { $0 > 20 && $0 < 40 } == true, "forked \(fields)")
         #expect(fields.last == 11) // EAGAIN
+
+        // With room for cell-init alone, the command itself cannot be started: a setup failure
+        // that says so, not a command that "failed".
+        let none = Sandbox.run(["true"], options: ["--pids", "1"])
+        #expect(none.status == 125)
+        #expect(none.stderr == "cell: cannot start the command inside the sandbox (no process could be made): Resource temporarily unavailable\n")
     }
 
     @Test("--file-size: writes beyond it fail with EFBIG; by default the writer dies of SIGXFSZ")
