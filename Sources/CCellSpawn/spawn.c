@@ -339,7 +339,9 @@ static int pid1_main(void *arg) {
 
     /* The rest of the plan (filesystem view, limits, lock-down) was built by the supervisor
      * while the namespaces above were being created; its byte says it is in place. Nothing
-     * below reads the plan's second part before this. */
+     * below reads the plan's second part before this. End of file means it never will be, or
+     * that the supervisor (the pipe's only writer) is gone: either way pid 1 stops here, so it
+     * cannot outlive the supervisor before PR_SET_PDEATHSIG is armed below. */
     n = read_byte(plan->plan_ready_fd);
     if (n != 1)
         fail(ctx, CELL_STEP_WAIT_PLAN, n < 0 ? errno : EPIPE);
