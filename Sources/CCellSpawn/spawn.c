@@ -245,6 +245,29 @@ static void drop_capabilities(const struct spawn_ctx *ctx) {
         fail(ctx, CELL_STEP_CAPSET, errno);
 }
 
+/* A one-byte message with room for one descriptor (SCM_RIGHTS), for the seccomp listener's trip
+ * from pid 1 to the supervisor. Stack memory and memset only: pid 1 uses it too. */
+struct fd_message {
+    char byte;
+    struct iovec iov;
+    struct msghdr msg;
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+};
+
+static void fd_message_init(struct fd_message *m) {
+    memset(m, 0, sizeof *m);
+    m->byte = 'L';
+    m->iov.iov_base = &m->byte;
+    m->iov.iov_len = 1;
+    m->msg.msg_iov = &m->iov;
+    m->msg.msg_iovlen = 1;
+    m->msg.msg_control = m->control.buf;
+    m->msg.msg_controllen = sizeof m->control.buf;
+}
+
 /* Loads one filter; with `listen`, asks for a user-notification listener and passes it to the
  * supervisor over the socketpair (SCM_RIGHTS), then closes this process' copy. Only sendmsg
  * and close run between this load and the execveat of cell-init: the policy compiler makes
@@ -261,25 +284,14 @@ static void load_filter(const struct spawn_ctx *ctx, const uint8_t *bpf, size_t 
     if (!listen)
         return;
     int listener = (int)fd;
-    char dummy = 'L';
-    struct iovec iov = {&dummy, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    struct fd_message m;
+    fd_message_init(&m);
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&m.msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
-    if (syscall(SYS_sendmsg, ctx->listener_w, &msg, MSG_NOSIGNAL) != 1) {
+    if (syscall(SYS_sendmsg, ctx->listener_w, &m.msg, MSG_NOSIGNAL) != 1) {
         report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_SECCOMP_LISTENER, errno, which);
         _exit(CELL_EXIT_SETUP_FAILED);
     }
@@ -503,21 +515,11 @@ static int write_id_maps(pid_t pid, const struct cell_spawn_plan *plan, int *ste
 
 /* The fd passed with SCM_RIGHTS on `sock`, or -1 (non-blocking: it is there or never comes). */
 static int receive_fd(int sock) {
-    char dummy;
-    struct iovec iov = {&dummy, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+    struct fd_message m;
+    fd_message_init(&m);
+    if (recvmsg(sock, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
         return -1;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&m.msg);
     if (!cmsg || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
         return -1;
     int fd;
@@ -737,9 +739,7 @@ static void cell_spawn(struct cell_spawner *s) {
     /* Until pid 1 has executed cell-init or died, it runs on our stack with our thread pointer
      * (so our errno is its errno): wait for the fence to close with a raw read, and touch
      * nothing else. Signals stay blocked, so the read cannot be interrupted. */
-    char none;
-    while (raw_read(fence[0], &none, 1) < 0 && errno == EINTR) {
-    }
+    (void)read_byte(fence[0]);
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     munmap(stack, stack_size);
     free(init_argv);
@@ -773,9 +773,7 @@ static void *spawner_main(void *arg) {
     cell_spawn(s);
     /* Stay alive as pid 1's parent thread until the sandbox is over; then clean up after
      * ourselves (cell_spawn_end does not wait for us: nothing is left to wait for). */
-    char none;
-    while (raw_read(s->end[0], &none, 1) < 0 && errno == EINTR) {
-    }
+    (void)read_byte(s->end[0]);
     close(s->end[0]);
     close(s->fence[0]);
     free(s);
@@ -834,11 +832,7 @@ fail:;
 int cell_spawn_wait(struct cell_spawner *s, struct cell_spawn_result *result) {
     /* The fence closes when pid 1 has executed cell-init or died (or, on a failure before that,
      * when the spawner gives up); one wake-up, ours, rather than the spawner's and then ours. */
-    char none;
-    ssize_t n;
-    do {
-        n = read(s->fence[0], &none, 1);
-    } while (n < 0 && errno == EINTR);
+    (void)read_byte(s->fence[0]);
     *result = s->result;
     /* pid 1 sent the listener before it executed cell-init; if it failed earlier there is
      * none, and its report says why. */

@@ -134,14 +134,6 @@ public struct LaunchBasics: Equatable, Sendable {
     }
 }
 
-extension LaunchPlan {
-    /// The part of the plan that must be settled first (see `LaunchBasics`).
-    public var basics: LaunchBasics {
-        LaunchBasics(command: command, identity: identity, namespaces: namespaces, network: network,
-                     limits: limits, auditLogPath: auditLogPath)
-    }
-}
-
 /// The namespaces cell can nest inside the sandbox's user namespace.
 public enum Namespace: String, CaseIterable, Sendable {
     case mount, pid, net, ipc, uts, cgroup, time

@@ -37,7 +37,7 @@ enum cell_step {
     CELL_STEP_WRITE_GID_MAP = 5,
     CELL_STEP_WRITE_UID_MAP = 6,
     CELL_STEP_RELEASE_CHILD = 7,
-    CELL_STEP_WAIT_CHILD = 8,
+    CELL_STEP_WAIT_CHILD = 8,     /* unused since pid 1 is the first clone */
     /* in the child, inside the new user namespace */
     CELL_STEP_WAIT_MAPS = 10,
     CELL_STEP_SETGROUPS = 11,
@@ -50,7 +50,7 @@ enum cell_step {
     CELL_STEP_NS_CGROUP = 18,
     CELL_STEP_NS_PID = 19,
     CELL_STEP_NS_TIME = 20,
-    CELL_STEP_CLONE_INIT = 21,
+    CELL_STEP_CLONE_INIT = 21,    /* unused since pid 1 is the first clone */
     /* in the sandbox's pid 1, before it becomes cell-init */
     CELL_STEP_PDEATHSIG = 30,
     CELL_STEP_SUPERVISOR_GONE = 31,
@@ -84,7 +84,6 @@ enum cell_step {
     CELL_STEP_CGROUP = 61,          /* moving the sandbox into its cgroup */
     CELL_STEP_WAIT_FILTERS = 62,    /* pid 1 waiting for the seccomp filters (compiled meanwhile) */
     CELL_STEP_WAIT_PLAN = 63,       /* pid 1 waiting for the rest of the plan (built meanwhile) */
-    CELL_STEP_SPAWNER = 64,         /* starting the thread that creates the sandbox */
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
