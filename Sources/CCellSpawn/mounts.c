@@ -2,13 +2,17 @@
  * mounts.c — the sandbox's filesystem view, built by its pid 1 in its own mount namespace.
  *
  * The order, and why:
- *   1. Take every bind source first, as a detached clone of its mount tree
- *      (open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)) opened without following any symlink
- *      (openat2 RESOLVE_NO_SYMLINKS): a symlink planted at a source cannot redirect the bind
- *      (CVE-2024-42472, runc CVE-2021-30465), and nothing mounted later (the new root over
- *      /tmp, say) can hide a source. Read-only and nosuid/nodev are set on the whole clone with
- *      mount_setattr(AT_RECURSIVE): this covers every submount, and only adds flags, so flags
- *      the outer mount locked are kept (a classic remount that drops them fails with EPERM).
+ *   1. Take every bind source first, opened without following any symlink (openat2
+ *      RESOLVE_NO_SYMLINKS): a symlink planted at a source cannot redirect the bind
+ *      (CVE-2024-42472, runc CVE-2021-30465). A directory is taken as a detached clone of its
+ *      mount tree (open_tree(OPEN_TREE_CLONE|AT_RECURSIVE)) at once, so that nothing mounted
+ *      later (the new root over /tmp, say) can hide it or be cloned with it. A file keeps its
+ *      O_PATH descriptor and is cloned when its operation runs: nothing can be mounted beneath
+ *      a file, and so an operation skipped for a missing destination (the optional /proc masks)
+ *      clones nothing — closing an unused clone costs the kernel an RCU grace period.
+ *      Read-only and nosuid/nodev are set on the whole clone with mount_setattr(AT_RECURSIVE):
+ *      this covers every submount, and only adds flags, so flags the outer mount locked are kept
+ *      (a classic remount that drops them fails with EPERM).
  *   2. Create the new root: a fresh tmpfs, attached over an existing directory inside this
  *      private mount namespace. Mount points are only ever created inside it, never in a host
  *      directory another user could write (bubblewrap CVE-2019-12439).
@@ -273,8 +277,35 @@ static int is_missing(int err) {
     return err == ENOENT || err == ENOTDIR || err == EACCES;
 }
 
-/* Runs one operation below `root`. `tree` is the captured clone for a bind (or -1). */
-static int run_op(struct parent_cache *cache, int root, const struct cell_mount_op *op, int tree, int *step) {
+/* A detached clone of the mount tree at `fd` (a bind source), with the operation's flags set
+ * on all of it; -1 on error. */
+static int clone_source(int fd, const struct cell_mount_op *op) {
+    int tree = sys_open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+    if (tree < 0)
+        return -1;
+    unsigned long long attrs = MOUNT_ATTR_NOSUID;
+    if (!(op->flags & CELL_OPF_DEVICE))
+        attrs |= MOUNT_ATTR_NODEV;
+    if (op->flags & CELL_OPF_READONLY)
+        attrs |= MOUNT_ATTR_RDONLY;
+    if (op->flags & CELL_OPF_NOEXEC)
+        attrs |= MOUNT_ATTR_NOEXEC;
+    if (sys_mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, attrs) != 0) {
+        close_keep_errno(tree);
+        return -1;
+    }
+    return tree;
+}
+
+/* What step 1 took of a bind's source: a clone of a directory's mount tree, or a file's O_PATH
+ * descriptor to clone once its destination is there. */
+struct bind_source {
+    int fd;      /* -1: none (not a bind, or an optional source that does not exist) */
+    int is_tree; /* fd is the clone itself */
+};
+
+/* Runs one operation below `root`; `taken` is what step 1 took for a bind. */
+static int run_op(struct parent_cache *cache, int root, const struct cell_mount_op *op, struct bind_source *taken, int *step) {
     int create = !(op->flags & CELL_OPF_NO_CREATE);
     unsigned int attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
     if (op->flags & CELL_OPF_READONLY)
@@ -285,16 +316,21 @@ static int run_op(struct parent_cache *cache, int root, const struct cell_mount_
     int source = -1, target = -1, rc = -1;
     switch (op->kind) {
     case CELL_OP_BIND: {
-        struct stat st;
-        *step = CELL_STEP_MOUNT_SOURCE;
-        if (fstat(tree, &st) != 0)
-            return -1;
         *step = CELL_STEP_MOUNT_TARGET;
-        target = mount_point(cache, root, op->dest, S_ISDIR(st.st_mode), create);
+        target = mount_point(cache, root, op->dest, taken->is_tree, create);
         if (target < 0)
             return -1;
+        if (!taken->is_tree) {
+            *step = CELL_STEP_MOUNT_SOURCE;
+            int tree = clone_source(taken->fd, op);
+            if (tree < 0)
+                break;
+            close_keep_errno(taken->fd);
+            taken->fd = tree;
+            taken->is_tree = 1;
+        }
         *step = CELL_STEP_MOUNT_OP;
-        rc = sys_move_mount(tree, target);
+        rc = sys_move_mount(taken->fd, target);
         break;
     }
     case CELL_OP_TMPFS:
@@ -388,7 +424,7 @@ static int run_op(struct parent_cache *cache, int root, const struct cell_mount_
 }
 
 int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index) {
-    int trees[CELL_MAX_MOUNT_OPS];
+    struct bind_source taken[CELL_MAX_MOUNT_OPS];
     int count = plan->mount_count;
     *op_index = -1;
     if (count < 0 || count > CELL_MAX_MOUNT_OPS) {
@@ -398,7 +434,7 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
     }
 
     for (int i = 0; i < count; i++)
-        trees[i] = -1;
+        taken[i].fd = -1;
 
     /* 1. Every bind source, before anything is mounted over it. */
     for (int i = 0; i < count; i++) {
@@ -414,18 +450,20 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
                 continue;
             goto fail;
         }
-        trees[i] = sys_open_tree(fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
-        close_keep_errno(fd);
-        if (trees[i] < 0)
+        struct stat st;
+        if (fstat(fd, &st) != 0) {
+            close_keep_errno(fd);
             goto fail;
-        unsigned long long attrs = MOUNT_ATTR_NOSUID;
-        if (!(op->flags & CELL_OPF_DEVICE))
-            attrs |= MOUNT_ATTR_NODEV;
-        if (op->flags & CELL_OPF_READONLY)
-            attrs |= MOUNT_ATTR_RDONLY;
-        if (op->flags & CELL_OPF_NOEXEC)
-            attrs |= MOUNT_ATTR_NOEXEC;
-        if (sys_mount_setattr(trees[i], "", AT_EMPTY_PATH | AT_RECURSIVE, attrs) != 0)
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            taken[i].fd = fd;
+            taken[i].is_tree = 0;
+            continue;
+        }
+        taken[i].fd = clone_source(fd, op);
+        taken[i].is_tree = 1;
+        close_keep_errno(fd);
+        if (taken[i].fd < 0)
             goto fail;
     }
 
@@ -448,17 +486,19 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
     for (int i = 0; i < count; i++) {
         const struct cell_mount_op *op = &plan->mounts[i];
         *op_index = i;
-        if (op->kind == CELL_OP_BIND && trees[i] < 0)
+        if (op->kind == CELL_OP_BIND && taken[i].fd < 0)
             continue; /* an optional source that does not exist */
-        if (run_op(&cache, root, op, trees[i], step) != 0) {
+        int rc = run_op(&cache, root, op, &taken[i], step);
+        /* Done with the source either way (a clone left unattached is dissolved on close). */
+        close_keep_errno(taken[i].fd);
+        taken[i].fd = -1;
+        if (rc != 0) {
             if ((op->flags & CELL_OPF_OPTIONAL) && is_missing(errno))
                 continue;
             cache_drop(&cache);
             close_keep_errno(root);
             goto fail;
         }
-        close_keep_errno(trees[i]);
-        trees[i] = -1;
     }
 
     cache_drop(&cache);
@@ -481,6 +521,6 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
 
 fail:
     for (int i = 0; i < count; i++)
-        close_keep_errno(trees[i]);
+        close_keep_errno(taken[i].fd);
     return -1;
 }
