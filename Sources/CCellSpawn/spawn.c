@@ -211,14 +211,19 @@ static void drop_capabilities(const struct spawn_ctx *ctx) {
     const struct cell_spawn_plan *plan = ctx->plan;
     uint64_t keep = plan->keep_caps;
 
-    /* Every capability this kernel knows: PR_CAPBSET_READ fails with EINVAL past the last one. */
+    /* Every capability this kernel knows: both calls fail with EINVAL past the last one (one
+     * call per capability, not a read before each drop: ~40 system calls fewer). */
     int last_cap = -1;
-    for (int cap = 0; cap < 64 && prctl(PR_CAPBSET_READ, cap, 0, 0, 0) >= 0; cap++) {
-        last_cap = cap;
-        if (keep & (1ULL << cap))
-            continue;
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0)
+    for (int cap = 0; cap < 64; cap++) {
+        if (keep & (1ULL << cap)) {
+            if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0)
+                break;
+        } else if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0) {
+            if (errno == EINVAL)
+                break;
             fail(ctx, CELL_STEP_CAP_BOUNDING, errno);
+        }
+        last_cap = cap;
     }
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
         fail(ctx, CELL_STEP_CAP_AMBIENT, errno);
