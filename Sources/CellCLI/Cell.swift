@@ -1,3 +1,4 @@
+import CCellSpawn
 import CellLauncher
 import CellProfile
 import Glibc
@@ -6,7 +7,16 @@ import Glibc
 public enum Cell {
     public static let version = "0.1.0"
 
+    /// Begins a sandbox for `cell run`'s likely settings straight from the process' arguments,
+    /// before anything is parsed (see begin.c): the first thing the program does.
+    public static func beginEarly() {
+        cell_begin_early(CommandLine.argc, CommandLine.unsafeArgv)
+    }
+
     public static func main(_ arguments: [String]) -> Int32 {
+        // What beginEarly began and no launch took over (a usage error, a dry run, another
+        // command) is ended before cell exits: pid 1 is reaped, nothing is left behind.
+        defer { SandboxStart.takeEarly()?.abandon() }
         let command: CellCommand
         do {
             command = try ArgumentParser.parse(arguments)
@@ -35,13 +45,14 @@ public enum Cell {
     }
 
     static func run(_ options: RunOptions) -> Int32 {
-        // The sandbox's creation begins at once, for the basics nearly every launch has, so that
-        // the kernel creates the namespaces while the profile is read and the plan is built. If
-        // the launch turns out to need other basics, what was begun is abandoned: pid 1 has run
-        // nothing by then (it waits for the rest of its plan), and the launch starts over.
+        // The sandbox's creation began before the arguments were parsed (beginEarly), or begins
+        // now, for the basics nearly every launch has, so that the kernel creates the namespaces
+        // while the profile is read and the plan is built. If the launch turns out to need other
+        // basics, what was begun is abandoned: pid 1 has run nothing by then (it waits for the
+        // rest of its plan), and the launch starts over.
         let helper = InitHelper.locate()
-        var begun: SandboxStart?
-        if !options.dryRun, let helper, let likely = PlanBuilder.likelyBasics(for: options) {
+        var begun = options.dryRun ? nil : SandboxStart.takeEarly()
+        if begun == nil, !options.dryRun, let helper, let likely = PlanBuilder.likelyBasics(for: options) {
             begun = try? SandboxStart(likely, initHelper: helper)
         }
         let profile: Profile
@@ -122,11 +133,15 @@ public enum Cell {
 }
 
 /// Where the sandbox's pid 1 helper lives: next to the cell binary (a build directory), or in
-/// ../libexec/cell/ (an installed tree).
+/// ../libexec/cell/ (an installed tree). The list is begin.c's, which looks there too.
 enum InitHelper {
     static func candidates() -> [String] {
-        guard let dir = executableDirectory() else { return [] }
-        return [dir + "/cell-init", dir + "/../libexec/cell/cell-init"]
+        var paths: [String] = []
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        while cell_init_helper_candidate(Int32(paths.count), &buffer, buffer.count) == 0 {
+            paths.append(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        }
+        return paths
     }
 
     static func locate() -> String? {

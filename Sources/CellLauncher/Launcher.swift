@@ -205,19 +205,39 @@ public final class SandboxStart {
         identity = basics.identity
         namespaces = basics.namespaces
         command = basics.command
-        let initFD = cell_sealed_copy(initHelper, "cell-init")
-        if initFD < 0 {
-            throw .setup("cannot load the helper \(initHelper): \(errorText(errno))")
-        }
-        guard let spawn = SpawnPlan(basics, initFD: initFD, cgroupProcsFD: cgroupProcsFD) else {
+        let argv = CStringArray(basics.command)
+        var failure: Int32 = 0
+        guard let begun = cell_begin(basics.identity.outerUID, basics.identity.outerGID, basics.identity.denySetgroups ? 1 : 0,
+                                     Int32(basics.namespaces.reduce(0) { $0 | $1.cBit }), argv.pointers, initHelper,
+                                     cgroupProcsFD, &failure) else {
             let code = errno
-            close(initFD)
-            throw .setup("cannot create the sandbox's setup pipes: \(errorText(code))")
+            switch Int(failure) {
+            case Int(CELL_BEGIN_HELPER): throw .setup("cannot load the helper \(initHelper): \(errorText(code))")
+            case Int(CELL_BEGIN_THREAD): throw .setup("cannot start creating the sandbox: \(errorText(code))")
+            default: throw .setup("cannot create the sandbox's setup pipes: \(errorText(code))")
+            }
         }
-        guard spawn.start() else {
-            throw .setup("cannot start creating the sandbox: \(errorText(errno))")
+        spawn = SpawnPlan(begun)
+    }
+
+    /// What `cell run` began from its raw arguments before it parsed them (`cell_begin_early`),
+    /// if anything: the settings it guessed are read back from the plan pid 1 was cloned with.
+    public static func takeEarly() -> SandboxStart? {
+        cell_take_early().map(SandboxStart.init(early:))
+    }
+
+    private init(early begun: UnsafeMutablePointer<cell_begun>) {
+        let plan = begun.pointee.plan
+        identity = IdentityMapping(outerUID: plan.outer_uid, outerGID: plan.outer_gid, denySetgroups: plan.deny_setgroups != 0)
+        namespaces = Set(Namespace.allCases.filter { Int(plan.namespaces) & $0.cBit != 0 })
+        var command: [String] = []
+        var index = 0
+        while let word = plan.argv[index] {
+            command.append(String(cString: word))
+            index += 1
         }
-        self.spawn = spawn
+        self.command = command
+        spawn = SpawnPlan(begun)
     }
 
     /// Whether this was begun for what `basics` needs from the start.
@@ -258,49 +278,26 @@ private func reapAbandoned(_ result: cell_spawn_result) {
     if result.listener_fd >= 0 { close(result.listener_fd) }
 }
 
-/// The C plan for `cell_spawn_start`, in its two parts, with every string and buffer it points
-/// to kept alive until the spawner has ended; and the spawner itself.
+/// A begun sandbox creation (`cell_begun`: the plan's first part, the hand-over pipes, the
+/// spawner), and the plan's second part with every string and buffer it points to, kept alive
+/// until the spawner has ended.
 final class SpawnPlan {
     let c: UnsafeMutablePointer<cell_spawn_plan>
-    let planReady: HandOff
     let filters: FilterCompilation
+    private let begun: UnsafeMutablePointer<cell_begun>
     private var spawner: OpaquePointer?
     private var waited = false
-    private let argv: CStringArray
     private var envp: CStringArray?
     private var strings: CStringArray?
-    /// The sealed copy of cell-init pid 1 executes: it must stay open until pid 1 has (the
-    /// spawner clones pid 1, which copies the descriptor table, at a time of its own).
-    private let initFD: Int32
     private var ops = UnsafeMutableBufferPointer<cell_mount_op>(start: nil, count: 0)
     private var rlimits = UnsafeMutableBufferPointer<cell_rlimit>(start: nil, count: 0)
 
-    /// The first part: who the sandbox is, its namespaces, its command. Takes `initFD` over
-    /// (closed with this object) once it succeeds. Nil if a pipe could not be made.
-    init?(_ basics: LaunchBasics, initFD: Int32, cgroupProcsFD: Int32) {
-        guard let planReady = HandOff(), let filters = FilterCompilation() else { return nil }
-        self.initFD = initFD
-        self.planReady = planReady
-        self.filters = filters
-        argv = CStringArray(basics.command)
-        c = .allocate(capacity: 1)
-        c.initialize(to: cell_spawn_plan())
-        c.pointee.outer_uid = basics.identity.outerUID
-        c.pointee.outer_gid = basics.identity.outerGID
-        c.pointee.deny_setgroups = basics.identity.denySetgroups ? 1 : 0
-        c.pointee.namespaces = Int32(basics.namespaces.reduce(0) { $0 | $1.cBit })
-        c.pointee.cgroup_procs_fd = cgroupProcsFD
-        c.pointee.seccomp_listener = 1
-        c.pointee.init_fd = initFD
-        c.pointee.argv = UnsafePointer(argv.pointers)
-        c.pointee.plan_ready_fd = planReady.readFD
-        c.pointee.filters_ready_fd = filters.handOff.readFD
-        c.pointee.filters = UnsafePointer(filters.shared)
-    }
-
-    func start() -> Bool {
-        spawner = cell_spawn_start(c)
-        return spawner != nil
+    /// Takes `begun` over (freed with this object).
+    init(_ begun: UnsafeMutablePointer<cell_begun>) {
+        self.begun = begun
+        c = cell_begun_plan(begun)
+        spawner = begun.pointee.spawner
+        filters = FilterCompilation(begun)
     }
 
     /// The second part, then its byte for pid 1.
@@ -345,13 +342,12 @@ final class SpawnPlan {
         c.pointee.unprivileged_ports = plan.namespaces.contains(.net) ? 1 : 0
         c.pointee.wait_for_go = plan.network == .user ? 1 : 0
         c.pointee.envp = UnsafePointer(envp.pointers)
-        planReady.signal()
+        cell_begun_hand_over(begun, Int32(CELL_HAND_OVER_PLAN))
     }
 
     /// Nothing more will come: pid 1 stops at the first pipe it still waits on.
     func cancel() {
-        planReady.cancel()
-        filters.handOff.cancel()
+        cell_begun_cancel(begun)
     }
 
     /// Waits until pid 1 has executed cell-init or failed (cell_spawn_wait).
@@ -375,10 +371,9 @@ final class SpawnPlan {
 
     deinit {
         end()
-        close(initFD)
         ops.deallocate()
         rlimits.deallocate()
-        c.deallocate()
+        cell_begun_free(begun)
     }
 }
 
@@ -392,35 +387,6 @@ func octal(_ mode: UInt32) -> String {
         v >>= 3
     } while v > 0
     return String(decoding: digits.reversed(), as: UTF8.self)
-}
-
-/// A one-byte hand-over to the sandbox's pid 1: it waits on `readFD` (close-on-exec) for the
-/// byte that says the data is in place; EOF says it never will be.
-final class HandOff {
-    let readFD: Int32
-    private var writeFD: Int32
-
-    init?() {
-        var fds: [Int32] = [-1, -1]
-        guard cell_pipe_cloexec(&fds) == 0 else { return nil }
-        readFD = fds[0]
-        writeFD = fds[1]
-    }
-
-    func signal() {
-        if writeFD >= 0 { writeAll(writeFD, "r") }
-        cancel()
-    }
-
-    func cancel() {
-        if writeFD >= 0 { close(writeFD) }
-        writeFD = -1
-    }
-
-    deinit {
-        cancel()
-        close(readFD)
-    }
 }
 
 extension Namespace {

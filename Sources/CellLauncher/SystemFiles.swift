@@ -66,16 +66,6 @@ extension String {
     }
 }
 
-/// The directory holding the running executable (from /proc/self/exe).
-public func executableDirectory() -> String? {
-    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-    if n <= 0 { return nil }
-    let path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    guard let slash = path.lastIndex(of: "/") else { return nil }
-    return slash == path.startIndex ? "/" : String(path[..<slash])
-}
-
 /// The caller's working directory, or nil if it cannot be named (deleted, too long).
 public func currentDirectory() -> String? {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

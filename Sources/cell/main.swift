@@ -1,4 +1,5 @@
 import CellCLI
 import Glibc
 
+Cell.beginEarly()
 exit(Cell.main(Array(CommandLine.arguments.dropFirst())))

@@ -267,6 +267,19 @@ struct LauncherTests {
         #expect(none.status == 125)
     }
 
+    @Test("a usage error after the sandbox was begun from the raw arguments: one line, 125, nothing stays")
+    func usageErrorAfterEarlyBegin() {
+        // `cell run OPTIONS -- COMMAND` begins creating the sandbox before the options are
+        // parsed; its pid 1 (a clone of cell, with cell's command line) must be gone when cell is.
+        let marker = "\(Int.random(in: 100_000...999_999)).5"
+        for options in [["--env", "NOEQUALS"], ["--no-such-flag"], ["--timeout", "soon"]] {
+            let r = Sandbox.run(["sleep", marker], options: options)
+            #expect(r.status == 125, "\(options)")
+            #expect(r.stderr.hasPrefix("cell: ") && r.stderr.filter { $0 == "\n" }.count == 1, "\(options): \(r.stderr)")
+            #expect(hostProcesses(containing: "sleep\0\(marker)").isEmpty, "\(options)")
+        }
+    }
+
     @Test("a problem found in the plan while the namespaces are being created: one line, 125, nothing runs or stays")
     func planErrorDuringCreation() throws {
         // The rest of the plan (here: reading a --seccomp-json file) is built while pid 1 is

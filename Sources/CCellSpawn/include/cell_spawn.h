@@ -280,6 +280,54 @@ int cell_spawn_wait(struct cell_spawner *spawner, struct cell_spawn_result *resu
 void cell_spawn_end(struct cell_spawner *spawner);
 
 /*
+ * A sandbox's creation, begun (begin.c): the sealed copy of cell-init, the plan's first part,
+ * the two hand-over pipes (their write ends are the supervisor's), room for the filters, and
+ * the spawner thread, started. The supervisor then fills the plan's second part and calls
+ * cell_begun_hand_over(CELL_HAND_OVER_PLAN), compiles the filters into `filters` and calls
+ * cell_begun_hand_over(CELL_HAND_OVER_FILTERS); cell_begun_cancel closes what was not handed
+ * over (pid 1 stops at the pipe it waits on). Waiting and ending go through `spawner`
+ * (cell_spawn_wait, cell_spawn_end); cell_begun_free comes after cell_spawn_end.
+ */
+struct cell_begun {
+    struct cell_spawn_plan plan;
+    struct cell_filters filters;
+    int plan_ready_w;
+    int filters_ready_w;
+    char **argv; /* the plan's command: a copy, owned */
+    struct cell_spawner *spawner;
+};
+
+enum {
+    CELL_BEGIN_HELPER = 1, /* cell-init could not be copied (errno) */
+    CELL_BEGIN_PIPES = 2,  /* a pipe or memory (errno) */
+    CELL_BEGIN_THREAD = 3, /* the spawner thread could not be started (errno) */
+};
+enum { CELL_HAND_OVER_PLAN = 1, CELL_HAND_OVER_FILTERS = 2 };
+
+/* NULL with errno and *failure (CELL_BEGIN_*) set when it cannot begin. */
+struct cell_begun *cell_begin(uint32_t outer_uid, uint32_t outer_gid, int deny_setgroups, int namespaces,
+                              char *const *argv, const char *init_helper, int cgroup_procs_fd, int *failure);
+struct cell_spawn_plan *cell_begun_plan(struct cell_begun *begun);
+void cell_begun_hand_over(struct cell_begun *begun, int which);
+void cell_begun_cancel(struct cell_begun *begun);
+void cell_begun_free(struct cell_begun *begun);
+
+/*
+ * `cell run`'s early begin, from the raw arguments, before anything is parsed (see begin.c):
+ * cell_begin_early begins a sandbox for its guess of the launch (the caller's ids, every
+ * namespace but time unless --net host, the command), or nothing; cell_take_early hands what
+ * was begun to the supervisor once (NULL: nothing). cell_early_guess is the guess alone: the
+ * index of the command in argv, or -1 for no guess, and the CELL_NS_* bits.
+ */
+void cell_begin_early(int argc, char **argv);
+struct cell_begun *cell_take_early(void);
+int cell_early_guess(int argc, char *const *argv, int *namespaces);
+
+/* Where cell-init may be: candidate `index` (0: next to the running executable, 1: in
+ * ../libexec/cell/ from it) into `buf`. Returns 0, or -1 past the last candidate or on error. */
+int cell_init_helper_candidate(int index, char *buf, size_t size);
+
+/*
  * Copies the file at `path` into a new memfd named `name`, sealed against every change, so that
  * the sandbox's pid 1 executes a copy no process can write (the runc CVE-2019-5736 class).
  * Returns the fd (close-on-exec) or -1 with errno set.

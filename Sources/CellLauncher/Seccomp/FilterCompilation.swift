@@ -6,21 +6,15 @@ import Glibc
 /// launch does not wait for libseccomp (~0.4 ms here) before the kernel's share of the work.
 ///
 /// The hand-over: `compile` copies the programs into memory that lives as long as this object,
-/// fills `shared`, then signals `handOff`; pid 1 reads its byte before it reads `shared`. On
-/// failure nothing is signalled and the pipe is closed: pid 1 sees EOF and stops, and the
-/// compiler's error is what the user is told.
+/// fills the begun launch's `filters`, then hands them over (one byte on a pipe); pid 1 reads
+/// the byte before it reads them. On failure nothing is handed over and the pipe is closed:
+/// pid 1 sees EOF and stops, and the compiler's error is what the user is told.
 final class FilterCompilation {
-    let handOff: HandOff
-    /// What pid 1 loads; valid once the byte is on the pipe, until this object is gone.
-    let shared: UnsafeMutablePointer<cell_filters>
+    private let begun: UnsafeMutablePointer<cell_begun>
     private var programs: [UnsafeMutableRawBufferPointer] = []
 
-    /// Nil when the pipe could not be made.
-    init?() {
-        guard let handOff = HandOff() else { return nil }
-        self.handOff = handOff
-        shared = .allocate(capacity: 1)
-        shared.initialize(to: cell_filters())
+    init(_ begun: UnsafeMutablePointer<cell_begun>) {
+        self.begun = begun
     }
 
     /// Compiles `policy` and hands the programs to pid 1.
@@ -29,13 +23,13 @@ final class FilterCompilation {
             let set = try SeccompCompiler.compileFilters(policy)
             let baseline = keep(set.baseline?.bpf ?? [])
             let policy = keep(set.policy.bpf)
-            shared.pointee = cell_filters(
+            begun.pointee.filters = cell_filters(
                 baseline: UnsafePointer(baseline.baseAddress?.assumingMemoryBound(to: UInt8.self)), baseline_len: baseline.count,
                 policy: UnsafePointer(policy.baseAddress?.assumingMemoryBound(to: UInt8.self)), policy_len: policy.count)
-            handOff.signal()
+            cell_begun_hand_over(begun, Int32(CELL_HAND_OVER_FILTERS))
             return .success(set)
         } catch {
-            handOff.cancel()
+            cell_begun_cancel(begun)
             return .failure(error)
         }
     }
@@ -50,6 +44,5 @@ final class FilterCompilation {
 
     deinit {
         for program in programs { program.deallocate() }
-        shared.deallocate()
     }
 }
