@@ -354,6 +354,23 @@ static int pid1_main(void *arg) {
             fail(ctx, nested[i].step, errno);
     }
 
+    /* What needs only the new namespaces, not the rest of the plan, is done before waiting for
+     * it: the supervisor is usually still building it, and a wait that ends at once saves the
+     * wake-up of an idle CPU. None of it runs anything of the caller's. */
+    if (plan->namespaces & CELL_NS_NET) {
+        if (loopback_up() != 0)
+            fail(ctx, CELL_STEP_LOOPBACK, errno);
+        /* Servers may bind low ports in their own network namespace without a capability (as
+         * Docker does): two sandboxes can both listen on port 80. Per namespace; written now,
+         * while /proc/sys is writable (this is still the host's /proc, showing our namespaces). */
+        if (write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0", 1) != 0)
+            fail(ctx, CELL_STEP_NET_SYSCTL, errno);
+    }
+    /* Before any mount: make every mount private, so nothing done inside propagates back to
+     * the host (or to other sandboxes sharing a peer group). */
+    if ((plan->namespaces & CELL_NS_MOUNT) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        fail(ctx, CELL_STEP_MOUNT_PRIVATE, errno);
+
     /* The rest of the plan (filesystem view, limits, lock-down) was built by the supervisor
      * while the namespaces above were being created; its byte says it is in place. Nothing
      * below reads the plan's second part before this. End of file means it never will be, or
@@ -396,18 +413,7 @@ static int pid1_main(void *arg) {
             fail(ctx, CELL_STEP_USERNS_LIMIT, errno);
     }
 
-    /* Servers may bind low ports in their own network namespace without a capability (as
-     * Docker does): two sandboxes can both listen on port 80. Per namespace; written now,
-     * while /proc/sys is writable. */
-    if ((plan->namespaces & CELL_NS_NET) && plan->unprivileged_ports &&
-        write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0", 1) != 0)
-        fail(ctx, CELL_STEP_NET_SYSCTL, errno);
-
     if (plan->namespaces & CELL_NS_MOUNT) {
-        /* Before any mount: make every mount private, so nothing done inside propagates back to
-         * the host (or to other sandboxes sharing a peer group). */
-        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
-            fail(ctx, CELL_STEP_MOUNT_PRIVATE, errno);
         /* The filesystem view (mounts.c), with umask 0 so that the modes it is given are exact;
          * the caller's umask is back before the command runs. */
         int step = CELL_STEP_NONE, op = -1;
@@ -418,9 +424,6 @@ static int pid1_main(void *arg) {
         }
         umask(saved_umask);
     }
-
-    if ((plan->namespaces & CELL_NS_NET) && loopback_up() != 0)
-        fail(ctx, CELL_STEP_LOOPBACK, errno);
 
     if ((plan->namespaces & CELL_NS_UTS) && plan->hostname &&
         sethostname(plan->hostname, plan->hostname_len) != 0)

@@ -339,7 +339,6 @@ final class SpawnPlan {
         c.pointee.rlimits = UnsafePointer(self.rlimits.baseAddress)
         c.pointee.keep_caps = plan.keptCapabilities
         c.pointee.max_user_namespaces = plan.seccomp.allowNestedNamespaces ? -1 : 0
-        c.pointee.unprivileged_ports = plan.namespaces.contains(.net) ? 1 : 0
         c.pointee.wait_for_go = plan.network == .user ? 1 : 0
         c.pointee.envp = UnsafePointer(envp.pointers)
         cell_begun_hand_over(begun, Int32(CELL_HAND_OVER_PLAN))

@@ -219,8 +219,6 @@ struct cell_spawn_plan {
     /* rlimits set in pid 1 after the filesystem view, before the lock-down. */
     const struct cell_rlimit *rlimits;
     int rlimit_count;
-    /* 1: write 0 to net.ipv4.ip_unprivileged_port_start in the new network namespace. */
-    int unprivileged_ports;
     /* 1: cell-init waits for one byte on the lifeline before it starts the command (the
      * supervisor sends it once the sandbox's network is up). */
     int wait_for_go;
