@@ -36,19 +36,14 @@ public enum SeccompCompiler {
     /// must stay a filter of its own (libseccomp cannot express "allow ioctl except TIOCSTI"
     /// under a deny default), reduced to the calls the policy allows: those it denies are
     /// notified by the policy filter instead.
-    public static func compileFilters(_ policy: SeccompPolicy, audit: Bool = true, pseudoCode: Bool = false) throws(LaunchError) -> FilterSet {
-        let policyRules = try resolve(policy)
-        let baselinePolicy = policy.baseline()
-        let baselineRules = try resolve(baselinePolicy)
-        var merged = policyRules
-        var separateBaseline: [ResolvedRule] = []
-        if policy.defaultAction == .allow {
-            let settled = Set(policyRules.filter { $0.conditions.isEmpty }.map(\.syscall))
-            merged += baselineRules.filter { !settled.contains($0.syscall) }
-        } else {
-            let allowed = Set(policyRules.filter { $0.action == .allow }.map(\.syscall))
-            separateBaseline = baselineRules.filter { allowed.contains($0.syscall) }
-        }
+    ///
+    /// An unmodified built-in policy is not compiled: its filters were, when cell was built
+    /// (`EmbeddedFilters`, checked by a test against what libseccomp compiles), unless
+    /// `embedded` is false.
+    public static func compileFilters(_ policy: SeccompPolicy, audit: Bool = true, pseudoCode: Bool = false,
+                                      embedded: Bool = true) throws(LaunchError) -> FilterSet {
+        if embedded, audit, !pseudoCode, let set = embeddedFilters(policy) { return set }
+        let (merged, separateBaseline) = try mergedRules(policy)
         let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: merged)
         if audit {
             for name in setupCalls {
@@ -64,6 +59,44 @@ public enum SeccompCompiler {
         let baselineFilter = separateBaseline.isEmpty ? nil
             : try build(name: "baseline", defaultAction: .allow, rules: separateBaseline, notify: false, pseudoCode: pseudoCode)
         return FilterSet(baseline: baselineFilter, policy: policyFilter, decisions: decisions)
+    }
+
+    /// The rules of the policy filter, with the baseline's joined in (allow-by-default), and the
+    /// baseline rules that need a filter of their own (allow-list).
+    static func mergedRules(_ policy: SeccompPolicy) throws(LaunchError) -> (policy: [ResolvedRule], separateBaseline: [ResolvedRule]) {
+        let policyRules = try resolve(policy)
+        let baselineRules = try resolve(policy.baseline())
+        if policy.defaultAction == .allow {
+            let settled = Set(policyRules.filter { $0.conditions.isEmpty }.map(\.syscall))
+            return (policyRules + baselineRules.filter { !settled.contains($0.syscall) }, [])
+        }
+        let allowed = Set(policyRules.filter { $0.action == .allow }.map(\.syscall))
+        return (policyRules, baselineRules.filter { allowed.contains($0.syscall) })
+    }
+
+    /// The filters compiled when cell was built, if `policy` is the built-in policy of its name
+    /// unchanged, and libseccomp and the architecture are the ones they were compiled with.
+    /// Compiling them at every launch cost ~0.3 ms of the supervisor's time, and slowed the
+    /// sandbox's pid 1 (which shares its memory) while it built the filesystem view.
+    static func embeddedFilters(_ policy: SeccompPolicy) -> FilterSet? {
+        guard let compiled = EmbeddedFilters.filters(named: policy.name),
+              nativeArchitecture() == EmbeddedFilters.architecture,
+              libseccompVersion() == EmbeddedFilters.libseccomp,
+              SeccompPolicy.builtIn[policy.name] == policy else { return nil }
+        return FilterSet(baseline: compiled.baseline.map { CompiledFilter(bpf: $0, pseudoCode: "") },
+                         policy: CompiledFilter(bpf: compiled.policy, pseudoCode: ""),
+                         decisions: PolicyDecisions(resolvingLater: policy))
+    }
+
+    /// The AUDIT_ARCH_* token of the architecture cell runs on.
+    public static func nativeArchitecture() -> UInt32 {
+        seccomp_arch_native()
+    }
+
+    /// "major.minor.micro" of the libseccomp cell is linked with.
+    public static func libseccompVersion() -> String {
+        guard let v = seccomp_version() else { return "" }
+        return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.micro)"
     }
 
     /// libseccomp's readable rendering of the filters, for --dry-run.
