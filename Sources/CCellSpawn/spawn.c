@@ -57,6 +57,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/futex.h>
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
@@ -585,7 +586,29 @@ struct cell_spawner {
      * wait for end of file on the read end. */
     int fence[2];
     int end[2]; /* the spawner exits when the write end is closed (cell_spawn_end) */
+    /* 0 until the caller has completed the plan's first part (cell_spawn_release): 1, or -1 to
+     * give up. A futex word. */
+    int released;
 };
+
+/* Until the caller releases the plan's first part. The caller is expected within microseconds
+ * (it copies cell-init while this thread starts and sets up): a short busy wait saves the
+ * wake-up of an idle CPU; past it, the thread sleeps on the futex. */
+static int wait_for_release(struct cell_spawner *s) {
+    int v;
+    for (int spin = 0; spin < 4000; spin++) {
+        if ((v = __atomic_load_n(&s->released, __ATOMIC_ACQUIRE)) != 0)
+            return v;
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ volatile("yield");
+#endif
+    }
+    while ((v = __atomic_load_n(&s->released, __ATOMIC_ACQUIRE)) == 0)
+        syscall(SYS_futex, &s->released, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    return v;
+}
 
 /* Runs on the spawner thread. Returns once pid 1 has executed cell-init or failed, with
  * s->result and s->rc set (before pid 1 is released, or before the fence closes on failure). */
@@ -635,6 +658,13 @@ static void cell_spawn(struct cell_spawner *s) {
     }
     mprotect(stack, page, PROT_NONE);
     void *stack_top = stack + stack_size; /* the stack grows down from the end of the mapping */
+
+    /* Everything above was this thread's own; from here on it reads the plan's first part. */
+    if (wait_for_release(s) < 0) {
+        result->failed_step = CELL_STEP_NONE;
+        result->error = ECANCELED;
+        goto fail;
+    }
 
     /* cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...]: built here, where malloc is fine; pid 1
      * picks the first argument (wait_for_go is in the plan's second part). */
@@ -835,6 +865,11 @@ fail:;
     free(s);
     errno = err;
     return NULL;
+}
+
+void cell_spawn_release(struct cell_spawner *s, int complete) {
+    __atomic_store_n(&s->released, complete ? 1 : -1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &s->released, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 int cell_spawn_wait(struct cell_spawner *s, struct cell_spawn_result *result) {

@@ -280,6 +280,28 @@ struct LauncherTests {
         }
     }
 
+    @Test("without a usable cell-init: one line naming where it was looked for, 125, nothing stays")
+    func missingHelper() throws {
+        // The early begin looks for cell-init and copies it while its thread starts: when that
+        // fails, the thread must be let go and the launch must say what is missing.
+        let dir = NSTemporaryDirectory() + "cell-no-init-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.copyItem(atPath: Sandbox.cell, toPath: dir + "/cell")
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir)
+        let marker = "\(Int.random(in: 100_000...999_999)).75"
+        for unreadable in [false, true] {
+            if unreadable {
+                try FileManager.default.copyItem(atPath: Sandbox.binDirectory + "/cell-init", toPath: dir + "/cell-init")
+                try FileManager.default.setAttributes([.posixPermissions: 0o100], ofItemAtPath: dir + "/cell-init")
+            }
+            let r = Sandbox.execute(Sandbox.dropPrivileges + [dir + "/cell", "run", "--", "sleep", marker])
+            #expect(r.status == 125)
+            #expect(r.stderr.hasPrefix("cell: ") && r.stderr.contains("cell-init") && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+            #expect(hostProcesses(containing: "sleep\0\(marker)").isEmpty)
+        }
+    }
+
     @Test("a problem found in the plan while the namespaces are being created: one line, 125, nothing runs or stays")
     func planErrorDuringCreation() throws {
         // The rest of the plan (here: reading a --seccomp-json file) is built while pid 1 is

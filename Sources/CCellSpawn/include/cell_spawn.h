@@ -261,7 +261,12 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
  * cell_spawn_start: starts a thread that clones the sandbox's pid 1 into a new user and pid
  * namespace, writes its maps and waits until pid 1 has executed cell-init or failed. `plan` must
  * stay valid, unchanged except for its second part, until cell_spawn_end. Returns NULL with errno
- * set when the thread cannot be started.
+ * set when the thread cannot be started. The thread sets up what is its own (pipes, pid 1's
+ * stack) and then waits for cell_spawn_release before it reads more of the plan than
+ * `keep_fds_count` and `seccomp_listener`: the caller completes the first part meanwhile.
+ *
+ * cell_spawn_release: the first part is complete (`complete` 1), or will not be (0: the thread
+ * gives up; cell_spawn_wait then returns -1 and cell_spawn_end lets it go).
  *
  * cell_spawn_wait: waits for that thread's result. Returns 0 once pid 1 has executed cell-init or
  * failed (failures inside the sandbox arrive as records on result->status_fd); -1 if the
@@ -274,6 +279,7 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
  */
 struct cell_spawner;
 struct cell_spawner *cell_spawn_start(const struct cell_spawn_plan *plan);
+void cell_spawn_release(struct cell_spawner *spawner, int complete);
 int cell_spawn_wait(struct cell_spawner *spawner, struct cell_spawn_result *result);
 void cell_spawn_end(struct cell_spawner *spawner);
 
@@ -302,7 +308,8 @@ enum {
 };
 enum { CELL_HAND_OVER_PLAN = 1, CELL_HAND_OVER_FILTERS = 2 };
 
-/* NULL with errno and *failure (CELL_BEGIN_*) set when it cannot begin. */
+/* NULL with errno and *failure (CELL_BEGIN_*) set when it cannot begin. `init_helper` NULL:
+ * the first of cell_init_helper_candidate's paths that is executable. */
 struct cell_begun *cell_begin(uint32_t outer_uid, uint32_t outer_gid, int deny_setgroups, int namespaces,
                               char *const *argv, const char *init_helper, int cgroup_procs_fd, int *failure);
 struct cell_spawn_plan *cell_begun_plan(struct cell_begun *begun);
