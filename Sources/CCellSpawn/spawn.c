@@ -9,11 +9,12 @@
  *     └─ pid 1          clone(CLONE_VM | CLONE_NEWUSER | CLONE_NEWPID): the first process of a
  *                       new user namespace and of a new pid namespace inside it. It waits for
  *                       its maps, takes uid/gid 0, unshares the other namespaces one by one,
- *                       waits for the rest of the plan (a byte on a pipe), builds the
- *                       filesystem view, brings lo up, sets the hostname, drops
+ *                       brings lo up, waits for the rest of the plan (a byte on a pipe),
+ *                       builds the filesystem view, sets the hostname, drops
  *                       capabilities, sets no_new_privs, waits for the filters (another
- *                       byte), loads seccomp and executes cell-init
- *                       from a sealed memfd; cell-init starts the command (posix_spawn).
+ *                       byte), loads seccomp, starts the command (vfork, when the policy
+ *                       plainly allows it; else cell-init starts it) and executes cell-init
+ *                       from a sealed memfd.
  *
  * One clone, not two: the pid namespace must be given at clone (unshare(CLONE_NEWPID) applies
  * only to later children), and the kernel creates a clone's user namespace before any other
@@ -69,6 +70,8 @@
 /* pid 1 gets its own stack; a guard page below it turns an overflow into a crash of pid 1
  * instead of silent corruption of the supervisor's memory. */
 #define CHILD_STACK_SIZE (256 * 1024)
+/* The command's launcher (see start_command) runs on a stack of its own, below pid 1's. */
+#define LAUNCHER_STACK_SIZE (64 * 1024)
 
 struct spawn_ctx {
     const struct cell_spawn_plan *plan;
@@ -81,6 +84,8 @@ struct spawn_ctx {
     char **init_argv;
     const char *status_arg;    /* cell-init's first argument: STATUS_FD */
     const char *status_go_arg; /* or STATUS_FD,GO_FD when it must wait for the network */
+    char *status_running_arg;  /* or STATUS_FD:PID when pid 1 started the command (32 bytes) */
+    void *launcher_stack_top;
 };
 
 /* ---------------------------------------------------------------- helpers (async-signal-safe) */
@@ -304,6 +309,94 @@ static void load_filter(const struct spawn_ctx *ctx, const uint8_t *bpf, size_t 
     raw_close(listener);
 }
 
+/* ------------------------------------------------------------------------ the command's launcher */
+
+/* Writes `v` (>= 0) in decimal at `out` (room for 20 bytes); returns the length. */
+static int format_decimal(char *out, long v) {
+    char digits[24];
+    int len = 0;
+    do {
+        digits[len++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0 && len < 20);
+    for (int i = 0; i < len; i++)
+        out[i] = digits[len - 1 - i];
+    return len;
+}
+
+/* The value of NAME= in `envp`, or NULL. */
+static const char *env_value(char *const *envp, const char *name, size_t name_len) {
+    for (; envp && *envp; envp++) {
+        if (strncmp(*envp, name, name_len) == 0 && (*envp)[name_len] == '=')
+            return *envp + name_len + 1;
+    }
+    return NULL;
+}
+
+/*
+ * The command, started by pid 1 with clone(CLONE_VM | CLONE_VFORK) after the lock-down and the
+ * filters, just before pid 1 executes cell-init: it then starts while cell-init's own exec runs
+ * instead of after it. pid 1 is suspended meanwhile (vfork), so this child may use its memory
+ * and thread pointer. It does what posix_spawnp did in cell-init: a session of its own, no
+ * descriptor above 2, nothing blocked (every disposition is already the default: pid 1 reset
+ * them and installs none), PATH looked up in the sandbox's environment as execvp does. A
+ * failure is reported as cell-init reported it, and the exit status is 127 or 126.
+ */
+static int start_command(void *arg) {
+    const struct spawn_ctx *ctx = arg;
+    const struct cell_spawn_plan *plan = ctx->plan;
+    char *const *argv = plan->argv;
+    if (setsid() < 0) {
+        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, errno, 0);
+        _exit(CELL_EXIT_SETUP_FAILED);
+    }
+    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    sigset_t none;
+    sigemptyset(&none);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(uint64_t));
+
+    int err = ENOENT;
+    const char *name = argv[0];
+    if (strchr(name, '/')) {
+        syscall(SYS_execve, name, argv, plan->envp);
+        err = errno;
+    } else {
+        const char *path = env_value(plan->envp, "PATH", 4);
+        if (!path)
+            path = "/bin:/usr/bin";
+        size_t name_len = strlen(name);
+        char file[4096];
+        int saw_eacces = 0;
+        for (const char *p = path;; p++) {
+            const char *start = p;
+            while (*p && *p != ':')
+                p++;
+            size_t dir_len = (size_t)(p - start);
+            if (dir_len + 1 + name_len + 1 <= sizeof file) {
+                /* An empty entry is the working directory, as for execvp. */
+                memcpy(file, dir_len ? start : ".", dir_len ? dir_len : 1);
+                size_t at = dir_len ? dir_len : 1;
+                file[at] = '/';
+                memcpy(file + at + 1, name, name_len + 1);
+                syscall(SYS_execve, file, argv, plan->envp);
+                err = errno;
+                if (err == EACCES) {
+                    saw_eacces = 1;
+                } else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT) {
+                    break;
+                }
+            }
+            if (!*p) {
+                if (saw_eacces && (err == ENOENT || err == ENOTDIR || err == ESTALE || err == ENODEV || err == ETIMEDOUT))
+                    err = EACCES;
+                break;
+            }
+        }
+    }
+    report(ctx->status_w, CELL_REPORT_EXEC_FAILED, CELL_STEP_EXEC_COMMAND, err, 0);
+    _exit(err == ENOENT ? 127 : 126);
+}
+
 /* ------------------------------------------------------------------------------- sandbox pid 1 */
 
 static int pid1_main(void *arg) {
@@ -401,15 +494,8 @@ static int pid1_main(void *arg) {
      * namespace whatever the call. The setting is per user namespace: the host's is untouched.
      * Written now, while /proc/sys is still writable. */
     if (plan->max_user_namespaces >= 0) {
-        char value[16];
-        int len = 0, v = plan->max_user_namespaces;
-        char digits[16];
-        do {
-            digits[len++] = (char)('0' + v % 10);
-            v /= 10;
-        } while (v > 0 && len < 15);
-        for (int i = 0; i < len; i++)
-            value[i] = digits[len - 1 - i];
+        char value[24];
+        int len = format_decimal(value, plan->max_user_namespaces);
         if (write_file("/proc/sys/user/max_user_namespaces", value, (size_t)len) != 0)
             fail(ctx, CELL_STEP_USERNS_LIMIT, errno);
     }
@@ -468,13 +554,38 @@ static int pid1_main(void *arg) {
     if (n != 1)
         fail(ctx, CELL_STEP_WAIT_FILTERS, n < 0 ? errno : EPIPE);
     raw_close(plan->filters_ready_fd);
+    const struct cell_filters *filters = plan->filters;
+    int command_first = filters->command_before_init && !plan->wait_for_go;
+
+    /* When the command starts before cell-init (below), it runs while this process still shares
+     * the supervisor's memory: not dumpable from now on, so that no process of the sandbox can
+     * ptrace it or open its /proc/1/mem (dumpability belongs to the memory: the supervisor is
+     * not dumpable either from here on). cell-init is not dumpable from its exec on: its
+     * sealed copy is execute-only (cell_sealed_copy). */
+    if (command_first && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        fail(ctx, CELL_STEP_DUMPABLE, errno);
 
     /* seccomp last: after no_new_privs (which lets a process without capabilities load a
-     * filter) and after every other setup call, so the only call made under the filter before
-     * the command's own is the execveat of cell-init. */
-    const struct cell_filters *filters = plan->filters;
+     * filter) and after every other setup call, so the only calls made under the filter before
+     * the command's own are the execveat of cell-init and, when the policy plainly allows them,
+     * the command's start (clone, setsid, close_range, rt_sigprocmask, execve). */
     load_filter(ctx, filters->baseline, filters->baseline_len, 0, 0);
     load_filter(ctx, filters->policy, filters->policy_len, 1, plan->seccomp_listener);
+
+    if (command_first) {
+        /* The command, started now: vfork semantics, so this process resumes once it has
+         * executed (or failed to), and then executes cell-init while the command runs. */
+        _Static_assert(CELL_COMMAND_CLONE_FLAGS == (CLONE_VM | CLONE_VFORK | SIGCHLD), "the launcher's clone flags");
+        long pid = clone(start_command, ctx->launcher_stack_top, CELL_COMMAND_CLONE_FLAGS, (void *)ctx);
+        if (pid < 0)
+            fail(ctx, CELL_STEP_FORK_COMMAND, errno);
+        char *arg = ctx->status_running_arg;
+        int len = format_decimal(arg, ctx->status_w);
+        arg[len++] = ':';
+        len += format_decimal(arg + len, pid);
+        arg[len] = '\0';
+        ctx->init_argv[1] = arg;
+    }
 
     /* Execute cell-init from the sealed memfd: /proc/1/exe is then a copy nobody can write, never
      * a host file (the runc CVE-2019-5736 class). All signals are still blocked: cell-init
@@ -646,9 +757,9 @@ static void cell_spawn(struct cell_spawner *s) {
         goto fail;
     }
 
-    /* pid 1's stack, with a guard page at its low end. */
+    /* The launcher's stack, then pid 1's, each with a guard page at its low end. */
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    stack_size = CHILD_STACK_SIZE + page;
+    stack_size = page + LAUNCHER_STACK_SIZE + page + CHILD_STACK_SIZE;
     stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
     if (stack == MAP_FAILED) {
         stack = NULL;
@@ -657,6 +768,8 @@ static void cell_spawn(struct cell_spawner *s) {
         goto fail;
     }
     mprotect(stack, page, PROT_NONE);
+    mprotect(stack + page + LAUNCHER_STACK_SIZE, page, PROT_NONE);
+    void *launcher_stack_top = stack + page + LAUNCHER_STACK_SIZE;
     void *stack_top = stack + stack_size; /* the stack grows down from the end of the mapping */
 
     /* Everything above was this thread's own; from here on it reads the plan's first part. */
@@ -671,7 +784,7 @@ static void cell_spawn(struct cell_spawner *s) {
     size_t argc = 0;
     while (plan->argv[argc])
         argc++;
-    char status_arg[32], status_go_arg[32];
+    char status_arg[32], status_go_arg[32], status_running_arg[32];
     snprintf(status_arg, sizeof status_arg, "%d", status[1]);
     snprintf(status_go_arg, sizeof status_go_arg, "%d,%d", status[1], sync[0]);
     init_argv = calloc(argc + 4, sizeof(char *));
@@ -696,6 +809,8 @@ static void cell_spawn(struct cell_spawner *s) {
     ctx.init_argv = init_argv;
     ctx.status_arg = status_arg;
     ctx.status_go_arg = status_go_arg;
+    ctx.status_running_arg = status_running_arg;
+    ctx.launcher_stack_top = launcher_stack_top;
     ctx.keep[ctx.keep_count++] = status[1];
     ctx.keep[ctx.keep_count++] = sync[0];
     ctx.keep[ctx.keep_count++] = fence[1];
@@ -932,7 +1047,10 @@ int cell_sealed_copy(const char *path, const char *name) {
         left -= n;
     }
     close(src);
-    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
+    /* Execute-only: a process that executes a file it may not read is not dumpable from its
+     * exec on, so nothing in the sandbox can ptrace cell-init even before its own prctl. */
+    if (fchmod(fd, 0111) != 0 ||
+        fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
         int e = errno;
         close(fd);
         errno = e;

@@ -13,15 +13,18 @@
  * capabilities, no_new_privs and the sandbox's seccomp filter, like the command. It is a normal
  * single-threaded process, so libc is fine here.
  *
- * Usage (by spawn.c only): cell-init STATUS_FD[,GO_FD] -- COMMAND [ARG...]
+ * Usage (by spawn.c only): cell-init STATUS_FD[,GO_FD|:PID] -- COMMAND [ARG...]
  * With GO_FD, the command starts only once the supervisor has written one byte there (it does
- * so when the sandbox's network is up); end of file means the supervisor is gone.
+ * so when the sandbox's network is up); end of file means the supervisor is gone. With PID, the
+ * command was already started by the setup (pid PID, our child): cell-init only forwards
+ * signals to it and reaps.
  * Signals are all blocked on entry; they are unblocked once the forwarding handlers are in place.
  */
 #define _GNU_SOURCE
 #include "../CCellSpawn/include/cell_spawn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -75,14 +78,28 @@ static int parse_fd(const char *s, char **rest) {
     return (int)v;
 }
 
+/* The pid of a command the setup already started: 2 or more (pid 1 is ourselves). */
+static pid_t parse_pid(const char *s, char **rest) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !end || end == s || v < 2 || v > 1 << 22)
+        return -1;
+    *rest = end;
+    return (pid_t)v;
+}
+
 int main(int argc, char **argv) {
     if (argc < 4 || strcmp(argv[2], "--") != 0)
         return CELL_EXIT_SETUP_FAILED;
     char *rest = NULL;
     int status_fd = parse_fd(argv[1], &rest);
     int go_fd = -1;
+    pid_t started = -1;
     if (status_fd >= 0 && *rest == ',')
         go_fd = parse_fd(rest + 1, &rest);
+    else if (status_fd >= 0 && *rest == ':' && (started = parse_pid(rest + 1, &rest)) < 0)
+        return CELL_EXIT_SETUP_FAILED;
     if (status_fd < 0 || *rest != 0)
         return CELL_EXIT_SETUP_FAILED;
     char **command = argv + 3;
@@ -114,35 +131,43 @@ int main(int argc, char **argv) {
 
     /* The command inherits no descriptor above 2: the report pipe (and anything else) is
      * close-on-exec from here on; cell-init keeps using it. */
-    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-
-    /* The command: default dispositions for the forwarded signals (and, as posix_spawn does
-     * for every handled signal, never our handlers), nothing blocked, its own session and
-     * process group (so a TTY it opens never becomes init's), the sandbox's environment, PATH
-     * looked up in it. posix_spawn rather than
-     * fork: the child shares our memory until it executes, so nothing is copied (measured:
-     * ~40 us less per launch), and an exec failure comes back as the return value. */
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t defaults, none;
-    sigemptyset(&defaults);
-    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-        sigaddset(&defaults, forwarded[i]);
-    sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
-    pid_t pid = -1;
-    int err = posix_spawnp(&pid, command[0], NULL, &attr, command, environ);
-    posix_spawnattr_destroy(&attr);
-    if (err == EAGAIN || err == ENOMEM) {
-        /* No process could be made (the --pids limit, say): a setup failure, not the command's. */
-        report(status_fd, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, err, 0);
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0 && fcntl(status_fd, F_SETFD, FD_CLOEXEC) != 0) {
+        /* A policy that denies both would hand the command the report pipe: it could forge
+         * cell's reports. The command does not start. */
+        report(status_fd, CELL_REPORT_FAILED, CELL_STEP_INIT_ARGS, errno, 0);
         return CELL_EXIT_SETUP_FAILED;
     }
-    if (err != 0) {
-        report(status_fd, CELL_REPORT_EXEC_FAILED, CELL_STEP_EXEC_COMMAND, err, 0);
-        return err == ENOENT ? 127 : 126;
+
+    sigset_t none;
+    sigemptyset(&none);
+    pid_t pid = started;
+    if (pid < 0) {
+        /* The command: default dispositions for the forwarded signals (and, as posix_spawn does
+         * for every handled signal, never our handlers), nothing blocked, its own session and
+         * process group (so a TTY it opens never becomes init's), the sandbox's environment, PATH
+         * looked up in it. posix_spawn rather than
+         * fork: the child shares our memory until it executes, so nothing is copied (measured:
+         * ~40 us less per launch), and an exec failure comes back as the return value. */
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        sigset_t defaults;
+        sigemptyset(&defaults);
+        for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+            sigaddset(&defaults, forwarded[i]);
+        posix_spawnattr_setsigdefault(&attr, &defaults);
+        posix_spawnattr_setsigmask(&attr, &none);
+        posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
+        int err = posix_spawnp(&pid, command[0], NULL, &attr, command, environ);
+        posix_spawnattr_destroy(&attr);
+        if (err == EAGAIN || err == ENOMEM) {
+            /* No process could be made (the --pids limit, say): a setup failure, not the command's. */
+            report(status_fd, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, err, 0);
+            return CELL_EXIT_SETUP_FAILED;
+        }
+        if (err != 0) {
+            report(status_fd, CELL_REPORT_EXEC_FAILED, CELL_STEP_EXEC_COMMAND, err, 0);
+            return err == ENOENT ? 127 : 126;
+        }
     }
     /* Only now that the command exists can a signal be forwarded to it: unblock. */
     command_pid = pid;

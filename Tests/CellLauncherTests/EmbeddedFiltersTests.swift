@@ -26,7 +26,7 @@ struct EmbeddedFiltersTests {
                     case "\(name)":
                         return (\(baseline), [
             \(bytes(set.policy.bpf, indent: "                "))
-                        ])
+                        ], \(set.allowsCommandStart))
 
             """
         }
@@ -40,7 +40,7 @@ struct EmbeddedFiltersTests {
             static let libseccomp = "\(version)"
             static let architecture: UInt32 = 0x\(String(arch, radix: 16))
 
-            static func filters(named name: String) -> (baseline: [UInt8]?, policy: [UInt8])? {
+            static func filters(named name: String) -> (baseline: [UInt8]?, policy: [UInt8], allowsCommandStart: Bool)? {
                 switch name {
         \(cases)        default:
                     return nil
@@ -65,6 +65,7 @@ struct EmbeddedFiltersTests {
             let fast = try SeccompCompiler.compileFilters(policy)
             let slow = try SeccompCompiler.compileFilters(policy, embedded: false)
             #expect(fast.policy.bpf == slow.policy.bpf && fast.baseline?.bpf == slow.baseline?.bpf, "\(name)")
+            #expect(fast.allowsCommandStart == slow.allowsCommandStart, "\(name)")
             #expect(SeccompCompiler.embeddedFilters(policy) != nil, "\(name) is not taken from the embedded filters")
         }
     }
@@ -89,6 +90,15 @@ struct EmbeddedFiltersTests {
             let lazy = try SeccompCompiler.compileFilters(policy).decisions
             let eager = try SeccompCompiler.compileFilters(policy, embedded: false).decisions
             #expect(lazy.decide(number: number, args: args) == eager.decide(number: number, args: args), "\(name) \(number)")
+        }
+    }
+
+    @Test("the command starts before cell-init only when the policy plainly allows what that takes")
+    func commandStart() throws {
+        #expect(try SeccompCompiler.compileFilters(.default).allowsCommandStart)
+        for name in ["setsid", "execve", "close_range", "clone"] {
+            let denied = SeccompPolicy.default.adjusted(allow: [], deny: [(name, 1)])
+            #expect(try !SeccompCompiler.compileFilters(denied).allowsCommandStart, "\(name)")
         }
     }
 }

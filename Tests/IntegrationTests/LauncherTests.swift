@@ -186,6 +186,12 @@ struct LauncherTests {
         #expect(r.status == 0, "\(r.stderr)")
         // 0, 1, 2 and the directory listdir itself opened.
         #expect(r.stdout == "[0, 1, 2, 3]\n")
+        // Nor with a policy that denies close_range: cell-init (which then starts the command,
+        // and keeps the report pipe) marks it close-on-exec another way.
+        let denied = Sandbox.run(["python3", "-c", "import os; print(sorted(int(f) for f in os.listdir('/proc/self/fd')))"],
+                                 options: ["--deny-syscall", "close_range"])
+        #expect(denied.status == 0, "\(denied.stderr)")
+        #expect(denied.stdout == "[0, 1, 2, 3]\n")
     }
 
     @Test("the command leads its own session, with no capability and no_new_privs")

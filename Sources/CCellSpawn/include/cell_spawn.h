@@ -84,6 +84,7 @@ enum cell_step {
     CELL_STEP_CGROUP = 61,          /* moving the sandbox into its cgroup */
     CELL_STEP_WAIT_FILTERS = 62,    /* pid 1 waiting for the seccomp filters (compiled meanwhile) */
     CELL_STEP_WAIT_PLAN = 63,       /* pid 1 waiting for the rest of the plan (built meanwhile) */
+    CELL_STEP_DUMPABLE = 64,        /* pid 1 making itself not dumpable before the command starts */
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
@@ -155,11 +156,20 @@ struct cell_mount_op {
 };
 
 /* Compiled seccomp filters (BPF, struct sock_filter[]), loaded baseline first; len 0: none. */
+/* The flags pid 1 clones the command's launcher with: CLONE_VM | CLONE_VFORK | SIGCHLD (spawn.c
+ * checks the value; the supervisor checks that the policy allows a clone with them). */
+enum { CELL_COMMAND_CLONE_FLAGS = 0x00000100 | 0x00004000 | 17 };
+
 struct cell_filters {
     const uint8_t *baseline;
     size_t baseline_len;
     const uint8_t *policy;
     size_t policy_len;
+    /* 1: the policy plainly allows what starting the command takes (clone, setsid, close_range,
+     * rt_sigprocmask, execve, write, exit_group), so pid 1 may start it before it executes
+     * cell-init, before the supervisor holds the listener: none of those calls can wait for an
+     * answer. 0: cell-init starts it, as when it must wait for the network. */
+    int command_before_init;
 };
 
 /*

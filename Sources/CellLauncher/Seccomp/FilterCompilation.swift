@@ -25,7 +25,8 @@ final class FilterCompilation {
             let policy = keep(set.policy.bpf)
             begun.pointee.filters = cell_filters(
                 baseline: UnsafePointer(baseline.baseAddress?.assumingMemoryBound(to: UInt8.self)), baseline_len: baseline.count,
-                policy: UnsafePointer(policy.baseAddress?.assumingMemoryBound(to: UInt8.self)), policy_len: policy.count)
+                policy: UnsafePointer(policy.baseAddress?.assumingMemoryBound(to: UInt8.self)), policy_len: policy.count,
+                command_before_init: set.allowsCommandStart ? 1 : 0)
             cell_begun_hand_over(begun, Int32(CELL_HAND_OVER_FILTERS))
             return .success(set)
         } catch {

@@ -57,6 +57,9 @@ public struct FilterSet: Sendable {
     /// The policy filter: the one with the notification listener.
     public var policy: CompiledFilter
     public var decisions: PolicyDecisions
+    /// Whether the policy plainly allows what starting the command takes
+    /// (`SeccompCompiler.commandStartCalls`), so that pid 1 may start it before cell-init runs.
+    public var allowsCommandStart: Bool
 }
 
 /// The rules of a `PolicyDecisions`, given or resolved once on first use. Only the supervisor's

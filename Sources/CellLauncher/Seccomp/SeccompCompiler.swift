@@ -24,6 +24,22 @@ public enum SeccompCompiler {
     /// yet, and the sandbox would hang.
     static let setupCalls = ["sendmsg", "close", "execveat"]
 
+    /// The calls that start the command when pid 1 starts it before it executes cell-init (see
+    /// spawn.c, start_command), with the arguments they are made with: they run before the
+    /// supervisor holds the listener, so the policy must plainly allow every one of them — a
+    /// notified call could not be answered — or cell-init starts the command as before.
+    static let commandStartCalls: [(name: String, args: [UInt64])] = [
+        ("clone", [UInt64(CELL_COMMAND_CLONE_FLAGS), 0, 0, 0, 0, 0]), ("setsid", []), ("close_range", []),
+        ("rt_sigprocmask", []), ("execve", []), ("write", []), ("exit", []), ("exit_group", []),
+    ]
+
+    static func allowsCommandStart(_ decisions: PolicyDecisions) -> Bool {
+        commandStartCalls.allSatisfy { call in
+            guard let nr = syscallNumber(call.name), nr >= 0 else { return false }
+            return decisions.decide(number: nr, args: call.args + Array(repeating: 0, count: 6 - call.args.count)) == .allow
+        }
+    }
+
     /// Compiles the sandbox's filters.
     ///
     /// With `audit` (the normal case) every violation — a rule that denies, logs or kills, and
@@ -58,7 +74,8 @@ public enum SeccompCompiler {
         let policyFilter = try build(name: policy.name, defaultAction: policy.defaultAction, rules: merged, notify: audit, pseudoCode: pseudoCode)
         let baselineFilter = separateBaseline.isEmpty ? nil
             : try build(name: "baseline", defaultAction: .allow, rules: separateBaseline, notify: false, pseudoCode: pseudoCode)
-        return FilterSet(baseline: baselineFilter, policy: policyFilter, decisions: decisions)
+        return FilterSet(baseline: baselineFilter, policy: policyFilter, decisions: decisions,
+                         allowsCommandStart: allowsCommandStart(decisions))
     }
 
     /// The rules of the policy filter, with the baseline's joined in (allow-by-default), and the
@@ -85,7 +102,8 @@ public enum SeccompCompiler {
               SeccompPolicy.builtIn[policy.name] == policy else { return nil }
         return FilterSet(baseline: compiled.baseline.map { CompiledFilter(bpf: $0, pseudoCode: "") },
                          policy: CompiledFilter(bpf: compiled.policy, pseudoCode: ""),
-                         decisions: PolicyDecisions(resolvingLater: policy))
+                         decisions: PolicyDecisions(resolvingLater: policy),
+                         allowsCommandStart: compiled.allowsCommandStart)
     }
 
     /// The AUDIT_ARCH_* token of the architecture cell runs on.
