@@ -350,14 +350,21 @@ static int start_command(void *arg) {
         report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, errno, 0);
         _exit(CELL_EXIT_SETUP_FAILED);
     }
-    syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+    /* No descriptor above 2 for the command (the report pipe among them): without close_range
+     * (the policy allows it, so only a kernel without it) the command does not start. */
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, errno, 0);
+        _exit(CELL_EXIT_SETUP_FAILED);
+    }
     sigset_t none;
     sigemptyset(&none);
     syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(uint64_t));
 
     int err = ENOENT;
     const char *name = argv[0];
-    if (strchr(name, '/')) {
+    if (!*name) {
+        /* "" names no file: not found, as for execvp. */
+    } else if (strchr(name, '/')) {
         syscall(SYS_execve, name, argv, plan->envp);
         err = errno;
     } else {
