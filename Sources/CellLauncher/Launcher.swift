@@ -344,11 +344,6 @@ final class SpawnPlan {
         cell_begun_hand_over(begun, Int32(CELL_HAND_OVER_PLAN))
     }
 
-    /// Nothing more will come: pid 1 stops at the first pipe it still waits on.
-    func cancel() {
-        cell_begun_cancel(begun)
-    }
-
     /// Waits until pid 1 has executed cell-init or failed (cell_spawn_wait).
     func wait(_ result: inout cell_spawn_result) -> Int32 {
         waited = true
@@ -360,7 +355,8 @@ final class SpawnPlan {
     func end() {
         guard let spawner else { return }
         if !waited {
-            cancel()
+            // Nothing more will come: pid 1 stops at the first pipe it still waits on.
+            cell_begun_cancel(begun)
             var result = cell_spawn_result()
             if wait(&result) == 0 { reapAbandoned(result) }
         }
