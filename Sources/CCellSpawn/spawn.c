@@ -7,14 +7,16 @@
  *     spawner thread    creates pid 1, writes its maps, waits until it has executed cell-init,
  *     │                 then stays until the sandbox is over (pid 1's PR_SET_PDEATHSIG follows it)
  *     └─ pid 1          clone(CLONE_VM | CLONE_NEWUSER | CLONE_NEWPID): the first process of a
- *                       new user namespace and of a new pid namespace inside it. It waits for
- *                       its maps, takes uid/gid 0, unshares the other namespaces one by one,
- *                       brings lo up, waits for the rest of the plan (a byte on a pipe),
- *                       builds the filesystem view, sets the hostname, drops
- *                       capabilities, sets no_new_privs, waits for the filters (another
- *                       byte), loads seccomp, starts the command (vfork, when the policy
- *                       plainly allows it; else cell-init starts it) and executes cell-init
- *                       from a sealed memfd.
+ *        │              new user namespace and of a new pid namespace inside it. It waits for
+ *        │              its maps, takes uid/gid 0, starts the maker, unshares the other
+ *        │              namespaces one by one, waits for the rest of the plan (a byte on a
+ *        │              pipe), builds the filesystem view, sets the hostname, joins the
+ *        │              maker's network namespace, drops capabilities, sets no_new_privs,
+ *        │              waits for the filters (another byte), loads seccomp, starts the
+ *        │              command (vfork, when the policy plainly allows it; else cell-init
+ *        │              starts it) and executes cell-init from a sealed memfd.
+ *        └─ maker       clone(CLONE_VM | CLONE_FILES), meanwhile: unshares the network
+ *                       namespace, brings lo up, exits (see make_network).
  *
  * One clone, not two: the pid namespace must be given at clone (unshare(CLONE_NEWPID) applies
  * only to later children), and the kernel creates a clone's user namespace before any other
@@ -38,6 +40,7 @@
 #include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <linux/sockios.h>
 #include <linux/securebits.h>
 #include <net/if.h>
 #include <poll.h>
@@ -173,22 +176,111 @@ static int write_file(const char *path, const char *data, size_t len) {
     return 0;
 }
 
-static int loopback_up(void) {
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -1;
+/* ---------------------------------------------------------------- the network namespace maker */
+
+/*
+ * The network namespace is by far the slowest to create (~0.6 ms here: the kernel registers a
+ * loopback device and every per-namespace sysctl table), and nothing before the lock-down needs
+ * it. So pid 1 has it made beside itself: the maker, a child sharing pid 1's memory and
+ * descriptor table, unshares it, brings lo up, opens the low ports and leaves a socket of the
+ * namespace in the shared table, while pid 1 creates the other namespaces and builds the
+ * filesystem view; pid 1 then reaps the maker and joins the namespace through that socket
+ * (join_network) before it drops its capabilities. Nothing of the caller's runs before the join.
+ *
+ * The maker runs at the same time as pid 1 and shares its thread pointer, hence errno: every
+ * call it makes is raw (net_syscall returns -errno and never touches errno), and pid 1 reads
+ * what the maker wrote only after reaping it (the wait orders the maker's writes before pid 1's
+ * reads). Where net_syscall has no raw form, pid 1 makes the namespace itself, in line.
+ */
+#if defined(__x86_64__)
+#define CELL_NET_MAKER 1
+static long net_syscall(long number, long a, long b, long c) {
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return ret;
+}
+#else
+#define CELL_NET_MAKER 0
+static long net_syscall(long number, long a, long b, long c) {
+    long ret = syscall(number, a, b, c);
+    return ret < 0 ? -errno : ret;
+}
+#endif
+
+struct net_made {
+    int socket; /* a socket of the new namespace, or -1 */
+    int step;   /* the step that failed, or CELL_STEP_NONE */
+    int error;
+};
+
+static int net_failed(struct net_made *made, int step, long ret) {
+    made->step = step;
+    made->error = (int)-ret;
+    return 1;
+}
+
+/* Makes the network namespace (for the calling process) and what it needs before anything runs
+ * in it. Returns 0, or 1 with the failed step and its error in *made. */
+static int make_network(struct net_made *made) {
+    long ret = net_syscall(SYS_unshare, CLONE_NEWNET, 0, 0);
+    if (ret < 0)
+        return net_failed(made, CELL_STEP_NS_NET, ret);
+    long sock = net_syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (sock < 0)
+        return net_failed(made, CELL_STEP_LOOPBACK, sock);
+    made->socket = (int)sock;
+    /* lo comes down in a new namespace: up, so that the sandbox can talk to itself. */
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, "lo", 3);
-    int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
-    if (rc == 0) {
-        ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-        rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+    if ((ret = net_syscall(SYS_ioctl, sock, SIOCGIFFLAGS, (long)&ifr)) < 0)
+        return net_failed(made, CELL_STEP_LOOPBACK, ret);
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if ((ret = net_syscall(SYS_ioctl, sock, SIOCSIFFLAGS, (long)&ifr)) < 0)
+        return net_failed(made, CELL_STEP_LOOPBACK, ret);
+    /* Servers may bind low ports in their own network namespace without a capability (as
+     * Docker does): two sandboxes can both listen on port 80. Per namespace (the host's /proc,
+     * which shows the writer's network namespace). */
+    long fd = net_syscall(SYS_openat, AT_FDCWD, (long)"/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return net_failed(made, CELL_STEP_NET_SYSCTL, fd);
+    ret = net_syscall(SYS_write, fd, (long)"0", 1);
+    (void)net_syscall(SYS_close, fd, 0, 0);
+    if (ret != 1)
+        return net_failed(made, CELL_STEP_NET_SYSCTL, ret < 0 ? ret : -EIO);
+    return 0;
+}
+
+#if CELL_NET_MAKER
+static int net_maker_main(void *arg) {
+    return make_network(arg);
+}
+#endif
+
+/* pid 1: reaps the maker, joins the namespace it made (setns through its socket), and gives the
+ * maker's pid back (ns_last_pid, opened earlier while the host's /proc/sys was in view), so
+ * that the command is pid 2 as it would be without the maker. */
+static void join_network(const struct spawn_ctx *ctx, pid_t maker, struct net_made *made, int last_pid_fd) {
+    int status = 0;
+    long r;
+    do
+        r = syscall(SYS_wait4, maker, &status, __WCLONE, NULL);
+    while (r < 0 && errno == EINTR);
+    if (r != maker)
+        fail(ctx, CELL_STEP_NET_JOIN, r < 0 ? errno : ECHILD);
+    if (made->step != CELL_STEP_NONE)
+        fail(ctx, made->step, made->error);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || made->socket < 0)
+        fail(ctx, CELL_STEP_NET_JOIN, EIO);
+    int ns = ioctl(made->socket, SIOCGSKNS);
+    if (ns < 0 || setns(ns, CLONE_NEWNET) != 0)
+        fail(ctx, CELL_STEP_NET_JOIN, errno);
+    raw_close(ns);
+    raw_close(made->socket);
+    if (last_pid_fd >= 0) {
+        (void)raw_write(last_pid_fd, "1", 1);
+        raw_close(last_pid_fd);
     }
-    int saved = errno;
-    raw_close(s);
-    errno = saved;
-    return rc;
 }
 
 /* ------------------------------------------------------------------------ capability lock-down */
@@ -436,17 +528,34 @@ static int pid1_main(void *arg) {
         fail(ctx, CELL_STEP_SETRESUID, errno);
 
     /* The other namespaces are created now, from inside the user namespace and after the maps,
-     * so each is owned by it and by a mapped root. One unshare per namespace, so a refusal names
-     * the namespace the kernel refused. The cgroup namespace comes after the supervisor moved us
-     * into the sandbox's cgroup (before the maps), so it is rooted there. A new time namespace
-     * applies to our children and, from the execveat below, to cell-init itself. */
+     * so each is owned by it and by a mapped root. The network namespace first, by the maker
+     * beside us (see make_network), or in line. The maker is started before anything else here,
+     * so it stays in the host's mount namespace, where it only reads /proc/sys. */
+    struct net_made net = {-1, CELL_STEP_NONE, 0};
+    pid_t maker = 0;
+    if (plan->namespaces & CELL_NS_NET) {
+#if CELL_NET_MAKER
+        /* On the command launcher's stack: the launcher starts only after the maker is reaped.
+         * No exit signal: pid 1 waits for it with __WCLONE. */
+        maker = clone(net_maker_main, ctx->launcher_stack_top, CLONE_VM | CLONE_FILES, &net);
+        if (maker < 0)
+            fail(ctx, CELL_STEP_NET_MAKER, errno);
+#else
+        if (make_network(&net) != 0)
+            fail(ctx, net.step, net.error);
+        raw_close(net.socket);
+#endif
+    }
+    /* One unshare per namespace, so a refusal names the namespace the kernel refused. The cgroup
+     * namespace comes after the supervisor moved us into the sandbox's cgroup (before the maps),
+     * so it is rooted there. A new time namespace applies to our children and, from the
+     * execveat below, to cell-init itself. */
     static const struct {
         int bit, flag, step;
     } nested[] = {
         {CELL_NS_MOUNT, CLONE_NEWNS, CELL_STEP_NS_MOUNT},
         {CELL_NS_UTS, CLONE_NEWUTS, CELL_STEP_NS_UTS},
         {CELL_NS_IPC, CLONE_NEWIPC, CELL_STEP_NS_IPC},
-        {CELL_NS_NET, CLONE_NEWNET, CELL_STEP_NS_NET},
         {CELL_NS_CGROUP, CLONE_NEWCGROUP, CELL_STEP_NS_CGROUP},
         {CELL_NS_TIME, CLONE_NEWTIME, CELL_STEP_NS_TIME},
     };
@@ -457,16 +566,11 @@ static int pid1_main(void *arg) {
 
     /* What needs only the new namespaces, not the rest of the plan, is done before waiting for
      * it: the supervisor is usually still building it, and a wait that ends at once saves the
-     * wake-up of an idle CPU. None of it runs anything of the caller's. */
-    if (plan->namespaces & CELL_NS_NET) {
-        if (loopback_up() != 0)
-            fail(ctx, CELL_STEP_LOOPBACK, errno);
-        /* Servers may bind low ports in their own network namespace without a capability (as
-         * Docker does): two sandboxes can both listen on port 80. Per namespace; written now,
-         * while /proc/sys is writable (this is still the host's /proc, showing our namespaces). */
-        if (write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0", 1) != 0)
-            fail(ctx, CELL_STEP_NET_SYSCTL, errno);
-    }
+     * wake-up of an idle CPU. None of it runs anything of the caller's. The maker took the pid
+     * namespace's first free pid: ns_last_pid gives it back once the maker is reaped, through
+     * this descriptor opened while the host's /proc/sys is in view (if it cannot be opened, the
+     * command is pid 3: cosmetic, not a reason to refuse the launch). */
+    int last_pid_fd = maker > 0 ? (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC) : -1;
     /* Before any mount: make every mount private, so nothing done inside propagates back to
      * the host (or to other sandboxes sharing a peer group). */
     if ((plan->namespaces & CELL_NS_MOUNT) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
@@ -539,6 +643,11 @@ static int pid1_main(void *arg) {
             _exit(CELL_EXIT_SETUP_FAILED);
         }
     }
+
+    /* Into the network namespace the maker made: it needs CAP_SYS_ADMIN, and nothing of the
+     * caller's has run yet. */
+    if (maker > 0)
+        join_network(ctx, maker, &net, last_pid_fd);
 
     /* Lock-down comes last, once nothing left needs privilege. */
     drop_capabilities(ctx);

@@ -100,6 +100,20 @@ struct LauncherTests {
         #expect(r.stdout == "['lo']\nup\nconnected\n")
     }
 
+    @Test("the network namespace belongs to the sandbox's user namespace")
+    func networkNamespaceOwner() {
+        // It is made by a child of pid 1 and joined later: it must still be owned by the
+        // sandbox's user namespace (NS_GET_USERNS), not by the host's.
+        let script = """
+        import os, fcntl
+        owner = fcntl.ioctl(os.open('/proc/self/ns/net', os.O_RDONLY), 0xb701)
+        print(os.fstat(owner).st_ino == os.stat('/proc/self/ns/user').st_ino)
+        """
+        let r = Sandbox.run(["python3", "-c", script])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "True\n")
+    }
+
     @Test("hostname: 'cell' by default, --hostname sets it, the host's is untouched")
     func hostname() {
         let before = ProcessInfo.processInfo.hostName

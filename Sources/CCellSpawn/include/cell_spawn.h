@@ -85,6 +85,8 @@ enum cell_step {
     CELL_STEP_WAIT_FILTERS = 62,    /* pid 1 waiting for the seccomp filters (compiled meanwhile) */
     CELL_STEP_WAIT_PLAN = 63,       /* pid 1 waiting for the rest of the plan (built meanwhile) */
     CELL_STEP_DUMPABLE = 64,        /* pid 1 making itself not dumpable before the command starts */
+    CELL_STEP_NET_MAKER = 65,       /* pid 1 starting the child that makes the network namespace */
+    CELL_STEP_NET_JOIN = 66,        /* pid 1 joining the network namespace its child made */
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
