@@ -69,16 +69,19 @@ static void close_keep_errno(int fd) {
     errno = saved;
 }
 
-static unsigned int parse_octal(const char *s, unsigned int fallback) {
-    if (!s || !*s)
-        return fallback;
-    unsigned int v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '7')
-            return fallback;
-        v = v * 8 + (unsigned int)(*s - '0');
-    }
-    return v;
+/* `v` in `base` (8 or 10), NUL-terminated, as fsconfig takes it; `out` holds 24 bytes. */
+static const char *format_unsigned(char *out, unsigned long long v, unsigned int base) {
+    char *p = out + 23;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + v % base);
+        v /= base;
+    } while (v > 0 && p > out);
+    return p;
+}
+
+static mode_t mode_or(const struct cell_mount_op *op, mode_t fallback) {
+    return op->mode >= 0 ? (mode_t)op->mode : fallback;
 }
 
 /* Strict resolution of one path component: no symlink, no "..", nothing outside `dirfd`. */
@@ -241,10 +244,11 @@ static int new_mount(const char *type, const struct cell_mount_op *op, unsigned 
     if (fs < 0)
         return -1;
     int rc = 0;
-    if (op && op->size && rc == 0)
-        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", op->size, 0);
-    if (op && op->mode && rc == 0)
-        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", op->mode, 0);
+    char number[24];
+    if (op && op->has_size && rc == 0)
+        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "size", format_unsigned(number, op->size, 10), 0);
+    if (op && op->mode >= 0 && rc == 0)
+        rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING, "mode", format_unsigned(number, (unsigned int)op->mode, 8), 0);
     if (op && op->kind == CELL_OP_DEVPTS && rc == 0) {
         rc = (int)syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "newinstance", NULL, 0);
         if (rc == 0)
@@ -388,7 +392,7 @@ static int run_op(struct parent_cache *cache, int root, const struct cell_mount_
         if (parent < 0)
             return -1;
         *step = CELL_STEP_MOUNT_OP;
-        rc = mkdirat(parent, name, parse_octal(op->mode, 0755));
+        rc = mkdirat(parent, name, mode_or(op, 0755));
         if (rc != 0 && errno == EEXIST)
             rc = 0;
         break;
@@ -406,7 +410,7 @@ static int run_op(struct parent_cache *cache, int root, const struct cell_mount_
             break;
         }
         int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-                        parse_octal(op->mode, 0644));
+                        mode_or(op, 0644));
         if (fd < 0)
             break;
         rc = write_all(fd, op->source, op->source_len);
@@ -470,7 +474,7 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
     /* 2. The new root. */
     *step = CELL_STEP_MOUNT_ROOT;
     *op_index = -1;
-    struct cell_mount_op root_op = {CELL_OP_TMPFS, 0, NULL, 0, "/", "1048576", "0755"};
+    struct cell_mount_op root_op = {CELL_OP_TMPFS, 0, NULL, 0, "/", 1048576, 1, 0755};
     int root = new_mount("tmpfs", &root_op, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
     if (root < 0)
         goto fail;

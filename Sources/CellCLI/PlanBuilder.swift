@@ -94,7 +94,7 @@ enum PlanBuilder {
         if options.seccompPolicy != nil && options.seccompJSONPath != nil {
             throw .invalid("--seccomp and --seccomp-json both choose the policy: give one")
         }
-        var base = SeccompPolicy.builtIn[options.seccompPolicy ?? profile.seccompPolicy] ?? .default
+        var base = SeccompPolicy.builtIn(options.seccompPolicy ?? profile.seccompPolicy) ?? .default
         if let path = options.seccompJSONPath ?? (options.seccompPolicy == nil ? profile.seccompJSON : nil) {
             guard let text = readSmallFile(path, limit: 4 << 20) else {
                 throw .invalid("cannot read the seccomp profile \(path): \(errorText(errno))")

@@ -6,13 +6,19 @@ import Glibc
 enum ProfileCommands {
     /// A loader for this caller: its variables and its profile directory.
     static func loader() -> ProfileLoader {
-        let env = Dictionary(SandboxEnvironment.callerEnvironment().map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
-        let home = env["HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/"
-        let configHome = env["XDG_CONFIG_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? home + "/.config"
+        // Three variables, read with getenv (the first of duplicates, as a table of the whole
+        // environment would keep; building that table showed in a launch's profile).
+        func absolute(_ name: String) -> String? {
+            guard let value = getenv(name) else { return nil }
+            let text = String(cString: value)
+            return text.hasPrefix("/") ? text : nil
+        }
+        let home = absolute("HOME") ?? "/"
+        let configHome = absolute("XDG_CONFIG_HOME") ?? home + "/.config"
         let variables = ProfileVariables(
             cwd: currentDirectory() ?? "/",
             home: home,
-            tmpdir: env["TMPDIR"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp",
+            tmpdir: absolute("TMPDIR") ?? "/tmp",
             uid: getuid())
         return ProfileLoader(variables: variables, userDirectory: configHome + "/cell/profiles")
     }

@@ -304,18 +304,18 @@ final class SpawnPlan {
     func complete(with plan: LaunchPlan) {
         let fixed = [plan.hostname, plan.workingDirectory, plan.workingDirectoryFallback ?? "", plan.rootBase]
         let strings = CStringArray(fixed + plan.mounts.flatMap { op in
-            [op.source ?? "", op.destination, op.size.map(String.init) ?? "", op.mode.map(octal) ?? ""]
+            [op.source ?? "", op.destination]
         })
         let s = strings.pointers
         let ops = plan.mounts.enumerated().map { index, op in
-            let base = fixed.count + 4 * index
+            let base = fixed.count + 2 * index
             return cell_mount_op(
                 kind: op.cKind, flags: op.cFlags,
                 source: op.source == nil ? nil : UnsafePointer(s[base]),
                 source_len: op.source?.utf8.count ?? 0,
                 dest: UnsafePointer(s[base + 1]),
-                size: op.size == nil ? nil : UnsafePointer(s[base + 2]),
-                mode: op.mode == nil ? nil : UnsafePointer(s[base + 3]))
+                size: op.size ?? 0, has_size: op.size == nil ? 0 : 1,
+                mode: op.mode.map { Int32(bitPattern: $0) } ?? -1)
         }
         let rlimits = plan.limits.rlimits.map { limit in
             cell_rlimit(resource: limit.resource, soft: limit.value,
@@ -370,18 +370,6 @@ final class SpawnPlan {
         rlimits.deallocate()
         cell_begun_free(begun)
     }
-}
-
-/// `mode` in octal digits: what String(_:radix:) gives, without its generic conversions, which
-/// showed in a launch's profile (one per mount operation).
-func octal(_ mode: UInt32) -> String {
-    var digits: [UInt8] = []
-    var v = mode
-    repeat {
-        digits.append(UInt8(ascii: "0") + UInt8(v & 7))
-        v >>= 3
-    } while v > 0
-    return String(decoding: digits.reversed(), as: UTF8.self)
 }
 
 extension Namespace {

@@ -64,7 +64,9 @@ struct AuditLogTests {
     @Test func clock() {
         let now = AuditClock.now()
         #expect(now.count == 24 && now.hasSuffix("Z") && now.dropFirst(10).hasPrefix("T"))
-        #expect(AuditClock.sandboxID().count == 12)
+        let ids = (0..<8).map { _ in AuditClock.sandboxID() }
+        #expect(ids.allSatisfy { $0.count == 12 && $0.allSatisfy { "0123456789abcdef".contains($0) } }, "\(ids)")
+        #expect(Set(ids).count == ids.count, "\(ids)")
     }
 }
 

@@ -19,8 +19,8 @@ struct EmbeddedFiltersTests {
             }.joined(separator: "\n")
         }
         var cases = ""
-        for name in SeccompPolicy.builtIn.keys.sorted() {
-            let set = try SeccompCompiler.compileFilters(SeccompPolicy.builtIn[name]!, embedded: false)
+        for name in SeccompPolicy.builtInNames.sorted() {
+            let set = try SeccompCompiler.compileFilters(SeccompPolicy.builtIn(name)!, embedded: false)
             let baseline = set.baseline.map { "[\n" + bytes($0.bpf, indent: "                ") + "\n            ]" } ?? "nil"
             cases += """
                     case "\(name)":
@@ -60,8 +60,8 @@ struct EmbeddedFiltersTests {
         }
         let committed = try String(contentsOfFile: Self.sourcePath, encoding: .utf8)
         #expect(committed == source, "EmbeddedFilters.swift is stale: run Scripts/embed-filters")
-        for name in SeccompPolicy.builtIn.keys {
-            let policy = SeccompPolicy.builtIn[name]!
+        for name in SeccompPolicy.builtInNames {
+            let policy = SeccompPolicy.builtIn(name)!
             let fast = try SeccompCompiler.compileFilters(policy)
             let slow = try SeccompCompiler.compileFilters(policy, embedded: false)
             #expect(fast.policy.bpf == slow.policy.bpf && fast.baseline?.bpf == slow.baseline?.bpf, "\(name)")
@@ -85,8 +85,8 @@ struct EmbeddedFiltersTests {
 
     @Test("decisions resolved on first use decide as the compiled ones", arguments: sampleCalls)
     func lazyDecisions(number: Int32, args: [UInt64]) throws {
-        for name in SeccompPolicy.builtIn.keys {
-            let policy = SeccompPolicy.builtIn[name]!
+        for name in SeccompPolicy.builtInNames {
+            let policy = SeccompPolicy.builtIn(name)!
             let lazy = try SeccompCompiler.compileFilters(policy).decisions
             let eager = try SeccompCompiler.compileFilters(policy, embedded: false).decisions
             #expect(lazy.decide(number: number, args: args) == eager.decide(number: number, args: args), "\(name) \(number)")

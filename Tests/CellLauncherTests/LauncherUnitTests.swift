@@ -68,13 +68,6 @@ struct IdentityMappingTests {
     }
 }
 
-struct OctalTests {
-    @Test func modesAsTheKernelReadsThem() {
-        #expect(octal(0o1777) == "1777" && octal(0o755) == "755" && octal(0o600) == "600" && octal(0) == "0")
-        for mode: UInt32 in [0o1, 0o7, 0o10, 0o644, 0o4755, 0o7777] { #expect(octal(mode) == String(mode, radix: 8)) }
-    }
-}
-
 struct ExitStatusTests {
     @Test func waitStatuses() {
         #expect(SandboxEnd.fromWaitStatus(0) == .exited(0))

@@ -153,8 +153,9 @@ struct cell_mount_op {
     const char *source;
     size_t source_len;
     const char *dest;
-    const char *size; /* tmpfs size option, e.g. "67108864" */
-    const char *mode; /* octal mode string, e.g. "1777" (tmpfs) or "0644" (file, dir) */
+    unsigned long long size; /* tmpfs size in bytes, when has_size */
+    int has_size;
+    int mode; /* permission bits of a tmpfs root, file or directory; -1: the default */
 };
 
 /* Compiled seccomp filters (BPF, struct sock_filter[]), loaded baseline first; len 0: none. */

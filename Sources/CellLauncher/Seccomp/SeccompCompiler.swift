@@ -99,7 +99,7 @@ public enum SeccompCompiler {
         guard let compiled = EmbeddedFilters.filters(named: policy.name),
               nativeArchitecture() == EmbeddedFilters.architecture,
               libseccompVersion() == EmbeddedFilters.libseccomp,
-              SeccompPolicy.builtIn[policy.name] == policy else { return nil }
+              SeccompPolicy.builtIn(policy.name) == policy else { return nil }
         return FilterSet(baseline: compiled.baseline.map { CompiledFilter(bpf: $0, pseudoCode: "") },
                          policy: CompiledFilter(bpf: compiled.policy, pseudoCode: ""),
                          decisions: PolicyDecisions(resolvingLater: policy),

@@ -99,7 +99,18 @@ public struct SeccompPolicy: Equatable, Sendable {
         name: "strict", defaultAction: .errno(EPERM_),
         rules: [Rule(SyscallGroups.allowedByStrict, .allow)] + harmlessPersonalities)
 
-    public static let builtIn = ["default": SeccompPolicy.default, "strict": .strict]
+    /// The built-in policies' names.
+    public static let builtInNames = ["default", "strict"]
+
+    /// A built-in policy by name. A function, not a table: each policy is built on its first use,
+    /// so a launch builds only its own (building both showed in a launch's profile).
+    public static func builtIn(_ name: String) -> SeccompPolicy? {
+        switch name {
+        case "default": return .default
+        case "strict": return .strict
+        default: return nil
+        }
+    }
 
     /// personality() may select the Linux personalities (plain, 32-bit, UNAME26) and query the
     /// current one (0xffffffff), but not the flags that weaken the process: no ASLR, pages
