@@ -165,8 +165,9 @@ public struct IdentityMapping: Equatable, Sendable {
     /// root maps to `requested` or 65534. Root of another user namespace (cell run inside a
     /// container or `unshare -U`) is already unprivileged on the host and maps to itself.
     public static func forCaller(uid: UInt32, gid: UInt32, requested: (uid: UInt32, gid: UInt32)?,
-                                 inInitialUserNamespace: Bool = true) throws(LaunchError) -> IdentityMapping {
-        if uid == 0 && inInitialUserNamespace {
+                                 inInitialUserNamespace: @autoclosure () -> Bool = true) throws(LaunchError) -> IdentityMapping {
+        // Asked only of root (reading the uid map costs a launch ~30 us).
+        if uid == 0 && inInitialUserNamespace() {
             let outer = requested ?? (defaultOuterIDForRoot, defaultOuterIDForRoot)
             if outer.uid == 0 || outer.gid == 0 {
                 throw .invalid("--outer-id 0 would make the sandbox's root the host's root; pick an unprivileged id such as 65534")

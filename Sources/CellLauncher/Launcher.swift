@@ -53,6 +53,19 @@ public enum Launcher {
                                   maxRSSKilobytes: Int(usage.ru_maxrss), notes: notes, auditSummary: summary, limitsHit: limitsHit)
         }
 
+        // A sandbox begun for these basics gets the rest of its plan before anything else here:
+        // its pid 1 waits for it to build the filesystem view, and what follows (audit log,
+        // limits, signal relay, filters) need not come first. pid 1 runs nothing of the
+        // caller's before it has the filters, which come after all of it, and every way out
+        // ends it before that.
+        let early: (spawn: SpawnPlan, plan: Result<LaunchPlan, LaunchError>)? = begun.map { begun in
+            let spawn = begun.takeOver()
+            let plan = Result { () throws(LaunchError) -> LaunchPlan in try makePlan() }
+            if case .success(let plan) = plan { spawn.complete(with: plan) }
+            return (spawn, plan)
+        }
+        defer { early?.spawn.end() }
+
         // The audit log is opened here, by the supervisor. The sandbox never holds its descriptor:
         // pid 1's descriptor table is copied when it is cloned (possibly before this, when it
         // was begun early), and every descriptor above 2 in it is closed once its maps are in.
@@ -93,8 +106,8 @@ public enum Launcher {
         defer { relay.close() }
 
         let spawn: SpawnPlan
-        if let begun {
-            spawn = begun.takeOver()
+        if let early {
+            spawn = early.spawn
         } else {
             do {
                 spawn = try SandboxStart(basics, cgroupProcsFD: cgroup?.procsFD ?? -1, initHelper: initHelper).takeOver()
@@ -113,14 +126,18 @@ public enum Launcher {
         }
 
         // While the kernel creates the namespaces (the network namespace alone takes longer than
-        // this), the rest of the plan is built and handed over...
+        // this), the rest of the plan is built and handed over (above, for a sandbox begun early)...
         let plan: LaunchPlan
-        do {
-            plan = try makePlan()
+        do throws(LaunchError) {
+            if let early {
+                plan = try early.plan.get()
+            } else {
+                plan = try makePlan()
+                spawn.complete(with: plan)
+            }
         } catch {
             return abort(error.message)
         }
-        spawn.complete(with: plan)
         // ...then the filters are compiled, while pid 1 builds the filesystem view.
         let filters: FilterSet
         switch spawn.filters.compile(plan.seccomp) {
