@@ -160,6 +160,8 @@ struct cell_spawn_plan *cell_begun_plan(struct cell_begun *b) {
 
 void cell_begun_hand_over(struct cell_begun *b, int which) {
     int *fd = which == CELL_HAND_OVER_PLAN ? &b->plan_ready_w : &b->filters_ready_w;
+    if (*fd >= 0 && which == CELL_HAND_OVER_PLAN && b->spawner)
+        cell_spawn_steer(b->spawner);
     if (*fd >= 0) {
         ssize_t n;
         do

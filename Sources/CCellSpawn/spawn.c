@@ -89,6 +89,7 @@ struct spawn_ctx {
     const char *status_go_arg; /* or STATUS_FD,GO_FD when it must wait for the network */
     char *status_running_arg;  /* or STATUS_FD:PID when pid 1 started the command (32 bytes) */
     void *launcher_stack_top;
+    const cpu_set_t *cpus; /* the process' CPUs (see cell_spawn_steer), or NULL */
 };
 
 /* ---------------------------------------------------------------- helpers (async-signal-safe) */
@@ -585,6 +586,10 @@ static int pid1_main(void *arg) {
     if (n != 1)
         fail(ctx, CELL_STEP_WAIT_PLAN, n < 0 ? errno : EPIPE);
     raw_close(plan->plan_ready_fd);
+    /* The supervisor may have steered us onto its own CPU for this wake-up (cell_spawn_steer):
+     * every CPU of the process again, for the rest of the setup and for the command. */
+    if (ctx->cpus && sched_setaffinity(0, sizeof *ctx->cpus, ctx->cpus) != 0)
+        fail(ctx, CELL_STEP_AFFINITY, errno);
 
     /* Die with the supervisor. PR_SET_PDEATHSIG only covers a parent that dies after it is set,
      * so check the lifeline afterwards: if the supervisor is already gone, its write end is
@@ -802,6 +807,7 @@ struct cell_spawner {
     pthread_t thread;
     cpu_set_t cpus; /* the process' CPUs, restored before clone so that pid 1 may use them all */
     int pinned;
+    pid_t child; /* pid 1, once cloned (atomic: read by the caller's thread) */
     const struct cell_spawn_plan *plan;
     /* Written by the spawner before pid 1 may execute cell-init (or before the fence closes, on
      * failure); read by the caller once the fence has closed. */
@@ -927,6 +933,7 @@ static void cell_spawn(struct cell_spawner *s) {
     ctx.status_go_arg = status_go_arg;
     ctx.status_running_arg = status_running_arg;
     ctx.launcher_stack_top = launcher_stack_top;
+    ctx.cpus = s->pinned ? &s->cpus : NULL;
     ctx.keep[ctx.keep_count++] = status[1];
     ctx.keep[ctx.keep_count++] = sync[0];
     ctx.keep[ctx.keep_count++] = fence[1];
@@ -953,6 +960,8 @@ static void cell_spawn(struct cell_spawner *s) {
         flags |= CLONE_NEWPID;
     pid_t child = clone(pid1_main, stack_top, flags, &ctx);
     int clone_errno = errno;
+    if (child > 0)
+        __atomic_store_n(&s->child, child, __ATOMIC_RELEASE);
 
     if (child < 0) {
         result->failed_step = (flags & CLONE_NEWPID) ? refused_clone_step(stack_top) : CELL_STEP_CLONE_USERNS;
@@ -1047,6 +1056,24 @@ static void *spawner_main(void *arg) {
     close(s->fence[0]);
     free(s);
     return NULL;
+}
+
+/*
+ * Called by the supervisor just before it hands pid 1 the rest of its plan. pid 1 sleeps until
+ * then, and its own CPU is usually busy with the network namespace's maker, deep in the kernel
+ * (not preemptible here): woken there, pid 1 waited ~0.2 ms for it. Its affinity is narrowed to
+ * the CPU this thread runs on, which goes idle right after; pid 1 widens it back to the
+ * process' CPUs as soon as it is awake, before anything else. Best effort: nothing depends on it.
+ */
+void cell_spawn_steer(struct cell_spawner *s) {
+    pid_t child = __atomic_load_n(&s->child, __ATOMIC_ACQUIRE);
+    int cpu = sched_getcpu();
+    if (!s->pinned || child <= 0 || cpu < 0 || !CPU_ISSET(cpu, &s->cpus))
+        return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    (void)sched_setaffinity(child, sizeof one, &one);
 }
 
 struct cell_spawner *cell_spawn_start(const struct cell_spawn_plan *plan) {

@@ -114,6 +114,7 @@ public enum SetupFailure {
         case CELL_STEP_DUMPABLE: return "make the sandbox's setup not dumpable (prctl PR_SET_DUMPABLE)"
         case CELL_STEP_NET_MAKER: return "start the process that makes the sandbox's network namespace"
         case CELL_STEP_NET_JOIN: return "join the sandbox's network namespace"
+        case CELL_STEP_AFFINITY: return "let the sandbox use every CPU cell may use (sched_setaffinity)"
         case CELL_STEP_SECCOMP_LISTENER: return "pass the seccomp listener to cell"
         case CELL_STEP_SOCKETPAIR: return "create the seccomp listener's socketpair"
         case CELL_STEP_USERNS_LIMIT: return "forbid nested user namespaces (user.max_user_namespaces)"

@@ -87,6 +87,7 @@ enum cell_step {
     CELL_STEP_DUMPABLE = 64,        /* pid 1 making itself not dumpable before the command starts */
     CELL_STEP_NET_MAKER = 65,       /* pid 1 starting the child that makes the network namespace */
     CELL_STEP_NET_JOIN = 66,        /* pid 1 joining the network namespace its child made */
+    CELL_STEP_AFFINITY = 67,        /* pid 1 taking back every CPU of the process after the plan */
     /* in cell-init */
     CELL_STEP_INIT_ARGS = 50,
     CELL_STEP_FORK_COMMAND = 51,
@@ -292,6 +293,8 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
  */
 struct cell_spawner;
 struct cell_spawner *cell_spawn_start(const struct cell_spawn_plan *plan);
+/* Before the plan's hand-over: pid 1 is woken on the calling thread's CPU (see spawn.c). */
+void cell_spawn_steer(struct cell_spawner *s);
 void cell_spawn_release(struct cell_spawner *spawner, int complete);
 int cell_spawn_wait(struct cell_spawner *spawner, struct cell_spawn_result *result);
 void cell_spawn_end(struct cell_spawner *spawner);
