@@ -20,6 +20,17 @@ struct LockDownTests {
         #expect(strict.stdout == Array(repeating: "0000000000000000", count: 5).joined(separator: " ") + " 1 2 2\n")
     }
 
+    @Test("pid 1 (cell-init) is locked down as the command is, with its own copy of the filters")
+    func initIsLockedDownToo() {
+        // The command's launcher and pid 1 load their filters side by side: both must hold them.
+        let script = Self.statusFields.replacingOccurrences(of: "/proc/self/status", with: "/proc/1/status")
+        for (options, filters) in [([String](), "1"), (["--seccomp", "strict"], "2")] {
+            let r = Sandbox.run(["python3", "-c", script], options: options)
+            #expect(r.status == 0, "\(r.stderr)")
+            #expect(r.stdout == Array(repeating: "0000000000000000", count: 5).joined(separator: " ") + " 1 2 \(filters)\n", "\(options)")
+        }
+    }
+
     @Test("--cap-add keeps exactly the named capability; unknown names are refused")
     func capAdd() {
         let r = Sandbox.run(["python3", "-c", Self.statusFields], options: ["--cap-add", "CAP_NET_BIND_SERVICE"])
