@@ -21,8 +21,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <link.h> /* ElfW */
-#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -249,30 +247,6 @@ static void populate_bss(void) {
     uintptr_t end = ((uintptr_t)_end + page - 1) & ~(page - 1);
     if (end > start)
         (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
-}
-
-/*
- * The end of a launch: cell's exit unmaps its executable's pages (~1,100 of them mapped by a
- * launch, a 16 MB static binary), and the caller learns the result only after that. The
- * supervisor calls this once the sandbox has reported its end, while pid 1's exit tears down
- * the sandbox's mounts on the other CPU (~0.3 ms), so that this part of the unmapping overlaps
- * it. MADV_DONTNEED on the read-only, executable segment loses nothing: a page executed again
- * is read back from the page cache. The writable segments are left alone (their private
- * copies would be lost).
- */
-void cell_release_code_pages(void) {
-    const ElfW(Phdr) *headers = (const ElfW(Phdr) *)getauxval(AT_PHDR);
-    size_t count = getauxval(AT_PHNUM);
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    for (size_t i = 0; headers && i < count; i++) {
-        const ElfW(Phdr) *h = &headers[i];
-        if (h->p_type != PT_LOAD || !(h->p_flags & PF_X) || (h->p_flags & PF_W))
-            continue;
-        /* A static executable: virtual addresses are absolute (no load bias). */
-        uintptr_t start = (uintptr_t)h->p_vaddr & ~(page - 1);
-        uintptr_t end = ((uintptr_t)h->p_vaddr + h->p_memsz + page - 1) & ~(page - 1);
-        (void)madvise((void *)start, end - start, MADV_DONTNEED);
-    }
 }
 
 void cell_begin_early(int argc, char **argv) {

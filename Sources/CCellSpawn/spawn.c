@@ -106,33 +106,6 @@ static void raw_close(int fd) {
     (void)syscall(SYS_close, fd);
 }
 
-/*
- * System calls that never touch errno, for code that runs at the same time as another process
- * sharing this thread pointer (pid 1 beside the network namespace's maker, or beside the
- * command's launcher): glibc's errno lives at that thread pointer, so one process's failure
- * could be read as the other's. Returns the result, or -errno. Where there is no inline form
- * (CELL_BARE_SYSCALLS 0), nothing runs concurrently and glibc's wrapper is converted instead.
- */
-#if defined(__x86_64__)
-#define CELL_BARE_SYSCALLS 1
-static long bare_syscall(long number, long a, long b, long c, long d, long e) {
-    long ret;
-    register long r10 __asm__("r10") = d;
-    register long r8 __asm__("r8") = e;
-    __asm__ volatile("syscall"
-                     : "=a"(ret)
-                     : "0"(number), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
-                     : "rcx", "r11", "memory");
-    return ret;
-}
-#else
-#define CELL_BARE_SYSCALLS 0
-static long bare_syscall(long number, long a, long b, long c, long d, long e) {
-    long ret = syscall(number, a, b, c, d, e);
-    return ret < 0 ? -errno : ret;
-}
-#endif
-
 /* Waits for one byte (a go-ahead); returns 1, 0 at EOF, or -1 with errno set. */
 static ssize_t read_byte(int fd) {
     char byte;
@@ -143,13 +116,12 @@ static ssize_t read_byte(int fd) {
     return n;
 }
 
-/* errno-free (bare_syscall): the command's launcher reports while pid 1 runs. */
 static void report(int fd, int kind, int step, int error, int value) {
     struct cell_report r = {kind, step, error, value};
-    long n;
+    ssize_t n;
     do {
-        n = bare_syscall(SYS_write, fd, (long)&r, sizeof r, 0, 0);
-    } while (n == -EINTR);
+        n = raw_write(fd, &r, sizeof r);
+    } while (n < 0 && errno == EINTR);
 }
 
 __attribute__((noreturn)) static void fail(const struct spawn_ctx *ctx, int step, int error) {
@@ -217,10 +189,25 @@ static int write_file(const char *path, const char *data, size_t len) {
  * (join_network) before it drops its capabilities. Nothing of the caller's runs before the join.
  *
  * The maker runs at the same time as pid 1 and shares its thread pointer, hence errno: every
- * call it makes is bare (bare_syscall), and pid 1 reads what the maker wrote only after reaping
- * it (the wait orders the maker's writes before pid 1's reads). Without bare system calls, pid 1
- * makes the namespace itself, in line.
+ * call it makes is raw (net_syscall returns -errno and never touches errno), and pid 1 reads
+ * what the maker wrote only after reaping it (the wait orders the maker's writes before pid 1's
+ * reads). Where net_syscall has no raw form, pid 1 makes the namespace itself, in line.
  */
+#if defined(__x86_64__)
+#define CELL_NET_MAKER 1
+static long net_syscall(long number, long a, long b, long c) {
+    long ret;
+    __asm__ volatile("syscall" : "=a"(ret) : "0"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return ret;
+}
+#else
+#define CELL_NET_MAKER 0
+static long net_syscall(long number, long a, long b, long c) {
+    long ret = syscall(number, a, b, c);
+    return ret < 0 ? -errno : ret;
+}
+#endif
+
 struct net_made {
     int socket; /* a socket of the new namespace, or -1 */
     int step;   /* the step that failed, or CELL_STEP_NONE */
@@ -236,10 +223,10 @@ static int net_failed(struct net_made *made, int step, long ret) {
 /* Makes the network namespace (for the calling process) and what it needs before anything runs
  * in it. Returns 0, or 1 with the failed step and its error in *made. */
 static int make_network(struct net_made *made) {
-    long ret = bare_syscall(SYS_unshare, CLONE_NEWNET, 0, 0, 0, 0);
+    long ret = net_syscall(SYS_unshare, CLONE_NEWNET, 0, 0);
     if (ret < 0)
         return net_failed(made, CELL_STEP_NS_NET, ret);
-    long sock = bare_syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0, 0, 0);
+    long sock = net_syscall(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (sock < 0)
         return net_failed(made, CELL_STEP_LOOPBACK, sock);
     made->socket = (int)sock;
@@ -247,25 +234,25 @@ static int make_network(struct net_made *made) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, "lo", 3);
-    if ((ret = bare_syscall(SYS_ioctl, sock, SIOCGIFFLAGS, (long)&ifr, 0, 0)) < 0)
+    if ((ret = net_syscall(SYS_ioctl, sock, SIOCGIFFLAGS, (long)&ifr)) < 0)
         return net_failed(made, CELL_STEP_LOOPBACK, ret);
     ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
-    if ((ret = bare_syscall(SYS_ioctl, sock, SIOCSIFFLAGS, (long)&ifr, 0, 0)) < 0)
+    if ((ret = net_syscall(SYS_ioctl, sock, SIOCSIFFLAGS, (long)&ifr)) < 0)
         return net_failed(made, CELL_STEP_LOOPBACK, ret);
     /* Servers may bind low ports in their own network namespace without a capability (as
      * Docker does): two sandboxes can both listen on port 80. Per namespace (the host's /proc,
      * which shows the writer's network namespace). */
-    long fd = bare_syscall(SYS_openat, AT_FDCWD, (long)"/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC, 0, 0);
+    long fd = net_syscall(SYS_openat, AT_FDCWD, (long)"/proc/sys/net/ipv4/ip_unprivileged_port_start", O_WRONLY | O_CLOEXEC);
     if (fd < 0)
         return net_failed(made, CELL_STEP_NET_SYSCTL, fd);
-    ret = bare_syscall(SYS_write, fd, (long)"0", 1, 0, 0);
-    (void)bare_syscall(SYS_close, fd, 0, 0, 0, 0);
+    ret = net_syscall(SYS_write, fd, (long)"0", 1);
+    (void)net_syscall(SYS_close, fd, 0, 0);
     if (ret != 1)
         return net_failed(made, CELL_STEP_NET_SYSCTL, ret < 0 ? ret : -EIO);
     return 0;
 }
 
-#if CELL_BARE_SYSCALLS
+#if CELL_NET_MAKER
 static int net_maker_main(void *arg) {
     return make_network(arg);
 }
@@ -393,10 +380,9 @@ static void load_filter(const struct spawn_ctx *ctx, const uint8_t *bpf, size_t 
     if (len == 0)
         return;
     struct sock_fprog prog = {(unsigned short)(len / sizeof(struct sock_filter)), (struct sock_filter *)bpf};
-    long fd = bare_syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, listen ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0,
-                           (long)&prog, 0, 0);
+    long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, listen ? SECCOMP_FILTER_FLAG_NEW_LISTENER : 0, &prog);
     if (fd < 0) {
-        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_SECCOMP, (int)-fd, which);
+        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_SECCOMP, errno, which);
         _exit(CELL_EXIT_SETUP_FAILED);
     }
     if (!listen)
@@ -409,12 +395,11 @@ static void load_filter(const struct spawn_ctx *ctx, const uint8_t *bpf, size_t 
     cmsg->cmsg_type = SCM_RIGHTS;
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cmsg), &listener, sizeof(int));
-    long sent = bare_syscall(SYS_sendmsg, ctx->listener_w, (long)&m.msg, MSG_NOSIGNAL, 0, 0);
-    if (sent != 1) {
-        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_SECCOMP_LISTENER, sent < 0 ? (int)-sent : EIO, which);
+    if (syscall(SYS_sendmsg, ctx->listener_w, &m.msg, MSG_NOSIGNAL) != 1) {
+        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_SECCOMP_LISTENER, errno, which);
         _exit(CELL_EXIT_SETUP_FAILED);
     }
-    (void)bare_syscall(SYS_close, listener, 0, 0, 0, 0);
+    raw_close(listener);
 }
 
 /* ------------------------------------------------------------------------ the command's launcher */
@@ -442,46 +427,39 @@ static const char *env_value(char *const *envp, const char *name, size_t name_le
 }
 
 /*
- * The command, started by pid 1 after the lock-down and the filters' arrival, just before pid 1
- * executes cell-init: it then starts while cell-init's own exec runs instead of after it. With
- * bare system calls (CELL_BARE_SYSCALLS), this child runs beside pid 1 (clone(CLONE_VM)) and
- * first loads its own copy of the filters, the policy's with the listener the supervisor answers,
- * while pid 1 loads its own: every call here is bare, as they share errno. Otherwise pid 1
- * loads the filters, then starts this child with vfork semantics and is suspended meanwhile.
- * It does what posix_spawnp did in cell-init: a session of its own, no descriptor above 2,
- * nothing blocked (every disposition is already the default: pid 1 reset them and installs
- * none), PATH looked up in the sandbox's environment as execvp does. A failure is reported as
- * cell-init reported it, and the exit status is 127 or 126.
+ * The command, started by pid 1 with clone(CLONE_VM | CLONE_VFORK) after the lock-down and the
+ * filters, just before pid 1 executes cell-init: it then starts while cell-init's own exec runs
+ * instead of after it. pid 1 is suspended meanwhile (vfork), so this child may use its memory
+ * and thread pointer. It does what posix_spawnp did in cell-init: a session of its own, no
+ * descriptor above 2, nothing blocked (every disposition is already the default: pid 1 reset
+ * them and installs none), PATH looked up in the sandbox's environment as execvp does. A
+ * failure is reported as cell-init reported it, and the exit status is 127 or 126.
  */
 static int start_command(void *arg) {
     const struct spawn_ctx *ctx = arg;
     const struct cell_spawn_plan *plan = ctx->plan;
     char *const *argv = plan->argv;
-#if CELL_BARE_SYSCALLS
-    load_filter(ctx, plan->filters->baseline, plan->filters->baseline_len, 0, 0);
-    load_filter(ctx, plan->filters->policy, plan->filters->policy_len, 1, plan->seccomp_listener);
-#endif
-    long ret = bare_syscall(SYS_setsid, 0, 0, 0, 0, 0);
-    if (ret < 0) {
-        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, (int)-ret, 0);
+    if (setsid() < 0) {
+        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, errno, 0);
         _exit(CELL_EXIT_SETUP_FAILED);
     }
     /* No descriptor above 2 for the command (the report pipe among them): without close_range
      * (the policy allows it, so only a kernel without it) the command does not start. */
-    ret = bare_syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC, 0, 0);
-    if (ret != 0) {
-        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, (int)-ret, 0);
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+        report(ctx->status_w, CELL_REPORT_FAILED, CELL_STEP_FORK_COMMAND, errno, 0);
         _exit(CELL_EXIT_SETUP_FAILED);
     }
-    uint64_t none = 0;
-    (void)bare_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, sizeof none, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof(uint64_t));
 
     int err = ENOENT;
     const char *name = argv[0];
     if (!*name) {
         /* "" names no file: not found, as for execvp. */
     } else if (strchr(name, '/')) {
-        err = (int)-bare_syscall(SYS_execve, (long)name, (long)argv, (long)plan->envp, 0, 0);
+        syscall(SYS_execve, name, argv, plan->envp);
+        err = errno;
     } else {
         const char *path = env_value(plan->envp, "PATH", 4);
         if (!path)
@@ -500,7 +478,8 @@ static int start_command(void *arg) {
                 size_t at = dir_len ? dir_len : 1;
                 file[at] = '/';
                 memcpy(file + at + 1, name, name_len + 1);
-                err = (int)-bare_syscall(SYS_execve, (long)file, (long)argv, (long)plan->envp, 0, 0);
+                syscall(SYS_execve, file, argv, plan->envp);
+                err = errno;
                 if (err == EACCES) {
                     saw_eacces = 1;
                 } else if (err != ENOENT && err != ENOTDIR && err != ESTALE && err != ENODEV && err != ETIMEDOUT) {
@@ -556,23 +535,12 @@ static int pid1_main(void *arg) {
     struct net_made net = {-1, CELL_STEP_NONE, 0};
     pid_t maker = 0;
     if (plan->namespaces & CELL_NS_NET) {
-#if CELL_BARE_SYSCALLS
+#if CELL_NET_MAKER
         /* On the command launcher's stack: the launcher starts only after the maker is reaped.
          * No exit signal: pid 1 waits for it with __WCLONE. */
         maker = clone(net_maker_main, ctx->launcher_stack_top, CLONE_VM | CLONE_FILES, &net);
         if (maker < 0)
             fail(ctx, CELL_STEP_NET_MAKER, errno);
-        /* The maker stays on this CPU, which pid 1 leaves idle while it waits for the plan; the
-         * supervisor's main thread, which builds that plan, keeps the other. Left to the load
-         * balancer, the maker moved onto the main thread's CPU in almost half the launches and
-         * delayed the plan (measured: 0.28 ms per launch). Best effort; it ends with the maker. */
-        int cpu = sched_getcpu();
-        if (cpu >= 0) {
-            cpu_set_t here;
-            CPU_ZERO(&here);
-            CPU_SET(cpu, &here);
-            (void)sched_setaffinity(maker, sizeof here, &here);
-        }
 #else
         if (make_network(&net) != 0)
             fail(ctx, net.step, net.error);
@@ -721,40 +689,17 @@ static int pid1_main(void *arg) {
     /* seccomp last: after no_new_privs (which lets a process without capabilities load a
      * filter) and after every other setup call, so the only calls made under the filter before
      * the command's own are the execveat of cell-init and, when the policy plainly allows them,
-     * the command's start (setsid, close_range, rt_sigprocmask, execve; and clone, in the vfork
-     * form). */
-    long pid = 0;
-#if CELL_BARE_SYSCALLS
-    if (command_first) {
-        /* The command's launcher first, beside this process, before either has a filter: it
-         * loads its own copy of the filters while this process loads its own and executes
-         * cell-init, so the two loads (~0.13 ms each here: conversion, JIT, the action cache)
-         * and the two execs overlap. This process's copy has no listener (the launcher's carries
-         * it to the supervisor): cell-init makes no call the policy notifies, and one it made
-         * would fail with ENOSYS, unaudited. From the clone on, both make bare system calls
-         * only (they share errno); the supervisor's memory and pid 1's stack stay until the
-         * fence closes, which needs both execs (each holds the fence's write end). */
-        pid = clone(start_command, ctx->launcher_stack_top, CLONE_VM | SIGCHLD, (void *)ctx);
-        if (pid < 0)
-            fail(ctx, CELL_STEP_FORK_COMMAND, errno);
-        load_filter(ctx, filters->baseline, filters->baseline_len, 0, 0);
-        load_filter(ctx, filters->policy, filters->policy_len, 1, 0);
-    } else
-#endif
-    {
-        load_filter(ctx, filters->baseline, filters->baseline_len, 0, 0);
-        load_filter(ctx, filters->policy, filters->policy_len, 1, plan->seccomp_listener);
-        if (command_first) {
-            /* The command, started now: vfork semantics, so this process resumes once it has
-             * executed (or failed to), and then executes cell-init while the command runs. */
-            _Static_assert(CELL_COMMAND_CLONE_FLAGS == (CLONE_VM | CLONE_VFORK | SIGCHLD), "the launcher's clone flags");
-            pid = clone(start_command, ctx->launcher_stack_top, CELL_COMMAND_CLONE_FLAGS, (void *)ctx);
-            if (pid < 0)
-                fail(ctx, CELL_STEP_FORK_COMMAND, errno);
-        }
-    }
+     * the command's start (clone, setsid, close_range, rt_sigprocmask, execve). */
+    load_filter(ctx, filters->baseline, filters->baseline_len, 0, 0);
+    load_filter(ctx, filters->policy, filters->policy_len, 1, plan->seccomp_listener);
 
     if (command_first) {
+        /* The command, started now: vfork semantics, so this process resumes once it has
+         * executed (or failed to), and then executes cell-init while the command runs. */
+        _Static_assert(CELL_COMMAND_CLONE_FLAGS == (CLONE_VM | CLONE_VFORK | SIGCHLD), "the launcher's clone flags");
+        long pid = clone(start_command, ctx->launcher_stack_top, CELL_COMMAND_CLONE_FLAGS, (void *)ctx);
+        if (pid < 0)
+            fail(ctx, CELL_STEP_FORK_COMMAND, errno);
         char *arg = ctx->status_running_arg;
         int len = format_decimal(arg, ctx->status_w);
         arg[len++] = ':';
@@ -766,8 +711,8 @@ static int pid1_main(void *arg) {
     /* Execute cell-init from the sealed memfd: /proc/1/exe is then a copy nobody can write, never
      * a host file (the runc CVE-2019-5736 class). All signals are still blocked: cell-init
      * installs its forwarding handlers before it unblocks them. */
-    long ret = bare_syscall(SYS_execveat, plan->init_fd, (long)"", (long)ctx->init_argv, (long)plan->envp, AT_EMPTY_PATH);
-    fail(ctx, CELL_STEP_EXEC_INIT, (int)-ret);
+    syscall(SYS_execveat, plan->init_fd, "", ctx->init_argv, plan->envp, AT_EMPTY_PATH);
+    fail(ctx, CELL_STEP_EXEC_INIT, errno);
 }
 
 /* ---------------------------------------------------------------------------------- supervisor */

@@ -171,8 +171,7 @@ public enum Launcher {
             ("host_pid", .int(Int(result.init_pid))), ("cell_version", .string(version)),
         ])
 
-        let supervisor = Supervisor(plan: plan, spawned: result, decisions: filters.decisions, audit: audit, relay: relay,
-                                    processEnds: processEnds)
+        let supervisor = Supervisor(plan: plan, spawned: result, decisions: filters.decisions, audit: audit, relay: relay)
         let end = supervisor.run()
         try? audit.flushSuppressed()
         var exitFields: [(String, JSONField)] = [("status", .int(Int(end.exitStatus)))]

@@ -20,9 +20,9 @@ struct LockDownTests {
         #expect(strict.stdout == Array(repeating: "0000000000000000", count: 5).joined(separator: " ") + " 1 2 2\n")
     }
 
-    @Test("pid 1 (cell-init) is locked down as the command is, with its own copy of the filters")
+    @Test("pid 1 (cell-init) is locked down as the command is")
     func initIsLockedDownToo() {
-        // The command's launcher and pid 1 load their filters side by side: both must hold them.
+        // pid 1 loads the filters, then starts the command and executes cell-init: both hold them.
         let script = Self.statusFields.replacingOccurrences(of: "/proc/self/status", with: "/proc/1/status")
         for (options, filters) in [([String](), "1"), (["--seccomp", "strict"], "2")] {
             let r = Sandbox.run(["python3", "-c", script], options: options)

@@ -341,8 +341,6 @@ void cell_begun_free(struct cell_begun *begun);
  * index of the command in argv, or -1 for no guess, and the CELL_NS_* bits.
  */
 void cell_begin_early(int argc, char **argv);
-/* Drops the mappings of cell's executable segment (begin.c): for a process about to exit. */
-void cell_release_code_pages(void);
 struct cell_begun *cell_take_early(void);
 int cell_early_guess(int argc, char *const *argv, int *namespaces);
 

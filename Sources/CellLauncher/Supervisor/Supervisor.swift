@@ -23,14 +23,8 @@ final class Supervisor {
     /// Set when the supervisor itself ended the sandbox (a kill rule, an audit write failure).
     private var killedBy: SandboxEnd?
 
-    /// The process exits once the sandbox is over: its code pages are released while pid 1's
-    /// exit tears the sandbox down (cell_release_code_pages).
-    private let processEnds: Bool
-
-    init(plan: LaunchPlan, spawned: cell_spawn_result, decisions: PolicyDecisions, audit: AuditLog, relay: SignalRelay,
-         processEnds: Bool = false) {
+    init(plan: LaunchPlan, spawned: cell_spawn_result, decisions: PolicyDecisions, audit: AuditLog, relay: SignalRelay) {
         self.plan = plan
-        self.processEnds = processEnds
         self.initPID = spawned.init_pid
         self.statusFD = spawned.status_fd
         self.lifelineFD = spawned.lifeline_fd
@@ -116,7 +110,6 @@ final class Supervisor {
                 sched_yield()
             } else if !pollingOver && (ending != nil || setupFailure != nil) {
                 pollingUntil = now + endGrace
-                if processEnds { cell_release_code_pages() }
             }
         }
 
