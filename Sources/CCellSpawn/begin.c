@@ -21,7 +21,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------- where cell-init is */
@@ -226,32 +225,7 @@ int cell_early_guess(int argc, char *const *argv, int *namespaces) {
 
 static struct cell_begun *early;
 
-/* Bounds of the program's zero-initialised data, from the linker. */
-extern char __bss_start[], _end[];
-
-/*
- * The supervisor's zero-initialised data (.bss), made writable private memory before the spawner
- * thread exists. Why: the spawner and pid 1 share the supervisor's memory (CLONE_VM), and while
- * pid 1 runs on the other CPU, every first write to a .bss page that was first read (it was
- * mapped to the shared zero page) makes the kernel replace that mapping and flush the other
- * CPU's TLB with an inter-processor interrupt, which the writer waits for and pid 1 is stopped
- * by. Swift's lazily initialised globals and its metadata and witness-table caches live there:
- * measured ~16 such writes per launch, ~7 us each on this VM, and 0.2-0.26 ms less per launch
- * with this populate (~70 pages, ~90 us, paid before anything runs in parallel). Contents do
- * not change (zero pages become zeroed private pages); a kernel without MADV_POPULATE_WRITE
- * (before 5.14) refuses it and nothing else happens.
- */
-static void populate_bss(void) {
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t start = (uintptr_t)__bss_start & ~(page - 1);
-    uintptr_t end = ((uintptr_t)_end + page - 1) & ~(page - 1);
-    if (end > start)
-        (void)madvise((void *)start, end - start, MADV_POPULATE_WRITE);
-}
-
 void cell_begin_early(int argc, char **argv) {
-    if (argc >= 2 && strcmp(argv[1], "run") == 0)
-        populate_bss();
     int namespaces = 0;
     int command = cell_early_guess(argc, argv, &namespaces);
     /* Root's outer id depends on the profile and on where cell runs: left to the supervisor. */
