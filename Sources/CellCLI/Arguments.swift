@@ -279,7 +279,7 @@ public enum ArgumentParser {
             }
             options.capabilitiesAdded.append(value)
         case .seccomp:
-            guard SeccompPolicy.builtInNames.contains(value) else {
+            guard SeccompPolicy.isBuiltIn(value) else {
                 throw UsageError("--seccomp '\(value)' is not a policy (default, strict; or --seccomp-json PATH)")
             }
             options.seccompPolicy = value

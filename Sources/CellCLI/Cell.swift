@@ -50,9 +50,15 @@ public enum Cell {
         // while the profile is read and the plan is built. If the launch turns out to need other
         // basics, what was begun is abandoned: pid 1 has run nothing by then (it waits for the
         // rest of its plan), and the launch starts over.
-        let helper = InitHelper.locate()
+        // cell-init is looked for only when a sandbox is begun here: an early begin found it.
+        func locateHelper() throws(LaunchError) -> String {
+            guard let path = InitHelper.locate() else {
+                throw .setup("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
+            }
+            return path
+        }
         var begun = options.dryRun ? nil : SandboxStart.takeEarly()
-        if begun == nil, !options.dryRun, let helper, let likely = PlanBuilder.likelyBasics(for: options) {
+        if begun == nil, !options.dryRun, let likely = PlanBuilder.likelyBasics(for: options), let helper = try? locateHelper() {
             begun = try? SandboxStart(likely, initHelper: helper)
         }
         let profile: Profile
@@ -83,14 +89,11 @@ public enum Cell {
             writeAll(1, text)
             return 0
         }
-        guard let helper else {
-            return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
-        }
 
         // The rest of the plan is built while the kernel creates the sandbox's namespaces.
         let (built, outcome) = Launcher.run(basics, building: { () throws(LaunchError) -> LaunchPlan in
             try PlanBuilder.plan(for: options, profile: profile, basics: basics)
-        }, initHelper: helper, version: version, begun: begun, processEnds: true)
+        }, initHelper: locateHelper, version: version, begun: begun, processEnds: true)
         begun = nil
         Launcher.keepUntilExit(profile, options)
         guard let plan = built else {

@@ -220,7 +220,7 @@ struct ProfileDecoder {
             checkKeys(table, base, ["policy", "json", "allow", "allow_add", "allow_remove", "deny", "deny_add",
                                     "deny_remove", "rules", "rules_add", "nested_namespaces"])
             if let policy = string(table, base, "policy") {
-                if SeccompPolicy.builtInNames.contains(policy) { layer.seccompPolicy = policy } else {
+                if SeccompPolicy.isBuiltIn(policy) { layer.seccompPolicy = policy } else {
                     report(base + [.key("policy")], "unknown seccomp policy '\(policy)' (default, strict; or json = \"PATH\" for a Docker profile)")
                 }
             }

@@ -102,6 +102,12 @@ public struct SeccompPolicy: Equatable, Sendable {
     /// The built-in policies' names.
     public static let builtInNames = ["default", "strict"]
 
+    /// Whether `name` is a built-in policy's (a comparison, not the list: its first use showed in
+    /// a launch's profile).
+    public static func isBuiltIn(_ name: String) -> Bool {
+        name == "default" || name == "strict"
+    }
+
     /// A built-in policy by name. A function, not a table: each policy is built on its first use,
     /// so a launch builds only its own (building both showed in a launch's profile).
     public static func builtIn(_ name: String) -> SeccompPolicy? {
