@@ -570,8 +570,10 @@ static int pid1_main(void *arg) {
      * wake-up of an idle CPU. None of it runs anything of the caller's. The maker took the pid
      * namespace's first free pid: ns_last_pid gives it back once the maker is reaped, through
      * this descriptor opened while the host's /proc/sys is in view (if it cannot be opened, the
-     * command is pid 3: cosmetic, not a reason to refuse the launch). */
-    int last_pid_fd = maker > 0 ? (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC) : -1;
+     * command is pid 3: cosmetic, not a reason to refuse the launch). Only in a pid namespace
+     * of our own: the host's counter is never touched. */
+    int last_pid_fd = maker > 0 && (plan->namespaces & CELL_NS_PID)
+        ? (int)syscall(SYS_openat, AT_FDCWD, "/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC) : -1;
     /* Before any mount: make every mount private, so nothing done inside propagates back to
      * the host (or to other sandboxes sharing a peer group). */
     if ((plan->namespaces & CELL_NS_MOUNT) && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
