@@ -27,9 +27,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -301,12 +303,100 @@ static int clone_source(int fd, const struct cell_mount_op *op) {
     return tree;
 }
 
+/* How step 1 found a host entry (CELL_OP_HOST_ENTRY) to be replicated. */
+enum { HOST_BIND = 0, HOST_COPY = 1, HOST_LINK = 2 };
+/* Host files up to this size are copied into the new root rather than bound: a copy costs a
+ * fraction of a bind (open_tree, mount_setattr, move_mount), and a launch has a dozen. */
+#define HOST_COPY_MAX (32 * 1024)
+
 /* What step 1 took of a bind's source: a clone of a directory's mount tree, or a file's O_PATH
- * descriptor to clone once its destination is there. */
+ * descriptor to clone once its destination is there; for a host entry, how it is replicated
+ * (a file to copy is open for reading, a symlink is an O_PATH descriptor of the link). */
 struct bind_source {
     int fd;      /* -1: none (not a bind, or an optional source that does not exist) */
     int is_tree; /* fd is the clone itself */
+    int as;      /* HOST_*, for CELL_OP_HOST_ENTRY */
 };
+
+/* Step 1 for a host entry: what it is, looked at without following a symlink anywhere in its
+ * path (one on the way leaves the entry out; the entry itself being one is recreated). A small
+ * regular file is opened for reading (non-blocking: a FIFO cannot stall the launch), anything
+ * else is taken as a bind source. 0 with t->fd -1 when there is nothing to replicate. */
+static int take_host_entry(const struct cell_mount_op *op, struct bind_source *t) {
+    const unsigned long long resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    int readable = 1;
+    int fd = sys_openat2(AT_FDCWD, op->source, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, resolve);
+    if (fd < 0 && (errno == ELOOP || errno == EACCES || errno == ENXIO || errno == EPERM)) {
+        readable = 0;
+        fd = sys_openat2(AT_FDCWD, op->source, O_PATH | O_NOFOLLOW | O_CLOEXEC, 0, resolve);
+    }
+    if (fd < 0)
+        return is_missing(errno) || errno == ELOOP ? 0 : -1;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close_keep_errno(fd);
+        return -1;
+    }
+    t->fd = fd;
+    t->is_tree = 0;
+    t->as = HOST_BIND;
+    if (S_ISLNK(st.st_mode)) {
+        t->as = HOST_LINK;
+    } else if (S_ISREG(st.st_mode) && readable && st.st_size <= HOST_COPY_MAX) {
+        t->as = HOST_COPY;
+    } else if (S_ISDIR(st.st_mode)) {
+        t->fd = clone_source(fd, op);
+        t->is_tree = 1;
+        close_keep_errno(fd);
+        if (t->fd < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Attaches a bind source taken in step 1 at op->dest. */
+static int attach_source(struct parent_cache *cache, int root, const struct cell_mount_op *op, struct bind_source *taken,
+                         int create, int *step) {
+    *step = CELL_STEP_MOUNT_TARGET;
+    int target = mount_point(cache, root, op->dest, taken->is_tree, create);
+    if (target < 0)
+        return -1;
+    int rc = -1;
+    if (!taken->is_tree) {
+        *step = CELL_STEP_MOUNT_SOURCE;
+        int tree = clone_source(taken->fd, op);
+        if (tree < 0)
+            goto out;
+        close_keep_errno(taken->fd);
+        taken->fd = tree;
+        taken->is_tree = 1;
+    }
+    *step = CELL_STEP_MOUNT_OP;
+    rc = sys_move_mount(taken->fd, target);
+out:
+    close_keep_errno(target);
+    return rc;
+}
+
+/* A copy of the open host file `from` (at most HOST_COPY_MAX bytes) as `name` in `parent`. */
+static int copy_host_file(int parent, const char *name, int from) {
+    int fd = openat(parent, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    size_t left = HOST_COPY_MAX;
+    ssize_t n;
+    while (left > 0 && (n = sendfile(fd, from, NULL, left)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            close_keep_errno(fd);
+            return -1;
+        }
+        left -= (size_t)n;
+    }
+    close_keep_errno(fd);
+    return 0;
+}
 
 /* Runs one operation below `root`; `taken` is what step 1 took for a bind. */
 static int run_op(struct parent_cache *cache, int root, const struct cell_mount_op *op, struct bind_source *taken, int *step) {
@@ -319,23 +409,25 @@ static int run_op(struct parent_cache *cache, int root, const struct cell_mount_
 
     int source = -1, target = -1, rc = -1;
     switch (op->kind) {
-    case CELL_OP_BIND: {
+    case CELL_OP_BIND:
+        return attach_source(cache, root, op, taken, create, step);
+    case CELL_OP_HOST_ENTRY: {
+        if (taken->is_tree || taken->as == HOST_BIND)
+            return attach_source(cache, root, op, taken, create, step);
+        char name[256];
         *step = CELL_STEP_MOUNT_TARGET;
-        target = mount_point(cache, root, op->dest, taken->is_tree, create);
-        if (target < 0)
+        int parent = cached_parent(cache, root, op->dest, 1, name, sizeof name);
+        if (parent < 0)
             return -1;
-        if (!taken->is_tree) {
-            *step = CELL_STEP_MOUNT_SOURCE;
-            int tree = clone_source(taken->fd, op);
-            if (tree < 0)
-                break;
-            close_keep_errno(taken->fd);
-            taken->fd = tree;
-            taken->is_tree = 1;
-        }
         *step = CELL_STEP_MOUNT_OP;
-        rc = sys_move_mount(taken->fd, target);
-        break;
+        if (taken->as == HOST_COPY)
+            return copy_host_file(parent, name, taken->fd);
+        char link[PATH_MAX];
+        ssize_t n = readlinkat(taken->fd, "", link, sizeof link - 1);
+        if (n < 0)
+            return -1;
+        link[n] = '\0';
+        return symlinkat(link, parent, name);
     }
     case CELL_OP_TMPFS:
     case CELL_OP_PROC:
@@ -437,12 +529,22 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
         return -1;
     }
 
-    for (int i = 0; i < count; i++)
+    for (int i = 0; i < count; i++) {
         taken[i].fd = -1;
+        taken[i].is_tree = 0;
+        taken[i].as = HOST_BIND;
+    }
 
     /* 1. Every bind source, before anything is mounted over it. */
     for (int i = 0; i < count; i++) {
         const struct cell_mount_op *op = &plan->mounts[i];
+        if (op->kind == CELL_OP_HOST_ENTRY) {
+            *step = CELL_STEP_MOUNT_SOURCE;
+            *op_index = i;
+            if (take_host_entry(op, &taken[i]) != 0)
+                goto fail;
+            continue;
+        }
         if (op->kind != CELL_OP_BIND)
             continue;
         *step = CELL_STEP_MOUNT_SOURCE;
@@ -490,7 +592,7 @@ int cell_build_root(const struct cell_spawn_plan *plan, int *step, int *op_index
     for (int i = 0; i < count; i++) {
         const struct cell_mount_op *op = &plan->mounts[i];
         *op_index = i;
-        if (op->kind == CELL_OP_BIND && taken[i].fd < 0)
+        if ((op->kind == CELL_OP_BIND || op->kind == CELL_OP_HOST_ENTRY) && taken[i].fd < 0)
             continue; /* an optional source that does not exist */
         int rc = run_op(&cache, root, op, &taken[i], step);
         /* Done with the source either way (a clone left unattached is dissolved on close). */

@@ -6,6 +6,7 @@ public struct MountOperation: Equatable, Sendable {
     public enum Kind: String, Sendable {
         case bind, tmpfs, proc, devpts, mqueue, dir, symlink, file
         case remountReadOnly = "remount-ro"
+        case hostEntry = "host-entry"
     }
 
     public var kind: Kind
@@ -42,6 +43,14 @@ public struct MountOperation: Equatable, Sendable {
         MountOperation(kind: .file, source: contents, destination: destination, mode: mode)
     }
 
+    /// The host's entry at `path`, as the host has it, looked at by the sandbox's pid 1 (mounts.c):
+    /// a regular file of up to 32 KiB copied (read-only with the root), a symlink recreated with
+    /// the same target, anything else bound read-only; nothing if it does not exist, or if a
+    /// symlink lies on the way to it.
+    public static func hostEntry(_ path: String) -> MountOperation {
+        MountOperation(kind: .hostEntry, source: path, destination: path, readOnly: true, optional: true)
+    }
+
     public static func dir(_ destination: String, mode: UInt32 = 0o755) -> MountOperation {
         MountOperation(kind: .dir, destination: destination, mode: mode)
     }
@@ -60,6 +69,7 @@ public struct MountOperation: Equatable, Sendable {
         switch kind {
         case .bind: return "\(readOnly ? "ro-bind" : "bind") \(source ?? "") -> \(destination)\(suffix)"
         case .symlink: return "symlink \(destination) -> \(source ?? "")"
+        case .hostEntry: return "host-entry \(source ?? "") -> \(destination) (a copy if a small file, the same symlink, or a read-only bind)"
         case .file: return "file \(destination) (\(source?.utf8.count ?? 0) bytes\(mode.map { ", mode=\(String($0, radix: 8))" } ?? ""))"
         default: return "\(kind.rawValue) \(destination)\(suffix)"
         }
@@ -76,6 +86,7 @@ public struct MountOperation: Equatable, Sendable {
         case .symlink: return Int32(CELL_OP_SYMLINK.rawValue)
         case .file: return Int32(CELL_OP_FILE.rawValue)
         case .remountReadOnly: return Int32(CELL_OP_REMOUNT_RO.rawValue)
+        case .hostEntry: return Int32(CELL_OP_HOST_ENTRY.rawValue)
         }
     }
 

@@ -187,8 +187,7 @@ struct LimitsUnitTests {
     @Test func userNetworkUsesSlirpsResolver() {
         let ops = FilesystemView.defaultOperations(workingDirectory: nil, network: .user, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing })
         #expect(ops.contains(.file("/etc/resolv.conf", contents: "nameserver \(UserNetwork.resolverAddress)\n")))
-        let none = FilesystemView.defaultOperations(workingDirectory: nil, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing },
-                                                    read: { _ in nil })
-        #expect(none.contains(.bind("/etc/resolv.conf", readOnly: true, optional: true)))
+        let none = FilesystemView.defaultOperations(workingDirectory: nil, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing })
+        #expect(none.contains(.hostEntry("/etc/resolv.conf")))
     }
 }

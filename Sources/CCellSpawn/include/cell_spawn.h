@@ -130,7 +130,7 @@ struct cell_rlimit {
  * operations). `dest` is an absolute, normalized path inside the sandbox. */
 enum cell_mount_kind {
     CELL_OP_BIND = 1,       /* bind the host path `source` (never through a symlink) */
-    CELL_OP_TMPFS = 2,      /* a new tmpfs; `size` and `mode` are fsconfig strings or NULL */
+    CELL_OP_TMPFS = 2,      /* a new tmpfs, with `size` (when has_size) and `mode` (when >= 0) */
     CELL_OP_PROC = 3,       /* a procfs of the sandbox's pid namespace */
     CELL_OP_DEVPTS = 4,     /* a private devpts instance (newinstance, ptmxmode=0666) */
     CELL_OP_MQUEUE = 5,     /* the ipc namespace's POSIX message queues */
@@ -138,6 +138,8 @@ enum cell_mount_kind {
     CELL_OP_SYMLINK = 7,    /* a symlink to `source` */
     CELL_OP_FILE = 8,       /* a file holding `source` (`source_len` bytes), with `mode` */
     CELL_OP_REMOUNT_RO = 9, /* make the mount tree at `dest` read-only (a read-only bind onto itself) */
+    CELL_OP_HOST_ENTRY = 10, /* the host's `source` as it is: a small regular file copied, a symlink
+                              * recreated, anything else bound; nothing if it does not exist */
 };
 
 enum {
