@@ -9,6 +9,14 @@ struct SeccompPolicyTests {
          "request_key": 249, "personality": 135, "socket": 41][name] ?? (name == "stime" ? -10_001 : nil)
     }
 
+    @Test func builtInNamesLookupsAndChecksAgree() {
+        // Three views of the same two policies (the list, the lookup, the cheap check): in step.
+        for name in SeccompPolicy.builtInNames {
+            #expect(SeccompPolicy.isBuiltIn(name) && SeccompPolicy.builtIn(name)?.name == name, "\(name)")
+        }
+        #expect(!SeccompPolicy.isBuiltIn("Default") && SeccompPolicy.builtIn("docker") == nil)
+    }
+
     @Test func laterUnconditionalRuleReplacesEarlierOnes() throws {
         let p = SeccompPolicy(name: "t", defaultAction: .allow, rules: [
             .init(["mount", "ptrace"], .errno(1)),
