@@ -8,10 +8,10 @@
 // own for the same reason (TOMLKit pulls in Foundation) and because toml++, inside TOMLKit,
 // aborted the process on malformed profiles. See README.md, "Design".
 //
-// The sandbox's pid 1 helper, `cell-init`, is a small static C program that is *not* a SwiftPM
-// target: SwiftPM links every executable against the Swift runtime, and the helper must be a
-// self-contained static binary that runs inside an arbitrary filesystem view. Scripts/build
-// compiles it next to the `cell` binary.
+// The sandbox's pid 1, `cell-init` (Sources/cell-init), is a small static C program that is
+// *not* a SwiftPM target: SwiftPM links every executable against the Swift runtime, and pid 1
+// must be a self-contained static binary that executes the plan (cell_plan.h) inside whatever
+// the sandbox becomes. Scripts/build compiles it next to the `cell` binary.
 import PackageDescription
 
 let package = Package(
@@ -20,7 +20,9 @@ let package = Package(
         .executable(name: "cell", targets: ["cell"]),
     ],
     targets: [
-        // Everything between clone() and execve(): async-signal-safe C, no malloc, no stdio.
+        // The C around a launch: the trampoline between clone() and the execve() of cell-init
+        // (async-signal-safe), the descriptors handed to it, seccomp notification calls, and
+        // cell_plan.h, the plan's wire format shared with cell-init.
         .target(
             name: "CCellSpawn",
             cSettings: [.define("_GNU_SOURCE")]

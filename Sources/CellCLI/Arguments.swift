@@ -42,6 +42,8 @@ public struct RunOptions: Equatable {
     public var statusJSONPath: String?
     public var outerID: OuterID?
     public var dryRun = false
+    /// With --dry-run: where to write the encoded plan.
+    public var planOut: String?
     /// --ro-bind, --bind and --tmpfs, in command-line order (relative sources still relative).
     public var mounts: [MountRequest] = []
     public var capabilitiesAdded: [String] = []
@@ -62,6 +64,8 @@ public struct RunOptions: Equatable {
     public var cgroup: String?
     public var publish: [PublishedPort] = []
     public var allowHostLoopback = false
+    /// --as-root / --as-caller; nil: uid 0 inside.
+    public var inside: IdentityMapping.Inside?
 
     public init() {}
 }
@@ -213,6 +217,18 @@ public enum ArgumentParser {
             options.outerID = try parseOuterID(value)
         case .dryRun:
             options.dryRun = true
+        case .planOut:
+            guard !value.isEmpty else { throw UsageError("--plan-out needs a file path") }
+            options.planOut = value
+        case .planOut:
+            guard !value.isEmpty else { throw UsageError("--plan-out needs a file path") }
+            options.planOut = value
+        case .asRoot, .asCaller:
+            let inside: IdentityMapping.Inside = option == .asRoot ? .root : .caller
+            if let earlier = options.inside, earlier != inside {
+                throw UsageError("--as-root and --as-caller contradict each other: give one")
+            }
+            options.inside = inside
         case .roBind, .bind:
             let readOnly = option == .roBind
             guard !value.isEmpty else { throw UsageError("\(option.rawValue) needs SRC[:DST]") }
@@ -394,8 +410,11 @@ enum RunOption: String, CaseIterable {
     case seccompJSON = "--seccomp-json"
     case allowSyscall = "--allow-syscall"
     case denySyscall = "--deny-syscall"
+    case planOut = "--plan-out"
+    case asRoot = "--as-root"
+    case asCaller = "--as-caller"
 
-    var takesValue: Bool { self != .dryRun && self != .allowHostLoopback }
+    var takesValue: Bool { ![.dryRun, .allowHostLoopback, .asRoot, .asCaller].contains(self) }
 
     var valueHint: String {
         switch self {
@@ -422,6 +441,8 @@ enum RunOption: String, CaseIterable {
         case .seccompJSON: return "PATH"
         case .allowSyscall: return "NAME"
         case .denySyscall: return "NAME[:ERRNO]"
+        case .asRoot, .asCaller: return ""
+        case .planOut: return "PATH"
         }
     }
 }

@@ -7,16 +7,12 @@ import Glibc
 public enum Cell {
     public static let version = "0.1.0"
 
-    /// Begins a sandbox for `cell run`'s likely settings straight from the process' arguments,
-    /// before anything is parsed (see begin.c): the first thing the program does.
-    public static func beginEarly() {
-        cell_begin_early(CommandLine.argc, CommandLine.unsafeArgv)
-    }
-
     public static func main(_ arguments: [String]) -> Int32 {
-        // What beginEarly began and no launch took over (a usage error, a dry run, another
-        // command) is ended before cell exits: pid 1 is reaped, nothing is left behind.
-        defer { SandboxStart.takeEarly()?.abandon() }
+        // A descriptor 0, 1 or 2 that the caller left closed would be taken by the next one cell
+        // opens — a pipe to the sandbox's pid 1, say — and handed to the command as its stdio.
+        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) < 0 {
+            _ = open("/dev/null", O_RDWR)
+        }
         let command: CellCommand
         do {
             command = try ArgumentParser.parse(arguments)
@@ -45,62 +41,25 @@ public enum Cell {
     }
 
     static func run(_ options: RunOptions) -> Int32 {
-        // The sandbox's creation began before the arguments were parsed (beginEarly), or begins
-        // now, for the basics nearly every launch has, so that the kernel creates the namespaces
-        // while the profile is read and the plan is built. If the launch turns out to need other
-        // basics, what was begun is abandoned: pid 1 has run nothing by then (it waits for the
-        // rest of its plan), and the launch starts over.
-        // cell-init is looked for only when a sandbox is begun here: an early begin found it.
-        func locateHelper() throws(LaunchError) -> String {
-            guard let path = InitHelper.locate() else {
-                throw .setup("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
-            }
-            return path
-        }
-        var begun = options.dryRun ? nil : SandboxStart.takeEarly()
-        if begun == nil, !options.dryRun, let likely = PlanBuilder.likelyBasics(for: options), let helper = try? locateHelper() {
-            begun = try? SandboxStart(likely, initHelper: helper)
-        }
         let profile: Profile
         do {
             profile = try ProfileCommands.loader().resolve(options.profile ?? "default")
         } catch {
-            begun?.abandon()
             for diagnostic in error.diagnostics { writeAll(2, "cell: \(diagnostic)\n") }
             return SandboxEnd.setupFailureStatus
         }
-        let basics: LaunchBasics
+        let plan: LaunchPlan
         do {
-            basics = try PlanBuilder.basics(for: options, profile: profile)
+            plan = try PlanBuilder.plan(for: options, profile: profile)
         } catch {
-            begun?.abandon()
             return fail(error.message)
         }
-        if options.dryRun {
-            var text: String
-            do {
-                let plan = try PlanBuilder.plan(for: options, profile: profile, basics: basics)
-                text = plan.describe() + "\n"
-                text += "\nseccomp filters (libseccomp pseudo-code):\n"
-                text += try SeccompCompiler.pseudoCode(plan.seccomp)
-            } catch {
-                return fail(error.message)
-            }
-            writeAll(1, text)
-            return 0
+        if options.planOut != nil && !options.dryRun { return fail("--plan-out goes with --dry-run") }
+        if options.dryRun { return dryRun(plan, planOut: options.planOut) }
+        guard let helper = InitHelper.locate() else {
+            return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
         }
-
-        // The rest of the plan is built while the kernel creates the sandbox's namespaces.
-        let (built, outcome) = Launcher.run(basics, building: { () throws(LaunchError) -> LaunchPlan in
-            try PlanBuilder.plan(for: options, profile: profile, basics: basics)
-        }, initHelper: locateHelper, version: version, begun: begun, processEnds: true)
-        begun = nil
-        Launcher.keepUntilExit(profile, options)
-        guard let plan = built else {
-            if case .setupFailed(let message) = outcome.end { writeAll(2, "cell: \(message)\n") }
-            return outcome.end.exitStatus
-        }
-
+        let outcome = Launcher.run(plan, initHelper: helper, version: version)
         for note in outcome.notes { writeAll(2, "cell: note: \(note)\n") }
         switch outcome.end {
         case .setupFailed(let message):
@@ -125,6 +84,32 @@ public enum Cell {
         return outcome.end.exitStatus
     }
 
+    /// `--dry-run`: what the supervisor does, then the records pid 1 would execute — decoded
+    /// back from the very bytes a launch sends it — then the filters as libseccomp compiled them.
+    static func dryRun(_ plan: LaunchPlan, planOut: String?) -> Int32 {
+        let filters: FilterSet
+        let records: [PlanRecord]
+        do {
+            filters = try SeccompCompiler.compileFilters(plan.seccomp, pseudoCode: true)
+            let bytes = PlanEncoding.header + PlanEncoding.encode(plan.setupRecords() + filters.records)
+            records = try PlanEncoding.decode(bytes)
+            if let planOut, let code = writeWholeFile(planOut, bytes) {
+                return fail("cannot write --plan-out \(planOut): \(errorText(code))")
+            }
+        } catch let error as LaunchError {
+            return fail(error.message)
+        } catch {
+            return fail("the plan does not read back: \(error)")
+        }
+        var text = plan.describe() + "\n\npid 1 (cell-init) executes, in this order:\n"
+        for (index, record) in records.enumerated() {
+            text += String(repeating: " ", count: max(0, 3 - String(index + 1).count)) + "\(index + 1). \(record.summary)\n"
+        }
+        text += "\nseccomp filters (libseccomp pseudo-code):\n" + SeccompCompiler.pseudoCode(filters)
+        writeAll(1, text)
+        return 0
+    }
+
     static func pathInside(_ plan: LaunchPlan) -> String {
         plan.environment.first { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? ""
     }
@@ -135,16 +120,16 @@ public enum Cell {
     }
 }
 
-/// Where the sandbox's pid 1 helper lives: next to the cell binary (a build directory), or in
-/// ../libexec/cell/ (an installed tree). The list is begin.c's, which looks there too.
+/// Where the sandbox's pid 1 program lives: next to the cell binary (a build directory), or in
+/// ../libexec/cell/ (an installed tree).
 enum InitHelper {
     static func candidates() -> [String] {
-        var paths: [String] = []
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        while cell_init_helper_candidate(Int32(paths.count), &buffer, buffer.count) == 0 {
-            paths.append(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
-        }
-        return paths
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard n > 0 else { return [] }
+        let executable = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        return [directory + "/cell-init", directory + "/../libexec/cell/cell-init"]
     }
 
     static func locate() -> String? {

@@ -86,10 +86,17 @@ enum Help {
       --deny-syscall NAME[:ERRNO]
                              deny one, with EPERM or ERRNO (repeatable)
       --cap-add CAP          keep a capability, e.g. CAP_NET_BIND_SERVICE (repeatable)
+      --as-root              uid 0 inside (the default for now), mapped to your uid outside
+      --as-caller            your own uid and gid inside, still mapped to nothing but them;
+                             every capability dropped either way
       --outer-id UID[:GID]   when cell runs as root: the unprivileged host ids the sandbox's
                              root maps to (default 65534:65534); refused for other users
-      --dry-run              print the resolved plan (namespaces, ordered mounts, seccomp
-                             filters) and exit without running anything
+      --dry-run              print the plan and exit without running anything: what cell
+                             does around the sandbox, then every record its pid 1 would
+                             execute, in order (each /etc entry as a copy, a symlink or a
+                             read-only bind), and the seccomp filters as libseccomp compiled them
+      --plan-out PATH        with --dry-run: also write the encoded plan there, byte for byte
+                             what pid 1 would read (format: Sources/CCellSpawn/include/cell_plan.h)
       -h, --help             this text
 
     SIGNALS

@@ -3,33 +3,19 @@ import CellLauncher
 import CellProfile
 import Glibc
 
-/// Turns `cell run` options and a profile into `LaunchBasics`, then a `LaunchPlan`.
+/// Turns `cell run` options and a profile into the `LaunchPlan`: everything is decided here,
+/// once, before the sandbox exists.
 enum PlanBuilder {
-    /// The basics nearly every launch ends up with, guessed from the command line alone before
-    /// the profile is read: the caller's own ids (root: --outer-id or the default outer id),
-    /// every namespace but the optional time namespace (the network namespace unless --net
-    /// host), no cgroup. Nil when the command line already says otherwise. Only what
-    /// `SandboxStart` uses is meaningful; `Launcher.run` compares it with the real basics.
-    static func likelyBasics(for options: RunOptions) -> LaunchBasics? {
-        if options.cgroup != nil { return nil }
-        guard let identity = try? IdentityMapping.forCaller(
-            uid: geteuid(), gid: getegid(), requested: options.outerID.map { ($0.uid, $0.gid) },
-            inInitialUserNamespace: IdentityMapping.inInitialUserNamespace()) else { return nil }
-        var namespaces = Namespace.allNested
-        if options.network == NetworkMode.host.rawValue { namespaces.remove(.net) }
-        return LaunchBasics(command: options.command, identity: identity, namespaces: namespaces, network: .none,
-                            limits: ResourceLimits(), auditLogPath: nil)
-    }
-
-    /// What must be settled before the sandbox's first process exists (see `LaunchBasics`).
-    /// Precedence, here and in `plan`: command-line options, then the profile, then cell's base
-    /// defaults (which the profile has already filled in).
-    static func basics(for options: RunOptions, profile: Profile) throws(LaunchError) -> LaunchBasics {
+    /// The whole plan. Precedence: command-line options, then the profile, then cell's base
+    /// defaults (which the profile has already filled in). Lists from the command line are
+    /// added after the profile's.
+    static func plan(for options: RunOptions, profile: Profile) throws(LaunchError) -> LaunchPlan {
         let identity = try IdentityMapping.forCaller(
             uid: geteuid(), gid: getegid(),
             // A profile's outer_id applies when cell runs as root (the only case it means anything);
             // --outer-id from anyone else is an error.
             requested: options.outerID.map { ($0.uid, $0.gid) } ?? (geteuid() == 0 ? profile.outerID : nil),
+            inside: options.inside ?? .root,
             inInitialUserNamespace: IdentityMapping.inInitialUserNamespace())
         var namespaces = profile.namespaces
         let network = options.network.flatMap(NetworkMode.init(rawValue:)) ?? profile.network
@@ -46,15 +32,6 @@ enum PlanBuilder {
         if let v = options.openFiles { limits.openFiles = v }
         if let v = options.processes { limits.processes = v }
         if let v = options.cgroup { limits.cgroup = v }
-        return LaunchBasics(command: options.command, identity: identity, namespaces: namespaces, network: network,
-                            limits: limits, auditLogPath: options.auditLogPath ?? profile.auditLog)
-    }
-
-    /// The whole plan, around `basics` (from `basics(for:profile:)`). Lists from the command line
-    /// are added after the profile's.
-    static func plan(for options: RunOptions, profile: Profile, basics: LaunchBasics) throws(LaunchError) -> LaunchPlan {
-        let namespaces = basics.namespaces
-        let network = basics.network
         let environment = SandboxEnvironment.build(
             caller: SandboxEnvironment.callerEnvironment(),
             keep: profile.keepEnvironment + options.keepEnvironment,
@@ -104,25 +81,23 @@ enum PlanBuilder {
         }
         let seccomp = profile.seccomp(base: base).adjusted(
             allow: options.allowedSyscalls, deny: options.deniedSyscalls.map { ($0.name, $0.errno) })
-        if mounts.count > Int(CELL_MAX_MOUNT_OPS) {
-            throw .invalid("too many mounts (\(mounts.count); at most \(CELL_MAX_MOUNT_OPS))")
-        }
+        mounts = try FilesystemView.settle(mounts)
         return LaunchPlan(
-            command: basics.command,
+            command: options.command,
             environment: environment,
             namespaces: namespaces,
             hostname: options.hostname ?? profile.hostname,
             workingDirectory: cwd,
             workingDirectoryFallback: explicitDirectory == nil ? "/" : nil,
-            identity: basics.identity,
+            identity: identity,
             keptCapabilities: kept,
             statusJSONPath: options.statusJSONPath ?? profile.statusJSON,
             seccomp: seccomp,
             mounts: mounts,
             rootBase: rootBase,
-            auditLogPath: basics.auditLogPath,
+            auditLogPath: options.auditLogPath ?? profile.auditLog,
             profileName: profile.name,
-            limits: basics.limits,
+            limits: limits,
             network: network,
             publish: publish,
             allowHostLoopback: options.allowHostLoopback || profile.allowHostLoopback)

@@ -6,6 +6,8 @@ public enum HostEntry: Equatable, Sendable {
     case directory
     case file
     case symlink(target: String)
+    /// A device, FIFO or socket.
+    case other
 }
 
 /// The filesystem view `cell run` gives by default, as an ordered list of operations:
@@ -13,8 +15,9 @@ public enum HostEntry: Equatable, Sendable {
 ///   - read-only `/usr`, and `/bin`, `/sbin`, `/lib*` as the host has them (merged-usr symlinks
 ///     are recreated as symlinks, real directories bound read-only);
 ///   - a new `/etc` holding only what programs need: the loader cache, name-service and TLS
-///     configuration, time zone — copies of the files, binds of the directories, all
-///     read-only — and a `passwd`/`group` naming the sandbox's ids;
+///     configuration, time zone — copies of small files, the same symlinks, binds of the
+///     directories and larger files, all read-only — and a `passwd`/`group` naming the
+///     sandbox's ids;
 ///   - a fresh `/proc` of the sandbox's pid namespace with `/proc/sys`, `sysrq-trigger`, `irq`
 ///     and `bus` read-only and `kcore`, `keys`, `timer_list` (and friends) masked;
 ///   - a minimal `/dev`: null, zero, full, random, urandom, tty, a private devpts, `/dev/shm`;
@@ -59,14 +62,15 @@ public enum FilesystemView {
         workingDirectoryWritable: Bool = false,
         ipcNamespace: Bool = true,
         network: NetworkMode = .none,
-        inspect: (String) -> HostEntry = inspectHost
+        inspect: (String) -> HostEntry = inspectHost,
+        readSmallFile: (String) -> [UInt8]? = readSmallHostFile
     ) -> [MountOperation] {
         var ops: [MountOperation] = [.bind("/usr", readOnly: true)]
         for dir in systemDirectories {
             switch inspect(dir) {
             case .symlink(let target): ops.append(.symlink(target, at: dir))
             case .directory: ops.append(.bind(dir, readOnly: true))
-            case .file, .missing: break
+            case .file, .missing, .other: break
             }
         }
 
@@ -78,12 +82,16 @@ public enum FilesystemView {
                 ops.append(.file(path, contents: "nameserver \(UserNetwork.resolverAddress)\n"))
                 continue
             }
-            // pid 1 looks at the host's entry itself, in C (mounts.c): small files are copied
-            // into the new root (a copy costs a fraction of a bind, and a launch has a dozen),
-            // directories bound read-only, symlinks recreated. Done here, reading the files into
-            // the plan took ~0.25 ms of the supervisor's main thread, in front of the plan pid 1
-            // waits for. The sandbox sees them as they were at launch, read-only.
-            ops.append(.hostEntry(path))
+            // Decided here, once, and shown by --dry-run: a small file is copied into the plan
+            // (a copy costs pid 1 a fraction of a bind, and a launch has a dozen), a symlink is
+            // recreated, a directory or larger file bound read-only. Devices, FIFOs and sockets
+            // are left out: read-only mounts do not stop writes to them.
+            switch inspect(path) {
+            case .symlink(let target): ops.append(.symlink(target, at: path))
+            case .directory: ops.append(.bind(path, readOnly: true))
+            case .file: ops.append(readSmallFile(path).map { .file(path, bytes: $0) } ?? .bind(path, readOnly: true))
+            case .missing, .other: break
+            }
         }
         ops.append(.file("/etc/passwd", contents: passwd))
         ops.append(.file("/etc/group", contents: group))
@@ -153,8 +161,75 @@ public enum FilesystemView {
             let n = readlink(path, &buffer, buffer.count - 1)
             guard n > 0 else { return .missing }
             return .symlink(target: String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        default: return .file
+        case S_IFREG: return .file
+        default: return .other
         }
+    }
+
+    /// Host files up to this size are copied into the plan rather than bound.
+    public static let copyLimit = 32 << 10
+
+    /// The contents of the regular file at `path` if it has at most `copyLimit` bytes and can
+    /// be read; nil otherwise (it is then bound). Never follows a symlink at `path` itself, and
+    /// never blocks on a FIFO put there in the meantime.
+    public static func readSmallHostFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= copyLimit else { return nil }
+        var bytes = [UInt8](repeating: 0, count: copyLimit + 1)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { break }
+            count += n
+        }
+        // It grew past the limit since fstat: bind it instead.
+        return count <= copyLimit ? Array(bytes[0..<count]) : nil
+    }
+
+    /// Settles every bind against the host as it is now, so that the plan says exactly what
+    /// pid 1 will bind: each source's type is recorded (pid 1 binds only a source of that type,
+    /// reached without a symlink, and fails if it changed in between); an optional bind whose
+    /// source does not exist is left out; a missing source, or one reached through a symlink,
+    /// is refused here with a message that names it.
+    public static func settle(_ ops: [MountOperation], fileType: (String) -> UInt32? = hostFileType,
+                              realPath: (String) -> String? = hostRealPath) throws(LaunchError) -> [MountOperation] {
+        var settled: [MountOperation] = []
+        for var op in ops {
+            guard op.kind == .bind, let source = op.source else {
+                settled.append(op)
+                continue
+            }
+            guard let type = fileType(source) else {
+                if op.optional { continue }
+                throw .invalid("cannot bind \(source): it does not exist on the host")
+            }
+            if type == UInt32(S_IFLNK) || realPath(source).map({ $0 != source }) ?? false {
+                if op.optional { continue }
+                let real = realPath(source).map { " (it leads to \($0))" } ?? ""
+                throw .invalid("cannot bind \(source): the path goes through a symlink\(real); cell never binds through symlinks: name the real path")
+            }
+            op.expectedType = type
+            settled.append(op)
+        }
+        return settled
+    }
+
+    /// The S_IFMT bits of the host path, not following a final symlink; nil if it cannot be seen.
+    public static func hostFileType(_ path: String) -> UInt32? {
+        var st = stat()
+        return lstat(path, &st) == 0 ? UInt32(st.st_mode & S_IFMT) : nil
+    }
+
+    /// The host path with every symlink resolved, or nil.
+    public static func hostRealPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 
     /// The host directory the new root is attached over while it is being built (inside the

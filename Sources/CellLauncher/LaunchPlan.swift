@@ -1,3 +1,5 @@
+import Glibc
+
 /// Everything a launch needs, as plain data: built by the CLI (and later the profile loader),
 /// printed by `--dry-run`, and executed by `Launcher`. Nothing here touches the system.
 public struct LaunchPlan: Equatable, Sendable {
@@ -12,7 +14,7 @@ public struct LaunchPlan: Equatable, Sendable {
     /// Working directory inside, and where to start instead if it cannot be entered.
     public var workingDirectory: String
     public var workingDirectoryFallback: String?
-    /// Host ids that uid 0 and gid 0 inside map to.
+    /// Who the sandbox is inside, and the host ids that maps to.
     public var identity: IdentityMapping
     /// Capabilities kept through the lock-down (none by default).
     public var keptCapabilities: UInt64
@@ -80,14 +82,12 @@ public struct LaunchPlan: Equatable, Sendable {
         ["user"] + Namespace.allCases.filter { namespaces.contains($0) }.map(\.rawValue)
     }
 
-    /// A readable rendering of the plan, in the order the launcher carries it out.
+    /// What the supervisor does around pid 1, for `--dry-run` (pid 1's own part is the records).
     public func describe() -> String {
         var lines: [String] = []
         lines.append("command:      \(command.map(shellQuoted).joined(separator: " "))")
-        lines.append("namespaces:   \(namespaceNames.joined(separator: " ")) (user first, the others nested in it)")
-        lines.append("identity:     uid 0 -> host uid \(identity.outerUID), gid 0 -> host gid \(identity.outerGID)"
-            + (identity.denySetgroups ? ", setgroups denied" : ", supplementary groups dropped"))
-        lines.append("hostname:     \(namespaces.contains(.uts) ? hostname : "(the host's)")")
+        lines.append("clone:        a user namespace\(namespaces.contains(.pid) ? " and, owned by it, a pid namespace" : "") (pid 1 nests the others in them)")
+        lines.append("identity:     \(identity.describe())")
         switch network {
         case .none: lines.append("network:      none (a private namespace with only lo)")
         case .host: lines.append("network:      host (the caller's network namespace)")
@@ -96,42 +96,38 @@ public struct LaunchPlan: Equatable, Sendable {
                 + (publish.isEmpty ? "" : "; published: " + publish.map(\.description).joined(separator: ", ")))
         }
         lines.append("limits:       " + limits.describe().joined(separator: "; "))
-        lines.append("working dir:  \(workingDirectory)"
-            + (workingDirectoryFallback.map { " (else \($0))" } ?? ""))
-        lines.append("capabilities: \(keptCapabilities == 0 ? "none" : Capabilities.names(keptCapabilities).joined(separator: " ")) (securebits locked)")
-        lines.append("no_new_privs: yes")
-        lines.append("nested namespaces: \(seccomp.allowNestedNamespaces ? "allowed" : "refused (max_user_namespaces=0, clone/unshare flags filtered)")")
-        lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)) with the baseline rules (below)")
+        lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)), compiled by libseccomp \(SeccompCompiler.libseccompVersion()) while pid 1 sets up")
         lines.append("audit:        \(auditLogPath.map { "JSON Lines to \($0)" } ?? "a summary on stderr")")
-        lines.append("filesystem:   a new tmpfs root, then in order:")
-        for (index, op) in mounts.enumerated() { lines.append("  \(index + 1). \(op.summary)") }
-        lines.append("  then pivot_root into it; / itself read-only")
-        lines.append("environment:")
-        for entry in environment { lines.append("  \(entry)") }
         return lines.joined(separator: "\n")
     }
-}
 
-/// What is settled before the sandbox's first process exists: the command, who the sandbox is,
-/// its namespaces and network mode, and what the supervisor prepares first (limits and cgroup,
-/// the audit log). The rest of a `LaunchPlan` is built while the kernel creates the namespaces.
-public struct LaunchBasics: Equatable, Sendable {
-    public var command: [String]
-    public var identity: IdentityMapping
-    public var namespaces: Set<Namespace>
-    public var network: NetworkMode
-    public var limits: ResourceLimits
-    public var auditLogPath: String?
-
-    public init(command: [String], identity: IdentityMapping, namespaces: Set<Namespace>, network: NetworkMode,
-                limits: ResourceLimits, auditLogPath: String?) {
-        self.command = command
-        self.identity = identity
-        self.namespaces = namespaces
-        self.network = network
-        self.limits = limits
-        self.auditLogPath = auditLogPath
+    /// The setup part of what pid 1 executes, in the order it executes it (cell-init/setup.c);
+    /// the filters follow separately (`FilterSet.records`), compiled while pid 1 sets up.
+    public func setupRecords() -> [PlanRecord] {
+        var records: [PlanRecord] = [.namespaces(namespaces)]
+        if !seccomp.allowNestedNamespaces { records.append(.userNamespaceLimit(0)) }
+        if namespaces.contains(.net) { records.append(.loopback) }
+        if namespaces.contains(.mount) {
+            records.append(.root(base: rootBase, size: LaunchPlan.rootSize))
+            records += mounts.map(PlanRecord.mount)
+        }
+        if namespaces.contains(.uts) { records.append(.hostname(hostname)) }
+        records.append(.workingDirectory(workingDirectory, fallback: workingDirectoryFallback ?? ""))
+        records += limits.rlimits.map { limit in
+            // RLIMIT_CPU's hard limit is a second later (see ResourceLimits.rlimits).
+            .rlimit(resource: UInt32(limit.resource), soft: limit.value,
+                    hard: limit.resource == Int32(RLIMIT_CPU.rawValue) ? limit.value + 1 : limit.value)
+        }
+        records.append(.capabilities(keptCapabilities))
+        // With user-mode networking the command waits until slirp4netns is attached.
+        if network == .user { records.append(.hold) }
+        records += command.map(PlanRecord.argument) + environment.map(PlanRecord.environment)
+        records.append(.endSetup)
+        return records
     }
+
+    /// The new root only holds mount points and small generated files.
+    public static let rootSize: UInt64 = 1 << 20
 }
 
 /// The namespaces cell can nest inside the sandbox's user namespace.
@@ -142,18 +138,62 @@ public enum Namespace: String, CaseIterable, Sendable {
     public static let allNested: Set<Namespace> = [.mount, .pid, .net, .ipc, .uts, .cgroup]
 }
 
-/// How the sandbox's root maps to the host.
+/// One line of a uid_map or gid_map: `count` ids from `inside` map to ids from `outside`.
+public struct IDRange: Equatable, Sendable {
+    public var inside: UInt32
+    public var outside: UInt32
+    public var count: UInt32
+
+    public init(inside: UInt32, outside: UInt32, count: UInt32 = 1) {
+        self.inside = inside
+        self.outside = outside
+        self.count = count
+    }
+
+    var line: String { "\(inside) \(outside) \(count)\n" }
+}
+
+/// Who the sandbox's processes are inside, and how that maps to the host.
+///
+/// The sandbox runs as one id over a one-id map: uid 0 inside (`root`) or the caller's own
+/// uid (`caller`), either way mapped to the caller's uid outside (or, when cell runs as real
+/// root, to an unprivileged outer id). pid 1 builds the sandbox with every capability of the
+/// new user namespace: as uid 0 it has them; as another uid it carries them through the
+/// execve of cell-init in the ambient set (raised by the trampoline, spawn.c), and the
+/// lock-down clears them before the command runs (SECURITY.md, "Identity").
 public struct IdentityMapping: Equatable, Sendable {
+    public enum Inside: String, Sendable {
+        case root, caller
+    }
+
     public var outerUID: UInt32
     public var outerGID: UInt32
+    /// The ids inside.
+    public var innerUID: UInt32
+    public var innerGID: UInt32
     /// Unprivileged callers must deny setgroups (the kernel requires it of their maps); a root
     /// caller instead drops every supplementary group inside.
     public var denySetgroups: Bool
+    /// The maps the supervisor writes; one line each unless set otherwise.
+    public var uidMap: [IDRange]
+    public var gidMap: [IDRange]
 
-    public init(outerUID: UInt32, outerGID: UInt32, denySetgroups: Bool) {
+    public init(outerUID: UInt32, outerGID: UInt32, innerUID: UInt32 = 0, innerGID: UInt32 = 0, denySetgroups: Bool) {
         self.outerUID = outerUID
         self.outerGID = outerGID
+        self.innerUID = innerUID
+        self.innerGID = innerGID
         self.denySetgroups = denySetgroups
+        uidMap = [IDRange(inside: innerUID, outside: outerUID)]
+        gidMap = [IDRange(inside: innerGID, outside: outerGID)]
+    }
+
+    func describe() -> String {
+        func ranges(_ map: [IDRange]) -> String {
+            map.map { "\($0.inside)->\($0.outside)" + ($0.count == 1 ? "" : " (\($0.count) ids)") }.joined(separator: ", ")
+        }
+        return "uid \(innerUID), gid \(innerGID) inside; uid_map \(ranges(uidMap)), gid_map \(ranges(gidMap)); "
+            + (denySetgroups ? "setgroups denied" : "supplementary groups dropped")
     }
 
     /// The unprivileged host id a root caller's sandbox runs as unless told otherwise.
@@ -164,7 +204,8 @@ public struct IdentityMapping: Equatable, Sendable {
     /// sandbox's root: a `0 0 1` map would let the sandbox write root-owned host files, so real
     /// root maps to `requested` or 65534. Root of another user namespace (cell run inside a
     /// container or `unshare -U`) is already unprivileged on the host and maps to itself.
-    public static func forCaller(uid: UInt32, gid: UInt32, requested: (uid: UInt32, gid: UInt32)?,
+    /// `inside`: uid 0, or the caller's own ids (for real root, these are 0 too).
+    public static func forCaller(uid: UInt32, gid: UInt32, requested: (uid: UInt32, gid: UInt32)?, inside: Inside = .root,
                                  inInitialUserNamespace: @autoclosure () -> Bool = true) throws(LaunchError) -> IdentityMapping {
         // Asked only of root (reading the uid map costs a launch ~30 us).
         if uid == 0 && inInitialUserNamespace() {
@@ -179,7 +220,9 @@ public struct IdentityMapping: Equatable, Sendable {
         }
         // setgroups is denied: the kernel requires it of an unprivileged map writer, and root of
         // a nested namespace may itself run with setgroups denied (`unshare -Ur` does that).
-        return IdentityMapping(outerUID: uid, outerGID: gid, denySetgroups: true)
+        return inside == .caller
+            ? IdentityMapping(outerUID: uid, outerGID: gid, innerUID: uid, innerGID: gid, denySetgroups: true)
+            : IdentityMapping(outerUID: uid, outerGID: gid, denySetgroups: true)
     }
 
     /// Whether this process is in the initial user namespace: there, and only there, the uid map
@@ -188,7 +231,6 @@ public struct IdentityMapping: Equatable, Sendable {
         inInitialUserNamespaceOnce
     }
 
-    /// Read once: `cell run` asks twice (its guess before the profile, then the real basics).
     private static let inInitialUserNamespaceOnce = inInitialUserNamespace(uidMap: readSmallFile("/proc/self/uid_map"))
 
     public static func inInitialUserNamespace(uidMap: String?) -> Bool {

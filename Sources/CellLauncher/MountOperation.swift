@@ -1,21 +1,44 @@
 import CCellSpawn
+import Glibc
 
-/// One step of the sandbox's filesystem view. The launcher runs them in order below a fresh
-/// tmpfs root, then pivots into it (see CCellSpawn/mounts.c for the mechanics and why).
+/// One step of the sandbox's filesystem view. pid 1 runs them in order below a fresh tmpfs
+/// root, then pivots into it (see Sources/cell-init/mounts.c for the mechanics and why).
 public struct MountOperation: Equatable, Sendable {
-    public enum Kind: String, Sendable {
+    public enum Kind: String, CaseIterable, Sendable {
         case bind, tmpfs, proc, devpts, mqueue, dir, symlink, file
         case remountReadOnly = "remount-ro"
-        case hostEntry = "host-entry"
+
+        /// The CELL_OP_* value of the plan's encoding (cell_plan.h).
+        var cValue: UInt32 {
+            switch self {
+            case .bind: return CELL_OP_BIND.rawValue
+            case .tmpfs: return CELL_OP_TMPFS.rawValue
+            case .proc: return CELL_OP_PROC.rawValue
+            case .devpts: return CELL_OP_DEVPTS.rawValue
+            case .mqueue: return CELL_OP_MQUEUE.rawValue
+            case .dir: return CELL_OP_DIR.rawValue
+            case .symlink: return CELL_OP_SYMLINK.rawValue
+            case .file: return CELL_OP_FILE.rawValue
+            case .remountReadOnly: return CELL_OP_REMOUNT_RO.rawValue
+            }
+        }
+
+        init?(cValue: UInt32) {
+            guard let kind = Kind.allCases.first(where: { $0.cValue == cValue }) else { return nil }
+            self = kind
+        }
     }
 
     public var kind: Kind
-    /// bind: the host path; symlink: the link's target; file: its contents.
+    /// bind: the host path; symlink: the link's target.
     public var source: String?
+    /// file: its contents.
+    public var contents: [UInt8] = []
     /// Absolute, normalized path inside the sandbox.
     public var destination: String
     public var readOnly = false
-    /// Skipped (not an error) when its source or destination does not exist or cannot be reached.
+    /// Planning: a bind whose source does not exist is left out (`FilesystemView.settle`).
+    /// pid 1: skipped when its destination cannot be reached (a /proc file this kernel lacks).
     public var optional = false
     /// The destination must exist already (masking a /proc file): nothing is created.
     public var mustExist = false
@@ -26,6 +49,9 @@ public struct MountOperation: Equatable, Sendable {
     public var size: UInt64?
     /// tmpfs, dir and file mode.
     public var mode: UInt32?
+    /// bind: the type (S_IFMT bits) the planner saw at the source. pid 1 binds only a source
+    /// of that type, reached without a symlink, and fails if it changed in between.
+    public var expectedType: UInt32?
 
     public static func bind(_ source: String, _ destination: String? = nil, readOnly: Bool, optional: Bool = false) -> MountOperation {
         MountOperation(kind: .bind, source: source, destination: destination ?? source, readOnly: readOnly, optional: optional)
@@ -40,15 +66,11 @@ public struct MountOperation: Equatable, Sendable {
     }
 
     public static func file(_ destination: String, contents: String, mode: UInt32 = 0o644) -> MountOperation {
-        MountOperation(kind: .file, source: contents, destination: destination, mode: mode)
+        file(destination, bytes: Array(contents.utf8), mode: mode)
     }
 
-    /// The host's entry at `path`, as the host has it, looked at by the sandbox's pid 1 (mounts.c):
-    /// a regular file of up to 32 KiB copied (read-only with the root), a symlink recreated with
-    /// the same target, anything else bound read-only; nothing if it does not exist, or if a
-    /// symlink lies on the way to it.
-    public static func hostEntry(_ path: String) -> MountOperation {
-        MountOperation(kind: .hostEntry, source: path, destination: path, readOnly: true, optional: true)
+    public static func file(_ destination: String, bytes: [UInt8], mode: UInt32 = 0o644) -> MountOperation {
+        MountOperation(kind: .file, contents: bytes, destination: destination, mode: mode)
     }
 
     public static func dir(_ destination: String, mode: UInt32 = 0o755) -> MountOperation {
@@ -65,39 +87,40 @@ public struct MountOperation: Equatable, Sendable {
         if device { flags.append("dev") }
         if optional { flags.append("optional") }
         if mustExist { flags.append("existing") }
+        if let expectedType { flags.append("source is a \(FileType.name(expectedType))") }
         let suffix = flags.isEmpty ? "" : " (\(flags.joined(separator: ", ")))"
         switch kind {
         case .bind: return "\(readOnly ? "ro-bind" : "bind") \(source ?? "") -> \(destination)\(suffix)"
         case .symlink: return "symlink \(destination) -> \(source ?? "")"
-        case .hostEntry: return "host-entry \(source ?? "") -> \(destination) (a copy if a small file, the same symlink, or a read-only bind)"
-        case .file: return "file \(destination) (\(source?.utf8.count ?? 0) bytes\(mode.map { ", mode=\(String($0, radix: 8))" } ?? ""))"
+        case .file: return "file \(destination) (\(contents.count) bytes\(mode.map { ", mode=\(String($0, radix: 8))" } ?? ""))"
         default: return "\(kind.rawValue) \(destination)\(suffix)"
         }
     }
 
-    var cKind: Int32 {
-        switch kind {
-        case .bind: return Int32(CELL_OP_BIND.rawValue)
-        case .tmpfs: return Int32(CELL_OP_TMPFS.rawValue)
-        case .proc: return Int32(CELL_OP_PROC.rawValue)
-        case .devpts: return Int32(CELL_OP_DEVPTS.rawValue)
-        case .mqueue: return Int32(CELL_OP_MQUEUE.rawValue)
-        case .dir: return Int32(CELL_OP_DIR.rawValue)
-        case .symlink: return Int32(CELL_OP_SYMLINK.rawValue)
-        case .file: return Int32(CELL_OP_FILE.rawValue)
-        case .remountReadOnly: return Int32(CELL_OP_REMOUNT_RO.rawValue)
-        case .hostEntry: return Int32(CELL_OP_HOST_ENTRY.rawValue)
-        }
-    }
-
-    var cFlags: Int32 {
-        var flags: Int32 = 0
-        if readOnly { flags |= Int32(CELL_OPF_READONLY) }
-        if optional { flags |= Int32(CELL_OPF_OPTIONAL) }
-        if mustExist { flags |= Int32(CELL_OPF_NO_CREATE) }
-        if noexec { flags |= Int32(CELL_OPF_NOEXEC) }
-        if device { flags |= Int32(CELL_OPF_DEVICE) }
+    var cFlags: UInt32 {
+        var flags: UInt32 = 0
+        if readOnly { flags |= UInt32(CELL_OPF_READONLY) }
+        if optional { flags |= UInt32(CELL_OPF_OPTIONAL) }
+        if mustExist { flags |= UInt32(CELL_OPF_NO_CREATE) }
+        if noexec { flags |= UInt32(CELL_OPF_NOEXEC) }
+        if device { flags |= UInt32(CELL_OPF_DEVICE) }
         return flags
+    }
+}
+
+/// File types as lstat reports them (the S_IFMT bits), named for --dry-run and messages.
+public enum FileType {
+    public static func name(_ type: UInt32) -> String {
+        switch type {
+        case UInt32(S_IFDIR): return "directory"
+        case UInt32(S_IFREG): return "regular file"
+        case UInt32(S_IFCHR): return "character device"
+        case UInt32(S_IFBLK): return "block device"
+        case UInt32(S_IFIFO): return "FIFO"
+        case UInt32(S_IFSOCK): return "socket"
+        case UInt32(S_IFLNK): return "symlink"
+        default: return "file of type 0o" + String(type, radix: 8)
+        }
     }
 }
 

@@ -64,6 +64,19 @@ public struct ResourceLimits: Equatable, Sendable {
         return list
     }
 
+    /// The kernel's name of an rlimit resource, for --dry-run.
+    static func rlimitName(_ resource: UInt32) -> String {
+        switch resource {
+        case RLIMIT_CORE.rawValue: return "RLIMIT_CORE"
+        case RLIMIT_DATA.rawValue: return "RLIMIT_DATA"
+        case RLIMIT_CPU.rawValue: return "RLIMIT_CPU"
+        case RLIMIT_FSIZE.rawValue: return "RLIMIT_FSIZE"
+        case RLIMIT_NOFILE.rawValue: return "RLIMIT_NOFILE"
+        case 6: return "RLIMIT_NPROC"
+        default: return "resource \(resource)"
+        }
+    }
+
     /// Each limit that asks for more than the caller's own hard limit: an unprivileged process
     /// can lower its rlimits but never raise them, so cell refuses rather than run with less.
     public func aboveHardLimits() -> [String] {

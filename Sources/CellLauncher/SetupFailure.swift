@@ -1,13 +1,15 @@
 import CCellSpawn
 import Glibc
 
-/// Turns a failed setup step (from `cell_spawn` or a report of the sandbox) into one line that
-/// names what failed, why, and — where the cause is a host setting — how to fix it.
+/// Turns a failed setup step (the supervisor's, the trampoline's or pid 1's report) into one
+/// line that names what failed, why, and — where the cause is a host setting — how to fix it.
 public enum SetupFailure {
-    public static func message(step: Int32, errno code: Int32, plan: LaunchPlan, operation: Int = -1,
+    /// `detail`: the report's value (a mount's index among the plan's mounts, a record's index,
+    /// an rlimit resource: cell_plan.h says which for each step).
+    public static func message(step: Int32, errno code: Int32, plan: LaunchPlan, detail: Int = -1,
                                host: HostFacts = .current()) -> String {
         let reason = errorText(code)
-        let op = plan.mounts.indices.contains(operation) ? plan.mounts[operation] : nil
+        let op = plan.mounts.indices.contains(detail) ? plan.mounts[detail] : nil
         switch cell_step(rawValue: UInt32(step)) {
         case CELL_STEP_MOUNT_SOURCE:
             guard let op else { break }
@@ -15,6 +17,9 @@ public enum SetupFailure {
             if code == ELOOP { line += " (a symlink in the path: cell never binds through symlinks; name the real path)" }
             if code == ENOENT { line += " (it does not exist on the host)" }
             return line
+        case CELL_STEP_MOUNT_CHANGED:
+            guard let op else { break }
+            return "\(op.source ?? "?") changed while the sandbox was being built (it is no longer the \(op.expectedType.map(FileType.name) ?? "file") cell planned to bind for '\(op.summary)'); nothing was bound, try again"
         case CELL_STEP_MOUNT_TARGET:
             guard let op else { break }
             var line = "cannot create the mount point \(op.destination) for '\(op.summary)': \(reason)"
@@ -62,13 +67,13 @@ public enum SetupFailure {
         case CELL_STEP_NS_CGROUP: return namespaceRefused("cgroup", reason)
         case CELL_STEP_NS_PID: return namespaceRefused("pid", reason)
         case CELL_STEP_NS_TIME: return namespaceRefused("time", reason)
-        case CELL_STEP_MOUNT_PROC:
-            return "cannot mount a fresh /proc for the sandbox: \(reason) (the kernel refuses when the host's /proc has parts hidden by other mounts, as in some containers)"
+        case CELL_STEP_PLAN, CELL_STEP_WAIT_FILTERS:
+            return "the sandbox's pid 1 refused its plan (record \(detail)): \(reason) (cell and its cell-init helper must come from the same build)"
         case CELL_STEP_CHDIR:
             return "cannot enter the working directory \(plan.workingDirectory) inside the sandbox: \(reason)"
         case CELL_STEP_HOSTNAME:
             return "cannot set the sandbox's hostname to '\(plan.hostname)': \(reason)"
-        case CELL_STEP_SUPERVISOR_GONE, CELL_STEP_WAIT_MAPS:
+        case CELL_STEP_SUPERVISOR_GONE, CELL_STEP_WAIT_MAPS, CELL_STEP_HOLD:
             return "the sandbox setup lost its supervisor: \(reason)"
         default:
             return "cannot \(stepDescription(step)): \(reason)"
@@ -86,38 +91,28 @@ public enum SetupFailure {
     /// What each step does, as the object of "cannot ...".
     static func stepDescription(_ step: Int32) -> String {
         switch cell_step(rawValue: UInt32(step)) {
-        case CELL_STEP_PIPE: return "create the sandbox's report pipes"
-        case CELL_STEP_STACK: return "allocate the setup stacks"
-        case CELL_STEP_RELEASE_CHILD: return "release the sandbox setup after writing its maps"
+        case CELL_STEP_CGROUP: return "move the sandbox into its cgroup"
         case CELL_STEP_SETGROUPS: return "drop supplementary groups inside the sandbox"
-        case CELL_STEP_SETRESGID: return "become gid 0 inside the sandbox"
-        case CELL_STEP_SETRESUID: return "become uid 0 inside the sandbox"
+        case CELL_STEP_SETRESGID: return "take the sandbox's gid inside it"
+        case CELL_STEP_SETRESUID: return "take the sandbox's uid inside it"
+        case CELL_STEP_INIT_CAPABILITIES: return "carry the setup's capabilities into cell-init (ambient capabilities)"
         case CELL_STEP_PDEATHSIG: return "tie the sandbox's life to cell's (PR_SET_PDEATHSIG)"
+        case CELL_STEP_DESCRIPTORS: return "hand cell-init its descriptors and close every other one"
+        case CELL_STEP_EXEC_INIT: return "execute cell-init as the sandbox's pid 1"
         case CELL_STEP_SETSID: return "start a new session for the sandbox"
-        case CELL_STEP_MOUNT_PRIVATE: return "make the sandbox's mounts private"
+        case CELL_STEP_USERNS_LIMIT: return "forbid nested user namespaces (user.max_user_namespaces)"
         case CELL_STEP_LOOPBACK: return "bring up the loopback interface in the sandbox's network namespace"
+        case CELL_STEP_NET_SYSCTL: return "let the sandbox bind low ports (net.ipv4.ip_unprivileged_port_start)"
+        case CELL_STEP_MOUNT_PRIVATE: return "make the sandbox's mounts private"
+        case CELL_STEP_RLIMIT: return "set a resource limit"
         case CELL_STEP_CAP_BOUNDING: return "drop the capability bounding set"
+        case CELL_STEP_CAP_AMBIENT: return "set the ambient capabilities"
         case CELL_STEP_SECUREBITS: return "lock the securebits"
         case CELL_STEP_CAPSET: return "drop capabilities"
-        case CELL_STEP_CAP_AMBIENT: return "set the ambient capabilities"
         case CELL_STEP_NO_NEW_PRIVS: return "set no_new_privs"
-        case CELL_STEP_STATUS_FD: return "pass the report pipe to cell-init"
-        case CELL_STEP_EXEC_INIT: return "execute cell-init as the sandbox's pid 1"
-        case CELL_STEP_INIT_ARGS: return "start cell-init (bad arguments)"
-        case CELL_STEP_FORK_COMMAND: return "start the command inside the sandbox (no process could be made)"
-        case CELL_STEP_RLIMIT: return "set a resource limit"
-        case CELL_STEP_NET_SYSCTL: return "let the sandbox bind low ports (net.ipv4.ip_unprivileged_port_start)"
-        case CELL_STEP_WAIT_GO: return "start the command once the network was up"
         case CELL_STEP_SECCOMP: return "load the seccomp filter"
-        case CELL_STEP_WAIT_FILTERS: return "receive the compiled seccomp filters"
-        case CELL_STEP_WAIT_PLAN: return "receive the rest of the sandbox's plan"
-        case CELL_STEP_DUMPABLE: return "make the sandbox's setup not dumpable (prctl PR_SET_DUMPABLE)"
-        case CELL_STEP_NET_MAKER: return "start the process that makes the sandbox's network namespace"
-        case CELL_STEP_NET_JOIN: return "join the sandbox's network namespace"
-        case CELL_STEP_AFFINITY: return "let the sandbox use every CPU cell may use (sched_setaffinity)"
         case CELL_STEP_SECCOMP_LISTENER: return "pass the seccomp listener to cell"
-        case CELL_STEP_SOCKETPAIR: return "create the seccomp listener's socketpair"
-        case CELL_STEP_USERNS_LIMIT: return "forbid nested user namespaces (user.max_user_namespaces)"
+        case CELL_STEP_START_COMMAND: return "start the command inside the sandbox (no process could be made)"
         default: return "set up the sandbox (step \(step))"
         }
     }

@@ -1,5 +1,4 @@
 import CellCLI
 import Glibc
 
-Cell.beginEarly()
 exit(Cell.main(Array(CommandLine.arguments.dropFirst())))

@@ -171,41 +171,15 @@ struct LimitFlagTests {
         }
     }
 
-    /// begin.c's guess, made from the raw arguments before they are parsed: the command, and
-    /// whether the network namespace is in (nil: no guess).
-    func earlyGuess(_ args: [String]) -> (command: [String], net: Bool)? {
-        let words = ["cell", "run"] + args
-        var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) } }
-        var namespaces: Int32 = 0
-        let index = cell_early_guess(Int32(words.count), &argv, &namespaces)
-        guard index >= 0 else { return nil }
-        return (Array(words[Int(index)...]), namespaces & Int32(CELL_NS_NET) != 0)
-    }
-
-    // A wrong guess only costs a launch its head start (the supervisor compares), but a guess
-    // that missed the usual forms would cost every launch: it must read them as the parser does.
-    @Test("the early guess finds the command where the parser does", arguments: [
-        (["--", "ls", "-l"], true), (["ls", "-l"], true), (["--hostname", "h", "--", "ls", "--", "x"], true),
-        (["--env=A=1", "python3", "-c", "1"], true), (["-p", "ci", "make"], true), (["--profile", "ci", "--", "make", "test"], true),
-        (["--allow-host-loopback", "--net", "user", "sh"], true), (["--net", "host", "--", "true"], false),
-        (["--net=host", "true"], false), (["--timeout", "5s", "--keep-env", "--dry-run-ish", "--", "true"], true),
-    ])
-    func earlyGuessAgrees(args: [String], net: Bool) throws {
-        guard case .run(let options) = try ArgumentParser.parse(["run"] + args) else {
+    @Test("--as-root and --as-caller choose who the sandbox is inside; both at once is an error")
+    func identityFlags() throws {
+        guard case .run(let caller) = try ArgumentParser.parse(["run", "--as-caller", "--", "id"]),
+              case .run(let root) = try ArgumentParser.parse(["run", "--as-root", "id"]),
+              case .run(let neither) = try ArgumentParser.parse(["run", "id"]) else {
             Issue.record("not a run command")
             return
         }
-        let guess = earlyGuess(args)
-        #expect(guess?.command == options.command)
-        #expect(guess?.net == net)
-    }
-
-    @Test("no early guess where the settings are not the usual ones", arguments: [
-        ["--dry-run", "--", "true"], ["--outer-id", "65534", "--", "true"], ["--cgroup=/sys/fs/cgroup/x", "true"],
-        ["--help"], ["-h", "--", "true"], ["--"], ["--hostname"], [],
-    ])
-    func noEarlyGuess(args: [String]) {
-        #expect(earlyGuess(args) == nil)
+        #expect(caller.inside == .caller && root.inside == .root && neither.inside == nil)
+        #expect(throws: UsageError.self) { try ArgumentParser.parse(["run", "--as-root", "--as-caller", "id"]) }
     }
 }

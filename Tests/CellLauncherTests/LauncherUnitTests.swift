@@ -113,7 +113,7 @@ struct SetupFailureTests {
     }
 
     @Test func everyStepHasADescription() {
-        for raw in [1, 2, 7, 11, 12, 13, 30, 32, 33, 35, 38, 39, 40, 41, 42, 43, 44, 50, 51, 62, 63, 64, 65, 66, 67] {
+        for raw in [3, 11, 12, 13, 14, 15, 17, 18, 31, 38, 39, 40, 41, 51, 52, 53, 54, 55, 56, 58, 59, 61] {
             #expect(!SetupFailure.stepDescription(Int32(raw)).contains("step \(raw)"), "step \(raw)")
         }
     }
@@ -141,9 +141,8 @@ struct StatusReportTests {
     @Test func planDescriptionListsTheNamespacesInOrder() {
         let plan = LaunchPlan(command: ["echo", "it's"], environment: ["A=1"], workingDirectory: "/",
                               identity: IdentityMapping(outerUID: 1, outerGID: 1, denySetgroups: true))
-        let text = plan.describe()
-        #expect(text.contains("namespaces:   user mount pid net ipc uts cgroup"))
-        #expect(text.contains("command:      echo 'it'\\''s'"))
+        #expect(plan.setupRecords().first?.summary.hasPrefix("namespaces    mount pid net ipc uts cgroup") == true)
+        #expect(plan.describe().contains("command:      echo 'it'\\''s'"))
     }
 }
 
@@ -187,7 +186,8 @@ struct LimitsUnitTests {
     @Test func userNetworkUsesSlirpsResolver() {
         let ops = FilesystemView.defaultOperations(workingDirectory: nil, network: .user, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing })
         #expect(ops.contains(.file("/etc/resolv.conf", contents: "nameserver \(UserNetwork.resolverAddress)\n")))
-        let none = FilesystemView.defaultOperations(workingDirectory: nil, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing })
-        #expect(none.contains(.hostEntry("/etc/resolv.conf")))
+        let none = FilesystemView.defaultOperations(workingDirectory: nil, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing },
+                                                    readSmallFile: { _ in Array("nameserver 127.0.0.53\n".utf8) })
+        #expect(none.contains(.file("/etc/resolv.conf", contents: "nameserver 127.0.0.53\n")))
     }
 }

@@ -102,7 +102,7 @@ struct FilesystemTests {
         for source in ["\(dir)/data", "\(dir)/data/passwd"] {
             let r = Sandbox.run(["cat", "/x/shadow"], options: ["--bind", "\(source):/x"])
             #expect(r.status == 125)
-            #expect(r.stderr.hasPrefix("cell: cannot open \(source) for 'bind \(source) -> /x': Too many levels of symbolic links"), "\(r.stderr)")
+            #expect(r.stderr.hasPrefix("cell: cannot bind \(source): the path goes through a symlink"), "\(r.stderr)")
             #expect(r.stdout.isEmpty)
         }
     }
@@ -180,7 +180,7 @@ struct FilesystemTests {
         #expect(!FileManager.default.fileExists(atPath: "/tmp/inside"))
     }
 
-    @Test("--dry-run prints the ordered mount list and runs nothing")
+    @Test("--dry-run prints every record pid 1 would execute, in order, and runs nothing")
     func dryRun() throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -188,13 +188,24 @@ struct FilesystemTests {
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
         func index(_ fragment: String) -> Int? { lines.firstIndex { $0.contains(fragment) } }
-        let usr = try #require(index("ro-bind /usr -> /usr"))
-        let proc = try #require(index(". proc /proc"))
+        let usr = try #require(index("mount         ro-bind /usr -> /usr (ro, source is a directory)"))
+        let proc = try #require(index("mount         proc /proc"))
         let tmp = try #require(index("tmpfs /tmp (size=256m, mode=1777)"))
         let cwd = try #require(index("ro-bind \(dir) -> \(dir)"))
         let bind = try #require(index("bind \(dir) -> /out"))
         let scratch = try #require(index("tmpfs /scratch (size=8m, mode=700)"))
         #expect(usr < proc && proc < tmp && tmp < cwd && cwd < bind && bind < scratch)
+        // /etc as decided: small files copied (with their size), directories bound, symlinks kept.
+        let hostsSize = try FileManager.default.attributesOfItem(atPath: "/etc/hosts")[.size] as? Int
+        #expect(index("file /etc/hosts (\(hostsSize ?? -1) bytes, mode=644)") != nil, "\(r.stdout)")
+        #expect(index("ro-bind /etc/ssl -> /etc/ssl (ro, source is a directory)") != nil)
+        if let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/etc/localtime") {
+            #expect(index("symlink /etc/localtime -> \(target)") != nil)
+        }
+        // The command, then the filters: the policy's with its listener, then the end.
+        let arg = try #require(index("arg           touch"))
+        let filter = try #require(index("BPF instructions, notifications to cell's supervisor (audited)"))
+        #expect(usr < arg && arg < filter && lines.contains { $0.hasSuffix("end-filters") })
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/ran"))
     }
 
@@ -208,7 +219,7 @@ struct FilesystemTests {
     @Test("bad mount flags are refused with 125 and a clear line")
     func badMountFlags() {
         for (options, fragment) in [
-            (["--bind", "/nonexistent-src"], "cannot open /nonexistent-src"),
+            (["--bind", "/nonexistent-src"], "cannot bind /nonexistent-src: it does not exist on the host"),
             (["--tmpfs", "relative"], "--tmpfs 'relative'"),
             (["--tmpfs", "/x:size=lots"], "is not a size"),
             (["--ro-bind", "/usr:relative"], "must be an absolute path"),

@@ -287,10 +287,8 @@ struct LauncherTests {
         #expect(none.status == 125)
     }
 
-    @Test("a usage error after the sandbox was begun from the raw arguments: one line, 125, nothing stays")
-    func usageErrorAfterEarlyBegin() {
-        // `cell run OPTIONS -- COMMAND` begins creating the sandbox before the options are
-        // parsed; its pid 1 (a clone of cell, with cell's command line) must be gone when cell is.
+    @Test("a usage error: one line, 125, nothing started or left")
+    func usageError() {
         let marker = "\(Int.random(in: 100_000...999_999)).5"
         for options in [["--env", "NOEQUALS"], ["--no-such-flag"], ["--timeout", "soon"]] {
             let r = Sandbox.run(["sleep", marker], options: options)
@@ -302,8 +300,6 @@ struct LauncherTests {
 
     @Test("without a usable cell-init: one line naming where it was looked for, 125, nothing stays")
     func missingHelper() throws {
-        // The early begin looks for cell-init and copies it while its thread starts: when that
-        // fails, the thread must be let go and the launch must say what is missing.
         let dir = NSTemporaryDirectory() + "cell-no-init-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -322,10 +318,10 @@ struct LauncherTests {
         }
     }
 
-    @Test("a problem found in the plan while the namespaces are being created: one line, 125, nothing runs or stays")
+    @Test("a problem found in the plan, or in the filters compiled while pid 1 sets up: one line, 125, nothing runs or stays")
     func planErrorDuringCreation() throws {
-        // The rest of the plan (here: reading a --seccomp-json file) is built while pid 1 is
-        // already creating namespaces; pid 1 must stop and be reaped, and the plan's message win.
+        // The filters are compiled while pid 1 builds the sandbox: when they cannot be, pid 1
+        // (which waits for them and has run nothing of the caller's) is ended and reaped.
         let marker = "\(Int.random(in: 100_000...999_999)).25"
         let r = Sandbox.run(["sleep", marker], options: ["--seccomp-json", "/nonexistent/seccomp.json"])
         #expect(r.status == 125)
@@ -337,7 +333,7 @@ struct LauncherTests {
         #expect(hostProcesses(containing: "sleep\0\(marker)").isEmpty)
     }
 
-    @Test("the command may use every CPU the caller may (the setup thread's pinning is not inherited)")
+    @Test("the command may use every CPU the caller may")
     func cpuAffinity() {
         let r = Sandbox.run(["grep", "Cpus_allowed_list", "/proc/self/status"])
         let host = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8))?

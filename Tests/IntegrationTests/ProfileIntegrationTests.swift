@@ -12,11 +12,9 @@ struct ProfileIntegrationTests {
         #expect(r.stderr.isEmpty, "\(r.stderr)")
     }
 
-    @Test("a profile whose namespaces differ from what cell begins with before reading it gets exactly its own",
+    @Test("a profile that turns a namespace on or off gets exactly its own namespaces",
           arguments: [("[namespaces]\ntime = true\n", "time"), ("[network]\nmode = \"host\"\n", "net"), ("[namespaces]\nuts = false\n", "uts")])
-    func namespacesOtherThanTheGuess(body: String, namespace: String) throws {
-        // cell starts creating the sandbox with every namespace but time before the profile is
-        // read; a profile that turns one on or off must abandon that start and get its own.
+    func namespacesOfTheProfile(body: String, namespace: String) throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try ("extends = \"default\"\n" + body).write(toFile: "\(dir)/p.toml", atomically: true, encoding: .utf8)

@@ -72,7 +72,7 @@ final class UserNetwork {
         arguments += [String(sandboxPID), "tap0"]
 
         // Its messages go to a memfd, read only if it fails (a pipe could fill and block it).
-        let log = cell_memfd_for_log()
+        let log = cell_memfd("cell-helper-log")
         defer { if log >= 0 { close(log) } }
         pid = try Self.spawn(arguments, fds: [(ready[1], 3), (exit[0], 4)], output: log)
 
@@ -208,3 +208,38 @@ func removeTree(_ path: String) {
     }
     rmdir(path)
 }
+
+/// NUL-terminated C strings with a NULL-terminated pointer array, freed with the value.
+final class CStringArray {
+    private let storage: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    private let bytes: UnsafeMutablePointer<CChar>
+
+    init(_ strings: [String]) {
+        let total = strings.reduce(0) { $0 + $1.utf8.count + 1 }
+        bytes = .allocate(capacity: max(total, 1))
+        storage = .allocate(capacity: strings.count + 1)
+        var offset = 0
+        for (index, string) in strings.enumerated() {
+            let length = string.utf8.count
+            _ = string.withCString { memcpy(bytes + offset, $0, length + 1) }
+            (storage + index).initialize(to: bytes + offset)
+            offset += length + 1
+        }
+        (storage + strings.count).initialize(to: nil)
+    }
+
+    /// The NULL-terminated array, valid until deinit.
+    var pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> {
+        storage
+    }
+
+    func withPointers<R>(_ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+        body(storage)
+    }
+
+    deinit {
+        storage.deallocate()
+        bytes.deallocate()
+    }
+}
+

@@ -19,26 +19,10 @@ public struct CompiledFilter: Sendable {
 /// - a binary-tree filter (SCMP_FLTATR_CTL_OPTIMIZE = 2), and plain allow/deny decisions
 ///   without argument checks, so the kernel's constant-action cache applies to them.
 public enum SeccompCompiler {
-    /// Calls the sandbox setup makes after the policy filter is loaded (sendmsg and close pass
-    /// the listener; execveat starts cell-init). They must not be notified: nobody could answer
-    /// yet, and the sandbox would hang.
-    static let setupCalls = ["sendmsg", "close", "execveat"]
-
-    /// The calls that start the command when pid 1 starts it before it executes cell-init (see
-    /// spawn.c, start_command), with the arguments they are made with: they run before the
-    /// supervisor holds the listener, so the policy must plainly allow every one of them — a
-    /// notified call could not be answered — or cell-init starts the command as before.
-    static let commandStartCalls: [(name: String, args: [UInt64])] = [
-        ("clone", [UInt64(CELL_COMMAND_CLONE_FLAGS), 0, 0, 0, 0, 0]), ("setsid", []), ("close_range", []),
-        ("rt_sigprocmask", []), ("execve", []), ("write", []), ("exit", []), ("exit_group", []),
-    ]
-
-    static func allowsCommandStart(_ decisions: PolicyDecisions) -> Bool {
-        commandStartCalls.allSatisfy { call in
-            guard let nr = syscallNumber(call.name), nr >= 0 else { return false }
-            return decisions.decide(number: nr, args: call.args + Array(repeating: 0, count: 6 - call.args.count)) == .allow
-        }
-    }
+    /// The one call pid 1 makes between loading the policy filter and handing its listener to
+    /// the supervisor (cell-init's lockdown.c): it must not be a notified call — nobody could
+    /// answer it yet, and the sandbox would hang.
+    static let setupCalls = ["sendmsg"]
 
     /// Compiles the sandbox's filters.
     ///
@@ -53,12 +37,10 @@ public enum SeccompCompiler {
     /// under a deny default), reduced to the calls the policy allows: those it denies are
     /// notified by the policy filter instead.
     ///
-    /// An unmodified built-in policy is not compiled: its filters were, when cell was built
-    /// (`EmbeddedFilters`, checked by a test against what libseccomp compiles), unless
-    /// `embedded` is false.
-    public static func compileFilters(_ policy: SeccompPolicy, audit: Bool = true, pseudoCode: Bool = false,
-                                      embedded: Bool = true) throws(LaunchError) -> FilterSet {
-        if embedded, audit, !pseudoCode, let set = embeddedFilters(policy) { return set }
+    /// Compiled at every launch, by the libseccomp cell runs with, for the architecture it runs
+    /// on: no compiled filter is kept anywhere a sandbox could reach or a stale build could
+    /// leave behind. The supervisor compiles while pid 1 builds the sandbox (Launcher).
+    public static func compileFilters(_ policy: SeccompPolicy, audit: Bool = true, pseudoCode: Bool = false) throws(LaunchError) -> FilterSet {
         let (merged, separateBaseline) = try mergedRules(policy)
         let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: merged)
         if audit {
@@ -74,8 +56,7 @@ public enum SeccompCompiler {
         let policyFilter = try build(name: policy.name, defaultAction: policy.defaultAction, rules: merged, notify: audit, pseudoCode: pseudoCode)
         let baselineFilter = separateBaseline.isEmpty ? nil
             : try build(name: "baseline", defaultAction: .allow, rules: separateBaseline, notify: false, pseudoCode: pseudoCode)
-        return FilterSet(baseline: baselineFilter, policy: policyFilter, decisions: decisions,
-                         allowsCommandStart: allowsCommandStart(decisions))
+        return FilterSet(baseline: baselineFilter, policy: policyFilter, decisions: decisions)
     }
 
     /// The rules of the policy filter, with the baseline's joined in (allow-by-default), and the
@@ -91,21 +72,6 @@ public enum SeccompCompiler {
         return (policyRules, baselineRules.filter { allowed.contains($0.syscall) })
     }
 
-    /// The filters compiled when cell was built, if `policy` is the built-in policy of its name
-    /// unchanged, and libseccomp and the architecture are the ones they were compiled with.
-    /// Compiling them at every launch cost ~0.3 ms of the supervisor's time, and slowed the
-    /// sandbox's pid 1 (which shares its memory) while it built the filesystem view.
-    static func embeddedFilters(_ policy: SeccompPolicy) -> FilterSet? {
-        guard let compiled = EmbeddedFilters.filters(named: policy.name),
-              nativeArchitecture() == EmbeddedFilters.architecture,
-              libseccompVersion() == EmbeddedFilters.libseccomp,
-              SeccompPolicy.builtIn(policy.name) == policy else { return nil }
-        return FilterSet(baseline: compiled.baseline.map { CompiledFilter(bpf: $0, pseudoCode: "") },
-                         policy: CompiledFilter(bpf: compiled.policy, pseudoCode: ""),
-                         decisions: PolicyDecisions(resolvingLater: policy),
-                         allowsCommandStart: compiled.allowsCommandStart)
-    }
-
     /// The AUDIT_ARCH_* token of the architecture cell runs on.
     public static func nativeArchitecture() -> UInt32 {
         seccomp_arch_native()
@@ -117,12 +83,11 @@ public enum SeccompCompiler {
         return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.micro)"
     }
 
-    /// libseccomp's readable rendering of the filters, for --dry-run.
-    public static func pseudoCode(_ policy: SeccompPolicy) throws(LaunchError) -> String {
-        let set = try compileFilters(policy, pseudoCode: true)
+    /// libseccomp's readable rendering of filters compiled with `pseudoCode: true`, for --dry-run.
+    public static func pseudoCode(_ set: FilterSet) -> String {
         var text = ""
         if let baseline = set.baseline { text += "# filter 1: baseline\n" + baseline.pseudoCode }
-        text += "# filter \(set.baseline == nil ? 1 : 2): policy '\(policy.name)' (USER_NOTIF = answered by cell's supervisor, audited)\n"
+        text += "# filter \(set.baseline == nil ? 1 : 2): policy '\(set.decisions.policyName)' (USER_NOTIF = answered by cell's supervisor, audited)\n"
         return text + set.policy.pseudoCode
     }
 

@@ -3,40 +3,40 @@ import CellAudit
 import Glibc
 
 /// The parent of the sandbox for as long as it runs: passes signals on to pid 1, reads the
-/// sandbox's reports, answers the seccomp notifications (writing each audit event *before* it
-/// answers), reaps pid 1 and maps the end to an exit status.
+/// sandbox's reports, takes the seccomp listener pid 1 sends and answers its notifications
+/// (writing each audit event *before* it answers), lets a held command start, enforces the
+/// timeout, reaps pid 1 and maps the end to an exit status.
 final class Supervisor {
     let plan: LaunchPlan
-    let initPID: pid_t
-    let statusFD: Int32
-    let lifelineFD: Int32
-    var listenerFD: Int32
+    let sandbox: SandboxProcess
     let decisions: PolicyDecisions
     let audit: AuditLog
     let relay: SignalRelay
+    /// Called when pid 1 holds the command before its start (CELL_REC_HOLD): prepares what
+    /// must come first (the user-mode network) and returns nil, or why it could not.
+    let whenHeld: () -> String?
 
     private(set) var notes: [String] = []
     private(set) var limitsHit: [String] = []
+    private var listenerFD: Int32 = -1
     private var timedOut = false
     private var ending: SandboxEnd?
     private var setupFailure: SandboxEnd?
-    /// Set when the supervisor itself ended the sandbox (a kill rule, an audit write failure).
+    /// Set when the supervisor itself ended the sandbox (a kill rule, an audit write failure,
+    /// the held command's preparation).
     private var killedBy: SandboxEnd?
 
-    init(plan: LaunchPlan, spawned: cell_spawn_result, decisions: PolicyDecisions, audit: AuditLog, relay: SignalRelay) {
+    init(plan: LaunchPlan, sandbox: SandboxProcess, decisions: PolicyDecisions, audit: AuditLog, relay: SignalRelay,
+         whenHeld: @escaping () -> String? = { nil }) {
         self.plan = plan
-        self.initPID = spawned.init_pid
-        self.statusFD = spawned.status_fd
-        self.lifelineFD = spawned.lifeline_fd
-        self.listenerFD = spawned.listener_fd
+        self.sandbox = sandbox
         self.decisions = decisions
         self.audit = audit
         self.relay = relay
+        self.whenHeld = whenHeld
     }
 
     deinit {
-        close(statusFD)
-        close(lifelineFD)
         if listenerFD >= 0 { close(listenerFD) }
     }
 
@@ -46,19 +46,10 @@ final class Supervisor {
         let start = monotonicMilliseconds()
         var termAt = plan.limits.timeout.map { start + Int($0) }
         var killAt: Int?
-        var fds = [pollfd(fd: statusFD, events: Int16(POLLIN), revents: 0),
+        var fds = [pollfd(fd: sandbox.reports, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: relay.fd, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: listenerFD, events: Int16(POLLIN), revents: 0)]
-        // Once pid 1 has said how the command ended (or that the setup failed) it exits at once,
-        // and the sandbox is gone a fraction of a millisecond later. For up to `endGrace` ms the
-        // supervisor then polls for that instead of sleeping until end of file and then until
-        // pid 1 can be reaped: each of those two waits ended in the wake-up of an idle CPU, which
-        // costs as much here (measured: ~80 us each). Past the grace it sleeps as before.
-        let endGrace = 2
-        var pollingUntil: Int?
-        var pollingOver = false
-        var initStatus: Int32 = 0
-        var reaped = false
+                   pollfd(fd: sandbox.control, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: -1, events: Int16(POLLIN), revents: 0)]
         loop: while true {
             let now = monotonicMilliseconds()
             if let t = termAt, now >= t {
@@ -66,56 +57,33 @@ final class Supervisor {
                 timedOut = true
                 limitsHit.append("timeout")
                 try? audit.write("limit", [("which", .string("timeout")), ("value", .string(Durations.format(plan.limits.timeout ?? 0)))])
-                if initPID > 0 { kill(initPID, SIGTERM) }
+                kill(sandbox.pid, SIGTERM)
                 killAt = now + Int(plan.limits.killAfter)
             }
             if let k = killAt, now >= k {
                 killAt = nil
-                killSandbox()
+                sandbox.kill()
             }
-            var wait = [termAt, killAt].compactMap { $0 }.min().map { Int32(max(0, $0 - now)) } ?? -1
-            if let until = pollingUntil {
-                if now < until {
-                    wait = 0
-                } else {
-                    pollingUntil = nil
-                    pollingOver = true
-                }
-            }
-            let n = poll(&fds, nfds_t(fds.count), wait)
-            if n < 0 {
+            let wait = [termAt, killAt].compactMap { $0 }.min().map { Int32(max(0, $0 - now)) } ?? -1
+            if poll(&fds, nfds_t(fds.count), wait) < 0 {
                 if errno == EINTR { continue }
                 break
             }
-            if fds[2].fd >= 0 && fds[2].revents != 0 {
+            if fds[3].revents != 0 {
                 // POLLHUP: no process uses the filter any more.
-                if fds[2].revents & Int16(POLLIN) != 0 { handleNotification() } else { fds[2].fd = -1 }
+                if fds[3].revents & Int16(POLLIN) != 0 { handleNotification() } else { fds[3].fd = -1 }
             }
             if fds[1].revents & Int16(POLLIN) != 0 {
-                while let signal = relay.next() {
-                    if initPID > 0 { kill(initPID, signal) }
-                }
+                while let signal = relay.next() { kill(sandbox.pid, signal) }
             }
-            if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
-                if !readReport() { break loop }
+            if fds[2].revents != 0 {
+                if !readControl() { fds[2].fd = -1 }
+                fds[3].fd = listenerFD
             }
-            if pollingUntil != nil && initPID > 0 {
-                if waitpid(initPID, &initStatus, WNOHANG) == initPID {
-                    // pid 1 and every descriptor it held are gone: the reports it wrote are
-                    // all in the pipe, and end of file follows them.
-                    reaped = true
-                    while readReport() {}
-                    break loop
-                }
-                sched_yield()
-            } else if !pollingOver && (ending != nil || setupFailure != nil) {
-                pollingUntil = now + endGrace
-            }
+            if fds[0].revents != 0 && !readReport() { break loop }
         }
-
-        if initPID > 0 && !reaped {
-            while waitpid(initPID, &initStatus, 0) < 0 && errno == EINTR {}
-        }
+        // cell-init has exited (its report pipe closed) or cannot be waited for any longer.
+        let initStatus = sandbox.reap()
         if let killedBy { return killedBy }
         if let setupFailure { return setupFailure }
         if timedOut { return .timedOut }
@@ -123,10 +91,34 @@ final class Supervisor {
             recordSignalLimit(ending)
             return ending
         }
-        if initPID <= 0 { return .setupFailed("the sandbox setup ended without a report") }
         // No report from cell-init: it was killed (SIGKILL from outside, or the OOM killer), and
         // the kernel killed the whole sandbox with it.
         return SandboxEnd.fromWaitStatus(initStatus)
+    }
+
+    /// One message from pid 1 on the control socket (cell_plan.h): 'L' brings the seccomp
+    /// listener, 'H' says the command is held until `start`. False at end of file.
+    private func readControl() -> Bool {
+        var fd: Int32 = -1
+        let byte = cell_receive_byte(sandbox.control, &fd)
+        if byte < 0 { return false }
+        switch UInt8(byte) {
+        case UInt8(ascii: "L") where fd >= 0 && listenerFD < 0:
+            listenerFD = fd
+        case UInt8(ascii: "H"):
+            if let problem = whenHeld() {
+                killedBy = .setupFailed(problem)
+                sandbox.kill()
+            } else if !sandbox.send(PlanEncoding.encode([.start])) {
+                // pid 1 is gone; its report says why.
+            }
+        default:
+            // Nothing else is ever sent: a sandbox that could write here is not trusted.
+            if fd >= 0 { close(fd) }
+            killedBy = .setupFailed("the sandbox's pid 1 sent an unexpected message; the sandbox was killed")
+            sandbox.kill()
+        }
+        return true
     }
 
     /// The rlimits that end a process with a signal of their own say so.
@@ -145,14 +137,14 @@ final class Supervisor {
     /// Reads one report; false at end of file (every sandbox process is gone).
     private func readReport() -> Bool {
         var report = cell_report()
-        let got = withUnsafeMutableBytes(of: &report) { read(statusFD, $0.baseAddress, $0.count) }
+        let got = withUnsafeMutableBytes(of: &report) { read(sandbox.reports, $0.baseAddress, $0.count) }
         if got < 0 && errno == EINTR { return true }
         if got <= 0 { return false }
         guard got == MemoryLayout<cell_report>.size else { return true }
         switch cell_report_kind(rawValue: UInt32(report.kind)) {
         case CELL_REPORT_FAILED:
             setupFailure = setupFailure ?? .setupFailed(SetupFailure.message(
-                step: report.step, errno: report.error, plan: plan, operation: Int(report.value)))
+                step: report.step, errno: report.error, plan: plan, detail: Int(report.value)))
         case CELL_REPORT_WARNING:
             notes.append(SetupFailure.warning(step: report.step, errno: report.error, plan: plan))
         case CELL_REPORT_EXEC_FAILED:
@@ -204,7 +196,7 @@ final class Supervisor {
             // Fail closed: an event that cannot be recorded ends the sandbox. The call is left
             // unanswered, so its caller cannot go on before the kernel kills it with pid 1.
             killedBy = .setupFailed("\(error.message); the sandbox was killed (cell does not run unaudited)")
-            killSandbox()
+            sandbox.kill()
             return
         }
 
@@ -215,15 +207,10 @@ final class Supervisor {
             // No answer: the caller stays blocked in its call until the whole sandbox is killed
             // with pid 1. (Killing the caller first would let its parent run on meanwhile.)
             killedBy = killedBy ?? .killedByPolicy(syscall: name)
-            killSandbox()
+            sandbox.kill()
         case .errno, .allow:
             _ = cell_notify_respond(listenerFD, n.id, errnoValue, 0)
         }
-    }
-
-    private func killSandbox() {
-        // SIGKILL to pid 1 ends its pid namespace: the kernel kills every process in it.
-        if initPID > 0 { kill(initPID, SIGKILL) }
     }
 
     private func readPath(pid: pid_t, address: UInt64) -> String? {

@@ -1,0 +1,63 @@
+import CCellSpawn
+
+/// One record of the plan the sandbox's pid 1 executes (the wire format is cell_plan.h).
+///
+/// The planner turns a `LaunchPlan` into these records once, after parsing and resolving
+/// everything; `PlanEncoding` writes them to pid 1, and `cell run --dry-run` prints the same
+/// records decoded back from the same bytes, so what it shows is exactly what runs. pid 1
+/// executes them in the order of its table of contents (cell-init/setup.c), which is the order
+/// `LaunchPlan.setupRecords` lists them in.
+public enum PlanRecord: Equatable, Sendable {
+    /// Namespaces nested in the sandbox's user namespace (pid 1 unshares all but pid).
+    case namespaces(Set<Namespace>)
+    /// The sandbox's own user.max_user_namespaces (0: no nested user namespace, whatever the call).
+    case userNamespaceLimit(UInt32)
+    /// lo up, and low ports open to unprivileged servers, in the private network namespace.
+    case loopback
+    /// The new tmpfs root, attached over `base` (inside the sandbox's mount namespace) while built.
+    case root(base: String, size: UInt64)
+    case mount(MountOperation)
+    case hostname(String)
+    /// An empty fallback: failing to enter the directory fails the launch.
+    case workingDirectory(String, fallback: String)
+    case rlimit(resource: UInt32, soft: UInt64, hard: UInt64)
+    /// Capabilities kept through the lock-down (bit N = capability N).
+    case capabilities(UInt64)
+    /// pid 1 waits, with the command not yet started, until the supervisor sends `start`.
+    case hold
+    case argument(String)
+    case environment(String)
+    case endSetup
+    /// A compiled filter (struct sock_filter[]); `listener`: its notifications go to the supervisor.
+    case seccomp(listener: Bool, bpf: [UInt8])
+    case endFilters
+    case start
+
+    /// One line for `--dry-run`.
+    public var summary: String {
+        switch self {
+        case .namespaces(let set):
+            return "namespaces    " + Namespace.allCases.filter { set.contains($0) }.map(\.rawValue).joined(separator: " ")
+                + " (inside the user namespace; pid comes with the clone, pid 1 unshares the rest)"
+        case .userNamespaceLimit(let n): return "userns-limit  user.max_user_namespaces=\(n) inside"
+        case .loopback: return "loopback      lo up; net.ipv4.ip_unprivileged_port_start=0"
+        case .root(let base, let size): return "root          a new tmpfs (size=\(ByteSize.format(size))), built over \(base), then pivot_root into it"
+        case .mount(let op): return "mount         \(op.summary)"
+        case .hostname(let name): return "hostname      \(name)"
+        case .workingDirectory(let dir, let fallback):
+            return "cwd           \(dir)" + (fallback.isEmpty ? "" : " (else \(fallback), with a note)")
+        case .rlimit(let resource, let soft, let hard):
+            return "rlimit        \(ResourceLimits.rlimitName(resource)) soft=\(soft) hard=\(hard)"
+        case .capabilities(let kept):
+            return "capabilities  keep: \(kept == 0 ? "none" : Capabilities.names(kept).joined(separator: " ")); bounding set dropped, securebits locked; then no_new_privs"
+        case .hold: return "hold          the command waits for the supervisor's start (the network comes first)"
+        case .argument(let word): return "arg           \(shellQuoted(word))"
+        case .environment(let entry): return "env           \(entry)"
+        case .endSetup: return "end-setup"
+        case .seccomp(let listener, let bpf):
+            return "seccomp       \(bpf.count / 8) BPF instructions\(listener ? ", notifications to cell's supervisor (audited)" : "")"
+        case .endFilters: return "end-filters"
+        case .start: return "start"
+        }
+    }
+}

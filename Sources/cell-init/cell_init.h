@@ -1,0 +1,135 @@
+/*
+ * cell_init.h — cell-init's internal declarations: the decoded plan and each file's entry
+ * points. The wire format itself is cell_plan.h, shared with the supervisor.
+ *
+ * cell-init is the sandbox's pid 1: a static, single-threaded program executed by the
+ * trampoline with every signal blocked, an empty environment and descriptors 0-4 only (see
+ * cell_plan.h). setup.c lists the layers in the order they are applied.
+ */
+#ifndef CELL_INIT_H
+#define CELL_INIT_H
+
+#include "../CCellSpawn/include/cell_plan.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The parts of the plan, in the order they arrive (cell_plan.h). */
+enum plan_part {
+    PART_HEADER,  /* before the PLAN record */
+    PART_SETUP,   /* until END_SETUP */
+    PART_FILTERS, /* until END_FILTERS */
+    PART_HOLD,    /* until START (only with a HOLD record) */
+    PART_DONE,
+};
+
+struct plan_mount {
+    uint32_t kind;    /* CELL_OP_* */
+    uint32_t flags;   /* CELL_OPF_* */
+    uint32_t expect;  /* S_IFMT type of a bind source, or 0 */
+    uint32_t mode;    /* or CELL_PLAN_NONE_U32 */
+    uint64_t size;    /* or CELL_PLAN_NONE_U64 */
+    const char *source; /* a path, a link target, or a FILE's contents (a blob) */
+    size_t source_len;
+    const char *dest;   /* absolute and normalized (checked by plan.c) */
+};
+
+struct plan_rlimit {
+    uint32_t resource;
+    uint64_t soft, hard;
+};
+
+struct plan_filter {
+    uint32_t listener;         /* 1: load with NEW_LISTENER, send the listener up */
+    const unsigned char *bpf;  /* struct sock_filter[] */
+    size_t len;                /* bytes: a non-zero multiple of 8 */
+};
+
+/*
+ * The decoded plan. Strings point into the records' payloads, which are never freed; a `str`
+ * is NUL-terminated in place (the format guarantees the byte after it).
+ */
+struct plan {
+    enum plan_part part;
+    uint32_t records; /* records decoded so far: the next record's index */
+    uint32_t seen;    /* bit N: a record of type N was decoded (for the at-most-once types) */
+
+    uint32_t namespaces; /* CELL_NS_* */
+    int has_namespaces;
+    int has_userns_limit;
+    uint32_t userns_limit;
+    int loopback;
+    int has_root;
+    uint64_t root_size; /* or CELL_PLAN_NONE_U64 */
+    const char *root_base;
+    struct plan_mount *mounts;
+    size_t mount_count;
+    const char *hostname; /* NULL: leave it */
+    size_t hostname_len;
+    const char *cwd;          /* NULL: stay where the trampoline left us */
+    const char *cwd_fallback; /* NULL: none (failing to enter cwd fails the launch) */
+    struct plan_rlimit *rlimits;
+    size_t rlimit_count;
+    int has_caps;
+    uint64_t caps; /* kept capabilities; 0 without a CAPS record */
+    int hold;
+    char **argv; /* NULL-terminated, at least one entry */
+    size_t argc;
+    char **envp; /* NULL-terminated */
+    size_t envc;
+
+    struct plan_filter *filters;
+    size_t filter_count;
+};
+
+/* `v` in `base` (8 or 10) as text, the way sysctls and fsconfig take numbers; `out` holds 24
+ * bytes (a u64 in octal is 22 digits). Not snprintf: printf would double pid 1's size, and
+ * pid 1 is copied into a memfd at every launch. */
+static inline const char *format_unsigned(char out[24], unsigned long long v, unsigned base) {
+    char *p = out + 23;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + v % base);
+        v /= base;
+    } while (v > 0);
+    return p;
+}
+
+/* ---- report.c: the only writers of CELL_FD_REPORT */
+void report(int kind, int step, int error, int value);
+void warn_report(int step, int error, int value);
+/* A CELL_REPORT_FAILED, then _exit(CELL_EXIT_SETUP_FAILED). */
+__attribute__((noreturn)) void fail(int step, int error, int value);
+
+/* ---- plan.c */
+void plan_init(struct plan *p);
+/* Decodes one record into `p`; any refusal is fail() with the record's index. Pure: reads
+ * nothing but its arguments; keeps pointers into `payload`. */
+void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uint32_t index);
+void plan_read_setup(struct plan *p, int fd);   /* until END_SETUP */
+void plan_read_filters(struct plan *p, int fd); /* until END_FILTERS */
+void plan_hold(struct plan *p, int fd);         /* 'H' up, then until START */
+
+/* ---- namespaces.c */
+void unshare_namespaces(const struct plan *p);
+void limit_user_namespaces(const struct plan *p);
+void set_hostname(const struct plan *p);
+/* Writes `value` to the /proc/sys file `path` in one write; 0, or -1 with errno. */
+int write_sysctl(const char *path, const char *value);
+
+/* ---- network.c */
+void set_up_loopback(void);
+
+/* ---- mounts.c */
+void build_view(const struct plan *p);
+
+/* ---- lockdown.c */
+void set_rlimits(const struct plan *p);
+void drop_capabilities(const struct plan *p);
+void set_no_new_privs(void);
+void load_filters(const struct plan *p);
+
+/* ---- init.c: starts the command, forwards signals, reaps; returns pid 1's exit status. */
+int run_init(const struct plan *p);
+
+#endif

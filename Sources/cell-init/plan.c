@@ -1,0 +1,455 @@
+/*
+ * plan.c — reading and decoding the launch plan (format: cell_plan.h).
+ *
+ * The supervisor decides everything and pid 1 only executes, so this file is where pid 1
+ * makes sure that what it executes is exactly what the format allows: every record is checked
+ * whole (exact length, NUL-terminated strings, known values only) before anything in it is
+ * used, and any doubt refuses the whole plan. A refusal is fail() with the record's index
+ * (counted from 0, the PLAN record, across all parts), so the supervisor can name the record.
+ *
+ * plan_decode() is pure (its arguments in, `struct plan` out) so that tests can feed it
+ * records directly; the readers below only frame records off the control socket.
+ */
+#include "cell_init.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/filter.h>
+#include <linux/utsname.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Where each record type may appear. Types are small: `seen` has a bit for each. */
+struct record_rule {
+    uint8_t known;
+    uint8_t reserved; /* part of the format, refused (ENOTSUP) until this pid 1 implements it */
+    uint8_t once;     /* at most one per plan */
+    uint8_t part;     /* enum plan_part */
+};
+
+static const struct record_rule rules[] = {
+    [CELL_REC_PLAN] = {1, 0, 1, PART_HEADER},
+    [CELL_REC_NAMESPACES] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_JOIN_NAMESPACE] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_USERNS_LIMIT] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_LOOPBACK] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_ROOT] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_MOUNT] = {1, 0, 0, PART_SETUP},
+    [CELL_REC_OVERLAY] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_HOSTNAME] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_CWD] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_RLIMIT] = {1, 0, 0, PART_SETUP},
+    [CELL_REC_CAPS] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_LANDLOCK] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_HOLD] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_SEND_FD] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_ARG] = {1, 0, 0, PART_SETUP},
+    [CELL_REC_ENV] = {1, 0, 0, PART_SETUP},
+    [CELL_REC_END_SETUP] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_SECCOMP] = {1, 0, 0, PART_FILTERS},
+    [CELL_REC_END_FILTERS] = {1, 0, 1, PART_FILTERS},
+    [CELL_REC_START] = {1, 0, 1, PART_HOLD},
+};
+_Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 32 bits");
+
+#define ALL_NAMESPACES \
+    (CELL_NS_MOUNT | CELL_NS_PID | CELL_NS_NET | CELL_NS_IPC | CELL_NS_UTS | CELL_NS_CGROUP | CELL_NS_TIME)
+#define ALL_MOUNT_FLAGS \
+    (CELL_OPF_READONLY | CELL_OPF_OPTIONAL | CELL_OPF_NO_CREATE | CELL_OPF_NOEXEC | CELL_OPF_DEVICE)
+/* The kernel's limit (musl's HOST_NAME_MAX says 255). */
+#define HOSTNAME_MAX __NEW_UTS_LEN
+
+/* The step a refusal is reported at: the filter part has its own (cell_plan.h). */
+__attribute__((noreturn)) static void refuse(const struct plan *p, int error, uint32_t index) {
+    fail(p->part == PART_FILTERS ? CELL_STEP_WAIT_FILTERS : CELL_STEP_PLAN, error, (int)index);
+}
+
+static uint32_t le32(const unsigned char *b) {
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/*
+ * A bounds-checked reader of a record's fields. A field that does not fit sets `bad` and makes
+ * every later take a no-op, so a record's fields are taken in one straight sequence and checked
+ * once, by finish(), before any of them is used.
+ */
+struct cursor {
+    char *at;
+    size_t left;
+    int bad;
+};
+
+static uint32_t take_u32(struct cursor *c) {
+    if (c->bad || c->left < 4) {
+        c->bad = 1;
+        return 0;
+    }
+    uint32_t v = le32((const unsigned char *)c->at);
+    c->at += 4;
+    c->left -= 4;
+    return v;
+}
+
+static uint64_t take_u64(struct cursor *c) {
+    uint64_t low = take_u32(c);
+    uint64_t high = take_u32(c);
+    return low | high << 32;
+}
+
+/* A blob: u32 length, the bytes, then a NUL not counted in the length. NULL when bad. */
+static char *take_blob(struct cursor *c, size_t *len) {
+    uint32_t n = take_u32(c);
+    *len = 0;
+    /* n bytes and the NUL must fit: n < left, which also keeps n + 1 from overflowing. */
+    if (c->bad || n >= c->left || c->at[n] != '\0') {
+        c->bad = 1;
+        return NULL;
+    }
+    char *s = c->at;
+    c->at += (size_t)n + 1;
+    c->left -= (size_t)n + 1;
+    *len = n;
+    return s;
+}
+
+/* A `str`: a blob that is a C string, so no NUL inside it (else C would see a shorter one). */
+static char *take_str(struct cursor *c, size_t *len) {
+    char *s = take_blob(c, len);
+    if (s && memchr(s, '\0', *len)) {
+        c->bad = 1;
+        return NULL;
+    }
+    return s;
+}
+
+/* Every field fitted and nothing is left over: the payload is exactly the record's fields. */
+static void finish(const struct plan *p, const struct cursor *c, uint32_t index) {
+    if (c->bad || c->left != 0)
+        refuse(p, EINVAL, index);
+}
+
+/* Grows an array of `size`-byte items by one (the caller fills it in), with room for `extra`
+ * more (the NULL of argv/envp). Reallocated every time: at most CELL_PLAN_MAX_RECORDS items,
+ * so the copies are bounded, and the code stays obvious. */
+static void *append(const struct plan *p, void *array, size_t *count, size_t size, size_t extra, uint32_t index) {
+    char *grown = realloc(array, (*count + 1 + extra) * size);
+    if (!grown)
+        refuse(p, ENOMEM, index);
+    (*count)++;
+    return grown;
+}
+
+static void append_string(const struct plan *p, char ***array, size_t *count, char *s, uint32_t index) {
+    *array = append(p, *array, count, sizeof(char *), 1, index);
+    (*array)[*count - 1] = s;
+    (*array)[*count] = NULL;
+}
+
+/* "/a/b": absolute, normalized, and not "/" itself; no empty, "." or ".." component (so no
+ * "//" and no trailing "/"); each component a valid file name. mounts.c relies on this. */
+static int is_normalized_dest(const char *s, size_t len) {
+    if (len < 2 || len >= PATH_MAX || s[0] != '/')
+        return 0;
+    for (const char *at = s; *at;) {
+        const char *name = ++at; /* past the '/' */
+        while (*at && *at != '/')
+            at++;
+        size_t n = (size_t)(at - name);
+        if (n == 0 || n > NAME_MAX || (n == 1 && name[0] == '.') || (n == 2 && name[0] == '.' && name[1] == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static int is_absolute(const char *s) {
+    return s[0] == '/';
+}
+
+/* The S_IFMT types a bind source may be announced as. Never a symlink: nothing is ever bound
+ * through one, nor is one bound itself. */
+static int is_bindable_type(uint32_t t) {
+    return t == S_IFDIR || t == S_IFREG || t == S_IFCHR || t == S_IFBLK || t == S_IFIFO || t == S_IFSOCK;
+}
+
+static void decode_mount(struct plan *p, struct cursor *c, uint32_t index) {
+    struct plan_mount m;
+    m.kind = take_u32(c);
+    m.flags = take_u32(c);
+    m.expect = take_u32(c);
+    m.mode = take_u32(c);
+    m.size = take_u64(c);
+    m.source = take_blob(c, &m.source_len);
+    size_t dest_len;
+    m.dest = take_str(c, &dest_len);
+    finish(p, c, index);
+
+    /* Every field means something for some kinds only; elsewhere it must be empty, so that a
+     * planner's mistake is refused rather than silently ignored. */
+    int is_bind = m.kind == CELL_OP_BIND;
+    int takes_mode = m.kind == CELL_OP_TMPFS || m.kind == CELL_OP_DIR || m.kind == CELL_OP_FILE;
+    int takes_source = is_bind || m.kind == CELL_OP_SYMLINK || m.kind == CELL_OP_FILE;
+    int ok = m.kind >= CELL_OP_BIND && m.kind <= CELL_OP_REMOUNT_RO &&
+             (m.flags & ~(uint32_t)ALL_MOUNT_FLAGS) == 0 &&
+             (is_bind || !(m.flags & CELL_OPF_DEVICE)) &&
+             (is_bind ? (m.expect == 0 || is_bindable_type(m.expect)) : m.expect == 0) &&
+             (m.mode == CELL_PLAN_NONE_U32 || (takes_mode && m.mode <= 07777)) &&
+             /* size=0 is "no limit" to tmpfs: never what a planner means */
+             (m.size == CELL_PLAN_NONE_U64 || (m.kind == CELL_OP_TMPFS && m.size > 0)) &&
+             is_normalized_dest(m.dest, dest_len);
+    /* Only a FILE's contents may hold a NUL: every other source is used as a C string. */
+    if (ok && m.kind != CELL_OP_FILE)
+        ok = memchr(m.source, '\0', m.source_len) == NULL;
+    if (ok && is_bind)
+        ok = is_absolute(m.source);
+    else if (ok && m.kind == CELL_OP_SYMLINK)
+        ok = m.source_len > 0;
+    else if (ok && !takes_source)
+        ok = m.source_len == 0;
+    if (!ok)
+        refuse(p, EINVAL, index);
+    p->mounts = append(p, p->mounts, &p->mount_count, sizeof m, 0, index);
+    p->mounts[p->mount_count - 1] = m;
+}
+
+static void decode_filter(struct plan *p, struct cursor *c, uint32_t index) {
+    struct plan_filter f;
+    f.listener = take_u32(c);
+    f.bpf = (const unsigned char *)take_blob(c, &f.len);
+    finish(p, c, index);
+    if (f.len > BPF_MAXINSNS * sizeof(struct sock_filter))
+        refuse(p, E2BIG, index);
+    if (f.len == 0 || f.len % sizeof(struct sock_filter) != 0 || f.listener > 1)
+        refuse(p, EINVAL, index);
+    /* The kernel gives a process one listener at most (EBUSY), and the protocol carries one. */
+    for (size_t i = 0; f.listener && i < p->filter_count; i++) {
+        if (p->filters[i].listener)
+            refuse(p, EINVAL, index);
+    }
+    p->filters = append(p, p->filters, &p->filter_count, sizeof f, 0, index);
+    p->filters[p->filter_count - 1] = f;
+}
+
+/* The end of the setup part: what needs several records together. */
+static void check_setup(const struct plan *p, uint32_t index) {
+    int ok = p->argc >= 1 &&
+             /* each of these acts on a namespace of the sandbox's own, never on the host's */
+             (!p->has_root || (p->namespaces & CELL_NS_MOUNT)) &&
+             (!p->loopback || (p->namespaces & CELL_NS_NET)) &&
+             (!p->hostname || (p->namespaces & CELL_NS_UTS));
+    if (!ok)
+        refuse(p, EINVAL, index);
+}
+
+void plan_init(struct plan *p) {
+    memset(p, 0, sizeof *p);
+    p->part = PART_HEADER;
+    p->root_size = CELL_PLAN_NONE_U64;
+}
+
+void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uint32_t index) {
+    if (index >= CELL_PLAN_MAX_RECORDS || len > CELL_PLAN_MAX_RECORD)
+        refuse(p, E2BIG, index);
+    const struct record_rule *rule = type < sizeof rules / sizeof rules[0] ? &rules[type] : NULL;
+    if (!rule || !rule->known)
+        refuse(p, EINVAL, index);
+    if (rule->reserved)
+        refuse(p, ENOTSUP, index);
+    /* In its own part only: this also makes PLAN the first record and the only one. */
+    if (rule->part != p->part)
+        refuse(p, EINVAL, index);
+    if (rule->once && (p->seen & (1u << type)))
+        refuse(p, EINVAL, index);
+    p->seen |= 1u << type;
+
+    struct cursor c = {payload, len, 0};
+    size_t n;
+    switch (type) {
+    case CELL_REC_PLAN: {
+        uint32_t magic = take_u32(&c), version = take_u32(&c);
+        finish(p, &c, index);
+        if (magic != CELL_PLAN_MAGIC)
+            refuse(p, EINVAL, index);
+        if (version != CELL_PLAN_VERSION)
+            refuse(p, ENOTSUP, index); /* another cell's plan: not garbage, but not ours */
+        p->part = PART_SETUP;
+        break;
+    }
+    case CELL_REC_NAMESPACES:
+        p->namespaces = take_u32(&c);
+        finish(p, &c, index);
+        if (p->namespaces & ~(uint32_t)ALL_NAMESPACES)
+            refuse(p, EINVAL, index);
+        p->has_namespaces = 1;
+        break;
+    case CELL_REC_USERNS_LIMIT:
+        p->userns_limit = take_u32(&c);
+        finish(p, &c, index);
+        if (p->userns_limit > INT_MAX) /* the sysctl is an int */
+            refuse(p, EINVAL, index);
+        p->has_userns_limit = 1;
+        break;
+    case CELL_REC_LOOPBACK:
+        finish(p, &c, index);
+        p->loopback = 1;
+        break;
+    case CELL_REC_ROOT:
+        p->root_size = take_u64(&c);
+        p->root_base = take_str(&c, &n);
+        finish(p, &c, index);
+        if (!is_absolute(p->root_base) || p->root_size == 0) /* size=0: no limit, as above */
+            refuse(p, EINVAL, index);
+        p->has_root = 1;
+        break;
+    case CELL_REC_MOUNT:
+        if (!p->has_root) /* operations run below the new root: it must be planned first */
+            refuse(p, EINVAL, index);
+        decode_mount(p, &c, index);
+        break;
+    case CELL_REC_HOSTNAME:
+        p->hostname = take_str(&c, &p->hostname_len);
+        finish(p, &c, index);
+        if (p->hostname_len > HOSTNAME_MAX)
+            refuse(p, EINVAL, index);
+        break;
+    case CELL_REC_CWD:
+        p->cwd = take_str(&c, &n);
+        p->cwd_fallback = take_str(&c, &n);
+        finish(p, &c, index);
+        if (!is_absolute(p->cwd) || (n > 0 && !is_absolute(p->cwd_fallback)))
+            refuse(p, EINVAL, index);
+        if (n == 0)
+            p->cwd_fallback = NULL;
+        break;
+    case CELL_REC_RLIMIT: {
+        struct plan_rlimit r;
+        r.resource = take_u32(&c);
+        r.soft = take_u64(&c);
+        r.hard = take_u64(&c);
+        finish(p, &c, index);
+        /* RLIM_INFINITY is all ones on every 64-bit ABI: the plain comparison holds. */
+        if (r.resource >= RLIMIT_NLIMITS || r.soft > r.hard)
+            refuse(p, EINVAL, index);
+        p->rlimits = append(p, p->rlimits, &p->rlimit_count, sizeof r, 0, index);
+        p->rlimits[p->rlimit_count - 1] = r;
+        break;
+    }
+    case CELL_REC_CAPS:
+        p->caps = take_u64(&c);
+        finish(p, &c, index);
+        p->has_caps = 1;
+        break;
+    case CELL_REC_HOLD:
+        finish(p, &c, index);
+        p->hold = 1;
+        break;
+    case CELL_REC_ARG: {
+        char *arg = take_str(&c, &n);
+        finish(p, &c, index);
+        append_string(p, &p->argv, &p->argc, arg, index);
+        break;
+    }
+    case CELL_REC_ENV: {
+        char *var = take_str(&c, &n);
+        finish(p, &c, index);
+        const char *eq = strchr(var, '=');
+        if (!eq || eq == var) /* NAME=value, with a name */
+            refuse(p, EINVAL, index);
+        append_string(p, &p->envp, &p->envc, var, index);
+        break;
+    }
+    case CELL_REC_END_SETUP:
+        finish(p, &c, index);
+        check_setup(p, index);
+        p->part = PART_FILTERS;
+        break;
+    case CELL_REC_SECCOMP:
+        decode_filter(p, &c, index);
+        break;
+    case CELL_REC_END_FILTERS:
+        finish(p, &c, index);
+        p->part = p->hold ? PART_HOLD : PART_DONE;
+        break;
+    case CELL_REC_START:
+        finish(p, &c, index);
+        p->part = PART_DONE;
+        break;
+    default: /* a type in the table without a case here: refuse rather than ignore */
+        refuse(p, EINVAL, index);
+    }
+    p->records = index + 1;
+}
+
+/* ---------------------------------------------------------------- reading from the socket */
+
+/* Exactly `len` bytes; 0, or -1 with errno (EPIPE: end of file, the supervisor is gone). */
+static int read_full(int fd, void *buf, size_t len) {
+    char *at = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, at, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EPIPE;
+            return -1;
+        }
+        at += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/*
+ * Reads one record and decodes it. A failed read (end of file included) is reported at
+ * (read_step, read_value); anything wrong with the record itself by plan_decode.
+ * read(), not recvmsg(): descriptors someone passes on the socket are discarded by the kernel,
+ * never installed in pid 1.
+ */
+static void read_record(struct plan *p, int fd, int read_step, int read_value) {
+    uint32_t index = p->records;
+    unsigned char header[8];
+    if (read_full(fd, header, sizeof header) != 0)
+        fail(read_step, errno, read_value);
+    uint32_t type = le32(header), len = le32(header + 4);
+    /* Checked before the allocation it sizes. */
+    if (len > CELL_PLAN_MAX_RECORD)
+        refuse(p, E2BIG, index);
+    char *payload = NULL;
+    if (len > 0) {
+        payload = malloc(len);
+        if (!payload)
+            refuse(p, ENOMEM, index);
+        if (read_full(fd, payload, len) != 0)
+            fail(read_step, errno, read_value);
+    }
+    /* The payload is never freed: the plan keeps pointers into it for pid 1's whole life. */
+    plan_decode(p, type, payload, len, index);
+}
+
+void plan_read_setup(struct plan *p, int fd) {
+    while (p->part == PART_HEADER || p->part == PART_SETUP)
+        read_record(p, fd, CELL_STEP_PLAN, (int)p->records);
+}
+
+void plan_read_filters(struct plan *p, int fd) {
+    while (p->part == PART_FILTERS)
+        read_record(p, fd, CELL_STEP_WAIT_FILTERS, (int)p->records);
+}
+
+/* Tells the supervisor that everything up to the command's start is done ('H'), then waits for
+ * its go-ahead. Only START may come; end of file means the launch was abandoned. */
+void plan_hold(struct plan *p, int fd) {
+    ssize_t n;
+    do {
+        /* MSG_NOSIGNAL: a supervisor gone is reported, not a SIGPIPE left pending. */
+        n = send(fd, "H", 1, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        fail(CELL_STEP_HOLD, n < 0 ? errno : EIO, 0);
+    while (p->part == PART_HOLD)
+        read_record(p, fd, CELL_STEP_HOLD, 0);
+}

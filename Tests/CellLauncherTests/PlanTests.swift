@@ -1,0 +1,154 @@
+import CCellSpawn
+import Glibc
+import Testing
+@testable import CellLauncher
+
+/// The plan pid 1 executes: its records, their order, and their wire format (cell_plan.h).
+struct PlanEncodingTests {
+    static let everyRecord: [PlanRecord] = {
+        var bind = MountOperation.bind("/usr", readOnly: true)
+        bind.expectedType = UInt32(S_IFDIR)
+        var mask = MountOperation.bind("/dev/null", "/proc/kcore", readOnly: true, optional: true)
+        mask.mustExist = true
+        mask.device = true
+        mask.expectedType = UInt32(S_IFCHR)
+        var dev = MountOperation.tmpfs("/dev", size: 65536, mode: 0o755)
+        dev.noexec = true
+        return [
+            .namespaces([.mount, .pid, .net, .time]), .userNamespaceLimit(0), .loopback, .root(base: "/tmp", size: 1 << 20),
+            .mount(bind), .mount(mask), .mount(dev), .mount(.symlink("usr/bin", at: "/bin")),
+            .mount(.file("/etc/hosts", bytes: [0x61, 0, 0x62, 0x0a], mode: 0o600)),
+            .mount(MountOperation(kind: .proc, destination: "/proc")),
+            .mount(MountOperation(kind: .remountReadOnly, destination: "/proc/sys", optional: true, mustExist: true)),
+            .hostname("cell"), .workingDirectory("/home/u", fallback: "/"), .workingDirectory("/w", fallback: ""),
+            .rlimit(resource: 4, soft: 0, hard: 0), .rlimit(resource: 0, soft: 60, hard: 61), .capabilities(1 << 10), .hold,
+            .argument("sh"), .argument(""), .argument("it's ünïcode"), .environment("PATH=/usr/bin"), .endSetup,
+            .seccomp(listener: false, bpf: [6, 0, 0, 0, 0, 0, 0xff, 0x7f]), .seccomp(listener: true, bpf: Array(repeating: 1, count: 16)),
+            .endFilters, .start,
+        ]
+    }()
+
+    @Test("every record reads back as it was written")
+    func roundTrip() throws {
+        let bytes = PlanEncoding.header + PlanEncoding.encode(Self.everyRecord)
+        #expect(try PlanEncoding.decode(bytes) == Self.everyRecord)
+    }
+
+    @Test("the layout is cell_plan.h's: u32 type, u32 length, little-endian fields, strings with a NUL")
+    func wireFormat() {
+        #expect(PlanEncoding.encode([.hostname("ab")]) == [9, 0, 0, 0, 7, 0, 0, 0, 2, 0, 0, 0, 0x61, 0x62, 0])
+        #expect(PlanEncoding.encode([.rlimit(resource: 7, soft: 0x0102, hard: 1 << 40)])
+            == [11, 0, 0, 0, 20, 0, 0, 0, 7, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0])
+        #expect(PlanEncoding.header == [1, 0, 0, 0, 8, 0, 0, 0] + [0x43, 0x45, 0x4c, 0x4c] + [1, 0, 0, 0])
+        #expect(PlanEncoding.encode([.endSetup]) == [18, 0, 0, 0, 0, 0, 0, 0])
+    }
+
+    @Test("a plan without its header, cut short, padded or of a reserved type does not read back")
+    func malformed() {
+        let good = PlanEncoding.header + PlanEncoding.encode([.hostname("ab")])
+        #expect(throws: PlanEncoding.DecodingError.self) { try PlanEncoding.decode(PlanEncoding.encode([.hostname("ab")])) }
+        #expect(throws: PlanEncoding.DecodingError.self) { try PlanEncoding.decode(Array(good.dropLast())) }
+        var padded = good
+        padded[12] += 1 // the record's length: one byte more than its fields
+        padded.append(0)
+        #expect(throws: PlanEncoding.DecodingError.self) { try PlanEncoding.decode(padded) }
+        let reserved = PlanEncoding.header + [UInt8(CELL_REC_LANDLOCK.rawValue), 0, 0, 0, 0, 0, 0, 0]
+        #expect(throws: PlanEncoding.DecodingError.self) { try PlanEncoding.decode(reserved) }
+    }
+}
+
+struct SetupRecordTests {
+    func plan(_ change: (inout LaunchPlan) -> Void = { _ in }) -> LaunchPlan {
+        var plan = LaunchPlan(command: ["make", "test"], environment: ["PATH=/usr/bin"], workingDirectory: "/src",
+                              identity: IdentityMapping(outerUID: 1000, outerGID: 1000, denySetgroups: true),
+                              mounts: [.bind("/usr", readOnly: true), .tmpfs("/tmp", size: 1 << 20, mode: 0o1777)],
+                              limits: ResourceLimits(cpuTime: 60))
+        change(&plan)
+        return plan
+    }
+
+    @Test("the records come in pid 1's order: namespaces, nesting limit, lo, root and mounts, hostname, cwd, limits, capabilities, command")
+    func order() {
+        let records = plan().setupRecords()
+        #expect(records == [
+            .namespaces(Namespace.allNested), .userNamespaceLimit(0), .loopback, .root(base: "/tmp", size: LaunchPlan.rootSize),
+            .mount(.bind("/usr", readOnly: true)), .mount(.tmpfs("/tmp", size: 1 << 20, mode: 0o1777)),
+            .hostname("cell"), .workingDirectory("/src", fallback: "/"),
+            .rlimit(resource: UInt32(RLIMIT_CORE.rawValue), soft: 0, hard: 0),
+            // RLIMIT_CPU: SIGXCPU at the soft limit, SIGKILL a second later.
+            .rlimit(resource: UInt32(RLIMIT_CPU.rawValue), soft: 60, hard: 61),
+            .capabilities(0), .argument("make"), .argument("test"), .environment("PATH=/usr/bin"), .endSetup,
+        ])
+    }
+
+    @Test("no mount namespace: no root and no mounts; no uts: no hostname; host network: no lo; user network: held")
+    func optionalParts() {
+        let records = plan { $0.namespaces = [.pid, .ipc]; $0.network = .user }.setupRecords()
+        #expect(!records.contains { if case .root = $0 { return true }; if case .mount = $0 { return true }; return false })
+        #expect(!records.contains(.hostname("cell")) && !records.contains(.loopback))
+        #expect(records.contains(.hold))
+        var allowed = plan()
+        allowed.seccomp.allowNestedNamespaces = true
+        #expect(!allowed.setupRecords().contains(.userNamespaceLimit(0)))
+    }
+}
+
+struct SettleTests {
+    static func host(_ path: String) -> UInt32? {
+        switch path {
+        case "/usr", "/real": return UInt32(S_IFDIR)
+        case "/dev/null": return UInt32(S_IFCHR)
+        case "/link": return UInt32(S_IFLNK)
+        case "/real/via-link/file": return UInt32(S_IFREG)
+        default: return nil
+        }
+    }
+
+    static func real(_ path: String) -> String? {
+        path == "/real/via-link/file" ? "/elsewhere/file" : (host(path) == nil ? nil : path)
+    }
+
+    @Test("each bind records the type of its source; other operations are left as they are")
+    func recordsTypes() throws {
+        let ops = try FilesystemView.settle([.bind("/usr", readOnly: true), .bind("/dev/null", "/proc/kcore", readOnly: true),
+                                             .tmpfs("/tmp", size: 1, mode: 0o700)], fileType: Self.host, realPath: Self.real)
+        #expect(ops.map(\.expectedType) == [UInt32(S_IFDIR), UInt32(S_IFCHR), nil])
+    }
+
+    @Test("a missing optional source is left out; a missing required one is refused")
+    func missing() throws {
+        let ops = try FilesystemView.settle([.bind("/gone", readOnly: true, optional: true)], fileType: Self.host, realPath: Self.real)
+        #expect(ops.isEmpty)
+        #expect(throws: LaunchError.invalid("cannot bind /gone: it does not exist on the host")) {
+            try FilesystemView.settle([.bind("/gone", readOnly: true)], fileType: Self.host, realPath: Self.real)
+        }
+    }
+
+    @Test("a source that is a symlink, or is reached through one, is refused", arguments: ["/link", "/real/via-link/file"])
+    func symlinks(source: String) {
+        do {
+            _ = try FilesystemView.settle([.bind(source, readOnly: false)], fileType: Self.host, realPath: Self.real)
+            Issue.record("\(source) was accepted")
+        } catch {
+            #expect(error.message.hasPrefix("cannot bind \(source): the path goes through a symlink"))
+        }
+    }
+}
+
+struct IdentityTests {
+    @Test("inside as the caller: the caller's ids on both sides of a one-id map")
+    func caller() throws {
+        let m = try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: nil, inside: .caller)
+        #expect(m.innerUID == 1000 && m.innerGID == 100)
+        #expect(m.uidMap == [IDRange(inside: 1000, outside: 1000)] && m.gidMap == [IDRange(inside: 100, outside: 100)])
+        #expect(m.uidMap.map(\.line) == ["1000 1000 1\n"])
+    }
+
+    @Test("inside as root: uid 0 maps to the caller; a root caller maps to the unprivileged outer id either way")
+    func root() throws {
+        let m = try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: nil, inside: .root)
+        #expect(m.uidMap.map(\.line) == ["0 1000 1\n"] && m.innerUID == 0)
+        let r = try IdentityMapping.forCaller(uid: 0, gid: 0, requested: nil, inside: .caller)
+        #expect(r.uidMap.map(\.line) == ["0 65534 1\n"] && !r.denySetgroups)
+    }
+}
