@@ -150,11 +150,26 @@ static int open_dir(int dir, const char *name, int create) {
 }
 
 /*
- * The directory holding `dest` below `root`, opened one component at a time (creating missing
- * ones when `create`), with the last component copied to `name`. plan.c guarantees `dest` is
- * "/a/b/c": no empty, "." or ".." component, each at most NAME_MAX bytes.
+ * The directory holding `dest` below `root`, with the last component copied to `name`: in one
+ * call when it exists (openat2 resolves the whole path under the same rules, beneath the root
+ * and without a symlink), else one component at a time, creating the missing ones when
+ * `create`. plan.c guarantees `dest` is "/a/b/c": no empty, "." or ".." component, each at
+ * most NAME_MAX bytes.
  */
 static int open_parent(int root, const char *dest, int create, char name[NAME_MAX + 1]) {
+    const char *last = strrchr(dest, '/');
+    size_t parent_len = (size_t)(last - dest);
+    char parent[PATH_MAX];
+    if (parent_len > 0 && parent_len < sizeof parent) {
+        memcpy(parent, dest + 1, parent_len - 1);
+        parent[parent_len - 1] = '\0';
+        int dir = sys_openat2(root, parent, O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH);
+        if (dir >= 0 || errno != ENOENT || !create) {
+            if (dir >= 0)
+                strcpy(name, last + 1);
+            return dir;
+        }
+    }
     int dir = fcntl(root, F_DUPFD_CLOEXEC, 0);
     if (dir < 0)
         return -1;

@@ -385,20 +385,36 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
 
 /* ---------------------------------------------------------------- reading from the socket */
 
+/* What arrived on the control socket and is not decoded yet: the plan comes in large writes,
+ * and reading it a record header at a time cost two system calls per record. */
+static struct {
+    unsigned char bytes[64 * 1024];
+    size_t start, end;
+} incoming;
+
 /* Exactly `len` bytes; 0, or -1 with errno (EPIPE: end of file, the supervisor is gone). */
 static int read_full(int fd, void *buf, size_t len) {
-    char *at = buf;
+    unsigned char *at = buf;
     while (len > 0) {
-        ssize_t n = read(fd, at, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = EPIPE;
-            return -1;
+        if (incoming.start == incoming.end) {
+            ssize_t n = read(fd, incoming.bytes, sizeof incoming.bytes);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                if (n == 0)
+                    errno = EPIPE;
+                return -1;
+            }
+            incoming.start = 0;
+            incoming.end = (size_t)n;
         }
-        at += n;
-        len -= (size_t)n;
+        size_t take = incoming.end - incoming.start;
+        if (take > len)
+            take = len;
+        memcpy(at, incoming.bytes + incoming.start, take);
+        incoming.start += take;
+        at += take;
+        len -= take;
     }
     return 0;
 }
