@@ -208,6 +208,14 @@ struct LauncherTests {
         #expect(denied.stdout == "[0, 1, 2, 3]\n")
     }
 
+    @Test("descriptors 0-2 left closed by the caller are /dev/null inside, never one of cell's pipes")
+    func closedStandardDescriptors() {
+        let r = Sandbox.execute(Sandbox.dropPrivileges + ["sh", "-c",
+            "exec \(Sandbox.cell) run -- sh -c 'readlink /proc/self/fd/0 >&2' <&-"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr == "/dev/null\n")
+    }
+
     @Test("the command leads its own session, with no capability and no_new_privs")
     func sessionAndLockDown() {
         let r = Sandbox.run(["python3", "-c", """

@@ -31,6 +31,28 @@ struct LockDownTests {
         }
     }
 
+    @Test("--as-caller: your own ids inside, and the same lock-down for the command and for pid 1")
+    func asCaller() {
+        // The setup runs as your uid with every capability in the ambient set; the lock-down
+        // must leave nothing of it, in any set, for pid 1 or the command.
+        let ids = Sandbox.run(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map"], options: ["--as-caller"])
+        #expect(ids.status == 0, "\(ids.stderr)")
+        let me = Sandbox.isRoot ? Sandbox.unprivilegedID : String(getuid())
+        let group = Sandbox.isRoot ? Sandbox.unprivilegedID : String(getgid())
+        let map = ids.stdout.split(separator: "\n").last.map { $0.split(separator: " ").joined(separator: " ") }
+        #expect(ids.stdout.hasPrefix("\(me)\n\(group)\n") && map == "\(me) \(me) 1", "\(ids.stdout)")
+        let empty = Array(repeating: "0000000000000000", count: 5).joined(separator: " ") + " 1 2 1\n"
+        #expect(Sandbox.run(["python3", "-c", Self.statusFields], options: ["--as-caller"]).stdout == empty)
+        let pid1 = Self.statusFields.replacingOccurrences(of: "/proc/self/status", with: "/proc/1/status")
+        #expect(Sandbox.run(["python3", "-c", pid1], options: ["--as-caller"]).stdout == empty)
+        // A kept capability reaches a non-root command too (through the ambient set), and works.
+        let kept = Sandbox.run(["python3", "-c", Self.statusFields], options: ["--as-caller", "--cap-add", "CAP_NET_RAW"])
+        #expect(kept.stdout == Array(repeating: "0000000000002000", count: 5).joined(separator: " ") + " 1 2 1\n", "\(kept.stderr)")
+        let raw = "import socket\ntry:\n    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('raw')\nexcept PermissionError:\n    print('refused')"
+        #expect(Sandbox.run(["python3", "-c", raw], options: ["--as-caller", "--cap-add", "net_raw"]).stdout == "raw\n")
+        #expect(Sandbox.run(["python3", "-c", raw], options: ["--as-caller"]).stdout == "refused\n")
+    }
+
     @Test("--cap-add keeps exactly the named capability; unknown names are refused")
     func capAdd() {
         let r = Sandbox.run(["python3", "-c", Self.statusFields], options: ["--cap-add", "CAP_NET_BIND_SERVICE"])
