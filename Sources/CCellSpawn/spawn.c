@@ -6,24 +6,24 @@
  * in the same call, a pid namespace: the kernel creates the user namespace first, so the pid
  * namespace is owned by it, and the child is that namespace's pid 1. The child then only:
  *
- *   1. waits for the supervisor to write its uid/gid maps (a byte on `maps_fd`; end of file:
+ *   1. closes its copies of the supervisor's ends of the pipes and arms PR_SET_PDEATHSIG, then
+ *      waits for the supervisor to write its uid/gid maps (a byte on `maps_fd`; end of file:
  *      the supervisor gave up or died) — until then it is the overflow id, and only a process
  *      outside may map an id other than its own (a root-run cell maps --outer-id);
  *   2. takes its ids inside (groups dropped first where setgroups is allowed);
  *   3. when those ids are not 0, raises every capability into the ambient set: a non-root
  *      program keeps capabilities across execve only through it, and cell-init needs them to
  *      build the sandbox (its lock-down clears the ambient set before the command runs);
- *   4. arms PR_SET_PDEATHSIG after the last credential change (a change clears it), then checks
- *      that the supervisor is still there (it may have died before the signal was armed);
+ *   4. arms PR_SET_PDEATHSIG again after the last credential change (a change of ids clears
+ *      it), then checks that the supervisor is still there (it may have died meanwhile);
  *   5. puts its descriptors in place (cell_plan.h: CELL_FD_CONTROL, CELL_FD_REPORT), closes
  *      every other one — nothing the caller leaked may reach the sandbox (CVE-2024-21626) —
  *      and executes cell-init from its sealed memfd: never a path in a directory someone could
  *      write (the CVE-2019-5736 class).
  *
  * The child of a multi-threaded process may only make async-signal-safe calls: no malloc, no
- * stdio, and raw syscalls for credentials (glibc's setresuid would ask the parent's other
- * threads, which do not exist here, to change theirs). Each failure is reported as
- * (step, errno) on the report pipe, and the child exits 125.
+ * stdio, raw syscalls for credentials (glibc's setresuid would ask the parent's other threads,
+ * absent here, to change theirs). A failure is reported as (step, errno); the child exits 125.
  */
 #include "cell_spawn.h"
 
@@ -34,7 +34,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
-#include <stdint.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -57,15 +56,22 @@ static int raise_ambient(void) {
         data[i].inheritable = data[i].permitted;
     if (syscall(SYS_capset, &header, data) != 0)
         return -1;
-    for (int cap = 0; cap < 64; cap++) {
+    for (int cap = 0; cap < 64; cap++)
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0)
             return errno == EINVAL ? 0 : -1; /* EINVAL: past the kernel's last capability */
-    }
     return 0;
 }
 
 static int trampoline(const struct cell_trampoline *t) {
     int report = t->report_fd;
+    /* The fork copied the supervisor's ends: with them open here, the supervisor's death would
+     * never show as end of file on `maps_fd` or as a hang-up of the control socket. */
+    close(t->supervisor_maps_fd);
+    close(t->supervisor_control_fd);
+    /* The supervisor's death kills this process from now on (it was forked from the main
+     * thread, which lives as long as the supervisor). */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
+        child_fail(report, CELL_STEP_PDEATHSIG, errno);
     char byte;
     ssize_t n;
     do
@@ -74,7 +80,6 @@ static int trampoline(const struct cell_trampoline *t) {
     if (n != 1)
         child_fail(report, CELL_STEP_WAIT_MAPS, n < 0 ? errno : EPIPE);
     close(t->maps_fd);
-
     if (t->drop_groups && syscall(SYS_setgroups, 0, NULL) != 0)
         child_fail(report, CELL_STEP_SETGROUPS, errno);
     if (syscall(SYS_setresgid, t->gid, t->gid, t->gid) != 0)
@@ -86,7 +91,6 @@ static int trampoline(const struct cell_trampoline *t) {
         child_fail(report, CELL_STEP_SETRESUID, errno);
     if (t->uid != 0 && raise_ambient() != 0)
         child_fail(report, CELL_STEP_INIT_CAPABILITIES, errno);
-
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
         child_fail(report, CELL_STEP_PDEATHSIG, errno);
     /* getppid() cannot tell (it is 0 in a new pid namespace); the supervisor's end of the
@@ -106,8 +110,7 @@ static int trampoline(const struct cell_trampoline *t) {
         dup3(init_fd, CELL_FD_REPORT + 1, O_CLOEXEC) < 0)
         child_fail(report, CELL_STEP_DESCRIPTORS, errno);
     report = CELL_FD_REPORT;
-    /* Everything above cell-init's own descriptors is closed; without close_range (a kernel
-     * older than 5.9), nothing may be left to chance: the sandbox does not start. */
+    /* Everything else closed; without close_range (kernel < 5.9) the sandbox does not start. */
     if (syscall(SYS_close_range, CELL_FD_REPORT + 2, ~0U, 0) != 0)
         child_fail(report, CELL_STEP_DESCRIPTORS, errno);
 
@@ -124,7 +127,7 @@ pid_t cell_spawn(const struct cell_trampoline *t) {
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
-    /* Fork semantics (no new stack, no CLONE_VM): the child runs on its copy of this stack. */
+    /* Fork semantics (no stack given, no CLONE_VM): the child runs on its copy of this one. */
     unsigned long flags = CLONE_NEWUSER | (t->pid_namespace ? CLONE_NEWPID : 0) | SIGCHLD;
     long pid = syscall(SYS_clone, flags, 0, 0, 0, 0);
     if (pid == 0)
@@ -141,8 +144,7 @@ int cell_probe_user_namespace(void) {
         _exit(0);
     if (pid < 0)
         return -1;
-    int status;
-    while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
+        ;
     return 0;
 }

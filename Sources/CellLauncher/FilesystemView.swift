@@ -195,11 +195,14 @@ public enum FilesystemView {
     /// pid 1 will bind: each source's type is recorded (pid 1 binds only a source of that type,
     /// reached without a symlink, and fails if it changed in between); an optional bind whose
     /// source does not exist is left out; a missing source, or one reached through a symlink,
-    /// is refused here with a message that names it.
+    /// is refused here with a message that names it; so is anything mounted over / itself.
     public static func settle(_ ops: [MountOperation], fileType: (String) -> UInt32? = hostFileType,
                               realPath: (String) -> String? = hostRealPath) throws(LaunchError) -> [MountOperation] {
         var settled: [MountOperation] = []
         for var op in ops {
+            if op.destination == "/" {
+                throw .invalid("cannot put '\(op.summary)' at / inside the sandbox: the root is cell's own tmpfs; choose a directory below it")
+            }
             guard op.kind == .bind, let source = op.source else {
                 settled.append(op)
                 continue

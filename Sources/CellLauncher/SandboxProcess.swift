@@ -35,7 +35,8 @@ final class SandboxProcess {
             throw .setup("cannot create the sandbox's setup pipes: \(errorText(code))")
         }
         var trampoline = cell_trampoline(
-            pid_namespace: plan.namespaces.contains(.pid) ? 1 : 0, maps_fd: maps[0], control_fd: control[1],
+            pid_namespace: plan.namespaces.contains(.pid) ? 1 : 0, maps_fd: maps[0],
+            supervisor_maps_fd: maps[1], supervisor_control_fd: control[0], control_fd: control[1],
             report_fd: reports[1], init_fd: initFD, uid: plan.identity.innerUID, gid: plan.identity.innerGID,
             drop_groups: plan.identity.denySetgroups ? 0 : 1)
         let pid = cell_spawn(&trampoline)

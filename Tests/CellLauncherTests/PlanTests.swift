@@ -115,6 +115,13 @@ struct SettleTests {
         #expect(ops.map(\.expectedType) == [UInt32(S_IFDIR), UInt32(S_IFCHR), nil])
     }
 
+    @Test("nothing may be mounted over the sandbox's root itself")
+    func notOverTheRoot() {
+        #expect(throws: LaunchError.self) {
+            try FilesystemView.settle([.bind("/usr", "/", readOnly: false)], fileType: Self.host, realPath: Self.real)
+        }
+    }
+
     @Test("a missing optional source is left out; a missing required one is refused")
     func missing() throws {
         let ops = try FilesystemView.settle([.bind("/gone", readOnly: true, optional: true)], fileType: Self.host, realPath: Self.real)

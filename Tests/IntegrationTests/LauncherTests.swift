@@ -193,6 +193,42 @@ struct LauncherTests {
         #expect(left.isEmpty, "still alive: \(left)")
     }
 
+    @Test("killing cell at any moment of the start-up leaves nothing behind")
+    func killDuringStartUp() {
+        // SIGKILL at random moments of 200 launches, most of them before the sandbox runs: the
+        // clone's child (a fork of cell until it executes cell-init) must die with cell too.
+        let marker = "\(Int.random(in: 100_000...999_999)).25"
+        let drop = Sandbox.dropPrivileges.map { "'\($0)'" }.joined(separator: ", ")
+        let script = """
+        import os, random, signal, subprocess, time
+        for _ in range(200):
+            p = subprocess.Popen([\(drop.isEmpty ? "" : drop + ", ")'\(Sandbox.cell)', 'run', '--', 'sleep', '\(marker)'],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(random.uniform(0, 0.02))
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        """
+        let r = Sandbox.execute(["python3", "-c", script], timeout: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        var left: [Int32] = []
+        for _ in 0..<100 {
+            left = hostProcesses(containing: "\(marker)")
+            if left.isEmpty { break }
+            usleep(20_000)
+        }
+        #expect(left.isEmpty, "still alive: \(left)")
+        for pid in left { kill(pid, SIGKILL) }
+    }
+
+    @Test("a policy that denies what pid 1 needs to run the command is refused before anything starts",
+          arguments: ["close", "write", "wait4", "rt_sigaction"])
+    func policyDeniesWhatInitNeeds(call: String) {
+        let r = Sandbox.run(["echo", "ran"], options: ["--deny-syscall", call])
+        #expect(r.status == 125)
+        #expect(r.stdout.isEmpty)
+        #expect(r.stderr == "cell: seccomp policy 'default' does not allow \(call), which the sandbox's pid 1 needs to start and supervise the command (allow it: --allow-syscall \(call))\n")
+    }
+
     @Test("no descriptor above 2 leaks in, even one opened without O_CLOEXEC")
     func noLeakedDescriptors() {
         let r = Sandbox.execute(Sandbox.dropPrivileges + ["sh", "-c",
@@ -200,8 +236,8 @@ struct LauncherTests {
         #expect(r.status == 0, "\(r.stderr)")
         // 0, 1, 2 and the directory listdir itself opened.
         #expect(r.stdout == "[0, 1, 2, 3]\n")
-        // Nor with a policy that denies close_range: cell-init (which then starts the command,
-        // and keeps the report pipe) marks it close-on-exec another way.
+        // Nor with a policy that denies close_range: pid 1's own descriptors are close-on-exec
+        // from its first step, before any filter is loaded.
         let denied = Sandbox.run(["python3", "-c", "import os; print(sorted(int(f) for f in os.listdir('/proc/self/fd')))"],
                                  options: ["--deny-syscall", "close_range"])
         #expect(denied.status == 0, "\(denied.stderr)")

@@ -21,6 +21,10 @@ struct cell_trampoline {
     int pid_namespace;
     /* Read end of a pipe: one byte once the supervisor has written the id maps; EOF: it gave up. */
     int maps_fd;
+    /* The supervisor's own ends of that pipe and of the control socket: the child's copies are
+     * closed first thing, or the child would keep them open and never see the supervisor go. */
+    int supervisor_maps_fd;
+    int supervisor_control_fd;
     /* The child's end of the control socket (cell_plan.h), and the report pipe's write end. */
     int control_fd;
     int report_fd;

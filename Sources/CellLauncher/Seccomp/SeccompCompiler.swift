@@ -19,10 +19,19 @@ public struct CompiledFilter: Sendable {
 /// - a binary-tree filter (SCMP_FLTATR_CTL_OPTIMIZE = 2), and plain allow/deny decisions
 ///   without argument checks, so the kernel's constant-action cache applies to them.
 public enum SeccompCompiler {
-    /// The one call pid 1 makes between loading the policy filter and handing its listener to
-    /// the supervisor (cell-init's lockdown.c): it must not be a notified call — nobody could
-    /// answer it yet, and the sandbox would hang.
-    static let setupCalls = ["sendmsg"]
+    /// The calls the sandbox's pid 1 makes under its own filters (cell-init: lockdown.c hands
+    /// the listener over; setup.c may hold; init.c starts the command with posix_spawn, forwards
+    /// signals, reaps and reports), with the arguments a rule may look at. Each must be plainly
+    /// allowed: sendmsg runs before anyone holds the listener (a notified call could not be
+    /// answered), and a refused one leaves pid 1 unable to start, wait for or report on the
+    /// command — a denied close hangs posix_spawn, a denied write loses the command's status.
+    static let initCalls: [(name: String, args: [UInt64])] = [
+        ("sendmsg", []), ("sendto", []), ("read", []), ("write", []), ("close", []), ("pipe2", []), ("fcntl", []),
+        ("rt_sigaction", []), ("rt_sigprocmask", []), ("setsid", []), ("wait4", []), ("kill", []),
+        ("exit", []), ("exit_group", []),
+        // posix_spawn (musl and glibc): clone(CLONE_VM | CLONE_VFORK | SIGCHLD), then execve.
+        ("clone", [0x100 | 0x4000 | 17]), ("execve", []),
+    ]
 
     /// Compiles the sandbox's filters.
     ///
@@ -44,12 +53,14 @@ public enum SeccompCompiler {
         let (merged, separateBaseline) = try mergedRules(policy)
         let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: merged)
         if audit {
-            for name in setupCalls {
-                guard let nr = syscallNumber(name) else { continue }
-                let blocked = decisions.decide(number: nr, args: [0, 0, 0, 0, 0, 0]) != .allow
-                    || merged.contains { $0.number == nr && $0.action != .allow }
-                if blocked {
-                    throw .invalid("seccomp policy '\(policy.name)' does not allow \(name), which cell needs to start the sandbox (allow it: --allow-syscall \(name))")
+            for call in initCalls {
+                guard let nr = syscallNumber(call.name), nr >= 0 else { continue }
+                // With the arguments pid 1 passes where they are known (clone's flags, against
+                // the baseline's namespace rules); elsewhere no rule but allow may exist at all.
+                let args = call.args + Array(repeating: 0, count: 6 - call.args.count)
+                let conditional = call.args.isEmpty && merged.contains { $0.number == nr && $0.action != .allow }
+                if conditional || decisions.decide(number: nr, args: args) != .allow {
+                    throw .invalid("seccomp policy '\(policy.name)' does not allow \(call.name), which the sandbox's pid 1 needs to start and supervise the command (allow it: --allow-syscall \(call.name))")
                 }
             }
         }

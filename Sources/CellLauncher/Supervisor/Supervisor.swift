@@ -91,9 +91,14 @@ final class Supervisor {
             recordSignalLimit(ending)
             return ending
         }
-        // No report from cell-init: it was killed (SIGKILL from outside, or the OOM killer), and
-        // the kernel killed the whole sandbox with it.
-        return SandboxEnd.fromWaitStatus(initStatus)
+        // No report from cell-init. Killed (SIGKILL from outside, or the OOM killer): the kernel
+        // killed the whole sandbox with it, and that signal is the end. Exited: it could not
+        // tell how the command ended, and cell must not guess a status.
+        let end = SandboxEnd.fromWaitStatus(initStatus)
+        if case .exited(let status) = end {
+            return .setupFailed("the sandbox's pid 1 exited (status \(status)) without reporting how the command ended")
+        }
+        return end
     }
 
     /// One message from pid 1 on the control socket (cell_plan.h): 'L' brings the seccomp
