@@ -30,9 +30,9 @@ enum Help {
     word that is not an option; COMMAND is looked up in the sandbox's PATH.
 
     WHAT THE SANDBOX GETS
-      - a user namespace in which uid/gid 0 is you outside (when cell runs as root: host uid and
-        gid 65534, never host root; see --outer-id), created first; pid, mount, network, ipc,
-        uts and cgroup namespaces nested inside it;
+      - a user namespace in which uid/gid 0 (or, with --as-caller, your own ids) is you outside
+        (when cell runs as root: host uid and gid 65534, never host root; see --outer-id),
+        created first; pid, mount, network, ipc, uts and cgroup namespaces nested inside it;
       - a fresh /proc showing only its own processes, a network with only 'lo' (up), the
         hostname 'cell';
       - a new session without a controlling terminal (no TIOCSTI injection into yours);

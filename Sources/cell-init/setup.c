@@ -54,11 +54,9 @@ static void become_pid1(void) {
     }
 
     /* Not dumpable: the command runs with the same uid, and must not ptrace pid 1 nor open its
-     * /proc/1/mem, /proc/1/fd (the control socket, the report pipe) or /proc/1/exe. It has no
-     * step of its own in cell_plan.h: like the descriptors below, it keeps the command out of
-     * pid 1's own resources. */
+     * /proc/1/mem, /proc/1/fd (the control socket, the report pipe) or /proc/1/exe. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
-        fail(CELL_STEP_DESCRIPTORS, errno, 0);
+        fail(CELL_STEP_DUMPABLE, errno, 0);
 
     /* The control socket and the report pipe are pid 1's alone: with them the command could
      * read the plan's rest, forge reports, or pose as pid 1 to the supervisor. */

@@ -128,7 +128,8 @@ enum cell_step {
     CELL_STEP_SUPERVISOR_GONE = 16,
     CELL_STEP_DESCRIPTORS = 17,
     CELL_STEP_EXEC_INIT = 18,
-    /* pid 1 (cell-init), in the order of setup.c */
+    /* pid 1 (cell-init), in the order of setup.c (its first step, becoming pid 1, reports
+     * DESCRIPTORS, DUMPABLE and SETSID before the plan is read) */
     CELL_STEP_PLAN = 30,          /* reading or decoding the plan: value = record index */
     CELL_STEP_SETSID = 31,
     CELL_STEP_NS_MOUNT = 32,
@@ -162,6 +163,7 @@ enum cell_step {
     CELL_STEP_HOLD = 60,          /* waiting for START */
     CELL_STEP_START_COMMAND = 61, /* no process could be made for the command */
     CELL_STEP_EXEC_COMMAND = 62,  /* with CELL_REPORT_EXEC_FAILED */
+    CELL_STEP_DUMPABLE = 63,      /* pid 1 making itself not dumpable (runs before 30) */
 };
 
 enum cell_report_kind {
