@@ -184,12 +184,7 @@ struct LauncherTests {
         #expect(hostProcesses(containing: "sleep\0\(marker)").count == 2)
         sandbox.signal(SIGKILL)
         _ = sandbox.wait()
-        var left: [Int32] = []
-        for _ in 0..<100 {
-            left = hostProcesses(containing: "sleep\0\(marker)")
-            if left.isEmpty { break }
-            usleep(20_000)
-        }
+        let left = hostProcessesLeft(containing: "sleep\0\(marker)")
         #expect(left.isEmpty, "still alive: \(left)")
     }
 
@@ -210,12 +205,7 @@ struct LauncherTests {
         """
         let r = Sandbox.execute(["python3", "-c", script], timeout: 120)
         #expect(r.status == 0, "\(r.stderr)")
-        var left: [Int32] = []
-        for _ in 0..<100 {
-            left = hostProcesses(containing: "\(marker)")
-            if left.isEmpty { break }
-            usleep(20_000)
-        }
+        let left = hostProcessesLeft(containing: marker)
         #expect(left.isEmpty, "still alive: \(left)")
         for pid in left { kill(pid, SIGKILL) }
     }

@@ -164,6 +164,17 @@ final class RunningSandbox: @unchecked Sendable {
 }
 
 /// Host processes whose command line contains `marker` (root sees every process).
+/// The processes still matching `marker` once the kernel has had up to two seconds to end
+/// them (a sandbox's processes die shortly after cell does, not at the same instant).
+func hostProcessesLeft(containing marker: String) -> [Int32] {
+    var left = hostProcesses(containing: marker)
+    for _ in 0..<100 where !left.isEmpty {
+        usleep(20_000)
+        left = hostProcesses(containing: marker)
+    }
+    return left
+}
+
 func hostProcesses(containing marker: String) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap { Int32($0) }.filter { pid in
