@@ -244,8 +244,17 @@ static void check_setup(const struct plan *p, uint32_t index) {
         refuse(p, EINVAL, index);
 }
 
+/* What arrived on the control socket and is not decoded yet: the plan comes in large writes,
+ * and reading it a record header at a time cost two system calls per record. */
+static struct {
+    unsigned char bytes[64 * 1024];
+    size_t start, end;
+} incoming;
+
 void plan_init(struct plan *p) {
     memset(p, 0, sizeof *p);
+    /* A new plan starts with nothing read ahead. */
+    incoming.start = incoming.end = 0;
     p->part = PART_HEADER;
     p->root_size = CELL_PLAN_NONE_U64;
 }
@@ -384,13 +393,6 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
 }
 
 /* ---------------------------------------------------------------- reading from the socket */
-
-/* What arrived on the control socket and is not decoded yet: the plan comes in large writes,
- * and reading it a record header at a time cost two system calls per record. */
-static struct {
-    unsigned char bytes[64 * 1024];
-    size_t start, end;
-} incoming;
 
 /* Exactly `len` bytes; 0, or -1 with errno (EPIPE: end of file, the supervisor is gone). */
 static int read_full(int fd, void *buf, size_t len) {

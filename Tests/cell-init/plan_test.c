@@ -624,6 +624,23 @@ static int feed(int sv[2], size_t from, size_t to, int keep_open) {
     return 0;
 }
 
+/* Reads the plan fed on `sv` through `parts` (1: the setup, 2: and the filters, 3: and the
+ * hold) and checks that reading stopped with (step, error, value); closes the socketpair. */
+static void expect_read_refused(int sv[2], int parts, int step, int error, int value, int line) {
+    plan_init(&plan);
+    if (!setjmp(refused)) {
+        plan_read_setup(&plan, sv[0]);
+        if (parts > 1)
+            plan_read_filters(&plan, sv[0]);
+        if (parts > 2)
+            plan_hold(&plan, sv[0]);
+        last.step = 0;
+    }
+    check(last.step == step && last.error == error && last.value == value, "reading stops with the expected report", line);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static void test_reading(void) {
     int sv[2];
 
@@ -645,52 +662,23 @@ static void test_reading(void) {
 
     /* End of file before END_SETUP: the supervisor is gone. */
     CHECK(feed(sv, 0, 3, 0) == 0);
-    plan_init(&plan);
-    if (!setjmp(refused)) {
-        plan_read_setup(&plan, sv[0]);
-        last.step = 0;
-    }
-    CHECK(last.step == CELL_STEP_PLAN && last.error == EPIPE && last.value == 3);
-    close(sv[0]);
-    close(sv[1]);
+    expect_read_refused(sv, 1, CELL_STEP_PLAN, EPIPE, 3, __LINE__);
 
     /* ...and in the middle of a record. */
     CHECK(feed(sv, 0, 3, 1) == 0);
     CHECK(write(sv[1], "\x10\0\0\0\x20\0\0\0abc", 11) == 11);
     shutdown(sv[1], SHUT_WR);
-    plan_init(&plan);
-    if (!setjmp(refused)) {
-        plan_read_setup(&plan, sv[0]);
-        last.step = 0;
-    }
-    CHECK(last.step == CELL_STEP_PLAN && last.error == EPIPE && last.value == 3);
-    close(sv[0]);
-    close(sv[1]);
+    expect_read_refused(sv, 1, CELL_STEP_PLAN, EPIPE, 3, __LINE__);
 
     /* A record longer than CELL_PLAN_MAX_RECORD is refused before anything is allocated. */
     CHECK(feed(sv, 0, 1, 1) == 0);
     CHECK(write(sv[1], "\x10\0\0\0\x01\0\x10\0", 8) == 8);
     shutdown(sv[1], SHUT_WR);
-    plan_init(&plan);
-    if (!setjmp(refused)) {
-        plan_read_setup(&plan, sv[0]);
-        last.step = 0;
-    }
-    CHECK(last.step == CELL_STEP_PLAN && last.error == E2BIG && last.value == 1);
-    close(sv[0]);
-    close(sv[1]);
+    expect_read_refused(sv, 1, CELL_STEP_PLAN, E2BIG, 1, __LINE__);
 
     /* End of file in the filter part. */
     CHECK(feed(sv, 0, 6, 0) == 0);
-    plan_init(&plan);
-    if (!setjmp(refused)) {
-        plan_read_setup(&plan, sv[0]);
-        plan_read_filters(&plan, sv[0]);
-        last.step = 0;
-    }
-    CHECK(last.step == CELL_STEP_WAIT_FILTERS && last.error == EPIPE && last.value == 6);
-    close(sv[0]);
-    close(sv[1]);
+    expect_read_refused(sv, 2, CELL_STEP_WAIT_FILTERS, EPIPE, 6, __LINE__);
 }
 
 static void test_hold(void) {
@@ -721,31 +709,13 @@ static void test_hold(void) {
 
     /* End of file instead of START: the launch was abandoned. */
     CHECK(feed(sv, 0, record_count - 1, 0) == 0);
-    plan_init(&plan);
-    if (!setjmp(refused)) {
-        plan_read_setup(&plan, sv[0]);
-        plan_read_filters(&plan, sv[0]);
-        plan_hold(&plan, sv[0]);
-        last.step = 0;
-    }
-    CHECK(last.step == CELL_STEP_HOLD && last.error == EPIPE && last.value == 0);
-    close(sv[0]);
-    close(sv[1]);
+    expect_read_refused(sv, 3, CELL_STEP_HOLD, EPIPE, 0, __LINE__);
 
     /* Anything but START. */
     records[record_count - 1].type = CELL_REC_ARG;
     str(&records[record_count - 1], "late");
     CHECK(feed(sv, 0, record_count, 0) == 0);
-    plan_init(&plan);
-    if (!setjmp(refused)) {
-        plan_read_setup(&plan, sv[0]);
-        plan_read_filters(&plan, sv[0]);
-        plan_hold(&plan, sv[0]);
-        last.step = 0;
-    }
-    CHECK(last.step == CELL_STEP_PLAN && last.error == EINVAL && last.value == (int)record_count - 1);
-    close(sv[0]);
-    close(sv[1]);
+    expect_read_refused(sv, 3, CELL_STEP_PLAN, EINVAL, (int)record_count - 1, __LINE__);
 }
 
 int main(void) {
