@@ -6,7 +6,7 @@
 // libcap-ng: Foundation and swift-argument-parser (which imports FoundationEssentials) each add
 // milliseconds of start-up, and start-up dominates a sandbox launch. The TOML parser is cell's
 // own for the same reason (TOMLKit pulls in Foundation) and because toml++, inside TOMLKit,
-// aborted the process on malformed profiles. See README.md, "Design".
+// aborted the process on malformed profiles. The module graph: docs/architecture.md.
 //
 // The sandbox's pid 1, `cell-init` (Sources/cell-init), is a small static C program that is
 // *not* a SwiftPM target: SwiftPM links every executable against the Swift runtime, and pid 1
@@ -20,11 +20,45 @@ let package = Package(
         .executable(name: "cell", targets: ["cell"]),
     ],
     targets: [
-        // The C around a launch: the trampoline between clone() and the execve() of cell-init
-        // (async-signal-safe), the descriptors handed to it, seccomp notification calls, and
-        // cell_plan.h, the plan's wire format shared with cell-init.
+        // Shared vocabulary, below the three parts: system call and capability name tables,
+        // the seccomp policy model, limits, mounts, namespaces, the network mode, JSON.
+        .target(
+            name: "CellPolicy",
+            dependencies: ["CLibseccomp", "CLibcapng"]
+        ),
+        // The profile loader: named TOML security profiles, lookup, extends, merge, validation,
+        // built-ins. Produces a Profile; knows nothing of how it is launched.
+        .target(
+            name: "CellProfile",
+            dependencies: ["CellPolicy"]
+        ),
+        // The audit logger: the notification → decision → event → log path, rate limiting,
+        // the `cell audit` reader.
+        .target(
+            name: "CellAudit",
+            dependencies: ["CellPolicy", "CSeccompNotify"]
+        ),
+        // The launcher: the Planner (Profile + command line → LaunchPlan), the plan's encoding,
+        // spawning, supervision, the user-mode network and cgroup limits.
+        .target(
+            name: "CellLauncher",
+            dependencies: ["CellPolicy", "CellProfile", "CellAudit", "CCellSpawn", "CLibseccomp"]
+        ),
+        // Command-line parsing, help and dispatch (hand-written: see the note above). No C.
+        .target(
+            name: "CellCLI",
+            dependencies: ["CellLauncher", "CellProfile", "CellAudit", "CellPolicy"]
+        ),
+        // The pre-exec C of a launch: the trampoline between clone() and the execve() of
+        // cell-init (async-signal-safe), the descriptors handed to it, and cell_plan.h, the
+        // plan's wire format shared with cell-init.
         .target(
             name: "CCellSpawn",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // The audit path's seccomp user-notification calls (receive, read a path, answer).
+        .target(
+            name: "CSeccompNotify",
             cSettings: [.define("_GNU_SOURCE")]
         ),
         // System libraries: the seccomp filter compiler and capability names.
@@ -38,23 +72,6 @@ let package = Package(
             pkgConfig: "libcap-ng",
             providers: [.apt(["libcap-ng-dev"])]
         ),
-        // The audit logger: events as JSON Lines, rate limiting, the `cell audit` reader.
-        .target(name: "CellAudit"),
-        // Plan building, spawning and supervision of a sandbox.
-        .target(
-            name: "CellLauncher",
-            dependencies: ["CCellSpawn", "CLibseccomp", "CLibcapng", "CellAudit"]
-        ),
-        // Named TOML security profiles: lookup, extends, merge, validation, built-ins.
-        .target(
-            name: "CellProfile",
-            dependencies: ["CellLauncher", "CellAudit"]
-        ),
-        // Command-line parsing and dispatch (hand-written: see the note above).
-        .target(
-            name: "CellCLI",
-            dependencies: ["CellLauncher", "CellProfile", "CellAudit", "CCellSpawn"]
-        ),
         .executableTarget(
             name: "cell",
             dependencies: ["CellCLI"]
@@ -64,10 +81,10 @@ let package = Package(
             name: "cell-fuzz-profile",
             dependencies: ["CellProfile"]
         ),
-        .testTarget(name: "CellCLITests", dependencies: ["CellCLI"]),
-        .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher", "CellAudit"]),
-        .testTarget(name: "CellProfileTests", dependencies: ["CellProfile", "CellLauncher"]),
-        .testTarget(name: "CellAuditTests", dependencies: ["CellAudit", "CellLauncher"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["CellLauncher"]),
+        .testTarget(name: "CellCLITests", dependencies: ["CellCLI", "CellLauncher", "CellPolicy"]),
+        .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher", "CellPolicy", "CellAudit", "CCellSpawn"]),
+        .testTarget(name: "CellProfileTests", dependencies: ["CellProfile", "CellPolicy"]),
+        .testTarget(name: "CellAuditTests", dependencies: ["CellAudit", "CellPolicy"]),
+        .testTarget(name: "IntegrationTests"),
     ]
 )

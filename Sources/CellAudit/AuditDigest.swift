@@ -1,3 +1,5 @@
+import CellPolicy
+
 /// The readable digest of an audit log (`cell audit summary`): per sandbox, the command, the
 /// profile, how long it ran and how it ended, and its violations grouped by system call with
 /// counts and the first paths seen.

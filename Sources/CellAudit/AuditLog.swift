@@ -1,3 +1,4 @@
+import CellPolicy
 import Glibc
 
 /// Where audit events go: a JSON Lines file the sandbox cannot reach (opened by the supervisor

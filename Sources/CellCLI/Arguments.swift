@@ -1,4 +1,5 @@
 import CellLauncher
+import CellPolicy
 
 /// What the user asked for, parsed from the command line.
 public enum CellCommand: Equatable {
@@ -11,61 +12,14 @@ public enum CellCommand: Equatable {
     case version
 }
 
-public struct EnvAssignment: Equatable, Sendable {
-    public var name: String
-    public var value: String
-}
-
-public struct DeniedSyscall: Equatable, Sendable {
-    public var name: String
-    public var errno: Int32
-}
-
-/// A mount asked for on the command line.
-public enum MountRequest: Equatable, Sendable {
-    case bind(source: String, destination: String?, readOnly: Bool)
-    case tmpfs(destination: String, size: UInt64?, mode: UInt32?)
-}
-
-public struct OuterID: Equatable, Sendable {
-    public var uid: UInt32
-    public var gid: UInt32
-}
-
-/// Options of `cell run`, before they are turned into a `LaunchPlan`.
+/// Options of `cell run`: the request for the Planner, and what only the command line decides.
 public struct RunOptions: Equatable {
-    public var command: [String] = []
-    public var hostname: String?
-    public var workingDirectory: String?
-    public var environment: [EnvAssignment] = []
-    public var keepEnvironment: [String] = []
-    public var statusJSONPath: String?
-    public var outerID: OuterID?
+    public var request = RunRequest()
+    /// -p/--profile: a name or a path; nil: "default".
+    public var profile: String?
     public var dryRun = false
     /// With --dry-run: where to write the encoded plan.
     public var planOut: String?
-    /// --ro-bind, --bind and --tmpfs, in command-line order (relative sources still relative).
-    public var mounts: [MountRequest] = []
-    public var capabilitiesAdded: [String] = []
-    public var seccompPolicy: String?
-    public var seccompJSONPath: String?
-    public var allowedSyscalls: [String] = []
-    public var deniedSyscalls: [DeniedSyscall] = []
-    public var profile: String?
-    public var network: String?
-    public var auditLogPath: String?
-    public var timeout: UInt64?
-    public var killAfter: UInt64?
-    public var memory: UInt64?
-    public var cpuTime: UInt64?
-    public var fileSize: UInt64?
-    public var openFiles: UInt64?
-    public var processes: UInt64?
-    public var cgroup: String?
-    public var publish: [PublishedPort] = []
-    public var allowHostLoopback = false
-    /// --as-root / --as-caller; nil: uid 0 inside.
-    public var inside: IdentityMapping.Inside?
 
     public init() {}
 }
@@ -139,11 +93,11 @@ public enum ArgumentParser {
         while index < arguments.count {
             let word = arguments[index]
             if word == "--" {
-                options.command = Array(arguments[(index + 1)...])
+                options.request.command = Array(arguments[(index + 1)...])
                 break
             }
             guard word.hasPrefix("-"), word != "-" else {
-                options.command = Array(arguments[index...])
+                options.request.command = Array(arguments[index...])
                 break
             }
             if word == "-h" || word == "--help" { return .help(topic: "run") }
@@ -180,7 +134,7 @@ public enum ArgumentParser {
             try apply(option, value ?? "", to: &options)
             index += 1
         }
-        if options.command.isEmpty {
+        if options.request.command.isEmpty {
             throw UsageError("no command given: usage is 'cell run [OPTIONS] -- COMMAND [ARG...]'")
         }
         return .run(options)
@@ -192,10 +146,10 @@ public enum ArgumentParser {
             guard isValidHostname(value) else {
                 throw UsageError("--hostname '\(value)' is not a valid hostname (letters, digits, '-' and '.', at most 64 characters)")
             }
-            options.hostname = value
+            options.request.hostname = value
         case .cwd:
             guard value.hasPrefix("/") else { throw UsageError("--cwd needs an absolute path, got '\(value)'") }
-            options.workingDirectory = value
+            options.request.workingDirectory = value
         case .env:
             guard let eq = value.firstIndex(of: "=") else {
                 throw UsageError("--env needs NAME=VALUE, got '\(value)' (to keep a variable of yours, use --keep-env \(value))")
@@ -204,31 +158,28 @@ public enum ArgumentParser {
             guard SandboxEnvironment.isValidName(name), !value.utf8.contains(0) else {
                 throw UsageError("--env '\(value)': '\(name)' is not a valid variable name")
             }
-            options.environment.append(EnvAssignment(name: name, value: String(value[value.index(after: eq)...])))
+            options.request.environment.append(EnvAssignment(name: name, value: String(value[value.index(after: eq)...])))
         case .keepEnv:
             guard SandboxEnvironment.isValidPattern(value) else {
                 throw UsageError("--keep-env '\(value)' is not a variable name (a trailing '*' matches a prefix)")
             }
-            options.keepEnvironment.append(value)
+            options.request.keepEnvironment.append(value)
         case .statusJSON:
             guard !value.isEmpty else { throw UsageError("--status-json needs a file path") }
-            options.statusJSONPath = value
+            options.request.statusJSONPath = value
         case .outerID:
-            options.outerID = try parseOuterID(value)
+            options.request.outerID = try parseOuterID(value)
         case .dryRun:
             options.dryRun = true
         case .planOut:
             guard !value.isEmpty else { throw UsageError("--plan-out needs a file path") }
             options.planOut = value
-        case .planOut:
-            guard !value.isEmpty else { throw UsageError("--plan-out needs a file path") }
-            options.planOut = value
         case .asRoot, .asCaller:
             let inside: IdentityMapping.Inside = option == .asRoot ? .root : .caller
-            if let earlier = options.inside, earlier != inside {
+            if let earlier = options.request.inside, earlier != inside {
                 throw UsageError("--as-root and --as-caller contradict each other: give one")
             }
-            options.inside = inside
+            options.request.inside = inside
         case .roBind, .bind:
             let readOnly = option == .roBind
             guard !value.isEmpty else { throw UsageError("\(option.rawValue) needs SRC[:DST]") }
@@ -245,66 +196,66 @@ public enum ArgumentParser {
             guard !parts[0].isEmpty, !parts[0].split(separator: "/").contains("..") else {
                 throw UsageError("\(option.rawValue) '\(value)': the source must be a path without '..'")
             }
-            options.mounts.append(.bind(source: parts[0], destination: destination, readOnly: readOnly))
+            options.request.mounts.append(.bind(source: parts[0], destination: destination, readOnly: readOnly))
         case .tmpfs:
-            options.mounts.append(try parseTmpfs(value))
+            options.request.mounts.append(try parseTmpfs(value))
         case .profile:
             guard !value.isEmpty else { throw UsageError("--profile needs a name or a path") }
             options.profile = value
         case .net:
             switch value {
-            case "none", "host", "user": options.network = value
+            case "none", "host", "user": options.request.network = value
             default: throw UsageError("--net '\(value)' is not a network mode (none, host, user)")
             }
         case .timeout, .killAfter:
             guard let ms = Durations.parse(value) else {
                 throw UsageError("\(option.rawValue) '\(value)' is not a duration (e.g. 30s, 5m, 1h, 500ms)")
             }
-            if option == .timeout { options.timeout = ms } else { options.killAfter = ms }
+            if option == .timeout { options.request.timeout = ms } else { options.request.killAfter = ms }
         case .cpuTime:
             guard let ms = Durations.parse(value) else {
                 throw UsageError("--cpu-time '\(value)' is not a duration (e.g. 60s, 10m)")
             }
-            options.cpuTime = (ms + 999) / 1000
+            options.request.cpuTime = (ms + 999) / 1000
         case .memory, .fileSize:
             guard let bytes = ByteSize.parse(value), bytes > 0 else {
                 throw UsageError("\(option.rawValue) '\(value)' is not a size (e.g. 512m, 2g)")
             }
-            if option == .memory { options.memory = bytes } else { options.fileSize = bytes }
+            if option == .memory { options.request.memory = bytes } else { options.request.fileSize = bytes }
         case .openFiles, .pids:
             guard let n = UInt64(value), n > 0 else {
                 throw UsageError("\(option.rawValue) '\(value)' is not a positive number")
             }
-            if option == .openFiles { options.openFiles = n } else { options.processes = n }
+            if option == .openFiles { options.request.openFiles = n } else { options.request.processes = n }
         case .cgroup:
             guard value.hasPrefix("/") else { throw UsageError("--cgroup needs an absolute path to a cgroup v2 directory") }
-            options.cgroup = value
+            options.request.cgroup = value
         case .publish:
             guard let port = PublishedPort.parse(value) else {
                 throw UsageError("--publish '\(value)' needs HOSTPORT:SANDBOXPORT (e.g. 8080:80)")
             }
-            options.publish.append(port)
+            options.request.publish.append(port)
         case .allowHostLoopback:
-            options.allowHostLoopback = true
+            options.request.allowHostLoopback = true
         case .auditLog:
             guard !value.isEmpty else { throw UsageError("--audit-log needs a file path") }
-            options.auditLogPath = value
+            options.request.auditLogPath = value
         case .capAdd:
             guard Capabilities.number(value) != nil else {
                 throw UsageError("--cap-add '\(value)' is not a capability (e.g. CAP_NET_BIND_SERVICE; see capabilities(7))")
             }
-            options.capabilitiesAdded.append(value)
+            options.request.capabilitiesAdded.append(value)
         case .seccomp:
             guard SeccompPolicy.isBuiltIn(value) else {
                 throw UsageError("--seccomp '\(value)' is not a policy (default, strict; or --seccomp-json PATH)")
             }
-            options.seccompPolicy = value
+            options.request.seccompPolicy = value
         case .seccompJSON:
             guard !value.isEmpty else { throw UsageError("--seccomp-json needs a file path") }
-            options.seccompJSONPath = value
+            options.request.seccompJSONPath = value
         case .allowSyscall:
             guard isSyscallName(value) else { throw UsageError("--allow-syscall '\(value)' is not a system call or @group name") }
-            options.allowedSyscalls.append(value)
+            options.request.allowedSyscalls.append(value)
         case .denySyscall:
             let parts = value.split(separator: ":", maxSplits: 1).map(String.init)
             guard let name = parts.first, isSyscallName(name) else {
@@ -317,7 +268,7 @@ public enum ArgumentParser {
                 }
                 code = n
             }
-            options.deniedSyscalls.append(DeniedSyscall(name: name, errno: code))
+            options.request.deniedSyscalls.append(DeniedSyscall(name: name, errno: code))
         }
     }
 

@@ -1,5 +1,6 @@
 import CellAudit
 import CellLauncher
+import CellPolicy
 import Glibc
 
 /// `cell audit summary PATH`.

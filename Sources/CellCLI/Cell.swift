@@ -1,5 +1,5 @@
-import CCellSpawn
 import CellLauncher
+import CellPolicy
 import CellProfile
 import Glibc
 
@@ -50,7 +50,7 @@ public enum Cell {
         }
         let plan: LaunchPlan
         do {
-            plan = try PlanBuilder.plan(for: options, profile: profile)
+            plan = try Planner.plan(options.request, profile: profile)
         } catch {
             return fail(error.message)
         }

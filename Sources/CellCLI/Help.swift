@@ -1,3 +1,5 @@
+import CellPolicy
+
 /// The text of `cell --help` and `cell run --help`.
 enum Help {
     static let topics = ["run", "profile", "audit"]

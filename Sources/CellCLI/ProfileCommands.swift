@@ -1,4 +1,5 @@
 import CellLauncher
+import CellPolicy
 import CellProfile
 import Glibc
 

@@ -1,3 +1,5 @@
+import CellPolicy
+
 /// How a sandbox ended, and the exit status `cell run` returns for it. The statuses follow
 /// timeout(1), env(1) and docker/podman: the command's own status; 128+N when it died of signal
 /// N; 124 when the wall-clock timeout fired; 125 when the sandbox could not be set up; 126 when

@@ -1,3 +1,4 @@
+import CellPolicy
 import Glibc
 
 /// What a host path is, as far as building the view is concerned.
@@ -27,7 +28,7 @@ public enum HostEntry: Equatable, Sendable {
 ///   - then the user's own `--ro-bind`, `--bind` and `--tmpfs`, in order (they may cover the above).
 /// Nothing else of the host is visible: not the user's home, not `/sys`, not `/run`.
 public enum FilesystemView {
-    public static let tmpSize: UInt64 = 256 << 20
+    public static let tmpSize = SandboxDefaults.tmpSize
     public static let homeSize: UInt64 = 64 << 20
     public static let shmSize: UInt64 = 64 << 20
     public static let devSize: UInt64 = 64 << 10

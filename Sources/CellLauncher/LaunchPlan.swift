@@ -1,3 +1,4 @@
+import CellPolicy
 import Glibc
 
 /// Everything a launch needs, as plain data: built by the CLI (and later the profile loader),
@@ -75,7 +76,7 @@ public struct LaunchPlan: Equatable, Sendable {
         self.allowHostLoopback = allowHostLoopback
     }
 
-    public static let defaultHostname = "cell"
+    public static let defaultHostname = SandboxDefaults.hostname
 
     /// Namespaces as the user sees them, the user namespace first.
     public var namespaceNames: [String] {
@@ -128,14 +129,6 @@ public struct LaunchPlan: Equatable, Sendable {
 
     /// The new root only holds mount points and small generated files.
     public static let rootSize: UInt64 = 1 << 20
-}
-
-/// The namespaces cell can nest inside the sandbox's user namespace.
-public enum Namespace: String, CaseIterable, Sendable {
-    case mount, pid, net, ipc, uts, cgroup, time
-
-    /// Everything but the time namespace, which is off by default (few programs need it).
-    public static let allNested: Set<Namespace> = [.mount, .pid, .net, .ipc, .uts, .cgroup]
 }
 
 /// One line of a uid_map or gid_map: `count` ids from `inside` map to ids from `outside`.

@@ -1,5 +1,6 @@
 import CCellSpawn
 import CellAudit
+import CellPolicy
 import Glibc
 
 /// What `cell run` reports when a sandbox is over.

@@ -1,4 +1,5 @@
 import CCellSpawn
+import CellPolicy
 import Glibc
 
 /// The sandbox's pid 1, seen from the supervisor: cloned by the trampoline (CCellSpawn/spawn.c)

@@ -1,4 +1,5 @@
 import CCellSpawn
+import CellPolicy
 import Glibc
 
 /// Turns a failed setup step (the supervisor's, the trampoline's or pid 1's report) into one

@@ -1,4 +1,5 @@
 import CellAudit
+import CellPolicy
 
 /// The `--status-json` document: one JSON object written when the sandbox is over, like
 /// bubblewrap's --json-status-fd. Its schema is versioned ("v") and documented in README.md.

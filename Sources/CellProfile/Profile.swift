@@ -1,4 +1,4 @@
-import CellLauncher
+import CellPolicy
 
 /// A fully resolved security profile: what a run gets before command-line overrides. Every
 /// field is concrete (extends followed, defaults filled, variables expanded), so `cell profile
@@ -52,7 +52,7 @@ public struct Profile: Equatable, Sendable {
     /// cell's own defaults: what a profile without `extends` starts from (and what the
     /// built-in `default` profile spells out).
     public static func base(name: String) -> Profile {
-        Profile(name: name, description: "", hostname: LaunchPlan.defaultHostname, workingDirectory: nil,
+        Profile(name: name, description: "", hostname: SandboxDefaults.hostname, workingDirectory: nil,
                 namespaces: Namespace.allNested, network: .none, filesystemDefaults: true,
                 workingDirectoryMount: .readOnly, mounts: [], keepEnvironment: [], setEnvironment: [],
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
@@ -105,7 +105,7 @@ public struct ProfileMount: Equatable, Sendable {
         case .roBind, .bind:
             return .bind(source ?? destination, destination, readOnly: kind == .roBind, optional: optional)
         case .tmpfs:
-            return .tmpfs(destination, size: size ?? FilesystemView.tmpSize, mode: mode ?? 0o755)
+            return .tmpfs(destination, size: size ?? SandboxDefaults.tmpSize, mode: mode ?? 0o755)
         case .dir:
             return .dir(destination, mode: mode ?? 0o755)
         case .symlink:

@@ -1,4 +1,4 @@
-import CellLauncher
+import CellPolicy
 
 /// A problem in a profile file, reported as `FILE:LINE:COLUMN: message`.
 public struct ProfileDiagnostic: Error, Equatable, Sendable, CustomStringConvertible {
@@ -415,10 +415,10 @@ struct ProfileDecoder {
             report(at, "unknown system call group '\(name)' (groups: \(SyscallGroups.all.keys.sorted().joined(separator: ", ")))", value: name)
             return false
         }
-        if SeccompCompiler.syscallNumber(name) != nil { return true }
+        if Syscalls.number(name) != nil { return true }
         var message = "unknown system call '\(name)'"
         let known = Set(SyscallGroups.all.values.joined())
-        if let best = known.filter({ SeccompCompiler.syscallNumber($0) != nil }).min(by: { levenshtein($0, name) < levenshtein($1, name) }),
+        if let best = known.filter({ Syscalls.number($0) != nil }).min(by: { levenshtein($0, name) < levenshtein($1, name) }),
            levenshtein(best, name) <= 2 {
             message += "; did you mean '\(best)'?"
         }

@@ -1,4 +1,4 @@
-import CellLauncher
+import CellPolicy
 
 /// The property the profile fuzzer checks on any input (Sources/cell-fuzz-profile): loading a
 /// profile never crashes, and either fails with diagnostics that name a place in the file, or

@@ -1,4 +1,4 @@
-import CellLauncher
+import CellPolicy
 
 /// What one profile file says, before `extends` is followed: every setting optional, lists
 /// either replaced (`keep = [...]`) or edited (`keep_add`, `keep_remove`).

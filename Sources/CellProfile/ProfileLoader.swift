@@ -1,5 +1,5 @@
+import CellPolicy
 import Glibc
-import CellLauncher
 
 /// Where a profile came from, in lookup order.
 public enum ProfileOrigin: Equatable, Sendable, CustomStringConvertible {

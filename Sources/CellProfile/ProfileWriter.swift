@@ -1,5 +1,4 @@
-import CellAudit
-import CellLauncher
+import CellPolicy
 
 /// Renders a resolved `Profile` as TOML (`cell profile show`). Everything is explicit and no
 /// `extends` remains, so the text loads back to an equal profile.

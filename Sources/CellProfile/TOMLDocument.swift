@@ -1,3 +1,5 @@
+import CellPolicy
+
 /// A parsed TOML document as plain Swift values (TOMLParser does the parsing), plus a locator
 /// that finds where a key or value stands in the text, so every diagnostic can name
 /// FILE:LINE:COLUMN.

@@ -1,3 +1,5 @@
+import CellPolicy
+
 /// A TOML 1.0 parser over the text's UTF-8 bytes, written for cell's profiles.
 ///
 /// Why cell has its own: the TOMLKit package wraps toml++ (C++), which aborted the whole process

@@ -1,4 +1,4 @@
-import CellLauncher
+import CellPolicy
 import Foundation
 import Testing
 @testable import CellAudit
@@ -109,24 +109,5 @@ struct PolicyDecisionTests {
         #expect(d.decide(number: 16, args: [0, 0x10]) == .allow)
         #expect(d.decide(number: 165, args: []) == .kill)
         #expect(PolicyDecisions(policyName: "s", defaultAction: .errno(1), rules: []).decide(number: 1, args: []) == .errno(1))
-    }
-
-    @Test("an allow-by-default policy carries the baseline rules; an allow-list keeps them separate")
-    func compiledFilters() throws {
-        // Numbers as this architecture has them: the tests carry no architecture's values.
-        let ioctl = try #require(SeccompCompiler.syscallNumber("ioctl"))
-        let clone3 = try #require(SeccompCompiler.syscallNumber("clone3"))
-        let mount = try #require(SeccompCompiler.syscallNumber("mount"))
-        let def = try SeccompCompiler.compileFilters(.default)
-        #expect(def.baseline == nil)
-        #expect(def.decisions.decide(number: ioctl, args: [0, 0x5412]) == .errno(1)) // TIOCSTI, audited
-        #expect(def.decisions.decide(number: clone3, args: []) == .errno(38))
-        let strict = try SeccompCompiler.compileFilters(.strict)
-        #expect(strict.baseline != nil)
-        #expect(strict.decisions.decide(number: mount, args: []) == .errno(1))
-    }
-
-    @Test func aPolicyMustLetTheSandboxStart() {
-        #expect(throws: LaunchError.self) { try SeccompCompiler.compileFilters(SeccompPolicy.default.adjusted(allow: [], deny: [("sendmsg", 1)])) }
     }
 }

@@ -1,5 +1,5 @@
-import CCellSpawn
 import CellLauncher
+import CellPolicy
 import Glibc
 import Testing
 @testable import CellCLI
@@ -24,32 +24,32 @@ struct ArgumentParserTests {
 
     @Test func commandAfterDoubleDash() throws {
         let o = try run("--hostname", "h", "--", "ls", "--hostname", "-l")
-        #expect(o.command == ["ls", "--hostname", "-l"])
-        #expect(o.hostname == "h")
+        #expect(o.request.command == ["ls", "--hostname", "-l"])
+        #expect(o.request.hostname == "h")
     }
 
     @Test func commandStartsAtFirstNonOption() throws {
         let o = try run("--env=A=1", "python3", "-c", "print(1)")
-        #expect(o.command == ["python3", "-c", "print(1)"])
-        #expect(o.environment == [EnvAssignment(name: "A", value: "1")])
+        #expect(o.request.command == ["python3", "-c", "print(1)"])
+        #expect(o.request.environment == [EnvAssignment(name: "A", value: "1")])
     }
 
     @Test func inlineAndSeparateValues() throws {
         let o = try run("--cwd=/usr", "--keep-env", "CI_*", "--keep-env=HOME", "--status-json", "/tmp/s.json", "--dry-run", "--", "true")
-        #expect(o.workingDirectory == "/usr")
-        #expect(o.keepEnvironment == ["CI_*", "HOME"])
-        #expect(o.statusJSONPath == "/tmp/s.json")
+        #expect(o.request.workingDirectory == "/usr")
+        #expect(o.request.keepEnvironment == ["CI_*", "HOME"])
+        #expect(o.request.statusJSONPath == "/tmp/s.json")
         #expect(o.dryRun)
     }
 
     @Test func envValueMayContainEquals() throws {
-        #expect(try run("--env", "URL=a=b", "x").environment == [EnvAssignment(name: "URL", value: "a=b")])
-        #expect(try run("--env", "EMPTY=", "x").environment == [EnvAssignment(name: "EMPTY", value: "")])
+        #expect(try run("--env", "URL=a=b", "x").request.environment == [EnvAssignment(name: "URL", value: "a=b")])
+        #expect(try run("--env", "EMPTY=", "x").request.environment == [EnvAssignment(name: "EMPTY", value: "")])
     }
 
     @Test func outerID() throws {
-        #expect(try run("--outer-id", "1000", "x").outerID == OuterID(uid: 1000, gid: 1000))
-        #expect(try run("--outer-id", "1000:2000", "x").outerID == OuterID(uid: 1000, gid: 2000))
+        #expect(try run("--outer-id", "1000", "x").request.outerID == OuterID(uid: 1000, gid: 1000))
+        #expect(try run("--outer-id", "1000:2000", "x").request.outerID == OuterID(uid: 1000, gid: 2000))
     }
 
     @Test("bad input is a one-line message", arguments: [
@@ -112,7 +112,7 @@ struct MountFlagTests {
 
     @Test func bindsKeepTheirOrder() throws {
         let o = try options("--ro-bind", "/usr/src", "--bind", "out:/work/out", "--tmpfs", "/scratch:size=8m,mode=0700", "--ro-bind=/a:/b")
-        #expect(o.mounts == [
+        #expect(o.request.mounts == [
             .bind(source: "/usr/src", destination: nil, readOnly: true),
             .bind(source: "out", destination: "/work/out", readOnly: false),
             .tmpfs(destination: "/scratch", size: 8 << 20, mode: 0o700),
@@ -150,10 +150,10 @@ struct LimitFlagTests {
             Issue.record("not run")
             return
         }
-        #expect(o.timeout == 300_000 && o.killAfter == 1000 && o.memory == 512 << 20 && o.cpuTime == 2)
-        #expect(o.fileSize == 1 << 30 && o.openFiles == 64 && o.processes == 10)
-        #expect(o.network == "user" && o.publish == [PublishedPort(hostPort: 8080, sandboxPort: 80)] && o.allowHostLoopback)
-        #expect(o.cgroup == "/sys/fs/cgroup/x")
+        #expect(o.request.timeout == 300_000 && o.request.killAfter == 1000 && o.request.memory == 512 << 20 && o.request.cpuTime == 2)
+        #expect(o.request.fileSize == 1 << 30 && o.request.openFiles == 64 && o.request.processes == 10)
+        #expect(o.request.network == "user" && o.request.publish == [PublishedPort(hostPort: 8080, sandboxPort: 80)] && o.request.allowHostLoopback)
+        #expect(o.request.cgroup == "/sys/fs/cgroup/x")
     }
 
     @Test("bad limits", arguments: [
@@ -179,7 +179,7 @@ struct LimitFlagTests {
             Issue.record("not a run command")
             return
         }
-        #expect(caller.inside == .caller && root.inside == .root && neither.inside == nil)
+        #expect(caller.request.inside == .caller && root.request.inside == .root && neither.request.inside == nil)
         #expect(throws: UsageError.self) { try ArgumentParser.parse(["run", "--as-root", "--as-caller", "id"]) }
     }
 }

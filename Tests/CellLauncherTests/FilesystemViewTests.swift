@@ -1,3 +1,4 @@
+import CellPolicy
 import Testing
 @testable import CellLauncher
 

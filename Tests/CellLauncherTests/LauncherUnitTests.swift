@@ -1,4 +1,5 @@
 import CCellSpawn
+import CellPolicy
 import Testing
 @testable import CellLauncher
 

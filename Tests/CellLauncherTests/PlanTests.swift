@@ -1,4 +1,5 @@
 import CCellSpawn
+import CellPolicy
 import Glibc
 import Testing
 @testable import CellLauncher

@@ -1,4 +1,5 @@
 import CellAudit
+import CellPolicy
 import Testing
 @testable import CellLauncher
 
@@ -194,5 +195,27 @@ struct CapabilityNameTests {
         #expect(try Capabilities.set(["CAP_CHOWN", "cap_kill"]) == (1 << 0) | (1 << 5))
         #expect(Capabilities.names((1 << 0) | (1 << 5)) == ["CAP_CHOWN", "CAP_KILL"])
         #expect(throws: LaunchError.self) { try Capabilities.set(["CAP_NOPE"]) }
+    }
+}
+
+/// The compiled filters, and the policy check that lets the sandbox's pid 1 start.
+struct CompiledFilterTests {
+    @Test("an allow-by-default policy carries the baseline rules; an allow-list keeps them separate")
+    func compiledFilters() throws {
+        // Numbers as this architecture has them: the tests carry no architecture's values.
+        let ioctl = try #require(Syscalls.number("ioctl"))
+        let clone3 = try #require(Syscalls.number("clone3"))
+        let mount = try #require(Syscalls.number("mount"))
+        let def = try SeccompCompiler.compileFilters(.default)
+        #expect(def.baseline == nil)
+        #expect(def.decisions.decide(number: ioctl, args: [0, 0x5412]) == .errno(1)) // TIOCSTI, audited
+        #expect(def.decisions.decide(number: clone3, args: []) == .errno(38))
+        let strict = try SeccompCompiler.compileFilters(.strict)
+        #expect(strict.baseline != nil)
+        #expect(strict.decisions.decide(number: mount, args: []) == .errno(1))
+    }
+
+    @Test func aPolicyMustLetTheSandboxStart() {
+        #expect(throws: LaunchError.self) { try SeccompCompiler.compileFilters(SeccompPolicy.default.adjusted(allow: [], deny: [("sendmsg", 1)])) }
     }
 }

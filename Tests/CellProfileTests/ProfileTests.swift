@@ -1,4 +1,4 @@
-import CellLauncher
+import CellPolicy
 import Foundation
 import Testing
 @testable import CellProfile

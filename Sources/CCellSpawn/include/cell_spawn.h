@@ -1,8 +1,8 @@
 /*
  * cell_spawn.h — the C the supervisor needs around a launch: the trampoline that clones the
  * sandbox's first process and executes cell-init (spawn.c), the descriptors handed to it
- * (descriptors.c), and the seccomp user-notification calls of the audit path (notify.c).
- * What crosses into the sandbox is described in cell_plan.h.
+ * (descriptors.c). What crosses into the sandbox is described in cell_plan.h. (The audit
+ * path's seccomp notification calls are in CSeccompNotify.)
  */
 #ifndef CELL_SPAWN_H
 #define CELL_SPAWN_H
@@ -64,28 +64,5 @@ int cell_socketpair_cloexec(int fds[2]);
  * if any, in *fd (close-on-exec; -1 if none). Returns the byte (0-255), -1 at end of file, or
  * -2 with errno on error. */
 int cell_receive_byte(int sock, int *fd);
-
-/* ---- seccomp user notification, for the supervisor (notify.c) ---- */
-
-struct cell_notification {
-    uint64_t id;
-    uint32_t pid;   /* host pid of the calling thread */
-    int32_t nr;
-    uint32_t arch;  /* AUDIT_ARCH_* */
-    uint64_t instruction_pointer;
-    uint64_t args[6];
-};
-
-/* Receives one notification (blocking). Returns 0, or -1 with errno (ENOENT: the caller died
- * before it could be received; EINTR). */
-int cell_notify_receive(int listener, struct cell_notification *out);
-/* Answers: error > 0 fails the call with that errno; continue_call lets it run as it is. */
-int cell_notify_respond(int listener, uint64_t id, int error, int continue_call);
-/* Whether the notification is still pending (the caller has not died or been interrupted):
- * check after reading the caller's memory, before trusting what was read. */
-int cell_notify_id_valid(int listener, uint64_t id);
-/* Reads a NUL-terminated string of at most size-1 bytes from `pid`'s memory at `address`.
- * Returns its length, or -1 with errno. */
-long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size);
 
 #endif

@@ -1,4 +1,5 @@
 import CCellSpawn
+import CellPolicy
 import Glibc
 
 /// A cgroup v2 for one sandbox, created below a delegated directory the caller can write

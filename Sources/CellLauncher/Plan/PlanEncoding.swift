@@ -1,4 +1,5 @@
 import CCellSpawn
+import CellPolicy
 
 /// The plan's binary encoding (cell_plan.h): records of `u32 type, u32 length, payload`, the
 /// payload's fields little-endian, strings and blobs as `u32 length, bytes, NUL`.

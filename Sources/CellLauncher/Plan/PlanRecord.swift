@@ -1,4 +1,5 @@
 import CCellSpawn
+import CellPolicy
 
 /// One record of the plan the sandbox's pid 1 executes (the wire format is cell_plan.h).
 ///

@@ -1,5 +1,7 @@
 import CCellSpawn
 import CLibseccomp
+import CellAudit
+import CellPolicy
 import Glibc
 
 /// A compiled seccomp filter: the BPF program the kernel loads (struct sock_filter[]).
@@ -54,7 +56,7 @@ public enum SeccompCompiler {
         let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: merged)
         if audit {
             for call in initCalls {
-                guard let nr = syscallNumber(call.name), nr >= 0 else { continue }
+                guard let nr = Syscalls.number(call.name), nr >= 0 else { continue }
                 // With the arguments pid 1 passes where they are known (clone's flags, against
                 // the baseline's namespace rules); elsewhere no rule but allow may exist at all.
                 let args = call.args + Array(repeating: 0, count: 6 - call.args.count)
@@ -104,7 +106,7 @@ public enum SeccompCompiler {
 
     static func resolve(_ policy: SeccompPolicy) throws(LaunchError) -> [ResolvedRule] {
         do {
-            return try policy.resolve(syscallNumber)
+            return try policy.resolve(Syscalls.number)
         } catch {
             throw .invalid("seccomp policy '\(policy.name)': \(error.message)")
         }
@@ -145,18 +147,6 @@ public enum SeccompCompiler {
 
     /// The syscall number on this architecture: nil when no architecture has the name,
     /// negative when only others do.
-    public static func syscallNumber(_ name: String) -> Int32? {
-        let n = seccomp_syscall_resolve_name(name)
-        if n == cell_scmp_error() { return nil }
-        return n
-    }
-
-    public static func syscallName(_ number: Int32) -> String? {
-        guard let name = seccomp_syscall_resolve_num_arch(cell_scmp_arch_native(), number) else { return nil }
-        defer { free(name) }
-        return String(cString: name)
-    }
-
     static func action(_ action: SeccompPolicy.Action) -> UInt32 {
         switch action {
         case .allow: return cell_scmp_act_allow()

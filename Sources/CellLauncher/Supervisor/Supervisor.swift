@@ -1,5 +1,6 @@
 import CCellSpawn
 import CellAudit
+import CellPolicy
 import Glibc
 
 /// The parent of the sandbox for as long as it runs: passes signals on to pid 1, reads the
@@ -19,6 +20,7 @@ final class Supervisor {
     private(set) var notes: [String] = []
     private(set) var limitsHit: [String] = []
     private var listenerFD: Int32 = -1
+    private var auditor: ViolationAuditor?
     private var timedOut = false
     private var ending: SandboxEnd?
     private var setupFailure: SandboxEnd?
@@ -110,6 +112,7 @@ final class Supervisor {
         switch UInt8(byte) {
         case UInt8(ascii: "L") where fd >= 0 && listenerFD < 0:
             listenerFD = fd
+            auditor = ViolationAuditor(listener: fd, decisions: decisions, log: audit)
         case UInt8(ascii: "H"):
             if let problem = whenHeld() {
                 killedBy = .setupFailed(problem)
@@ -162,85 +165,22 @@ final class Supervisor {
         }
         return true
     }
+}
 
-    /// One notified call: decide from the registers, record, then answer.
+extension Supervisor {
+    /// One notified call, through the audit path (CellAudit's ViolationAuditor): the event is
+    /// written before the call is answered; the supervisor only acts on the outcome.
     private func handleNotification() {
-        var n = cell_notification()
-        guard cell_notify_receive(listenerFD, &n) == 0 else { return } // ENOENT: the caller died meanwhile
-        let args = withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) }
-        let action = decisions.decide(number: n.nr, args: args)
-        let name = SeccompCompiler.syscallName(n.nr) ?? "syscall_\(n.nr)"
-        let word: String
-        var errnoValue: Int32 = 1
-        switch action {
-        case .errno(let e): word = "denied"; errnoValue = e
-        case .log: word = "logged"
-        case .kill: word = "killed"
-        case .allow: word = "denied" // the filter and the rules disagree: fail closed
-        }
-
-        do {
-            try audit.violation(syscall: name, action: word) {
-                var fields: [(String, JSONField)] = [
-                    ("pid", .int(Int(n.pid))), ("sandbox_pid", sandboxPID(of: pid_t(n.pid)).map { .int($0) } ?? .null),
-                    ("syscall", .string(name)), ("nr", .int(Int(n.nr))), ("arch", .string(archName(n.arch))),
-                    ("args", .strings(args.map { "0x" + String($0, radix: 16) })),
-                ]
-                let paths = PathArguments.indexes(name).compactMap { readPath(pid: pid_t(n.pid), address: args[$0]) }
-                // The caller may have died or changed since: only trust what was read if the
-                // notification is still pending. (Paths are recorded, never used to decide.)
-                if !paths.isEmpty && cell_notify_id_valid(listenerFD, n.id) != 0 {
-                    fields.append(("path", .string(paths[0])))
-                    if paths.count > 1 { fields.append(("paths", .strings(paths))) }
-                }
-                fields.append(("action", .string(word)))
-                if word == "denied" { fields.append(("errno", .string(ErrnoNames.name(errnoValue) ?? String(errnoValue)))) }
-                return fields
-            }
-        } catch {
-            // Fail closed: an event that cannot be recorded ends the sandbox. The call is left
-            // unanswered, so its caller cannot go on before the kernel kills it with pid 1.
-            killedBy = .setupFailed("\(error.message); the sandbox was killed (cell does not run unaudited)")
+        guard let auditor else { return }
+        switch auditor.handleOne() {
+        case .answered:
+            break
+        case .killSandbox(let syscall):
+            killedBy = killedBy ?? .killedByPolicy(syscall: syscall)
             sandbox.kill()
-            return
-        }
-
-        switch action {
-        case .log:
-            _ = cell_notify_respond(listenerFD, n.id, 0, 1)
-        case .kill:
-            // No answer: the caller stays blocked in its call until the whole sandbox is killed
-            // with pid 1. (Killing the caller first would let its parent run on meanwhile.)
-            killedBy = killedBy ?? .killedByPolicy(syscall: name)
+        case .auditFailed(let message):
+            killedBy = .setupFailed("\(message); the sandbox was killed (cell does not run unaudited)")
             sandbox.kill()
-        case .errno, .allow:
-            _ = cell_notify_respond(listenerFD, n.id, errnoValue, 0)
-        }
-    }
-
-    private func readPath(pid: pid_t, address: UInt64) -> String? {
-        guard address != 0 else { return nil }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = cell_read_string(pid, address, &buffer, buffer.count)
-        guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
-    /// The pid as the sandbox sees it (the last NSpid field of /proc/PID/status).
-    private func sandboxPID(of pid: pid_t) -> Int? {
-        guard let status = readSmallFile("/proc/\(pid)/status", limit: 8192) else { return nil }
-        for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
-            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { Int($0) }
-        }
-        return nil
-    }
-
-    private func archName(_ arch: UInt32) -> String {
-        switch arch {
-        case 0xC000_003E: return "x86_64"
-        case 0xC000_00B7: return "aarch64"
-        case 0x4000_0003: return "x86"
-        default: return "0x" + String(arch, radix: 16)
         }
     }
 }

@@ -1,4 +1,3 @@
-import CellAudit
 
 /// Imports a Docker/OCI seccomp profile (the JSON format of moby's profiles/seccomp/default.json
 /// and of containers-common's seccomp.json) as a `SeccompPolicy`, with the same semantics:

@@ -1,3 +1,5 @@
+import CellPolicy
+
 /// Which arguments of a system call are paths (or names) worth recording in the audit log.
 /// Read from the caller's memory for the record only: never used to decide anything.
 enum PathArguments {

@@ -1,4 +1,3 @@
-import CCellSpawn
 import Glibc
 
 /// One step of the sandbox's filesystem view. pid 1 runs them in order below a fresh tmpfs
@@ -7,26 +6,6 @@ public struct MountOperation: Equatable, Sendable {
     public enum Kind: String, CaseIterable, Sendable {
         case bind, tmpfs, proc, devpts, mqueue, dir, symlink, file
         case remountReadOnly = "remount-ro"
-
-        /// The CELL_OP_* value of the plan's encoding (cell_plan.h).
-        var cValue: UInt32 {
-            switch self {
-            case .bind: return CELL_OP_BIND.rawValue
-            case .tmpfs: return CELL_OP_TMPFS.rawValue
-            case .proc: return CELL_OP_PROC.rawValue
-            case .devpts: return CELL_OP_DEVPTS.rawValue
-            case .mqueue: return CELL_OP_MQUEUE.rawValue
-            case .dir: return CELL_OP_DIR.rawValue
-            case .symlink: return CELL_OP_SYMLINK.rawValue
-            case .file: return CELL_OP_FILE.rawValue
-            case .remountReadOnly: return CELL_OP_REMOUNT_RO.rawValue
-            }
-        }
-
-        init?(cValue: UInt32) {
-            guard let kind = Kind.allCases.first(where: { $0.cValue == cValue }) else { return nil }
-            self = kind
-        }
     }
 
     public var kind: Kind
@@ -52,6 +31,23 @@ public struct MountOperation: Equatable, Sendable {
     /// bind: the type (S_IFMT bits) the planner saw at the source. pid 1 binds only a source
     /// of that type, reached without a symlink, and fails if it changed in between.
     public var expectedType: UInt32?
+
+    public init(kind: Kind, source: String? = nil, contents: [UInt8] = [], destination: String, readOnly: Bool = false,
+                optional: Bool = false, mustExist: Bool = false, noexec: Bool = false, device: Bool = false,
+                size: UInt64? = nil, mode: UInt32? = nil, expectedType: UInt32? = nil) {
+        self.kind = kind
+        self.source = source
+        self.contents = contents
+        self.destination = destination
+        self.readOnly = readOnly
+        self.optional = optional
+        self.mustExist = mustExist
+        self.noexec = noexec
+        self.device = device
+        self.size = size
+        self.mode = mode
+        self.expectedType = expectedType
+    }
 
     public static func bind(_ source: String, _ destination: String? = nil, readOnly: Bool, optional: Bool = false) -> MountOperation {
         MountOperation(kind: .bind, source: source, destination: destination ?? source, readOnly: readOnly, optional: optional)
@@ -95,16 +91,6 @@ public struct MountOperation: Equatable, Sendable {
         case .file: return "file \(destination) (\(contents.count) bytes\(mode.map { ", mode=\(String($0, radix: 8))" } ?? ""))"
         default: return "\(kind.rawValue) \(destination)\(suffix)"
         }
-    }
-
-    var cFlags: UInt32 {
-        var flags: UInt32 = 0
-        if readOnly { flags |= UInt32(CELL_OPF_READONLY) }
-        if optional { flags |= UInt32(CELL_OPF_OPTIONAL) }
-        if mustExist { flags |= UInt32(CELL_OPF_NO_CREATE) }
-        if noexec { flags |= UInt32(CELL_OPF_NOEXEC) }
-        if device { flags |= UInt32(CELL_OPF_DEVICE) }
-        return flags
     }
 }
 

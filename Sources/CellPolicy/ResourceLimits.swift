@@ -1,4 +1,3 @@
-import CCellSpawn
 import Glibc
 
 /// The ceilings of one sandbox. Without a delegated cgroup (as on hosts with a hybrid cgroup
@@ -65,7 +64,7 @@ public struct ResourceLimits: Equatable, Sendable {
     }
 
     /// The kernel's name of an rlimit resource, for --dry-run.
-    static func rlimitName(_ resource: UInt32) -> String {
+    public static func rlimitName(_ resource: UInt32) -> String {
         switch resource {
         case RLIMIT_CORE.rawValue: return "RLIMIT_CORE"
         case RLIMIT_DATA.rawValue: return "RLIMIT_DATA"

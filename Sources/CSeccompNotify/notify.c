@@ -2,7 +2,7 @@
  * notify.c — the supervisor's side of seccomp user notification (the audit path). Runs in the
  * supervisor, an ordinary process: malloc and libc are fine here.
  */
-#include "cell_spawn.h"
+#include "cell_notify.h"
 
 #include <errno.h>
 #include <linux/seccomp.h>

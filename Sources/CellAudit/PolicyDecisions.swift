@@ -1,3 +1,5 @@
+import CellPolicy
+
 /// What a policy decides for one call, evaluated in the supervisor when the filter notifies it
 /// (SECCOMP_RET_USER_NOTIF). The filter only says "ask the supervisor"; the supervisor applies
 /// the same rules to the call's number and arguments. It never *allows* on the strength of what
@@ -30,21 +32,5 @@ public struct PolicyDecisions: Sendable {
         case .log: return 2
         case .allow: return 3
         }
-    }
-}
-
-/// The filters of one sandbox, ready to load, and the decisions behind the notified ones.
-public struct FilterSet: Sendable {
-    /// The baseline as a filter of its own (only with an allow-list policy), loaded first.
-    public var baseline: CompiledFilter?
-    /// The policy filter: the one with the notification listener.
-    public var policy: CompiledFilter
-    public var decisions: PolicyDecisions
-
-    /// The filter part of pid 1's plan, in load order: the baseline first, then the policy,
-    /// whose notifications (every audited violation) go to the supervisor.
-    public var records: [PlanRecord] {
-        (baseline.map { [PlanRecord.seccomp(listener: false, bpf: $0.bpf)] } ?? [])
-            + [.seccomp(listener: true, bpf: policy.bpf), .endFilters]
     }
 }

@@ -220,3 +220,44 @@ public struct JSONParser {
         return v
     }
 }
+
+/// A JSON value to write (audit events, status reports, TOML strings, which escape alike).
+public enum JSONField: Sendable {
+    case string(String)
+    case int(Int)
+    case bool(Bool)
+    case null
+    case strings([String])
+    case raw(String)
+
+    public var encoded: String {
+        switch self {
+        case .string(let s): return Self.quote(s)
+        case .int(let n): return String(n)
+        case .bool(let b): return b ? "true" : "false"
+        case .null: return "null"
+        case .strings(let a): return "[" + a.map(Self.quote).joined(separator: ",") + "]"
+        case .raw(let r): return r
+        }
+    }
+
+    /// RFC 8259 string: quotes, backslashes and control characters escaped; invalid UTF-8 from
+    /// a sandbox's memory was already replaced when it became a String.
+    public static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20 || c.value == 0x7f:
+                let hex = String(c.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}

@@ -1,0 +1,108 @@
+import CSeccompNotify
+import CellPolicy
+import Glibc
+
+/// The audit path, in order: a call the filter notified (SECCOMP_RET_USER_NOTIF) → the decision
+/// the policy makes on its registers (`PolicyDecisions`) → the event → the log, written *before*
+/// the call is answered → the answer. The supervisor owns the listener descriptor's lifetime
+/// and polls it; it calls `handleOne()` when the listener is readable and acts on the outcome.
+public final class ViolationAuditor {
+    /// What the supervisor must do after one notification.
+    public enum Outcome: Equatable, Sendable {
+        /// Answered (denied with an errno, or let through as logged), or the caller was gone.
+        case answered
+        /// The policy kills: the call is left unanswered, so its caller stays blocked in it
+        /// until the supervisor kills the whole sandbox with pid 1. (Killing only the caller
+        /// would let its parent run on meanwhile.)
+        case killSandbox(syscall: String)
+        /// The event could not be recorded. Fail closed: the call is left unanswered and the
+        /// sandbox must be killed, because cell does not run unaudited.
+        case auditFailed(String)
+    }
+
+    let listener: Int32
+    let decisions: PolicyDecisions
+    let log: AuditLog
+
+    /// `listener` stays the caller's to close.
+    public init(listener: Int32, decisions: PolicyDecisions, log: AuditLog) {
+        self.listener = listener
+        self.decisions = decisions
+        self.log = log
+    }
+
+    /// Receives, decides, records and answers one notified call.
+    public func handleOne() -> Outcome {
+        var n = cell_notification()
+        guard cell_notify_receive(listener, &n) == 0 else { return .answered } // ENOENT: the caller died meanwhile
+        let args = withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) }
+        let action = decisions.decide(number: n.nr, args: args)
+        let name = Syscalls.name(n.nr) ?? "syscall_\(n.nr)"
+        let word: String
+        var errnoValue: Int32 = 1
+        switch action {
+        case .errno(let e): word = "denied"; errnoValue = e
+        case .log: word = "logged"
+        case .kill: word = "killed"
+        case .allow: word = "denied" // the filter and the rules disagree: fail closed
+        }
+
+        do {
+            try log.violation(syscall: name, action: word) {
+                var fields: [(String, JSONField)] = [
+                    ("pid", .int(Int(n.pid))), ("sandbox_pid", Self.sandboxPID(of: pid_t(n.pid)).map { .int($0) } ?? .null),
+                    ("syscall", .string(name)), ("nr", .int(Int(n.nr))), ("arch", .string(Self.archName(n.arch))),
+                    ("args", .strings(args.map { "0x" + String($0, radix: 16) })),
+                ]
+                let paths = PathArguments.indexes(name).compactMap { Self.readPath(pid: pid_t(n.pid), address: args[$0]) }
+                // The caller may have died or changed since: only trust what was read if the
+                // notification is still pending. (Paths are recorded, never used to decide.)
+                if !paths.isEmpty && cell_notify_id_valid(listener, n.id) != 0 {
+                    fields.append(("path", .string(paths[0])))
+                    if paths.count > 1 { fields.append(("paths", .strings(paths))) }
+                }
+                fields.append(("action", .string(word)))
+                if word == "denied" { fields.append(("errno", .string(ErrnoNames.name(errnoValue) ?? String(errnoValue)))) }
+                return fields
+            }
+        } catch {
+            return .auditFailed(error.message)
+        }
+
+        switch action {
+        case .log:
+            _ = cell_notify_respond(listener, n.id, 0, 1)
+        case .kill:
+            return .killSandbox(syscall: name)
+        case .errno, .allow:
+            _ = cell_notify_respond(listener, n.id, errnoValue, 0)
+        }
+        return .answered
+    }
+
+    static func readPath(pid: pid_t, address: UInt64) -> String? {
+        guard address != 0 else { return nil }
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = cell_read_string(pid, address, &buffer, buffer.count)
+        guard n >= 0 else { return nil }
+        return String(decoding: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The pid as the sandbox sees it (the last NSpid field of /proc/PID/status).
+    static func sandboxPID(of pid: pid_t) -> Int? {
+        guard let status = readSmallFile("/proc/\(pid)/status", limit: 8192) else { return nil }
+        for line in status.split(separator: "\n") where line.hasPrefix("NSpid:") {
+            return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).last.flatMap { Int($0) }
+        }
+        return nil
+    }
+
+    static func archName(_ arch: UInt32) -> String {
+        switch arch {
+        case 0xC000_003E: return "x86_64"
+        case 0xC000_00B7: return "aarch64"
+        case 0x4000_0003: return "x86"
+        default: return "0x" + String(arch, radix: 16)
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import CellPolicy
+import CellProfile
+import Glibc
+
+/// --env NAME=VALUE
+public struct EnvAssignment: Equatable, Sendable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// --deny-syscall NAME[:ERRNO]
+public struct DeniedSyscall: Equatable, Sendable {
+    public var name: String
+    public var errno: Int32
+
+    public init(name: String, errno: Int32) {
+        self.name = name
+        self.errno = errno
+    }
+}
+
+/// A mount asked for on the command line.
+public enum MountRequest: Equatable, Sendable {
+    case bind(source: String, destination: String?, readOnly: Bool)
+    case tmpfs(destination: String, size: UInt64?, mode: UInt32?)
+}
+
+/// --outer-id UID:GID (root only): the host ids the sandbox maps to.
+public struct OuterID: Equatable, Sendable {
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// What the command line asks of one `cell run`, over the profile: the Planner's input beside
+/// the `Profile`. nil and empty mean "as the profile says".
+public struct RunRequest: Equatable, Sendable {
+    public var command: [String] = []
+    public var hostname: String?
+    public var workingDirectory: String?
+    public var environment: [EnvAssignment] = []
+    public var keepEnvironment: [String] = []
+    public var statusJSONPath: String?
+    public var outerID: OuterID?
+    /// --ro-bind, --bind and --tmpfs, in command-line order (relative sources still relative).
+    public var mounts: [MountRequest] = []
+    public var capabilitiesAdded: [String] = []
+    public var seccompPolicy: String?
+    public var seccompJSONPath: String?
+    public var allowedSyscalls: [String] = []
+    public var deniedSyscalls: [DeniedSyscall] = []
+    public var network: String?
+    public var auditLogPath: String?
+    public var timeout: UInt64?
+    public var killAfter: UInt64?
+    public var memory: UInt64?
+    public var cpuTime: UInt64?
+    public var fileSize: UInt64?
+    public var openFiles: UInt64?
+    public var processes: UInt64?
+    public var cgroup: String?
+    public var publish: [PublishedPort] = []
+    public var allowHostLoopback = false
+    /// --as-root / --as-caller; nil: uid 0 inside.
+    public var inside: IdentityMapping.Inside?
+
+    public init() {}
+}
+
+/// Turns a `Profile` and a `RunRequest` into the `LaunchPlan`: everything is decided here, once,
+/// before the sandbox exists.
+public enum Planner {
+    /// The whole plan. Precedence: command-line options, then the profile, then cell's base
+    /// defaults (which the profile has already filled in). Lists from the command line are
+    /// added after the profile's.
+    public static func plan(_ request: RunRequest, profile: Profile) throws(LaunchError) -> LaunchPlan {
+        let identity = try IdentityMapping.forCaller(
+            uid: geteuid(), gid: getegid(),
+            // A profile's outer_id applies when cell runs as root (the only case it means anything);
+            // --outer-id from anyone else is an error.
+            requested: request.outerID.map { ($0.uid, $0.gid) } ?? (geteuid() == 0 ? profile.outerID : nil),
+            inside: request.inside ?? .root,
+            inInitialUserNamespace: IdentityMapping.inInitialUserNamespace())
+        var namespaces = profile.namespaces
+        let network = request.network.flatMap(NetworkMode.init(rawValue:)) ?? profile.network
+        if network == .host { namespaces.remove(.net) } else { namespaces.insert(.net) }
+        if !(profile.publish + request.publish).isEmpty && network != .user {
+            throw .invalid("--publish needs user-mode networking (--net user): with --net \(network.rawValue) there is nothing to forward to")
+        }
+        var limits = profile.limits
+        if let v = request.timeout { limits.timeout = v }
+        if let v = request.killAfter { limits.killAfter = v }
+        if let v = request.memory { limits.memory = v }
+        if let v = request.cpuTime { limits.cpuTime = v }
+        if let v = request.fileSize { limits.fileSize = v }
+        if let v = request.openFiles { limits.openFiles = v }
+        if let v = request.processes { limits.processes = v }
+        if let v = request.cgroup { limits.cgroup = v }
+        let environment = SandboxEnvironment.build(
+            caller: SandboxEnvironment.callerEnvironment(),
+            keep: profile.keepEnvironment + request.keepEnvironment,
+            set: profile.setEnvironment.map { ($0.name, $0.value) } + request.environment.map { ($0.name, $0.value) })
+        // Working directory: --cwd, else the profile's, else the caller's, falling back to /
+        // (with a note) when the sandbox cannot enter it. An explicit one has no fallback.
+        let callerDirectory = currentDirectory()
+        let explicitDirectory = request.workingDirectory ?? profile.workingDirectory
+        // A profile that hides the working directory starts in / (no note: that is its point).
+        let hidden = explicitDirectory == nil && profile.workingDirectoryMount == .none
+        let cwd = explicitDirectory ?? (hidden ? "/" : callerDirectory ?? "/")
+        guard let rootBase = FilesystemView.rootBase() else {
+            throw .setup("no directory to build the sandbox's root over (looked for /tmp, /mnt, /run, /var/tmp)")
+        }
+        let publish = profile.publish + request.publish
+        // The caller's working directory is bound only when it is the one the sandbox starts in.
+        let boundDirectory = explicitDirectory == nil && profile.workingDirectoryMount != .none ? callerDirectory : nil
+        var mounts = profile.filesystemDefaults
+            ? FilesystemView.defaultOperations(workingDirectory: boundDirectory,
+                                               workingDirectoryWritable: profile.workingDirectoryMount == .readWrite,
+                                               ipcNamespace: namespaces.contains(.ipc), network: network)
+            : []
+        mounts += profile.mounts.map(\.operation)
+        for request in request.mounts {
+            switch request {
+            case .bind(let source, let destination, let readOnly):
+                guard let absolute = SandboxPath.normalize(source, relativeTo: callerDirectory) else {
+                    throw .invalid("cannot resolve the bind source '\(source)' (relative to an unknown working directory)")
+                }
+                mounts.append(.bind(absolute, destination.flatMap { SandboxPath.normalize($0) } ?? absolute, readOnly: readOnly))
+            case .tmpfs(let destination, let size, let mode):
+                mounts.append(.tmpfs(destination, size: size ?? FilesystemView.tmpSize, mode: mode ?? 0o755))
+            }
+        }
+        let kept = try Capabilities.set(profile.capabilities + request.capabilitiesAdded)
+        // The policy's base: --seccomp / --seccomp-json, else the profile's.
+        if request.seccompPolicy != nil && request.seccompJSONPath != nil {
+            throw .invalid("--seccomp and --seccomp-json both choose the policy: give one")
+        }
+        var base = SeccompPolicy.builtIn(request.seccompPolicy ?? profile.seccompPolicy) ?? .default
+        if let path = request.seccompJSONPath ?? (request.seccompPolicy == nil ? profile.seccompJSON : nil) {
+            guard let text = readSmallFile(path, limit: 4 << 20) else {
+                throw .invalid("cannot read the seccomp profile \(path): \(errorText(errno))")
+            }
+            base = try DockerSeccompProfile.policy(fromJSON: text, name: path, keptCapabilities: Capabilities.names(kept),
+                                                   kernel: kernelVersion())
+        }
+        let seccomp = profile.seccomp(base: base).adjusted(
+            allow: request.allowedSyscalls, deny: request.deniedSyscalls.map { ($0.name, $0.errno) })
+        mounts = try FilesystemView.settle(mounts)
+        return LaunchPlan(
+            command: request.command,
+            environment: environment,
+            namespaces: namespaces,
+            hostname: request.hostname ?? profile.hostname,
+            workingDirectory: cwd,
+            workingDirectoryFallback: explicitDirectory == nil ? "/" : nil,
+            identity: identity,
+            keptCapabilities: kept,
+            statusJSONPath: request.statusJSONPath ?? profile.statusJSON,
+            seccomp: seccomp,
+            mounts: mounts,
+            rootBase: rootBase,
+            auditLogPath: request.auditLogPath ?? profile.auditLog,
+            profileName: profile.name,
+            limits: limits,
+            network: network,
+            publish: publish,
+            allowHostLoopback: request.allowHostLoopback || profile.allowHostLoopback)
+    }
+}
+
+/// The running kernel's (major, minor), for Docker profiles' minKernel.
+public func kernelVersion() -> (Int, Int) {
+    var name = utsname()
+    uname(&name)
+    let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+    return parts.count == 2 ? (parts[0], parts[1]) : (0, 0)
+}
