@@ -175,7 +175,7 @@ public enum ArgumentParser {
             guard !value.isEmpty else { throw UsageError("--plan-out needs a file path") }
             options.planOut = value
         case .asRoot, .asCaller:
-            let inside: IdentityMapping.Inside = option == .asRoot ? .root : .caller
+            let inside: SandboxIdentity = option == .asRoot ? .root : .caller
             if let earlier = options.request.inside, earlier != inside {
                 throw UsageError("--as-root and --as-caller contradict each other: give one")
             }

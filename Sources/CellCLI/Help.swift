@@ -32,16 +32,18 @@ enum Help {
     word that is not an option; COMMAND is looked up in the sandbox's PATH.
 
     WHAT THE SANDBOX GETS
-      - a user namespace in which uid/gid 0 (or, with --as-caller, your own ids) is you outside
+      - a user namespace in which your own uid and gid (or, with --as-root, 0) are you outside
         (when cell runs as root: host uid and gid 65534, never host root; see --outer-id),
         created first; pid, mount, network, ipc, uts and cgroup namespaces nested inside it;
+      - /etc/passwd and /etc/group naming you, root and nobody; HOME, USER and LOGNAME set; an
+        empty home of your own (tmpfs) at your home's path;
       - a fresh /proc showing only its own processes, a network with only 'lo' (up), the
         hostname 'cell';
       - a new session without a controlling terminal (no TIOCSTI injection into yours);
       - no capabilities in any set (bounding and ambient included), locked securebits,
         no_new_privs;
-      - no descriptor of yours above 2; an environment holding only PATH, HOME=/root, TERM and
-        LANG, plus what --env and --keep-env add;
+      - no descriptor of yours above 2; an environment holding only PATH, HOME, USER, LOGNAME,
+        TERM and LANG, plus what --env and --keep-env add;
       - death with cell: if cell is killed, even with SIGKILL, every sandboxed process dies.
 
     OPTIONS
@@ -88,9 +90,11 @@ enum Help {
       --deny-syscall NAME[:ERRNO]
                              deny one, with EPERM or ERRNO (repeatable)
       --cap-add CAP          keep a capability, e.g. CAP_NET_BIND_SERVICE (repeatable)
-      --as-root              uid 0 inside (the default for now), mapped to your uid outside
-      --as-caller            your own uid and gid inside, still mapped to nothing but them;
-                             every capability dropped either way
+      --as-caller            you inside: your uid, gid, name and home path (the default;
+                             profile key: identity = "caller")
+      --as-root              uid 0 inside, HOME=/root, for tools that want root; still mapped
+                             to nothing but your uid outside (identity = "root")
+                             Either way no capability is kept unless --cap-add says so.
       --outer-id UID[:GID]   when cell runs as root: the unprivileged host ids the sandbox's
                              root maps to (default 65534:65534); refused for other users
       --dry-run              print the plan and exit without running anything: what cell

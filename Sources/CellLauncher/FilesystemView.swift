@@ -18,11 +18,11 @@ public enum HostEntry: Equatable, Sendable {
 ///   - a new `/etc` holding only what programs need: the loader cache, name-service and TLS
 ///     configuration, time zone — copies of small files, the same symlinks, binds of the
 ///     directories and larger files, all read-only — and a `passwd`/`group` naming the
-///     sandbox's ids;
+///     sandbox's user, root and nobody;
 ///   - a fresh `/proc` of the sandbox's pid namespace with `/proc/sys`, `sysrq-trigger`, `irq`
 ///     and `bus` read-only and `kcore`, `keys`, `timer_list` (and friends) masked;
 ///   - a minimal `/dev`: null, zero, full, random, urandom, tty, a private devpts, `/dev/shm`;
-///   - empty tmpfs `/tmp` and home (`/root`);
+///   - empty tmpfs `/tmp` and home (the user's home path: `SandboxUser`);
 ///   - the caller's working directory, read-only (or read-write, or not at all, as the profile
 ///     says), at the same path;
 ///   - then the user's own `--ro-bind`, `--bind` and `--tmpfs`, in order (they may cover the above).
@@ -32,7 +32,6 @@ public enum FilesystemView {
     public static let homeSize: UInt64 = 64 << 20
     public static let shmSize: UInt64 = 64 << 20
     public static let devSize: UInt64 = 64 << 10
-    public static let home = "/root"
 
     static let systemDirectories = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"]
 
@@ -44,23 +43,13 @@ public enum FilesystemView {
         "mime.types", "inputrc", "bash.bashrc", "profile", "python3", "gitconfig",
     ]
 
-    static let passwd = """
-    root:x:0:0:root:/root:/bin/sh
-    nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-
-    """
-
-    static let group = """
-    root:x:0:
-    nogroup:x:65534:
-
-    """
-
     static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
 
     public static func defaultOperations(
         workingDirectory: String?,
         workingDirectoryWritable: Bool = false,
+        user: SandboxUser = .root,
+        hostname: String = SandboxDefaults.hostname,
         ipcNamespace: Bool = true,
         network: NetworkMode = .none,
         inspect: (String) -> HostEntry = inspectHost,
@@ -83,6 +72,13 @@ public enum FilesystemView {
                 ops.append(.file(path, contents: "nameserver \(UserNetwork.resolverAddress)\n"))
                 continue
             }
+            // The sandbox's own hostname resolves, as the host's does on the host: programs look
+            // their name up (gethostbyname(gethostname())) and fail or skip work when it does not.
+            if name == "hosts" {
+                let host = inspect(path) == .file ? readSmallFile(path) ?? [] : []
+                ops.append(.file(path, bytes: hostsFile(host, hostname: hostname)))
+                continue
+            }
             // Decided here, once, and shown by --dry-run: a small file is copied into the plan
             // (a copy costs pid 1 a fraction of a bind, and a launch has a dozen), a symlink is
             // recreated, a directory or larger file bound read-only. Devices, FIFOs and sockets
@@ -94,8 +90,8 @@ public enum FilesystemView {
             case .missing, .other: break
             }
         }
-        ops.append(.file("/etc/passwd", contents: passwd))
-        ops.append(.file("/etc/group", contents: group))
+        ops.append(.file("/etc/passwd", contents: user.passwdFile))
+        ops.append(.file("/etc/group", contents: user.groupFile))
         ops.append(.symlink("../proc/self/mounts", at: "/etc/mtab"))
 
         ops.append(MountOperation(kind: .proc, destination: "/proc"))
@@ -138,17 +134,31 @@ public enum FilesystemView {
         }
 
         ops.append(.tmpfs("/tmp", size: tmpSize, mode: 0o1777))
-        ops.append(.tmpfs(home, size: homeSize, mode: 0o700))
+        // A fresh, empty home at the user's home path (none over "/": that would hide the view).
+        if user.home != "/" { ops.append(.tmpfs(user.home, size: homeSize, mode: 0o700)) }
 
         // The working directory, read-only, unless it is "/" (that would be the whole host),
-        // already visible at its own path through a bind above (/usr/src, say), or exactly one of
-        // the fresh tmpfs directories (/tmp, /root: the sandbox starts in the empty one).
-        if let cwd = workingDirectory, cwd != "/",
-           !ops.contains(where: { $0.kind == .bind && $0.source == $0.destination && SandboxPath.isWithin(cwd, $0.destination) }),
-           !ops.contains(where: { $0.kind == .tmpfs && $0.destination == cwd }) {
+        // already visible at its own path through a bind above (/usr/src, say), or /tmp (the
+        // sandbox starts in the empty one). Inside the home, or the home itself, it is bound on
+        // top of the fresh home: the directory the user ran from is never hidden.
+        if let cwd = workingDirectory, cwd != "/", cwd != "/tmp",
+           !ops.contains(where: { $0.kind == .bind && $0.source == $0.destination && SandboxPath.isWithin(cwd, $0.destination) }) {
             ops.append(.bind(cwd, readOnly: !workingDirectoryWritable, optional: true))
         }
         return ops
+    }
+
+    /// The host's /etc/hosts with a line naming the sandbox's hostname on 127.0.1.1 (loopback,
+    /// as Debian names a host without a fixed address), unless the file names it already.
+    static func hostsFile(_ host: [UInt8], hostname: String) -> [UInt8] {
+        let text = String(decoding: host, as: UTF8.self)
+        let named = text.split(separator: "\n").contains { line in
+            let fields = line.prefix { $0 != "#" }.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return fields.dropFirst().contains { $0 == hostname }
+        }
+        if named { return host }
+        let separator = host.isEmpty || host.last == UInt8(ascii: "\n") ? "" : "\n"
+        return host + Array("\(separator)127.0.1.1\t\(hostname)\n".utf8)
     }
 
     /// lstat-based inspection of the host.

@@ -155,10 +155,6 @@ public struct IDRange: Equatable, Sendable {
 /// execve of cell-init in the ambient set (raised by the trampoline, spawn.c), and the
 /// lock-down clears them before the command runs (SECURITY.md, "Identity").
 public struct IdentityMapping: Equatable, Sendable {
-    public enum Inside: String, Sendable {
-        case root, caller
-    }
-
     public var outerUID: UInt32
     public var outerGID: UInt32
     /// The ids inside.
@@ -198,7 +194,7 @@ public struct IdentityMapping: Equatable, Sendable {
     /// root maps to `requested` or 65534. Root of another user namespace (cell run inside a
     /// container or `unshare -U`) is already unprivileged on the host and maps to itself.
     /// `inside`: uid 0, or the caller's own ids (for real root, these are 0 too).
-    public static func forCaller(uid: UInt32, gid: UInt32, requested: (uid: UInt32, gid: UInt32)?, inside: Inside = .root,
+    public static func forCaller(uid: UInt32, gid: UInt32, requested: (uid: UInt32, gid: UInt32)?, inside: SandboxIdentity,
                                  inInitialUserNamespace: @autoclosure () -> Bool = true) throws(LaunchError) -> IdentityMapping {
         // Asked only of root (reading the uid map costs a launch ~30 us).
         if uid == 0 && inInitialUserNamespace() {

@@ -70,8 +70,8 @@ public struct RunRequest: Equatable, Sendable {
     public var cgroup: String?
     public var publish: [PublishedPort] = []
     public var allowHostLoopback = false
-    /// --as-root / --as-caller; nil: uid 0 inside.
-    public var inside: IdentityMapping.Inside?
+    /// --as-root / --as-caller; nil: as the profile says (`identity`, default caller).
+    public var inside: SandboxIdentity?
 
     public init() {}
 }
@@ -88,8 +88,13 @@ public enum Planner {
             // A profile's outer_id applies when cell runs as root (the only case it means anything);
             // --outer-id from anyone else is an error.
             requested: request.outerID.map { ($0.uid, $0.gid) } ?? (geteuid() == 0 ? profile.outerID : nil),
-            inside: request.inside ?? .root,
+            inside: request.inside ?? profile.identity,
             inInitialUserNamespace: IdentityMapping.inInitialUserNamespace())
+        let callerEnvironment = SandboxEnvironment.callerEnvironment()
+        let user = SandboxUser.inside(request.inside ?? profile.identity, uid: identity.innerUID, gid: identity.innerGID,
+                                      passwd: identity.innerUID == 0 ? nil : readSmallFile("/etc/passwd", limit: 4 << 20),
+                                      group: identity.innerUID == 0 ? nil : readSmallFile("/etc/group", limit: 4 << 20),
+                                      environment: callerEnvironment)
         var namespaces = profile.namespaces
         let network = request.network.flatMap(NetworkMode.init(rawValue:)) ?? profile.network
         if network == .host { namespaces.remove(.net) } else { namespaces.insert(.net) }
@@ -106,7 +111,8 @@ public enum Planner {
         if let v = request.processes { limits.processes = v }
         if let v = request.cgroup { limits.cgroup = v }
         let environment = SandboxEnvironment.build(
-            caller: SandboxEnvironment.callerEnvironment(),
+            caller: callerEnvironment,
+            user: (user.name, user.home),
             keep: profile.keepEnvironment + request.keepEnvironment,
             set: profile.setEnvironment.map { ($0.name, $0.value) } + request.environment.map { ($0.name, $0.value) })
         // Working directory: --cwd, else the profile's, else the caller's, falling back to /
@@ -124,12 +130,13 @@ public enum Planner {
         let boundDirectory = explicitDirectory == nil && profile.workingDirectoryMount != .none ? callerDirectory : nil
         var mounts = profile.filesystemDefaults
             ? FilesystemView.defaultOperations(workingDirectory: boundDirectory,
-                                               workingDirectoryWritable: profile.workingDirectoryMount == .readWrite,
+                                               workingDirectoryWritable: profile.workingDirectoryMount == .readWrite, user: user,
+                                               hostname: request.hostname ?? profile.hostname,
                                                ipcNamespace: namespaces.contains(.ipc), network: network)
             : []
         mounts += profile.mounts.map(\.operation)
-        for request in request.mounts {
-            switch request {
+        for mount in request.mounts {
+            switch mount {
             case .bind(let source, let destination, let readOnly):
                 guard let absolute = SandboxPath.normalize(source, relativeTo: callerDirectory) else {
                     throw .invalid("cannot resolve the bind source '\(source)' (relative to an unknown working directory)")

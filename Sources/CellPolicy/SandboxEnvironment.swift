@@ -2,7 +2,7 @@ import Glibc
 
 /// The sandbox's environment. It starts empty — the caller's variables routinely carry tokens and
 /// paths that the command has no business seeing — and gets only:
-///   1. a fixed, safe `PATH` and `HOME=/root` (the sandbox's user is root of its namespace);
+///   1. a fixed, safe `PATH`, and `HOME`, `USER` and `LOGNAME` of the user inside;
 ///   2. `TERM` and `LANG` from the caller, so output and text look the same as outside;
 ///   3. variables named by `--keep-env NAME` (a trailing `*` keeps every name with that prefix);
 ///   4. `--env NAME=VALUE`, which wins over all of the above.
@@ -12,6 +12,7 @@ public enum SandboxEnvironment {
 
     public static func build(
         caller: [(name: String, value: String)],
+        user: (name: String, home: String),
         keep: [String],
         set: [(name: String, value: String)]
     ) -> [String] {
@@ -22,7 +23,9 @@ public enum SandboxEnvironment {
             values[name] = value
         }
         put("PATH", defaultPath)
-        put("HOME", "/root")
+        put("HOME", user.home)
+        put("USER", user.name)
+        put("LOGNAME", user.name)
         for (name, value) in caller where passedThrough.contains(name) { put(name, value) }
         for pattern in keep {
             for (name, value) in caller where matches(name, pattern) { put(name, value) }

@@ -13,7 +13,7 @@ public struct Profile: Equatable, Sendable {
             && a.allowSyscalls == b.allowSyscalls && a.denySyscalls == b.denySyscalls && a.seccompRules == b.seccompRules
             && a.nestedNamespaces == b.nestedNamespaces && a.auditLog == b.auditLog && a.limits == b.limits
             && a.publish == b.publish && a.allowHostLoopback == b.allowHostLoopback && a.statusJSON == b.statusJSON
-            && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid
+            && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid && a.identity == b.identity
     }
 
     public var name: String
@@ -48,6 +48,8 @@ public struct Profile: Equatable, Sendable {
     public var statusJSON: String?
     /// When cell runs as root: the host ids the sandbox's root maps to (`--outer-id`).
     public var outerID: (uid: UInt32, gid: UInt32)?
+    /// Who the command is inside: the caller (default) or root of the sandbox's namespace.
+    public var identity: SandboxIdentity
 
     /// cell's own defaults: what a profile without `extends` starts from (and what the
     /// built-in `default` profile spells out).
@@ -58,7 +60,7 @@ public struct Profile: Equatable, Sendable {
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
                 denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil,
                 limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false,
-                statusJSON: nil, outerID: nil)
+                statusJSON: nil, outerID: nil, identity: .caller)
     }
 }
 

@@ -86,7 +86,7 @@ struct ProfileDecoder {
         diagnostics.append(ProfileDiagnostic(file: file, line: at.line, column: at.column, message: message))
     }
 
-    static let topLevelKeys = ["description", "extends", "hostname", "cwd", "outer_id", "namespaces", "network", "filesystem",
+    static let topLevelKeys = ["description", "extends", "hostname", "cwd", "identity", "outer_id", "namespaces", "network", "filesystem",
                                "environment", "capabilities", "seccomp", "audit", "limits"]
     /// Keys of features this version does not have: rejected, never ignored.
     static let notYet: [String: String] = [:]
@@ -108,6 +108,11 @@ struct ProfileDecoder {
             }
         }
         if let cwd = path(document, [], "cwd") { layer.workingDirectory = cwd }
+        if let text = string(document, [], "identity") {
+            if let identity = SandboxIdentity(rawValue: text) { layer.identity = identity } else {
+                report([.key("identity")], "identity must be \"caller\" (your own uid inside) or \"root\" (uid 0 inside), not '\(text)'")
+            }
+        }
         if let text = string(document, [], "outer_id") {
             let parts = text.split(separator: ":", omittingEmptySubsequences: false)
             if (1...2).contains(parts.count), let uid = UInt32(parts[0]), let gid = parts.count == 2 ? UInt32(parts[1]) : uid,

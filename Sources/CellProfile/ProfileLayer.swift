@@ -36,6 +36,7 @@ struct ProfileLayer {
     var allowHostLoopback: Bool?
     var statusJSON: String?
     var outerID: (uid: UInt32, gid: UInt32)?
+    var identity: SandboxIdentity?
 
     /// Applies this layer on top of `profile` (the parent's resolution, or cell's base).
     func apply(to profile: Profile) -> Profile {
@@ -83,6 +84,7 @@ struct ProfileLayer {
         if let v = allowHostLoopback { p.allowHostLoopback = v }
         if let v = statusJSON { p.statusJSON = v }
         if let v = outerID { p.outerID = v }
+        if let v = identity { p.identity = v }
         return p
     }
 }

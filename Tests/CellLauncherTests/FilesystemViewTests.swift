@@ -39,7 +39,7 @@ struct FilesystemViewTests {
         let ops = FilesystemView.defaultOperations(workingDirectory: nil, inspect: Self.mergedUsr,
                                                    readSmallFile: { $0 == "/etc/hosts" ? Array("127.0.0.1 localhost\n".utf8) : nil })
         let etc = ops.filter { $0.destination.hasPrefix("/etc/") }
-        #expect(etc == [.bind("/etc/ld.so.cache", readOnly: true), .file("/etc/hosts", contents: "127.0.0.1 localhost\n"),
+        #expect(etc == [.bind("/etc/ld.so.cache", readOnly: true), .file("/etc/hosts", contents: "127.0.0.1 localhost\n127.0.1.1\tcell\n"),
                         .bind("/etc/ssl", readOnly: true), .symlink("/usr/share/zoneinfo/UTC", at: "/etc/localtime")]
                 + etc.suffix(3))
         #expect(etc.suffix(3).map(\.destination) == ["/etc/passwd", "/etc/group", "/etc/mtab"])
@@ -63,11 +63,43 @@ struct FilesystemViewTests {
         #expect(ops.filter { $0.kind == .tmpfs }.allSatisfy { $0.size != nil })
     }
 
-    @Test("the working directory is not bound when it is /, already visible, or a fresh tmpfs", arguments: ["/", "/usr/share", "/tmp", "/root"])
+    @Test("the working directory is not bound when it is /, already visible, or /tmp", arguments: ["/", "/usr/share", "/tmp"])
     func workingDirectoryNotBound(cwd: String) {
         let ops = FilesystemView.defaultOperations(workingDirectory: cwd, inspect: Self.mergedUsr)
         #expect(!ops.contains { $0.kind == .bind && $0.source == cwd && $0.source != "/usr" })
         #expect(!ops.contains { $0.kind == .bind && $0.source == "/" })
+    }
+
+    @Test("the working directory in the home, or the home itself, is bound on top of the fresh home",
+          arguments: ["/home/u", "/home/u/src/project"])
+    func workingDirectoryInHomeIsNeverHidden(cwd: String) {
+        let user = SandboxUser(name: "u", uid: 1000, gid: 100, groupName: "users", home: "/home/u", shell: "/bin/bash")
+        let ops = FilesystemView.defaultOperations(workingDirectory: cwd, user: user, inspect: Self.mergedUsr)
+        let home = ops.firstIndex { $0.kind == .tmpfs && $0.destination == "/home/u" }
+        let bound = ops.firstIndex { $0 == .bind(cwd, readOnly: true, optional: true) }
+        #expect(home != nil && bound != nil && home! < bound!)
+        let passwd = ops.first { $0.destination == "/etc/passwd" }.map { String(decoding: $0.contents, as: UTF8.self) }
+        #expect(passwd?.contains("\nu:x:1000:100:u:/home/u:/bin/bash\n") == true)
+    }
+
+    @Test("the sandbox's hostname resolves: /etc/hosts names it on 127.0.1.1 unless it already does")
+    func hostnameResolves() {
+        let host = Array("127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n".utf8)
+        #expect(String(decoding: FilesystemView.hostsFile(host, hostname: "cell"), as: UTF8.self)
+            == "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n127.0.1.1\tcell\n")
+        #expect(FilesystemView.hostsFile(Array("10.0.0.1 cell # fixed\n".utf8), hostname: "cell") == Array("10.0.0.1 cell # fixed\n".utf8))
+        // A name only in a comment does not count; a file without a final newline gets one.
+        #expect(String(decoding: FilesystemView.hostsFile(Array("# cell\n127.0.0.1 localhost".utf8), hostname: "cell"), as: UTF8.self)
+            == "# cell\n127.0.0.1 localhost\n127.0.1.1\tcell\n")
+        let ops = FilesystemView.defaultOperations(workingDirectory: nil, hostname: "build-7", inspect: { $0 == "/etc/hosts" ? .file : .missing },
+                                                   readSmallFile: { _ in Array("127.0.0.1 localhost\n".utf8) })
+        #expect(ops.first { $0.destination == "/etc/hosts" }?.contents == Array("127.0.0.1 localhost\n127.0.1.1\tbuild-7\n".utf8))
+    }
+
+    @Test func aHomeAtTheRootGetsNoTmpfs() {
+        let user = SandboxUser(name: "u", uid: 1000, gid: 100, groupName: "users", home: "/", shell: "/bin/sh")
+        #expect(!FilesystemView.defaultOperations(workingDirectory: nil, user: user, inspect: Self.mergedUsr)
+            .contains { $0.kind == .tmpfs && $0.destination == "/" })
     }
 
     @Test func workingDirectoryUnderTmpIsBoundOverTheTmpfs() {
@@ -126,5 +158,44 @@ struct ByteSizeTests {
         #expect(ByteSize.format(256 << 20) == "256m")
         #expect(ByteSize.format(4096) == "4k")
         #expect(ByteSize.format(1000) == "1000")
+    }
+}
+
+/// The user inside: named from the host's own passwd and group files.
+struct SandboxUserTests {
+    static let passwd = """
+    root:x:0:0:root:/root:/bin/bash
+    daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin
+    alice:x:1000:1000:Alice,,,:/home/alice:/bin/zsh
+    broken:x:1001
+    nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
+
+    """
+    static let group = "root:x:0:\nalice:x:1000:\nusers:x:100:alice\nnogroup:x:65534:\n"
+
+    @Test func callerIsNamedAsOnTheHost() {
+        let u = SandboxUser.inside(.caller, uid: 1000, gid: 100, passwd: Self.passwd, group: Self.group, environment: [])
+        #expect(u == SandboxUser(name: "alice", uid: 1000, gid: 100, groupName: "users", home: "/home/alice", shell: "/bin/zsh"))
+        #expect(u.passwdFile == "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:alice:/home/alice:/bin/zsh\n"
+            + "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
+        #expect(u.groupFile == "root:x:0:\nusers:x:100:\nnogroup:x:65534:\n")
+    }
+
+    @Test func unknownUidFallsBackToUserAndHome() {
+        let env = [(name: "USER", value: "ci"), (name: "HOME", value: "/builds/ci/")]
+        let u = SandboxUser.inside(.caller, uid: 4242, gid: 4242, passwd: Self.passwd, group: Self.group, environment: env)
+        #expect(u.name == "ci" && u.home == "/builds/ci" && u.groupName == "4242")
+        // A $USER that would break passwd's format is not used: the number is.
+        let bad = SandboxUser.inside(.caller, uid: 4242, gid: 4242, passwd: nil, group: nil,
+                                     environment: [(name: "USER", value: "x:0:0"), (name: "HOME", value: "relative")])
+        #expect(bad.name == "4242" && bad.home == "/")
+    }
+
+    @Test func nobodyAndRoot() {
+        let nobody = SandboxUser.inside(.caller, uid: 65534, gid: 65534, passwd: Self.passwd, group: Self.group, environment: [])
+        #expect(nobody.name == "nobody" && nobody.home == "/nonexistent")
+        #expect(nobody.passwdFile.split(separator: "\n").count == 2)
+        #expect(SandboxUser.inside(.root, uid: 1000, gid: 100, passwd: Self.passwd, group: Self.group, environment: []) == .root)
+        #expect(SandboxUser.inside(.caller, uid: 0, gid: 0, passwd: Self.passwd, group: Self.group, environment: []) == .root)
     }
 }

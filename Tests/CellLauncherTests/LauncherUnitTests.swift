@@ -10,19 +10,20 @@ struct SandboxEnvironmentTests {
     ]
 
     @Test func clearedByDefault() {
-        let env = SandboxEnvironment.build(caller: caller, keep: [], set: [])
-        #expect(env == ["PATH=\(SandboxEnvironment.defaultPath)", "HOME=/root", "TERM=xterm", "LANG=de_DE.UTF-8"])
+        let env = SandboxEnvironment.build(caller: caller, user: ("u", "/home/u"), keep: [], set: [])
+        #expect(env == ["PATH=\(SandboxEnvironment.defaultPath)", "HOME=/home/u", "USER=u", "LOGNAME=u",
+                        "TERM=xterm", "LANG=de_DE.UTF-8"])
     }
 
     @Test func keepAndSet() {
-        let env = SandboxEnvironment.build(caller: caller, keep: ["CI*", "NOT_SET", "GITHUB_SHA"],
+        let env = SandboxEnvironment.build(caller: caller, user: ("u", "/home/u"), keep: ["CI*", "NOT_SET", "GITHUB_SHA"],
                                            set: [("HOME", "/work"), ("X", "1")])
-        #expect(env == ["PATH=\(SandboxEnvironment.defaultPath)", "HOME=/work", "TERM=xterm", "LANG=de_DE.UTF-8",
+        #expect(env == ["PATH=\(SandboxEnvironment.defaultPath)", "HOME=/work", "USER=u", "LOGNAME=u", "TERM=xterm", "LANG=de_DE.UTF-8",
                         "CI=true", "CI_JOB_ID=9", "GITHUB_SHA=abc", "X=1"])
     }
 
     @Test func keepingPathIsExplicit() {
-        let env = SandboxEnvironment.build(caller: caller, keep: ["PATH"], set: [])
+        let env = SandboxEnvironment.build(caller: caller, user: ("u", "/home/u"), keep: ["PATH"], set: [])
         #expect(env.first == "PATH=/home/u/bin:.")
     }
 
@@ -37,25 +38,25 @@ struct SandboxEnvironmentTests {
 
 struct IdentityMappingTests {
     @Test func unprivilegedCallerMapsItself() throws {
-        let m = try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: nil)
+        let m = try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: nil, inside: .root)
         #expect(m == IdentityMapping(outerUID: 1000, outerGID: 100, denySetgroups: true))
     }
 
     @Test func rootMapsToNobodyByDefault() throws {
-        let m = try IdentityMapping.forCaller(uid: 0, gid: 0, requested: nil)
+        let m = try IdentityMapping.forCaller(uid: 0, gid: 0, requested: nil, inside: .root)
         #expect(m == IdentityMapping(outerUID: 65534, outerGID: 65534, denySetgroups: false))
-        let custom = try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (5000, 5001))
+        let custom = try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (5000, 5001), inside: .root)
         #expect(custom.outerUID == 5000 && custom.outerGID == 5001)
     }
 
     @Test func rootNeverMapsToRoot() {
-        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (0, 5)) }
-        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (5, 0)) }
+        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (0, 5), inside: .root) }
+        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 0, gid: 0, requested: (5, 0), inside: .root) }
     }
 
     @Test func unprivilegedCannotChoose() {
-        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: (2000, 2000)) }
-        #expect(throws: Never.self) { try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: (1000, 100)) }
+        #expect(throws: LaunchError.self) { try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: (2000, 2000), inside: .root) }
+        #expect(throws: Never.self) { try IdentityMapping.forCaller(uid: 1000, gid: 100, requested: (1000, 100), inside: .root) }
     }
 
     @Test("only the identity map over every id is the initial user namespace")

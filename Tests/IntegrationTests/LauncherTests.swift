@@ -4,15 +4,21 @@ import Testing
 /// The launcher, end to end: real sandboxes, launched as an unprivileged uid.
 @Suite(.enabled(if: Sandbox.available, "cell cannot start a sandbox on this machine"))
 struct LauncherTests {
-    @Test("uid 0 inside is the caller outside: a file created inside belongs to the caller")
-    func rootInsideIsCallerOutside() throws {
+    @Test("you are yourself inside by default: uid, gid, name and home; --as-root is uid 0 and /root; files belong to you either way")
+    func callerInsideByDefault() throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let r = Sandbox.run(["sh", "-c", "id -u; id -g; touch \(dir)/made-inside"], options: ["--bind", dir])
+        let script = "id -u; id -g; id -un; echo \"$HOME $USER $LOGNAME\"; test -d \"$HOME\" -a -w \"$HOME\" && echo home-ok; touch \(dir)/made-by-$(id -u)"
+        let r = Sandbox.run(["sh", "-c", script], options: ["--bind", dir])
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stdout == "0\n0\n")
-        let owner = try FileManager.default.attributesOfItem(atPath: "\(dir)/made-inside")[.ownerAccountID] as? NSNumber
-        #expect(owner?.uint32Value == Sandbox.callerUID)
+        let (name, home) = Sandbox.caller
+        #expect(r.stdout == "\(Sandbox.callerUID)\n\(Sandbox.callerGID)\n\(name)\n\(home) \(name) \(name)\nhome-ok\n", "\(r.stderr)")
+        let root = Sandbox.run(["sh", "-c", script], options: ["--bind", dir, "--as-root"])
+        #expect(root.stdout == "0\n0\nroot\n/root root root\nhome-ok\n", "\(root.stderr)")
+        for made in ["made-by-\(Sandbox.callerUID)", "made-by-0"] {
+            let owner = try FileManager.default.attributesOfItem(atPath: "\(dir)/\(made)")[.ownerAccountID] as? NSNumber
+            #expect(owner?.uint32Value == Sandbox.callerUID, "\(made)")
+        }
     }
 
     @Test("real root launching cell is mapped to an unprivileged host uid, never to root",
@@ -254,14 +260,14 @@ struct LauncherTests {
         #expect(r.stdout == "True\n" + Array(repeating: "0000000000000000", count: 5).joined(separator: " ") + " 1\n")
     }
 
-    @Test("the environment is cleared but for PATH, HOME, TERM, LANG, --env and --keep-env")
+    @Test("the environment is cleared but for PATH, HOME, USER, LOGNAME, TERM, LANG, --env and --keep-env")
     func environment() {
         let env = ["PATH": "/usr/bin:/bin", "TERM": "xterm", "SECRET_TOKEN": "hunter2", "CI_JOB": "7", "CI_NODE": "n1", "LANG": "C.UTF-8"]
         let r = Sandbox.run(["env"], options: ["--env", "FOO=bar=baz", "--keep-env", "CI_*", "--env", "TERM=dumb"], environment: env)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = Set(r.stdout.split(separator: "\n").map(String.init))
-        #expect(lines == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root",
-                          "TERM=dumb", "LANG=C.UTF-8", "CI_JOB=7", "CI_NODE=n1", "FOO=bar=baz"])
+        #expect(lines == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=\(Sandbox.caller.home)",
+                          "USER=\(Sandbox.caller.name)", "LOGNAME=\(Sandbox.caller.name)", "TERM=dumb", "LANG=C.UTF-8", "CI_JOB=7", "CI_NODE=n1", "FOO=bar=baz"])
     }
 
     @Test("two sandboxes started together see neither each other's processes, IPC nor hostname")

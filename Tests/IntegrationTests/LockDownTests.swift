@@ -61,6 +61,14 @@ struct LockDownTests {
         let raw = "import socket\ntry:\n    socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); print('raw')\nexcept PermissionError:\n    print('refused')"
         #expect(Sandbox.run(["python3", "-c", raw], options: ["--cap-add", "net_raw"]).stdout == "raw\n")
         #expect(Sandbox.run(["python3", "-c", raw]).stdout == "refused\n")
+        // In either identity, a kept CAP_NET_BIND_SERVICE is effective for the command, and it
+        // binds port 80 (the sandbox's own network namespace: loopback only).
+        let bind80 = "import socket\ns = socket.socket(); s.bind(('127.0.0.1', 80)); print('bound')"
+        for identity in ["--as-caller", "--as-root"] {
+            let kept = Sandbox.run(["sh", "-c", "grep CapEff /proc/self/status; python3 -c \"\(bind80)\""],
+                                   options: [identity, "--cap-add", "CAP_NET_BIND_SERVICE"])
+            #expect(kept.stdout == "CapEff:\t0000000000000400\nbound\n", "\(identity): \(kept.stderr)")
+        }
         let bad = Sandbox.run(["true"], options: ["--cap-add", "CAP_MAKE_COFFEE"])
         #expect(bad.status == 125)
         #expect(bad.stderr.contains("'CAP_MAKE_COFFEE' is not a capability"))

@@ -94,6 +94,13 @@ enum Sandbox {
 
     /// The host uid the unprivileged test runs as (65534 under root, else ourselves).
     static var callerUID: uid_t { isRoot ? 65534 : geteuid() }
+    static var callerGID: gid_t { isRoot ? 65534 : getegid() }
+
+    /// The caller as the host's passwd names them: who the command is inside by default.
+    static let caller: (name: String, home: String) = {
+        guard let entry = getpwuid(callerUID) else { return (String(callerUID), "/") }
+        return (String(cString: entry.pointee.pw_name), String(cString: entry.pointee.pw_dir))
+    }()
 }
 
 /// A long-running sandbox whose output can be watched and which can be signalled.
