@@ -134,8 +134,11 @@ public enum FilesystemView {
         }
 
         ops.append(.tmpfs("/tmp", size: tmpSize, mode: 0o1777))
-        // A fresh, empty home at the user's home path (none over "/": that would hide the view).
-        if user.home != "/" { ops.append(.tmpfs(user.home, size: homeSize, mode: 0o700)) }
+        // A fresh, empty home at the user's home path, unless the view already has that path: a
+        // system account's home (/usr/sbin, /dev, /tmp/x, "/") must not hide part of the view.
+        if user.home != "/" && !ops.contains(where: { SandboxPath.isWithin(user.home, $0.destination) }) {
+            ops.append(.tmpfs(user.home, size: homeSize, mode: 0o700))
+        }
 
         // The working directory, read-only, unless it is "/" (that would be the whole host),
         // already visible at its own path through a bind above (/usr/src, say), or /tmp (the

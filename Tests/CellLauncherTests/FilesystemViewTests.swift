@@ -96,10 +96,14 @@ struct FilesystemViewTests {
         #expect(ops.first { $0.destination == "/etc/hosts" }?.contents == Array("127.0.0.1 localhost\n127.0.1.1\tbuild-7\n".utf8))
     }
 
-    @Test func aHomeAtTheRootGetsNoTmpfs() {
-        let user = SandboxUser(name: "u", uid: 1000, gid: 100, groupName: "users", home: "/", shell: "/bin/sh")
+    @Test("a home the view already has (a system account's) gets no tmpfs over it", arguments: ["/", "/usr/sbin", "/dev", "/tmp/u", "/proc"])
+    func homeInsideTheViewIsNotCovered(home: String) {
+        let user = SandboxUser(name: "u", uid: 1000, gid: 100, groupName: "users", home: home, shell: "/bin/sh")
         #expect(!FilesystemView.defaultOperations(workingDirectory: nil, user: user, inspect: Self.mergedUsr)
-            .contains { $0.kind == .tmpfs && $0.destination == "/" })
+            .contains { $0.kind == .tmpfs && $0.destination == home && $0.size == FilesystemView.homeSize && $0.mode == 0o700 })
+        let elsewhere = SandboxUser(name: "w", uid: 33, gid: 33, groupName: "w", home: "/var/www", shell: "/bin/sh")
+        #expect(FilesystemView.defaultOperations(workingDirectory: nil, user: elsewhere, inspect: Self.mergedUsr)
+            .contains { $0.kind == .tmpfs && $0.destination == "/var/www" })
     }
 
     @Test func workingDirectoryUnderTmpIsBoundOverTheTmpfs() {
