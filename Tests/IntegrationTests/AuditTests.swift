@@ -162,11 +162,13 @@ struct AuditTests {
             # \(marker)
             """], options: ["--bind", dir])
         #expect(sandbox.waitFor("ready"))
-        usleep(200_000)
+        // Kill cell once the loop has made notified calls (a first result is written).
+        #expect(eventually { (FileManager.default.contents(atPath: "\(dir)/results") ?? Data()).contains(UInt8(ascii: "\n")) })
         sandbox.signal(SIGKILL)
         _ = sandbox.wait()
-        usleep(300_000)
-        #expect(hostProcesses(containing: marker).isEmpty)
+        // The results are complete once the sandbox's python is gone.
+        let left = hostProcessesLeft(containing: marker)
+        #expect(left.isEmpty, "still alive: \(left)")
         let results = try String(contentsOfFile: "\(dir)/results", encoding: .utf8).split(separator: "\n")
         #expect(!results.isEmpty)
         #expect(results.allSatisfy { $0 == "-1 1" || $0 == "-1 38" }, "\(Set(results))")

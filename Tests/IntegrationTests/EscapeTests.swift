@@ -39,10 +39,14 @@ struct EscapeTests {
         victim.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         victim.arguments = Sandbox.dropPrivileges + ["sleep", "60"]
         try victim.run()
-        defer { victim.terminate() }
-        usleep(200_000)
-        // setpriv exec()s sleep: the victim's pid is the process's own.
+        // SIGKILL: the victim inherits the test thread's blocked signals, SIGTERM among them,
+        // and would otherwise outlive the test (holding its output open) for its full minute.
+        defer { kill(victim.processIdentifier, SIGKILL); victim.waitUntilExit() }
+        // setpriv exec()s sleep: the victim's pid is the process's own. It is a victim of the
+        // same user once sleep runs (setpriv has dropped to the test uid by then).
         let pid = victim.processIdentifier
+        try #require(eventually { FileManager.default.contents(atPath: "/proc/\(pid)/cmdline")?.starts(with: Data("sleep\0".utf8)) == true },
+                     "the victim never ran sleep")
         let script = """
         import os
         try:
@@ -62,9 +66,10 @@ struct EscapeTests {
         let script = """
         import ctypes, os, signal, time
         libc = ctypes.CDLL(None, use_errno=True)
+        hold, release = os.pipe()
         child = os.fork()
         if child == 0:
-            time.sleep(5); os._exit(0)
+            os.close(release); os.read(hold, 1); os._exit(0)  # alive until the parent is gone
         r = libc.ptrace(16, child, 0, 0)  # PTRACE_ATTACH
         os.kill(child, signal.SIGKILL)
         print('ESCAPED' if r == 0 else 'blocked:errno%d' % ctypes.get_errno())

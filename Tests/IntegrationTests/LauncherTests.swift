@@ -168,16 +168,19 @@ struct LauncherTests {
         #expect(trapped.wait() == 42)
         #expect(trapped.stdout.contains("got-term"))
 
-        // A command without a handler dies of the signal, and cell reports 128+15.
-        let plain = try RunningSandbox(["sh", "-c", "echo ready; exec sleep 1000"])
+        // A command without a handler dies of the signal, and cell reports 128+15. "ready"
+        // comes from the shell before it executes sleep: the signal is sent once sleep runs.
+        let plainMarker = "\(Int.random(in: 100_000...999_999)).5"
+        let plain = try RunningSandbox(["sh", "-c", "echo ready; exec sleep \(plainMarker)"])
         #expect(plain.waitFor("ready"))
-        usleep(100_000)
+        #expect(eventually { hostProcesses(containing: "sleep\0\(plainMarker)").count == 1 }, "sleep never ran: \(plain.stderr)")
         plain.signal(SIGTERM)
         #expect(plain.wait() == 143)
 
-        let interrupted = try RunningSandbox(["sh", "-c", "echo ready; exec sleep 1000"])
+        let interruptedMarker = "\(Int.random(in: 100_000...999_999)).25"
+        let interrupted = try RunningSandbox(["sh", "-c", "echo ready; exec sleep \(interruptedMarker)"])
         #expect(interrupted.waitFor("ready"))
-        usleep(100_000)
+        #expect(eventually { hostProcesses(containing: "sleep\0\(interruptedMarker)").count == 1 }, "sleep never ran: \(interrupted.stderr)")
         interrupted.signal(SIGINT)
         #expect(interrupted.wait() == 130)
     }
@@ -187,7 +190,9 @@ struct LauncherTests {
         let marker = "\(Int.random(in: 100_000...999_999)).5"
         let sandbox = try RunningSandbox(["sh", "-c", "sleep \(marker) & sleep \(marker) & echo ready; wait"])
         #expect(sandbox.waitFor("ready"))
-        #expect(hostProcesses(containing: "sleep\0\(marker)").count == 2)
+        // "ready" can come before the backgrounded shells have executed sleep: wait until both have.
+        #expect(eventually { hostProcesses(containing: "sleep\0\(marker)").count == 2 },
+                "running: \(hostProcesses(containing: "sleep\0\(marker)"))")
         sandbox.signal(SIGKILL)
         _ = sandbox.wait()
         let left = hostProcessesLeft(containing: "sleep\0\(marker)")
@@ -273,7 +278,10 @@ struct LauncherTests {
     @Test("two sandboxes started together see neither each other's processes, IPC nor hostname")
     func sandboxesAreIsolatedFromEachOther() throws {
         let marker = "\(Int.random(in: 100_000...999_999)).25"
-        let first = try RunningSandbox(["sh", "-c", "ipcmk -M 4096 >/dev/null && ipcs -m | grep -c '^0x'; echo ready; exec sleep \(marker)"],
+        // A segment size of its own: tests run in parallel, and EscapeTests makes a 4096-byte
+        // segment on the host (as may anything else on the machine).
+        let size = Int.random(in: 10_000...99_999)
+        let first = try RunningSandbox(["sh", "-c", "ipcmk -M \(size) >/dev/null && ipcs -m | grep -c '^0x'; echo ready; exec sleep \(marker)"],
                                        options: ["--hostname", "first"])
         #expect(first.waitFor("ready"))
         #expect(first.stdout.hasPrefix("1\n"), "\(first.stderr)")
@@ -282,7 +290,7 @@ struct LauncherTests {
         #expect(second.stdout == "second\n0\n0\n", "\(second.stderr)")
         // Nor does the host see the first sandbox's shared memory segment.
         let hostIPC = Sandbox.execute(["ipcs", "-m"])
-        #expect(!hostIPC.stdout.contains(" 4096 "), "\(hostIPC.stdout)")
+        #expect(!hostIPC.stdout.contains(" \(size) "), "\(hostIPC.stdout)")
         first.signal(SIGTERM)
         #expect(first.wait() == 143)
     }

@@ -20,8 +20,8 @@ struct LimitsNetworkTests {
                             options: ["--timeout", "1s", "--status-json", "\(dir)/s.json", "--audit-log", "\(dir)/a.jsonl"])
         #expect(r.status == 124)
         #expect(Date().timeIntervalSince(started) < 8)
-        usleep(200_000)
-        #expect(hostProcesses(containing: "sleep\0\(marker)").isEmpty)
+        let left = hostProcessesLeft(containing: "sleep\0\(marker)")
+        #expect(left.isEmpty, "still alive: \(left)")
         let status = try Self.json("\(dir)/s.json")
         #expect(status["timed_out"] as? Bool == true)
         #expect(status["limits_hit"] as? [String] == ["timeout"])
@@ -47,12 +47,15 @@ struct LimitsNetworkTests {
     @Test("--pids bounds a fork bomb inside the sandbox, counted for the sandbox alone")
     func forkBomb() {
         let bomb = """
-        import os, time
+        import os
         n = 0
+        # Each child lives until the parent is gone (the end of the pipe), however long the
+        # forking takes.
+        r, w = os.pipe()
         try:
             while n < 2000:
                 if os.fork() == 0:
-                    time.sleep(5); os._exit(0)
+                    os.close(w); os.read(r, 1); os._exit(0)
                 n += 1
         except OSError as e:
             print(n, e.errno)
@@ -116,12 +119,24 @@ struct LimitsNetworkTests {
 
     @Test("two sandboxes listen on port 80 at once, without capabilities")
     func twoServersOnPort80() throws {
-        let server = "import socket, time\ns = socket.socket(); s.bind(('127.0.0.1', 80)); s.listen(1); print('listening', flush=True); time.sleep(3)"
-        let first = try RunningSandbox(["python3", "-c", server])
-        let second = try RunningSandbox(["python3", "-c", server])
+        // Each server holds port 80 until the test has seen both listen (a file appears in a
+        // directory bound into both), so that the two hold it at the same time.
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = """
+            import os, socket, time
+            s = socket.socket(); s.bind(('127.0.0.1', 80)); s.listen(1); print('listening', flush=True)
+            deadline = time.monotonic() + 30
+            while not os.path.exists('/sync/both-listening'):
+                if time.monotonic() > deadline: raise SystemExit('never told that both listen')
+                time.sleep(0.01)
+            """
+        let first = try RunningSandbox(["python3", "-c", server], options: ["--ro-bind", "\(dir):/sync"])
+        let second = try RunningSandbox(["python3", "-c", server], options: ["--ro-bind", "\(dir):/sync"])
         #expect(first.waitFor("listening"), "\(first.stderr)")
         #expect(second.waitFor("listening"), "\(second.stderr)")
-        #expect(first.wait() == 0 && second.wait() == 0)
+        FileManager.default.createFile(atPath: "\(dir)/both-listening", contents: nil)
+        #expect(first.wait() == 0 && second.wait() == 0, "\(first.stderr) \(second.stderr)")
     }
 
     /// A TCP server on the host's 127.0.0.1, for the duration of `body`.
@@ -197,7 +212,6 @@ struct LimitsNetworkTests {
         #expect(sandbox.waitFor("ready"))
         sandbox.signal(SIGKILL)
         _ = sandbox.wait()
-        usleep(500_000)
         let text = try String(contentsOfFile: log, encoding: .utf8)
         let pids = text.split(separator: "\n").compactMap { line -> Int? in
             guard line.contains(#""event":"start""#), let r = line.range(of: #""host_pid":"#) else { return nil }
@@ -205,7 +219,9 @@ struct LimitsNetworkTests {
         }
         #expect(pids.count == 2)
         for pid in pids {
-            #expect(hostProcesses(containing: "/proc/\(pid)/ns/user").isEmpty, "slirp4netns for \(pid) is still running")
+            // slirp4netns ends when it sees cell's end of its exit pipe close: a moment later.
+            let left = hostProcessesLeft(containing: "/proc/\(pid)/ns/user")
+            #expect(left.isEmpty, "slirp4netns for \(pid) is still running: \(left)")
         }
     }
 
@@ -231,8 +247,10 @@ struct LimitsNetworkTests {
         // On the host, the sandbox's processes are in cell-ID below the delegated cgroup.
         let children = try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix("cell-") }
         #expect(children.count == 1)
+        // "ready" comes from the shell before it executes sleep: wait until sleep runs.
+        var sleeper: [Int32] = []
+        #expect(eventually { sleeper = hostProcesses(containing: "sleep\0\(marker)"); return !sleeper.isEmpty })
         let procs = (try? String(contentsOfFile: "\(parent)/\(children.first ?? "")/cgroup.procs", encoding: .utf8)) ?? ""
-        let sleeper = hostProcesses(containing: "sleep\0\(marker)")
         #expect(!sleeper.isEmpty && sleeper.allSatisfy { procs.split(separator: "\n").contains(Substring(String($0))) }, "\(procs) vs \(sleeper)")
         sandbox.signal(SIGTERM)
         _ = sandbox.wait()

@@ -106,11 +106,8 @@ enum Sandbox {
 /// A long-running sandbox whose output can be watched and which can be signalled.
 final class RunningSandbox: @unchecked Sendable {
     let process = Process()
-    private let out = Pipe()
-    private let err = Pipe()
-    private let lock = NSLock()
-    private var collected = Data()
-    private var collectedErr = Data()
+    private let out: OutputCollector
+    private let err: OutputCollector
 
     /// `enterCgroup`: a cgroup directory the launching shell moves itself into (as root)
     /// before it drops privileges and executes cell.
@@ -123,65 +120,99 @@ final class RunningSandbox: @unchecked Sendable {
             process.arguments = argv
         }
         process.currentDirectoryURL = URL(fileURLWithPath: "/")
-        process.standardOutput = out
-        process.standardError = err
+        let outPipe = Pipe(), errPipe = Pipe()
+        process.standardOutput = outPipe
+        process.standardError = errPipe
         process.standardInput = FileHandle.nullDevice
-        out.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.lock.lock(); self.collected.append(data); self.lock.unlock()
-        }
-        err.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            guard let self else { return }
-            self.lock.lock(); self.collectedErr.append(data); self.lock.unlock()
-        }
         try process.run()
+        out = OutputCollector(outPipe.fileHandleForReading)
+        err = OutputCollector(errPipe.fileHandleForReading)
     }
 
-    var stdout: String { lock.lock(); defer { lock.unlock() }; return String(decoding: collected, as: UTF8.self) }
-    var stderr: String { lock.lock(); defer { lock.unlock() }; return String(decoding: collectedErr, as: UTF8.self) }
+    var stdout: String { out.text }
+    var stderr: String { err.text }
 
-    /// Waits until stdout contains `text`.
+    /// Waits until stdout contains `text`. Gives up at the end of stdout (everything cell and
+    /// the sandbox wrote has been read by then), not when cell exits: its last output may still
+    /// be in the pipe at that moment.
     func waitFor(_ text: String, timeout: TimeInterval = 20) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if stdout.contains(text) { return true }
-            if !process.isRunning { return stdout.contains(text) }
-            usleep(20_000)
+        var found = false
+        eventually(timeout: timeout) {
+            let ended = out.ended
+            found = stdout.contains(text)
+            return found || ended
         }
-        return false
+        return found
     }
 
     func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
 
     /// Waits for cell to exit and returns its status (128+N for a signal), or nil on timeout.
+    /// Then waits (up to 10 s) for the end of its output, so that `stdout` and `stderr` hold
+    /// everything written before the exit; a sandbox process that outlives cell for a moment
+    /// may keep the pipes open that long.
     func wait(timeout: TimeInterval = 20) -> Int32? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning {
+        if !eventually(timeout: timeout, { !process.isRunning }) {
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
             return nil
         }
-        out.fileHandleForReading.readabilityHandler = nil
-        err.fileHandleForReading.readabilityHandler = nil
+        eventually(timeout: 10) { out.ended && err.ended }
         return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }
 }
 
-/// Host processes whose command line contains `marker` (root sees every process).
-/// The processes still matching `marker` once the kernel has had up to two seconds to end
-/// them (a sandbox's processes die shortly after cell does, not at the same instant).
-func hostProcessesLeft(containing marker: String) -> [Int32] {
-    var left = hostProcesses(containing: marker)
-    for _ in 0..<100 where !left.isEmpty {
-        usleep(20_000)
+/// Reads a pipe to its end on a thread of its own, keeping what arrived so far.
+final class OutputCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private var reachedEnd = false
+
+    init(_ handle: FileHandle) {
+        // The thread holds `handle`, so the descriptor stays open until the end is read.
+        Thread.detachNewThread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { read(handle.fileDescriptor, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                lock.lock()
+                if n > 0 { data.append(contentsOf: buffer[..<n]) } else { reachedEnd = true }
+                lock.unlock()
+                if n <= 0 { return }
+            }
+        }
+    }
+
+    var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: data, as: UTF8.self) }
+    var ended: Bool { lock.lock(); defer { lock.unlock() }; return reachedEnd }
+}
+
+/// Polls `condition` (every 10 ms) until it holds or `timeout` seconds have passed; returns
+/// whether it held. For state that a sandbox, or the kernel, reaches a moment after the event
+/// a test can observe (a marker printed, cell exited): poll for the state itself, with a
+/// deadline, rather than sleep for a fixed time.
+@discardableResult
+func eventually(timeout: TimeInterval = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = ContinuousClock.now + .milliseconds(Int(timeout * 1000))
+    while true {
+        if try condition() { return true }
+        if ContinuousClock.now >= deadline { return false }
+        usleep(10_000)
+    }
+}
+
+/// The host processes still matching `marker` once the kernel has had up to `timeout` seconds
+/// to end them (a sandbox's processes die shortly after cell does, not at the same instant).
+func hostProcessesLeft(containing marker: String, timeout: TimeInterval = 10) -> [Int32] {
+    var left: [Int32] = []
+    eventually(timeout: timeout) {
         left = hostProcesses(containing: marker)
+        return left.isEmpty
     }
     return left
 }
 
+/// Host processes whose command line contains `marker` (root sees every process).
 func hostProcesses(containing marker: String) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
     return entries.compactMap { Int32($0) }.filter { pid in
