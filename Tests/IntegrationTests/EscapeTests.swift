@@ -219,7 +219,7 @@ struct EscapeTests {
 
     @Test("a TCP server on the host's loopback is unreachable")
     func hostLoopback() throws {
-        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         defer { close(server) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)

@@ -141,7 +141,7 @@ struct LimitsNetworkTests {
 
     /// A TCP server on the host's 127.0.0.1, for the duration of `body`.
     static func withHostServer(_ body: (UInt16) throws -> Void) throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
