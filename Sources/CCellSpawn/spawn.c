@@ -16,7 +16,8 @@
  *      build the sandbox (its lock-down clears the ambient set before the command runs);
  *   4. arms PR_SET_PDEATHSIG again after the last credential change (a change of ids clears
  *      it), then checks that the supervisor is still there (it may have died meanwhile);
- *   5. puts its descriptors in place (cell_plan.h: CELL_FD_CONTROL, CELL_FD_REPORT), closes
+ *   5. puts its descriptors in place (cell_plan.h: CELL_FD_CONTROL, CELL_FD_REPORT; /dev/null
+ *      where the caller's terminal was when the command gets a pty of its own), closes
  *      every other one — nothing the caller leaked may reach the sandbox (CVE-2024-21626) —
  *      and executes cell-init from its sealed memfd: never a path in a directory someone could
  *      write (the CVE-2019-5736 class).
@@ -36,7 +37,6 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 __attribute__((noreturn)) static void child_fail(int report_fd, int step, int error) {
@@ -99,6 +99,11 @@ static int trampoline(const struct cell_trampoline *t) {
     if (poll(&control, 1, 0) < 0 || (control.revents & (POLLHUP | POLLRDHUP | POLLERR)))
         child_fail(report, CELL_STEP_SUPERVISOR_GONE, EPIPE);
 
+    /* The caller's terminal never enters the sandbox when the command gets a pty (0-2 are never
+     * the descriptors below: the supervisor keeps its own 0-2 open). */
+    for (int fd = 0; fd < 3; fd++)
+        if (t->stdio[fd] >= 0 && dup3(t->stdio[fd], fd, 0) < 0)
+            child_fail(report, CELL_STEP_DESCRIPTORS, errno);
     /* Above 5 first, so that moving one cannot overwrite another; then into place. */
     int control_fd = fcntl(t->control_fd, F_DUPFD_CLOEXEC, 10);
     int report_fd = fcntl(report, F_DUPFD_CLOEXEC, 10);
@@ -136,15 +141,4 @@ pid_t cell_spawn(const struct cell_trampoline *t) {
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
     errno = error;
     return (pid_t)pid;
-}
-
-int cell_probe_user_namespace(void) {
-    long pid = syscall(SYS_clone, (unsigned long)CLONE_NEWUSER | SIGCHLD, 0, 0, 0, 0);
-    if (pid == 0)
-        _exit(0);
-    if (pid < 0)
-        return -1;
-    while (waitpid((pid_t)pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    return 0;
 }

@@ -174,6 +174,12 @@ public enum ArgumentParser {
         case .planOut:
             guard !value.isEmpty else { throw UsageError("--plan-out needs a file path") }
             options.planOut = value
+        case .tty, .noTTY:
+            let mode: TerminalMode = option == .tty ? .always : .never
+            if let earlier = options.request.terminal, earlier != mode {
+                throw UsageError("--tty and --no-tty contradict each other: give one")
+            }
+            options.request.terminal = mode
         case .asRoot, .asCaller:
             let inside: SandboxIdentity = option == .asRoot ? .root : .caller
             if let earlier = options.request.inside, earlier != inside {
@@ -364,8 +370,10 @@ enum RunOption: String, CaseIterable {
     case planOut = "--plan-out"
     case asRoot = "--as-root"
     case asCaller = "--as-caller"
+    case tty = "--tty"
+    case noTTY = "--no-tty"
 
-    var takesValue: Bool { ![.dryRun, .allowHostLoopback, .asRoot, .asCaller].contains(self) }
+    var takesValue: Bool { ![.dryRun, .allowHostLoopback, .asRoot, .asCaller, .tty, .noTTY].contains(self) }
 
     var valueHint: String {
         switch self {
@@ -392,7 +400,7 @@ enum RunOption: String, CaseIterable {
         case .seccompJSON: return "PATH"
         case .allowSyscall: return "NAME"
         case .denySyscall: return "NAME[:ERRNO]"
-        case .asRoot, .asCaller: return ""
+        case .asRoot, .asCaller, .tty, .noTTY: return ""
         case .planOut: return "PATH"
         }
     }

@@ -39,7 +39,9 @@ enum Help {
         empty home of your own (tmpfs) at your home's path;
       - a fresh /proc showing only its own processes, a network with only 'lo' (up), the
         hostname 'cell';
-      - a new session without a controlling terminal (no TIOCSTI injection into yours);
+      - at a terminal, a terminal of its own: a pty on the sandbox's devpts (job control,
+        window size, Ctrl-C to its foreground job), relayed by cell; the sandbox never holds a
+        descriptor of yours (see --tty, --no-tty);
       - no capabilities in any set (bounding and ambient included), locked securebits,
         no_new_privs;
       - no descriptor of yours above 2; an environment holding only PATH, HOME, USER, LOGNAME,
@@ -95,6 +97,12 @@ enum Help {
       --as-root              uid 0 inside, HOME=/root, for tools that want root; still mapped
                              to nothing but your uid outside (identity = "root")
                              Either way no capability is kept unless --cap-add says so.
+      --tty                  a pty for the command even when cell's stdin and stdout are not
+                             a terminal (profile key: [terminal] mode = "always")
+      --no-tty               no pty: the command gets cell's descriptors as they are, a
+                             terminal included, in a session of its own (mode = "never")
+                             Default ("auto"): those of stdin, stdout and stderr that are a
+                             terminal go through the pty; a redirected one bypasses it.
       --outer-id UID[:GID]   when cell runs as root: the unprivileged host ids the sandbox's
                              root maps to (default 65534:65534); refused for other users
       --dry-run              print the plan and exit without running anything: what cell

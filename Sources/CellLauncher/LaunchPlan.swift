@@ -35,6 +35,8 @@ public struct LaunchPlan: Equatable, Sendable {
     public var network: NetworkMode
     public var publish: [PublishedPort]
     public var allowHostLoopback: Bool
+    /// The command's own pty, if it gets one.
+    public var terminal: TerminalPlan?
 
     public init(
         command: [String],
@@ -54,7 +56,8 @@ public struct LaunchPlan: Equatable, Sendable {
         limits: ResourceLimits = ResourceLimits(),
         network: NetworkMode = .none,
         publish: [PublishedPort] = [],
-        allowHostLoopback: Bool = false
+        allowHostLoopback: Bool = false,
+        terminal: TerminalPlan? = nil
     ) {
         self.command = command
         self.environment = environment
@@ -74,6 +77,7 @@ public struct LaunchPlan: Equatable, Sendable {
         self.network = network
         self.publish = publish
         self.allowHostLoopback = allowHostLoopback
+        self.terminal = terminal
     }
 
     public static let defaultHostname = SandboxDefaults.hostname
@@ -96,6 +100,11 @@ public struct LaunchPlan: Equatable, Sendable {
             lines.append("network:      user (slirp4netns; host loopback \(allowHostLoopback ? "reachable" : "unreachable"))"
                 + (publish.isEmpty ? "" : "; published: " + publish.map(\.description).joined(separator: ", ")))
         }
+        if let terminal {
+            lines.append("terminal:     a pty of its own (\(terminal.rows)x\(terminal.columns)) for "
+                + terminal.descriptors.sorted().map { ["stdin", "stdout", "stderr"][Int($0)] }.joined(separator: ", ")
+                + ", relayed by cell; your terminal stays outside")
+        }
         lines.append("limits:       " + limits.describe().joined(separator: "; "))
         lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)), compiled by libseccomp \(SeccompCompiler.libseccompVersion()) while pid 1 sets up")
         lines.append("audit:        \(auditLogPath.map { "JSON Lines to \($0)" } ?? "a summary on stderr")")
@@ -114,6 +123,9 @@ public struct LaunchPlan: Equatable, Sendable {
         }
         if namespaces.contains(.uts) { records.append(.hostname(hostname)) }
         records.append(.workingDirectory(workingDirectory, fallback: workingDirectoryFallback ?? ""))
+        if let terminal {
+            records.append(.terminal(rows: UInt32(terminal.rows), columns: UInt32(terminal.columns), descriptors: terminal.descriptorBits))
+        }
         records += limits.rlimits.map { limit in
             // RLIMIT_CPU's hard limit is a second later (see ResourceLimits.rlimits).
             .rlimit(resource: UInt32(limit.resource), soft: limit.value,
@@ -129,6 +141,26 @@ public struct LaunchPlan: Equatable, Sendable {
 
     /// The new root only holds mount points and small generated files.
     public static let rootSize: UInt64 = 1 << 20
+}
+
+/// The command's own terminal: a pty pid 1 makes on the sandbox's devpts. cell relays between
+/// its own descriptors and the pty's master; the sandbox never holds a descriptor of the
+/// caller's terminal.
+public struct TerminalPlan: Equatable, Sendable {
+    /// The command's descriptors (0-2) that are the pty's terminal; the others are cell's own,
+    /// as they are (a redirected stdout stays the file).
+    public var descriptors: Set<Int32>
+    /// The size to start with (then it follows the caller's window).
+    public var rows: UInt16
+    public var columns: UInt16
+
+    public init(descriptors: Set<Int32>, rows: UInt16, columns: UInt16) {
+        self.descriptors = descriptors
+        self.rows = rows
+        self.columns = columns
+    }
+
+    var descriptorBits: UInt32 { descriptors.reduce(0) { $0 | 1 << UInt32($1) } }
 }
 
 /// One line of a uid_map or gid_map: `count` ids from `inside` map to ids from `outside`.

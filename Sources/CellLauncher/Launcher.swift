@@ -65,7 +65,8 @@ public enum Launcher {
         // Block the forwarded signals before the sandbox exists and read them from a signalfd:
         // one that arrives while the sandbox is being built waits in the queue and is passed on
         // once pid 1 runs, instead of killing cell mid-way.
-        guard let relay = SignalRelay(signals: forwardedSignals) else {
+        // With a pty, the terminal's own signals (window size, stop, continue) are cell's.
+        guard let relay = SignalRelay(signals: forwardedSignals + (plan.terminal == nil ? [] : TerminalRelay.signals)) else {
             return failed("cannot set up signal forwarding: \(errorText(errno))")
         }
         defer { relay.close() }

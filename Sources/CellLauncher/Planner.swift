@@ -72,6 +72,8 @@ public struct RunRequest: Equatable, Sendable {
     public var allowHostLoopback = false
     /// --as-root / --as-caller; nil: as the profile says (`identity`, default caller).
     public var inside: SandboxIdentity?
+    /// --tty (always) / --no-tty (never); nil: as the profile says (`[terminal] mode`, default auto).
+    public var terminal: TerminalMode?
 
     public init() {}
 }
@@ -180,8 +182,37 @@ public enum Planner {
             limits: limits,
             network: network,
             publish: publish,
-            allowHostLoopback: request.allowHostLoopback || profile.allowHostLoopback)
+            allowHostLoopback: request.allowHostLoopback || profile.allowHostLoopback,
+            terminal: terminal(request.terminal ?? profile.terminal, isTerminal: { isatty($0) == 1 }, windowSize: windowSize))
     }
+}
+
+extension Planner {
+    /// Which of the command's descriptors get a pty of its own: with `auto`, those of cell's
+    /// stdin, stdout and stderr that are a terminal (a redirected one bypasses the pty, as with
+    /// `podman run -t`), so the sandbox never holds a descriptor of the caller's terminal; with
+    /// `always`, stdin and stdout at least. The size is the caller's window's (24x80 without).
+    static func terminal(_ mode: TerminalMode, isTerminal: (Int32) -> Bool,
+                         windowSize: (Int32) -> (rows: UInt16, columns: UInt16)?) -> TerminalPlan? {
+        let terminals = Set((Int32(0)...2).filter(isTerminal))
+        let descriptors: Set<Int32>
+        switch mode {
+        case .never: return nil
+        case .auto:
+            guard !terminals.isEmpty else { return nil }
+            descriptors = terminals
+        case .always: descriptors = terminals.union([0, 1])
+        }
+        let size = terminals.sorted().lazy.compactMap(windowSize).first ?? (24, 80)
+        return TerminalPlan(descriptors: descriptors, rows: size.rows, columns: size.columns)
+    }
+}
+
+/// The window size of the terminal `fd` is, if it is one and knows its size.
+func windowSize(_ fd: Int32) -> (rows: UInt16, columns: UInt16)? {
+    var size = winsize()
+    guard ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_row > 0, size.ws_col > 0 else { return nil }
+    return (size.ws_row, size.ws_col)
 }
 
 /// The running kernel's (major, minor), for Docker profiles' minKernel.

@@ -35,11 +35,21 @@ final class SandboxProcess {
             for fd in maps + control + reports where fd >= 0 { close(fd) }
             throw .setup("cannot create the sandbox's setup pipes: \(errorText(code))")
         }
+        // With a pty for the command, the descriptors it replaces become /dev/null in pid 1:
+        // the caller's terminal never enters the sandbox.
+        let replaced = plan.terminal?.descriptors ?? []
+        let null = replaced.isEmpty ? -1 : open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
+        if !replaced.isEmpty && null < 0 {
+            for fd in maps + control + reports { close(fd) }
+            throw .setup("cannot open /dev/null for the sandbox's side of the terminal: \(errorText(errno))")
+        }
+        func stdio(_ fd: Int32) -> Int32 { replaced.contains(fd) ? null : -1 }
         var trampoline = cell_trampoline(
             pid_namespace: plan.namespaces.contains(.pid) ? 1 : 0, maps_fd: maps[0],
             supervisor_maps_fd: maps[1], supervisor_control_fd: control[0], control_fd: control[1],
             report_fd: reports[1], init_fd: initFD, uid: plan.identity.innerUID, gid: plan.identity.innerGID,
-            drop_groups: plan.identity.denySetgroups ? 0 : 1)
+            drop_groups: plan.identity.denySetgroups ? 0 : 1, stdio: (stdio(0), stdio(1), stdio(2)))
         let pid = cell_spawn(&trampoline)
         let cloneError = errno
         // The child's ends are the child's alone.

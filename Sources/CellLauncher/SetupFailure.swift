@@ -72,6 +72,9 @@ public enum SetupFailure {
             return "the sandbox's pid 1 refused its plan (record \(detail)): \(reason) (cell and its cell-init helper must come from the same build)"
         case CELL_STEP_CHDIR:
             return "cannot enter the working directory \(plan.workingDirectory) inside the sandbox: \(reason)"
+        case CELL_STEP_TERMINAL:
+            return "cannot give the command a terminal of its own (a pty on the sandbox's /dev/pts): \(reason)"
+                + " (a profile without the default filesystem needs a devpts at /dev/pts; or run with --no-tty)"
         case CELL_STEP_HOSTNAME:
             return "cannot set the sandbox's hostname to '\(plan.hostname)': \(reason)"
         case CELL_STEP_SUPERVISOR_GONE, CELL_STEP_WAIT_MAPS, CELL_STEP_HOLD:

@@ -53,6 +53,12 @@ uts = true      # private hostname
 cgroup = true   # the sandbox sees its own cgroup as the root
 time = false    # few programs need their own clocks; off keeps the launch cheapest
 
+[terminal]
+# "auto": when cell runs at a terminal, the command gets a pty of its own (job control, window
+# size, Ctrl-C to its foreground job) and never a descriptor of your terminal; "always" (--tty)
+# even with pipes around cell; "never" (--no-tty) hands cell's descriptors over as they are.
+mode = "auto"
+
 [network]
 mode = "none"   # a private network namespace with only lo, up
 
@@ -180,6 +186,9 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
             "seccomp": .table([
                 "nested_namespaces": .bool(false),
                 "policy": .string("default"),
+            ]),
+            "terminal": .table([
+                "mode": .string("auto"),
             ]),
         ]),
         "network": .table([

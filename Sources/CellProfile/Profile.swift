@@ -13,7 +13,7 @@ public struct Profile: Equatable, Sendable {
             && a.allowSyscalls == b.allowSyscalls && a.denySyscalls == b.denySyscalls && a.seccompRules == b.seccompRules
             && a.nestedNamespaces == b.nestedNamespaces && a.auditLog == b.auditLog && a.limits == b.limits
             && a.publish == b.publish && a.allowHostLoopback == b.allowHostLoopback && a.statusJSON == b.statusJSON
-            && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid && a.identity == b.identity
+            && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid && a.identity == b.identity && a.terminal == b.terminal
     }
 
     public var name: String
@@ -50,6 +50,8 @@ public struct Profile: Equatable, Sendable {
     public var outerID: (uid: UInt32, gid: UInt32)?
     /// Who the command is inside: the caller (default) or root of the sandbox's namespace.
     public var identity: SandboxIdentity
+    /// Whether the command gets a pty of its own (`[terminal] mode`).
+    public var terminal: TerminalMode
 
     /// cell's own defaults: what a profile without `extends` starts from (and what the
     /// built-in `default` profile spells out).
@@ -60,7 +62,7 @@ public struct Profile: Equatable, Sendable {
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
                 denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil,
                 limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false,
-                statusJSON: nil, outerID: nil, identity: .caller)
+                statusJSON: nil, outerID: nil, identity: .caller, terminal: .auto)
     }
 }
 

@@ -87,7 +87,7 @@ struct ProfileDecoder {
     }
 
     static let topLevelKeys = ["description", "extends", "hostname", "cwd", "identity", "outer_id", "namespaces", "network", "filesystem",
-                               "environment", "capabilities", "seccomp", "audit", "limits"]
+                               "environment", "capabilities", "seccomp", "audit", "limits", "terminal"]
     /// Keys of features this version does not have: rejected, never ignored.
     static let notYet: [String: String] = [:]
 
@@ -142,6 +142,15 @@ struct ProfileDecoder {
             }
         }
 
+        if let table = table(document, [], "terminal") {
+            let base: [PathComponent] = [.key("terminal")]
+            checkKeys(table, base, ["mode"])
+            if let mode = string(table, base, "mode") {
+                if let m = TerminalMode(rawValue: mode) { layer.terminal = m } else {
+                    report(base + [.key("mode")], "unknown terminal mode '\(mode)' (auto, always, never)")
+                }
+            }
+        }
         if let table = table(document, [], "network") {
             let base: [PathComponent] = [.key("network")]
             checkKeys(table, base, ["mode", "publish", "publish_add", "publish_remove", "allow_host_loopback"])

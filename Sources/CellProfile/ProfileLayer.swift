@@ -37,6 +37,7 @@ struct ProfileLayer {
     var statusJSON: String?
     var outerID: (uid: UInt32, gid: UInt32)?
     var identity: SandboxIdentity?
+    var terminal: TerminalMode?
 
     /// Applies this layer on top of `profile` (the parent's resolution, or cell's base).
     func apply(to profile: Profile) -> Profile {
@@ -85,6 +86,7 @@ struct ProfileLayer {
         if let v = statusJSON { p.statusJSON = v }
         if let v = outerID { p.outerID = v }
         if let v = identity { p.identity = v }
+        if let v = terminal { p.terminal = v }
         return p
     }
 }

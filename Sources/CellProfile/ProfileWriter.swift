@@ -17,6 +17,9 @@ public enum ProfileWriter {
             out.append("\(ns.rawValue) = \(p.namespaces.contains(ns))")
         }
         out.append("")
+        out.append("[terminal]")
+        out.append("mode = \(quote(p.terminal.rawValue))")
+        out.append("")
         out.append("[network]")
         out.append("mode = \(quote(p.network.rawValue))")
         out.append("publish = \(list(p.publish.map { "\($0.hostPort):\($0.sandboxPort)" }))")

@@ -73,6 +73,9 @@ struct plan {
     int has_caps;
     uint64_t caps; /* kept capabilities; 0 without a CAPS record */
     int hold;
+    int has_terminal;
+    uint32_t terminal_rows, terminal_cols, terminal_std; /* CELL_REC_TERMINAL */
+    char terminal_path[32];                               /* the pty's terminal, once made */
     char **argv; /* NULL-terminated, at least one entry */
     size_t argc;
     char **envp; /* NULL-terminated */
@@ -100,6 +103,8 @@ void report(int kind, int step, int error, int value);
 void warn_report(int step, int error, int value);
 /* A CELL_REPORT_FAILED, then _exit(CELL_EXIT_SETUP_FAILED). */
 __attribute__((noreturn)) void fail(int step, int error, int value);
+/* One byte up CELL_FD_CONTROL carrying `fd` (SCM_RIGHTS); 0, or -1 with errno. */
+int send_up(char byte, int fd);
 
 /* ---- plan.c */
 void plan_init(struct plan *p);
@@ -128,6 +133,9 @@ void set_rlimits(const struct plan *p);
 void drop_capabilities(const struct plan *p);
 void set_no_new_privs(void);
 void load_filters(const struct plan *p);
+
+/* ---- terminal.c: the command's pty (CELL_REC_TERMINAL) */
+void open_terminal(struct plan *p);
 
 /* ---- init.c: starts the command, forwards signals, reaps; returns pid 1's exit status. */
 int run_init(const struct plan *p);

@@ -15,6 +15,7 @@
 #include "cell_init.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -59,9 +60,33 @@ static pid_t start_command(const struct plan *p, const sigset_t *defaults, int *
     posix_spawnattr_setsigdefault(&attr, defaults);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
+    /* With a pty (terminal.c): its terminal on the planned descriptors, opened by path after
+     * the new session is made (posix_spawn runs setsid first) and without O_NOCTTY, which
+     * makes it the command's controlling terminal, its process group the foreground one. */
+    posix_spawn_file_actions_t actions, *use_actions = NULL;
+    if (p->has_terminal && p->terminal_std != 0) {
+        if ((err = posix_spawn_file_actions_init(&actions)) != 0)
+            fail(CELL_STEP_START_COMMAND, err, 0);
+        use_actions = &actions;
+        int first = -1;
+        for (int fd = 0; fd < 3 && err == 0; fd++) {
+            if (!(p->terminal_std & (1u << fd)))
+                continue;
+            if (first < 0) {
+                err = posix_spawn_file_actions_addopen(&actions, fd, p->terminal_path, O_RDWR, 0);
+                first = fd;
+            } else {
+                err = posix_spawn_file_actions_adddup2(&actions, first, fd);
+            }
+        }
+        if (err != 0)
+            fail(CELL_STEP_START_COMMAND, err, 0);
+    }
     pid_t pid = -1;
-    err = posix_spawnp(&pid, p->argv[0], NULL, &attr, p->argv, p->envp);
+    err = posix_spawnp(&pid, p->argv[0], use_actions, &attr, p->argv, p->envp);
     posix_spawnattr_destroy(&attr);
+    if (use_actions)
+        posix_spawn_file_actions_destroy(use_actions);
     /* No process could be made (the RLIMIT_NPROC guard, say): the launch's failure, not the
      * command's. */
     if (err == EAGAIN || err == ENOMEM)

@@ -115,36 +115,6 @@ void set_no_new_privs(void) {
         fail(CELL_STEP_NO_NEW_PRIVS, errno, 0);
 }
 
-/* Sends the listener up the control socket: one byte 'L' carrying it (SCM_RIGHTS). */
-static int send_listener(int listener) {
-    char byte = 'L';
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    memset(&control, 0, sizeof control);
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &listener, sizeof listener);
-    ssize_t n;
-    do {
-        /* MSG_NOSIGNAL: a supervisor gone is an error here, not a SIGPIPE left pending. */
-        n = sendmsg(CELL_FD_CONTROL, &msg, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1 && n >= 0)
-        errno = EIO;
-    return n == 1 ? 0 : -1;
-}
-
 /*
  * The filters, in record order: each one applies to every call after it, this process'
  * included, so this is the last setup step that needs more than reading, writing and spawning.
@@ -170,7 +140,7 @@ void load_filters(const struct plan *p) {
             fail(CELL_STEP_SECCOMP, errno, (int)i);
         if (!f->listener)
             continue;
-        if (send_listener((int)fd) != 0) {
+        if (send_up('L', (int)fd) != 0) {
             int err = errno;
             close((int)fd);
             fail(CELL_STEP_SECCOMP_LISTENER, err, (int)i);

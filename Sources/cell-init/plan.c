@@ -53,6 +53,7 @@ static const struct record_rule rules[] = {
     [CELL_REC_SECCOMP] = {1, 0, 0, PART_FILTERS},
     [CELL_REC_END_FILTERS] = {1, 0, 1, PART_FILTERS},
     [CELL_REC_START] = {1, 0, 1, PART_HOLD},
+    [CELL_REC_TERMINAL] = {1, 0, 1, PART_SETUP},
 };
 _Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 32 bits");
 
@@ -354,6 +355,15 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
     case CELL_REC_HOLD:
         finish(p, &c, index);
         p->hold = 1;
+        break;
+    case CELL_REC_TERMINAL:
+        p->terminal_rows = take_u32(&c);
+        p->terminal_cols = take_u32(&c);
+        p->terminal_std = take_u32(&c);
+        finish(p, &c, index);
+        if (p->terminal_rows > 0xffff || p->terminal_cols > 0xffff || p->terminal_std > 7)
+            refuse(p, EINVAL, index);
+        p->has_terminal = 1;
         break;
     case CELL_REC_ARG: {
         char *arg = take_str(&c, &n);

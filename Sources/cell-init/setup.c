@@ -121,36 +121,40 @@ int main(void) {
     /* 8. The working directory, inside the view (6). */
     enter_working_directory(&plan);
 
-    /* 9. Limits: after the view (which needs many descriptors at once), before the lock-down
-     *    (raising a hard limit needs CAP_SYS_RESOURCE). Hard limits make them final. */
+    /* 9. The command's pty, on the view's own devpts (6); its master goes to the supervisor. */
+    if (plan.has_terminal)
+        open_terminal(&plan);
+
+    /* 10. Limits: after the view (which needs many descriptors at once), before the lock-down
+     *     (raising a hard limit needs CAP_SYS_RESOURCE). Hard limits make them final. */
     set_rlimits(&plan);
 
-    /* 10. Capabilities: once nothing left needs privilege. */
+    /* 11. Capabilities: once nothing left needs privilege. */
     drop_capabilities(&plan);
 
-    /* 11. no_new_privs: before seccomp, which needs it without CAP_SYS_ADMIN (10), and so that
+    /* 12. no_new_privs: before seccomp, which needs it without CAP_SYS_ADMIN (11), and so that
      *     no execve from here on (setuid, file capabilities) grants anything. */
     set_no_new_privs();
 
-    /* 12. Landlock will go here (CELL_REC_LANDLOCK, reserved; plan.c refuses it for now): after
-     *     the last mount (6), which a Landlock domain forbids, after no_new_privs (11), which
-     *     landlock_restrict_self needs without CAP_SYS_ADMIN, and before seccomp (14), which
+    /* 13. Landlock will go here (CELL_REC_LANDLOCK, reserved; plan.c refuses it for now): after
+     *     the last mount (6), which a Landlock domain forbids, after no_new_privs (12), which
+     *     landlock_restrict_self needs without CAP_SYS_ADMIN, and before seccomp (15), which
      *     may deny the landlock_* calls. */
 
-    /* 13. The filters, compiled by the supervisor while 3-12 ran. */
+    /* 14. The filters, compiled by the supervisor while 3-13 ran. */
     plan_read_filters(&plan, CELL_FD_CONTROL);
 
-    /* 14. seccomp last of all the layers: pid 1 itself runs under the filters from here on,
+    /* 15. seccomp last of all the layers: pid 1 itself runs under the filters from here on,
      *     so the calls it still makes (sendmsg and close of the listener, the hold's send and
      *     read, sigaction, the command's spawn, kill, wait4, the reports' write) are few, and
      *     the supervisor's policy must allow them. */
     load_filters(&plan);
 
-    /* 15. Held: the supervisor finishes its side (network attached to the sandbox, say) before
+    /* 16. Held: the supervisor finishes its side (network attached to the sandbox, say) before
      *     the command may run. */
     if (plan.hold)
         plan_hold(&plan, CELL_FD_CONTROL);
 
-    /* 16. The command, and pid 1's life as its init. */
+    /* 17. The command, and pid 1's life as its init. */
     return run_init(&plan);
 }

@@ -22,6 +22,7 @@ struct PlanEncodingTests {
             .mount(MountOperation(kind: .proc, destination: "/proc")),
             .mount(MountOperation(kind: .remountReadOnly, destination: "/proc/sys", optional: true, mustExist: true)),
             .hostname("cell"), .workingDirectory("/home/u", fallback: "/"), .workingDirectory("/w", fallback: ""),
+            .terminal(rows: 30, columns: 100, descriptors: 0b101),
             .rlimit(resource: 4, soft: 0, hard: 0), .rlimit(resource: 0, soft: 60, hard: 61), .capabilities(1 << 10), .hold,
             .argument("sh"), .argument(""), .argument("it's ünïcode"), .environment("PATH=/usr/bin"), .endSetup,
             .seccomp(listener: false, bpf: [6, 0, 0, 0, 0, 0, 0xff, 0x7f]), .seccomp(listener: true, bpf: Array(repeating: 1, count: 16)),
@@ -80,6 +81,23 @@ struct SetupRecordTests {
             .rlimit(resource: UInt32(RLIMIT_CPU.rawValue), soft: 60, hard: 61),
             .capabilities(0), .argument("make"), .argument("test"), .environment("PATH=/usr/bin"), .endSetup,
         ])
+    }
+
+    @Test("a pty is planned for the descriptors that are a terminal (auto), stdin and stdout at least (always), or none")
+    func terminalDecision() {
+        func plan(_ mode: TerminalMode, _ terminals: Set<Int32>) -> TerminalPlan? {
+            Planner.terminal(mode, isTerminal: { terminals.contains($0) }, windowSize: { $0 == 1 ? (40, 120) : nil })
+        }
+        #expect(plan(.auto, [0, 1, 2]) == TerminalPlan(descriptors: [0, 1, 2], rows: 40, columns: 120))
+        // stdout redirected: it bypasses the pty, and the size comes from another terminal (24x80 here).
+        #expect(plan(.auto, [0, 2]) == TerminalPlan(descriptors: [0, 2], rows: 24, columns: 80))
+        #expect(plan(.auto, []) == nil)
+        #expect(plan(.always, []) == TerminalPlan(descriptors: [0, 1], rows: 24, columns: 80))
+        #expect(plan(.never, [0, 1, 2]) == nil)
+        // In pid 1's order: after the working directory, before the limits.
+        let records = self.plan { $0.terminal = TerminalPlan(descriptors: [0, 1], rows: 40, columns: 120) }.setupRecords()
+        let cwd = records.firstIndex { if case .workingDirectory = $0 { return true } else { return false } }
+        #expect(cwd.map { records[$0 + 1] } == .terminal(rows: 40, columns: 120, descriptors: 0b11))
     }
 
     @Test("no mount namespace: no root and no mounts; no uts: no hostname; host network: no lo; user network: held")

@@ -242,6 +242,12 @@ static void test_optional_records(void) {
     empty(CELL_REC_LOOPBACK);
     empty(CELL_REC_HOLD);
     {
+        struct record *r = rec(CELL_REC_TERMINAL);
+        u32(r, 30);
+        u32(r, 100);
+        u32(r, 5);
+    }
+    {
         struct record *r = rec(CELL_REC_CWD);
         str(r, "/home/u");
         str(r, "/");
@@ -252,6 +258,7 @@ static void test_optional_records(void) {
     CHECK(decode());
     CHECK(plan.part == PART_HOLD && plan.hold && plan.loopback);
     CHECK(plan.has_userns_limit && plan.userns_limit == 0);
+    CHECK(plan.has_terminal && plan.terminal_rows == 30 && plan.terminal_cols == 100 && plan.terminal_std == 5);
     CHECK(plan.cwd_fallback && strcmp(plan.cwd_fallback, "/") == 0);
     CHECK(plan.envp == NULL && plan.envc == 0);
     CHECK(plan.filter_count == 0 && !plan.has_caps && plan.caps == 0);
@@ -473,6 +480,17 @@ static void test_setup_refusals(void) {
     header();
     seccomp(0, 8);
     expect_refused("SECCOMP in the setup part", CELL_STEP_PLAN, EINVAL, 1);
+
+    /* A pty for descriptors past 2, or a size a winsize cannot hold. */
+    static const uint32_t bad_terminals[][3] = {{24, 80, 8}, {0x10000, 80, 1}, {24, 0x10000, 1}};
+    for (size_t i = 0; i < sizeof bad_terminals / sizeof bad_terminals[0]; i++) {
+        reset();
+        header();
+        struct record *r = rec(CELL_REC_TERMINAL);
+        for (int f = 0; f < 3; f++)
+            u32(r, bad_terminals[i][f]);
+        expect_refused("a TERMINAL record out of range", CELL_STEP_PLAN, EINVAL, 1);
+    }
 
     reset();
     header();

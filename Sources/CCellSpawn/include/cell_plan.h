@@ -18,9 +18,10 @@
  * the whole plan (CELL_STEP_PLAN, the record's index as the report's value). The encoding is
  * stable: new record types get new numbers; a changed layout bumps CELL_PLAN_VERSION.
  *
- * Up the same socket, pid 1 sends exactly one message when the plan asks for a seccomp
- * listener: one byte 'L' carrying the listener descriptor (SCM_RIGHTS). End of file on the
- * socket, for pid 1, means the supervisor is gone.
+ * Up the same socket, pid 1 sends one byte carrying a descriptor (SCM_RIGHTS) for each thing
+ * the plan asks it to make: 'T' the master of the command's pty (CELL_REC_TERMINAL), during
+ * the setup; 'L' the seccomp listener, after loading the filters; 'H' (no descriptor) when it
+ * holds the command. End of file on the socket, for pid 1, means the supervisor is gone.
  *
  * Reports (struct cell_report, 16 bytes, written whole) go up CELL_FD_REPORT, a pipe whose
  * only writers are the trampoline and cell-init: end of file there means the sandbox is over.
@@ -70,6 +71,10 @@ enum cell_record_type {
                                  * BPF (struct sock_filter[]); filters load in record order */
     CELL_REC_END_FILTERS = 20,  /* (none): every filter has been sent */
     CELL_REC_START = 21,        /* (none): the go-ahead a HOLD waits for */
+    CELL_REC_TERMINAL = 22,     /* u32 rows, u32 cols, u32 std (bit N: the command's descriptor N
+                                 * is the terminal; at most 7): a pty on the sandbox's own devpts,
+                                 * its master sent up ('T'), its terminal the command's
+                                 * controlling terminal */
 };
 
 /* Namespaces nested inside the sandbox's user namespace (CELL_REC_NAMESPACES). The user and
@@ -164,6 +169,7 @@ enum cell_step {
     CELL_STEP_START_COMMAND = 61, /* no process could be made for the command */
     CELL_STEP_EXEC_COMMAND = 62,  /* with CELL_REPORT_EXEC_FAILED */
     CELL_STEP_DUMPABLE = 63,      /* pid 1 making itself not dumpable (runs before 30) */
+    CELL_STEP_TERMINAL = 64,      /* the command's pty: opening, unlocking, sizing, sending it */
 };
 
 enum cell_report_kind {

@@ -35,6 +35,9 @@ struct cell_trampoline {
     uint32_t gid;
     /* 1: drop every supplementary group (only possible when setgroups is allowed: a root caller). */
     int drop_groups;
+    /* What descriptors 0-2 become in the child (-1: the caller's, as they are): /dev/null in
+     * place of the caller's terminal when the command gets a pty of its own. */
+    int stdio[3];
 };
 
 /* Clones the sandbox's pid 1 and runs the trampoline in it. Returns its pid, or -1 with errno
@@ -42,7 +45,7 @@ struct cell_trampoline {
  * thread): PR_SET_PDEATHSIG follows the thread that created the child. */
 pid_t cell_spawn(const struct cell_trampoline *t);
 
-/* Whether the kernel lets this process create a user namespace alone (a child that exits at
+/* (probe.c) Whether the kernel lets this process create a user namespace alone (a child that exits at
  * once): 0, or -1 with errno. Tells a refused user namespace from a refused pid namespace. */
 int cell_probe_user_namespace(void);
 

@@ -87,6 +87,8 @@ public enum PlanEncoding {
             case .rlimit(let resource, let soft, let hard):
                 self.record(CELL_REC_RLIMIT) { $0.u32(resource); $0.u64(soft); $0.u64(hard) }
             case .capabilities(let kept): self.record(CELL_REC_CAPS) { $0.u64(kept) }
+            case .terminal(let rows, let columns, let bits):
+                self.record(CELL_REC_TERMINAL) { $0.u32(rows); $0.u32(columns); $0.u32(bits) }
             case .hold: self.record(CELL_REC_HOLD)
             case .argument(let word): self.record(CELL_REC_ARG) { $0.string(word) }
             case .environment(let entry): self.record(CELL_REC_ENV) { $0.string(entry) }
@@ -172,6 +174,9 @@ public enum PlanEncoding {
                 let resource = try u32(), soft = try u64()
                 return .rlimit(resource: resource, soft: soft, hard: try u64())
             case CELL_REC_CAPS: return .capabilities(try u64())
+            case CELL_REC_TERMINAL:
+                let rows = try u32(), columns = try u32()
+                return .terminal(rows: rows, columns: columns, descriptors: try u32())
             case CELL_REC_HOLD: return .hold
             case CELL_REC_ARG: return .argument(try string())
             case CELL_REC_ENV: return .environment(try string())

@@ -24,6 +24,8 @@ public enum PlanRecord: Equatable, Sendable {
     case rlimit(resource: UInt32, soft: UInt64, hard: UInt64)
     /// Capabilities kept through the lock-down (bit N = capability N).
     case capabilities(UInt64)
+    /// The command's own pty: its size, and which of the command's descriptors 0-2 (bits) it is.
+    case terminal(rows: UInt32, columns: UInt32, descriptors: UInt32)
     /// pid 1 waits, with the command not yet started, until the supervisor sends `start`.
     case hold
     case argument(String)
@@ -51,6 +53,10 @@ public enum PlanRecord: Equatable, Sendable {
             return "rlimit        \(ResourceLimits.rlimitName(resource)) soft=\(soft) hard=\(hard)"
         case .capabilities(let kept):
             return "capabilities  keep: \(kept == 0 ? "none" : Capabilities.names(kept).joined(separator: " ")); bounding set dropped, securebits locked; then no_new_privs"
+        case .terminal(let rows, let columns, let bits):
+            let names = ["stdin", "stdout", "stderr"].enumerated().filter { bits & (1 << UInt32($0.offset)) != 0 }.map(\.element)
+            return "terminal      a pty on the sandbox's devpts, \(rows)x\(columns), master to the supervisor; the command's "
+                + (names.isEmpty ? "controlling terminal only" : names.joined(separator: ", ") + " and controlling terminal")
         case .hold: return "hold          the command waits for the supervisor's start (the network comes first)"
         case .argument(let word): return "arg           \(shellQuoted(word))"
         case .environment(let entry): return "env           \(entry)"

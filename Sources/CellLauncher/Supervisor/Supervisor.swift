@@ -4,9 +4,9 @@ import CellPolicy
 import Glibc
 
 /// The parent of the sandbox for as long as it runs: passes signals on to pid 1, reads the
-/// sandbox's reports, takes the seccomp listener pid 1 sends and answers its notifications
-/// (writing each audit event *before* it answers), lets a held command start, enforces the
-/// timeout, reaps pid 1 and maps the end to an exit status.
+/// sandbox's reports, takes the seccomp listener pid 1 sends and has its notifications audited
+/// and answered (CellAudit's ViolationAuditor), relays the command's pty (TerminalRelay), lets a
+/// held command start, enforces the timeout, reaps pid 1 and maps the end to an exit status.
 final class Supervisor {
     let plan: LaunchPlan
     let sandbox: SandboxProcess
@@ -21,6 +21,7 @@ final class Supervisor {
     private(set) var limitsHit: [String] = []
     private var listenerFD: Int32 = -1
     private var auditor: ViolationAuditor?
+    private var terminal: TerminalRelay?
     private var timedOut = false
     private var ending: SandboxEnd?
     private var setupFailure: SandboxEnd?
@@ -53,6 +54,9 @@ final class Supervisor {
                    pollfd(fd: sandbox.control, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: -1, events: Int16(POLLIN), revents: 0)]
         loop: while true {
+            // Entries 4-6: the terminal relay's (stdin, the pty's master, stdout), when there is one.
+            fds.removeSubrange(4...)
+            fds += terminal?.pollDescriptors ?? []
             let now = monotonicMilliseconds()
             if let t = termAt, now >= t {
                 termAt = nil
@@ -76,7 +80,12 @@ final class Supervisor {
                 if fds[3].revents & Int16(POLLIN) != 0 { handleNotification() } else { fds[3].fd = -1 }
             }
             if fds[1].revents & Int16(POLLIN) != 0 {
-                while let signal = relay.next() { kill(sandbox.pid, signal) }
+                while let signal = relay.next() { passOn(signal) }
+            }
+            if let terminal, fds.count == 7 {
+                // False when the master is gone, which only the sandbox's end does: its report
+                // (fds[0]) ends the loop.
+                _ = terminal.handle(fds[4...6])
             }
             if fds[2].revents != 0 {
                 if !readControl() { fds[2].fd = -1 }
@@ -86,6 +95,8 @@ final class Supervisor {
         }
         // cell-init has exited (its report pipe closed) or cannot be waited for any longer.
         let initStatus = sandbox.reap()
+        terminal?.finish()
+        terminal = nil
         if let killedBy { return killedBy }
         if let setupFailure { return setupFailure }
         if timedOut { return .timedOut }
@@ -113,6 +124,8 @@ final class Supervisor {
         case UInt8(ascii: "L") where fd >= 0 && listenerFD < 0:
             listenerFD = fd
             auditor = ViolationAuditor(listener: fd, decisions: decisions, log: audit)
+        case UInt8(ascii: "T") where fd >= 0 && terminal == nil && plan.terminal != nil:
+            terminal = TerminalRelay(master: fd, plan: plan.terminal!)
         case UInt8(ascii: "H"):
             if let problem = whenHeld() {
                 killedBy = .setupFailed(problem)
@@ -127,6 +140,20 @@ final class Supervisor {
             sandbox.kill()
         }
         return true
+    }
+
+    /// A signal cell received: the terminal's own (window size, stop, continue) for the relay,
+    /// every other one for the sandbox's pid 1, which passes it on to the command.
+    private func passOn(_ signal: Int32) {
+        guard plan.terminal != nil, TerminalRelay.signals.contains(signal) else {
+            kill(sandbox.pid, signal)
+            return
+        }
+        if let terminal {
+            terminal.handle(signal: signal)
+        } else if signal != SIGWINCH && signal != SIGCONT {
+            kill(getpid(), SIGSTOP) // stopped before the pty exists: nothing to restore
+        }
     }
 
     /// The rlimits that end a process with a signal of their own say so.
