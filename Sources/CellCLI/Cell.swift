@@ -13,6 +13,10 @@ public enum Cell {
         for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) < 0 {
             _ = open("/dev/null", O_RDWR)
         }
+        // A closed pipe on cell's output is an error to handle (EPIPE: the command's output is
+        // dropped, cell still reports its status and restores the terminal), never a death by
+        // SIGPIPE halfway. Its children reset every disposition (cell-init, slirp4netns).
+        signal(SIGPIPE, SIG_IGN)
         let command: CellCommand
         do {
             command = try ArgumentParser.parse(arguments)

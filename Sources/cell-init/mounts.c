@@ -301,8 +301,12 @@ static void mount_new(int root, const struct plan_mount *m, int create, int inde
         mnt = new_mount("mqueue", NULL, 0, attrs | MOUNT_ATTR_NOEXEC);
     } else {
         /* A private instance: the host's ptys are not in it. */
-        static const struct fs_option devpts[] = {{"newinstance", NULL}, {"ptmxmode", "0666"}, {"mode", "0620"}};
-        mnt = new_mount("devpts", devpts, 3, (attrs & ~(unsigned int)MOUNT_ATTR_NODEV) | MOUNT_ATTR_NOEXEC);
+        /* max: every devpts instance but the host's draws on one pool (kernel.pty.max less
+         * kernel.pty.reserve, 3072 by default); without a cap one sandbox could take all of it,
+         * and every other sandbox's terminal, podman's, a new ssh login's with it. */
+        static const struct fs_option devpts[] = {
+            {"newinstance", NULL}, {"ptmxmode", "0666"}, {"mode", "0620"}, {"max", "64"}};
+        mnt = new_mount("devpts", devpts, 4, (attrs & ~(unsigned int)MOUNT_ATTR_NODEV) | MOUNT_ATTR_NOEXEC);
     }
     if (mnt < 0 || attach(mnt, target) != 0)
         fail(CELL_STEP_MOUNT_OP, errno, index);

@@ -19,12 +19,18 @@ struct TerminalTests {
     master, slave = os.openpty()
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack('HHHH', spec['rows'], spec['cols'], 0, 0))
     path = os.ttyname(slave)
+    if spec.get('owner') is not None:  # a login terminal belongs to its user: so does this one
+        os.fchown(slave, spec['owner'], -1)
     before = termios.tcgetattr(master)
     def session():
         os.setsid()
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-    cell = subprocess.Popen(spec['argv'], stdin=slave, stdout=slave, stderr=slave if spec.get('stderr_tty', True) else subprocess.PIPE,
+    started = time.time()
+    stdout = subprocess.PIPE if spec.get('stdout_pipe') else slave
+    cell = subprocess.Popen(spec['argv'], stdin=slave, stdout=stdout, stderr=slave if spec.get('stderr_tty', True) else subprocess.PIPE,
                             preexec_fn=session)
+    if spec.get('stdout_pipe'):
+        cell.stdout.read(1); cell.stdout.close()  # like `| head -c1`
     os.close(slave)
     out, seen, holders = b'', 0, None
     deadline = time.time() + spec.get('timeout', 30)
@@ -66,37 +72,47 @@ struct TerminalTests {
                         except OSError:
                             continue
                 continue
+        if not spec.get('read', True):  # a terminal nobody reads: its buffer fills up
+            if cell.poll() is not None: break
+            time.sleep(0.05); continue
         if not pump(0.05) and cell.poll() is not None:
             break
-    while pump(0.2):  # what is left
+    drain_until = time.time() + 2
+    while time.time() < drain_until and pump(0.2):  # what is left, not waiting for ever
         pass
     try:
         status = cell.wait(timeout=max(1, deadline - time.time()))
     except subprocess.TimeoutExpired:
-        cell.kill(); status = 'hung'
+        # What every process of the sandbox was doing, for the report.
+        diag = subprocess.run(['ps', '-e', '--forest', '-o', 'pid,pgid,tpgid,stat,wchan:24,cmd'], capture_output=True, text=True).stdout
+        steps.append({'diag': diag})
+        cell.kill(); status = None
     err = cell.stderr.read().decode(errors='replace') if cell.stderr else ''
-    print(json.dumps({'out': out.decode(errors='replace'), 'status': status, 'modes_same': termios.tcgetattr(master) == before,
+    print(json.dumps({'out': out.decode(errors='replace'), 'status': status, 'seconds': time.time() - started, 'modes_same': termios.tcgetattr(master) == before,
                       'holders': holders, 'left': steps, 'stderr': err}))
     """#
 
     struct Outcome: Decodable {
         var out: String
-        var status: Int?
+        var status: Int? // nil: cell did not exit ("hung")
+        var seconds: Double
         var modes_same: Bool
         var holders: [String]?
         var left: [[String: String]]?
         var stderr: String
     }
 
-    static func onTerminal(_ command: [String], options: [String] = [], steps: [[String: Any]] = [],
-                           rows: Int = 30, cols: Int = 100, stderrIsTerminal: Bool = true, timeout: Int = 30) throws -> Outcome {
+    static func onTerminal(_ command: [String], options: [String] = [], steps: [[String: Any]] = [], rows: Int = 30, cols: Int = 100,
+                           stderrIsTerminal: Bool = true, stdoutPipe: Bool = false, reading: Bool = true, timeout: Int = 30) throws -> Outcome {
         let argv = Sandbox.dropPrivileges + [Sandbox.cell, "run"] + options + ["--"] + command
-        let spec: [String: Any] = ["argv": argv, "steps": steps, "rows": rows, "cols": cols, "stderr_tty": stderrIsTerminal, "timeout": timeout]
+        let spec: [String: Any] = ["argv": argv, "steps": steps, "rows": rows, "cols": cols, "stderr_tty": stderrIsTerminal,
+                                   "stdout_pipe": stdoutPipe, "read": reading, "timeout": timeout,
+                                   "owner": Sandbox.isRoot ? Int(Sandbox.callerUID) : NSNull()]
         let json = String(decoding: try JSONSerialization.data(withJSONObject: spec), as: UTF8.self)
         let r = Sandbox.execute(["python3", "-c", driver, json], timeout: TimeInterval(timeout + 15))
         guard let outcome = try? JSONDecoder().decode(Outcome.self, from: Data(r.stdout.utf8)) else {
             Issue.record("the terminal driver failed: \(r.stdout) \(r.stderr)")
-            return Outcome(out: "", status: nil, modes_same: false, holders: nil, left: nil, stderr: "")
+            return Outcome(out: "", status: nil, seconds: 0, modes_same: false, holders: nil, left: nil, stderr: "")
         }
         return outcome
     }
@@ -129,7 +145,11 @@ struct TerminalTests {
         // Each job says when it runs (its output differs from the typed line, which the
         // terminal echoes): a key sent before the job has the terminal would reach bash instead.
         let first = "sh -c 'echo run\"\"ning; exec sleep 30'\r"
-        let second = "sh -c 'trap \"echo re\"\"sumed\" CONT; echo run\"\"ning; while :; do sleep 0.1; done'\r"
+        // One process (no shell loop with children): it prints when it runs and when continued.
+        // os.write, not print, in the handler: a SIGCONT arriving inside print's own write
+        // would make print re-enter itself (RuntimeError: reentrant call).
+        let second = "python3 -c \"import os, signal, time; signal.signal(signal.SIGCONT, lambda *a: os.write(1, b're' b'sumed\\\\n')); "
+            + "os.write(1, b'run' b'ning\\\\n'); time.sleep(60)\"\r"
         let r = try Self.onTerminal(["bash", "--norc", "--noprofile", "-i"], steps: [
             ["wait": "$ "], ["send": first], ["wait": "running"], ["send": "\u{03}"],
             ["wait": "$ "], ["send": "echo alive-$?\r"], ["wait": "alive-130"],
@@ -171,5 +191,25 @@ struct TerminalTests {
         // --tty without any terminal around cell: the command still gets one.
         let forced = Sandbox.run(["sh", "-c", "tty"], options: ["--tty"])
         #expect(forced.status == 0 && forced.stdout.hasPrefix("/dev/pts/0"), "\(forced.stdout) \(forced.stderr)")
+    }
+
+    @Test("a terminal nobody reads, or a closed pipe on stdout, cannot stall cell: the timeout holds, the command is hung up")
+    func outputThatCannotBeWritten() throws {
+        // A flood into a terminal whose reader is gone: cell's writes would block; its timeout
+        // must still end the sandbox on time.
+        let flood = try Self.onTerminal(["sh", "-c", "exec yes AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"],
+                                        options: ["--timeout", "1", "--kill-after", "1"], reading: false, timeout: 20)
+        #expect(flood.status == 124 && flood.seconds < 6 && flood.modes_same, "\(flood.status ?? -1) after \(flood.seconds) s")
+        // --tty with stdout a pipe its reader closed (`cell run --tty -- yes | head -c1`): the
+        // command is hung up (129), cell does not die of SIGPIPE, and the modes come back.
+        let piped = try Self.onTerminal(["yes"], options: ["--tty"], stdoutPipe: true, timeout: 20)
+        #expect(piped.status == 129 && piped.modes_same, "\(piped)")
+    }
+
+    @Test("one sandbox cannot take every pty of the host: its devpts holds at most 64")
+    func ptyLimit() {
+        let script = "import os\nn = 0\ntry:\n    while True: os.open('/dev/ptmx', os.O_RDWR | os.O_NOCTTY); n += 1\nexcept OSError as e:\n    print(n, e.strerror)"
+        let r = Sandbox.run(["python3", "-c", script], options: ["--no-tty", "--open-files", "1024"])
+        #expect(r.stdout == "64 No space left on device\n", "\(r.stdout) \(r.stderr)")
     }
 }

@@ -86,6 +86,7 @@ final class Supervisor {
                 // False when the master is gone, which only the sandbox's end does: its report
                 // (fds[0]) ends the loop.
                 _ = terminal.handle(fds[4...6])
+                if terminal.takeHangUp() { kill(sandbox.pid, SIGHUP) }
             }
             if fds[2].revents != 0 {
                 if !readControl() { fds[2].fd = -1 }
