@@ -76,25 +76,28 @@ public struct AuditDigest {
         }
     }
 
+    /// Every value comes from the log, whose paths and commands the sandbox chose: each is
+    /// escaped (TerminalText), so none can forge a line or hide one on a terminal.
     public func render() -> String {
+        func e(_ text: String) -> String { TerminalText.escaped(text) }
         var out = ""
         for s in sandboxes {
-            out += "sandbox \(s.id)"
-            if let started = s.started { out += "  started \(started)" }
+            out += "sandbox \(e(s.id))"
+            if let started = s.started { out += "  started \(e(started))" }
             out += "\n"
             if !s.command.isEmpty { out += "  command:  \(s.command.map(Self.quoted).joined(separator: " "))\n" }
-            if let profile = s.profile { out += "  profile:  \(profile)\(s.policy.map { " (seccomp: \($0))" } ?? "")\n" }
+            if let profile = s.profile { out += "  profile:  \(e(profile))\(s.policy.map { " (seccomp: \(e($0)))" } ?? "")\n" }
             if let ended = s.ended {
-                out += "  ended:    \(ended)\(s.durationMilliseconds.map { " after \(Self.duration($0))" } ?? "")\n"
+                out += "  ended:    \(e(ended))\(s.durationMilliseconds.map { " after \(Self.duration($0))" } ?? "")\n"
             } else {
                 out += "  ended:    (no exit event: still running, or the supervisor was killed)\n"
             }
-            for e in s.errors { out += "  error:    \(e)\n" }
+            for error in s.errors { out += "  error:    \(e(error))\n" }
             let total = s.violations.reduce(0) { $0 + $1.count }
             out += "  violations: \(total)\n"
             for v in s.violations.sorted(by: { $0.count > $1.count }) {
-                out += "    \(v.syscall) \(v.action) ×\(v.count)"
-                if !v.paths.isEmpty { out += "  \(v.paths.joined(separator: ", "))" }
+                out += "    \(e(v.syscall)) \(e(v.action)) ×\(v.count)"
+                if !v.paths.isEmpty { out += "  \(v.paths.map(e).joined(separator: ", "))" }
                 out += "\n"
             }
         }
@@ -107,11 +110,7 @@ public struct AuditDigest {
         if plain { return word }
         var out = "'"
         for c in word {
-            switch c {
-            case "'": out += "'\\''"
-            case "\n": out += "\\n"
-            default: out.append(c)
-            }
+            if c == "'" { out += "'\\''" } else { out += TerminalText.escaped(String(c)) }
         }
         return out + "'"
     }

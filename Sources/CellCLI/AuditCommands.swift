@@ -7,11 +7,11 @@ import Glibc
 enum AuditCommands {
     static func summary(_ path: String) -> Int32 {
         guard let text = readSmallFile(path, limit: 256 << 20) else {
-            writeAll(2, "cell: cannot read the audit log \(path): \(errorText(errno))\n")
+            reportLine("cannot read the audit log \(path): \(errorText(errno))")
             return SandboxEnd.setupFailureStatus
         }
         let digest = AuditDigest(text: text)
-        for problem in digest.problems { writeAll(2, "cell: \(path):\(problem)\n") }
+        for problem in digest.problems { reportLine("\(path):\(problem)") }
         writeAll(1, digest.render())
         return digest.problems.isEmpty ? 0 : SandboxEnd.setupFailureStatus
     }

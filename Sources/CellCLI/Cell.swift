@@ -49,7 +49,7 @@ public enum Cell {
         do {
             profile = try ProfileCommands.loader().resolve(options.profile ?? "default")
         } catch {
-            for diagnostic in error.diagnostics { writeAll(2, "cell: \(diagnostic)\n") }
+            for diagnostic in error.diagnostics { reportLine("\(diagnostic)") }
             return SandboxEnd.setupFailureStatus
         }
         let plan: LaunchPlan
@@ -64,26 +64,26 @@ public enum Cell {
             return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
         }
         let outcome = Launcher.run(plan, initHelper: helper, version: version)
-        for note in outcome.notes { writeAll(2, "cell: note: \(note)\n") }
+        for note in outcome.notes { reportLine("note: \(note)") }
         switch outcome.end {
         case .setupFailed(let message):
-            writeAll(2, "cell: \(message)\n")
+            reportLine(message)
         case .commandNotExecutable(let code):
             let name = plan.command[0]
-            writeAll(2, code == ENOENT
-                ? "cell: \(name): command not found in the sandbox (PATH=\(pathInside(plan)))\n"
-                : "cell: \(name): cannot execute: \(errorText(code))\n")
+            reportLine(code == ENOENT
+                ? "\(name): command not found in the sandbox (PATH=\(pathInside(plan)))"
+                : "\(name): cannot execute: \(errorText(code))")
         case .killedByPolicy(let syscall):
-            writeAll(2, "cell: the sandbox was killed: \(syscall) matches a kill rule of the seccomp policy (profile '\(plan.profileName)')\n")
+            reportLine("the sandbox was killed: \(syscall) matches a kill rule of the seccomp policy (profile '\(plan.profileName)')")
         default:
             break
         }
         if let summary = outcome.auditSummary {
-            writeAll(2, "cell: \(summary) (record them all with --audit-log PATH)\n")
+            reportLine("\(summary) (record them all with --audit-log PATH)")
         }
         if let path = plan.statusJSONPath,
            let code = writeWholeFile(path, StatusReport.json(plan: plan, outcome: outcome)) {
-            writeAll(2, "cell: cannot write --status-json \(path): \(errorText(code))\n")
+            reportLine("cannot write --status-json \(path): \(errorText(code))")
         }
         return outcome.end.exitStatus
     }
@@ -105,9 +105,10 @@ public enum Cell {
         } catch {
             return fail("the plan does not read back: \(error)")
         }
-        var text = plan.describe() + "\n\npid 1 (cell-init) executes, in this order:\n"
+        var text = plan.describe().split(separator: "\n").map { TerminalText.escaped(String($0)) }.joined(separator: "\n")
+            + "\n\npid 1 (cell-init) executes, in this order:\n"
         for (index, record) in records.enumerated() {
-            text += String(repeating: " ", count: max(0, 3 - String(index + 1).count)) + "\(index + 1). \(record.summary)\n"
+            text += String(repeating: " ", count: max(0, 3 - String(index + 1).count)) + "\(index + 1). \(TerminalText.escaped(record.summary))\n"
         }
         text += "\nseccomp filters (libseccomp pseudo-code):\n" + SeccompCompiler.pseudoCode(filters)
         writeAll(1, text)
@@ -119,7 +120,7 @@ public enum Cell {
     }
 
     static func fail(_ message: String) -> Int32 {
-        writeAll(2, "cell: \(message)\n")
+        reportLine(message)
         return SandboxEnd.setupFailureStatus
     }
 }

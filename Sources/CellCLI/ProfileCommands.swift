@@ -42,7 +42,7 @@ enum ProfileCommands {
             writeAll(1, ProfileWriter.toml(try loader().resolve(name)))
             return 0
         } catch {
-            for diagnostic in error.diagnostics { writeAll(2, "cell: \(diagnostic)\n") }
+            for diagnostic in error.diagnostics { reportLine("\(diagnostic)") }
             return SandboxEnd.setupFailureStatus
         }
     }
@@ -56,10 +56,10 @@ enum ProfileCommands {
             let path = ProfileLoader.isPath(file) ? file : "./" + file
             do {
                 _ = try loader.resolve(path)
-                writeAll(1, "\(file): ok\n")
+                writeAll(1, TerminalText.escaped(file) + ": ok\n")
             } catch {
                 failed = true
-                for diagnostic in error.diagnostics { writeAll(2, "\(diagnostic)\n") }
+                for diagnostic in error.diagnostics { writeAll(2, TerminalText.escaped("\(diagnostic)") + "\n") }
             }
         }
         return failed ? SandboxEnd.setupFailureStatus : 0

@@ -252,7 +252,8 @@ public enum JSONField: Sendable {
             case "\n": out += "\\n"
             case "\r": out += "\\r"
             case "\t": out += "\\t"
-            case let c where c.value < 0x20 || c.value == 0x7f:
+            // C1 controls too: a log or a profile shown with cat must not drive the terminal.
+            case let c where c.value < 0x20 || (0x7f...0x9f).contains(c.value):
                 let hex = String(c.value, radix: 16)
                 out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: out.unicodeScalars.append(scalar)

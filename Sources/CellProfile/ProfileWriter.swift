@@ -5,7 +5,7 @@ import CellPolicy
 public enum ProfileWriter {
     public static func toml(_ p: Profile) -> String {
         var out: [String] = []
-        out.append("# The profile '\(p.name)', resolved: extends followed, defaults filled in, variables expanded.")
+        out.append("# The profile '\(TerminalText.escaped(p.name))', resolved: extends followed, defaults filled in, variables expanded.")
         out.append("description = \(quote(p.description))")
         out.append("hostname = \(quote(p.hostname))")
         if let cwd = p.workingDirectory { out.append("cwd = \(quote(cwd))") }

@@ -111,3 +111,14 @@ struct PolicyDecisionTests {
         #expect(PolicyDecisions(policyName: "s", defaultAction: .errno(1), rules: []).decide(number: 1, args: []) == .errno(1))
     }
 }
+
+/// Strings from logs, profiles and the sandbox, printed on a terminal.
+struct TerminalTextTests {
+    @Test("every C0 control, DEL and C1 control becomes visible; the rest is left alone")
+    func escapes() {
+        #expect(TerminalText.escaped("plain /path ünï ✓") == "plain /path ünï ✓")
+        #expect(TerminalText.escaped("a\u{1b}[8mb\nc\td\r\u{07}\u{7f}\u{9b}\u{85}") == "a\\e[8mb\\nc\\td\\r\\x07\\x7f\\x9b\\x85")
+        // The log's own JSON escapes C1 too, so `cat` of a log cannot drive the terminal.
+        #expect(JSONField.quote("\u{9b}2J\u{1b}") == "\"\\u009b2J\\u001b\"")
+    }
+}

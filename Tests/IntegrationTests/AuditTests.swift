@@ -193,4 +193,30 @@ struct AuditTests {
         #expect(lines.contains("    unshare denied ×1"))
         #expect(lines.contains("  violations: 0"))
     }
+
+    @Test("a path the sandbox chose cannot drive the terminal: cell audit summary and the log escape every control")
+    func terminalEscapesInPaths() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/a.jsonl"
+        // The attack: a title, then "conceal" (ESC[8m) to hide the rest, then a forged line
+        // and a C1 CSI (U+009B) — in the path of a denied call, which the log records.
+        let script = #"""
+        import os
+        try:
+            os.chroot('/x\x1b]0;pwned\x07\x1b[8m\nsandbox forged\n  violations: 0\x9b2J')
+        except OSError:
+            pass
+        """#
+        _ = Sandbox.run(["python3", "-c", script], options: ["--audit-log", log])
+        let raw = try String(contentsOfFile: log, encoding: .utf8)
+        // The path is in the log (the attack reached cell), as JSON escapes only.
+        #expect(raw.contains("\\u001b]0;pwned\\u0007") && raw.contains("\\u009b2J"), "\(raw)")
+        #expect(!raw.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 || $0.value == 0x9b })
+        let r = Sandbox.execute([Sandbox.cell, "audit", "summary", log])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" || (0x7f...0x9f).contains($0.value) }, "\(r.stdout)")
+        #expect(r.stdout.contains("chroot denied ×1  /x\\e]0;pwned\\x07\\e[8m\\nsandbox forged\\n  violations: 0\\x9b2J"), "\(r.stdout)")
+        #expect(r.stdout.split(separator: "\n").filter { $0.hasPrefix("sandbox ") }.count == 1)
+    }
 }

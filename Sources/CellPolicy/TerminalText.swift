@@ -1,0 +1,33 @@
+/// Text from elsewhere — a log, a profile, a path the sandbox chose — made safe to print on a
+/// terminal: every C0 control (newline and tab included), DEL and C1 control becomes a visible
+/// escape, so a string can neither move the cursor, set a title, hide the text after it
+/// (ESC[8m) nor forge a line of its own. Everything else prints as it is.
+public enum TerminalText {
+    public static func escaped(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            case "\r": out += "\\r"
+            case "\u{1b}": out += "\\e"
+            case _ where isControl(scalar):
+                let hex = String(scalar.value, radix: 16)
+                out += scalar.value < 0x100 ? "\\x" + (hex.count < 2 ? "0" : "") + hex : "\\u{\(hex)}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+
+    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
+    }
+}
+
+/// One line on stderr, `cell: MESSAGE`, with everything in it that came from elsewhere escaped
+/// (a message names paths, commands and keys the user or the sandbox chose).
+public func reportLine(_ message: String) {
+    writeAll(2, "cell: " + TerminalText.escaped(message) + "\n")
+}
