@@ -25,21 +25,27 @@ public final class AuditLog {
     private var suppressed: [String: (fields: [(String, JSONField)], count: Int)] = [:]
     private var suppressedOrder: [String] = []
 
-    /// Opens (appends to, creating 0600) the audit file, or keeps events in memory only.
+    /// Opens (appends to, creating 0600) the audit file, or keeps events in memory only. The file
+    /// is opened as every report file is (ReportFile): no symlink, no FIFO, yours.
     public init(path: String?, sandbox: String = AuditClock.sandboxID(), burst: Int = 20) throws(AuditError) {
         self.sandbox = sandbox
         self.path = path
         self.burst = burst
         if let path {
-            let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
-            guard fd >= 0 else { throw AuditError(message: "cannot open the audit log \(path): \(String(cString: strerror(errno)))") }
-            self.fd = fd
+            do {
+                file = try ReportFile.open(path, what: "the audit log", append: true)
+            } catch {
+                throw AuditError(message: error.message)
+            }
         } else {
-            self.fd = nil
+            file = nil
         }
+        fd = file?.fd
     }
 
-    deinit { if let fd { close(fd) } }
+    private let file: ReportFile.Opened?
+
+    deinit { if let file { ReportFile.release(file) } }
 
     /// Writes one event (one write call). Throws if the file cannot take it.
     public func write(_ event: String, _ fields: [(String, JSONField)]) throws(AuditError) {

@@ -63,6 +63,18 @@ public enum Cell {
         guard let helper = InitHelper.locate() else {
             return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
         }
+        // The status report's file is opened now, before the sandbox exists (ReportFile): what the
+        // sandbox leaves at that path cannot redirect the report or hold cell.
+        var statusFile: ReportFile.Opened?
+        if let path = plan.statusJSONPath {
+            do {
+                statusFile = try ReportFile.open(path, what: "--status-json", append: false)
+            } catch {
+                return fail(error.message)
+            }
+        }
+        defer { statusFile.map(ReportFile.release) }
+        for note in writableReportNotes(plan) { reportLine("note: \(note)") }
         let outcome = Launcher.run(plan, initHelper: helper, version: version)
         for note in outcome.notes { reportLine("note: \(note)") }
         switch outcome.end {
@@ -81,9 +93,10 @@ public enum Cell {
         if let summary = outcome.auditSummary {
             reportLine("\(summary) (record them all with --audit-log PATH)")
         }
-        if let path = plan.statusJSONPath,
-           let code = writeWholeFile(path, StatusReport.json(plan: plan, outcome: outcome)) {
-            reportLine("cannot write --status-json \(path): \(errorText(code))")
+        if let statusFile, let code = ReportFile.replaceContents(statusFile, Array(StatusReport.json(plan: plan, outcome: outcome).utf8)) {
+            reportLine(code == ESTALE
+                ? "--status-json \(statusFile.path) was replaced while the sandbox ran (it is in a directory the sandbox can write?): the report is not there"
+                : "cannot write --status-json \(statusFile.path): \(errorText(code))")
         }
         return outcome.end.exitStatus
     }
@@ -97,8 +110,12 @@ public enum Cell {
             filters = try SeccompCompiler.compileFilters(plan.seccomp, pseudoCode: true)
             let bytes = PlanEncoding.header + PlanEncoding.encode(plan.setupRecords() + filters.records)
             records = try PlanEncoding.decode(bytes)
-            if let planOut, let code = writeWholeFile(planOut, bytes) {
-                return fail("cannot write --plan-out \(planOut): \(errorText(code))")
+            if let planOut {
+                let file = try ReportFile.open(planOut, what: "--plan-out", append: false)
+                defer { ReportFile.release(file) }
+                if let code = ReportFile.replaceContents(file, bytes) {
+                    return fail("cannot write --plan-out \(planOut): \(errorText(code))")
+                }
             }
         } catch let error as LaunchError {
             return fail(error.message)
@@ -113,6 +130,18 @@ public enum Cell {
         text += "\nseccomp filters (libseccomp pseudo-code):\n" + SeccompCompiler.pseudoCode(filters)
         writeAll(1, text)
         return 0
+    }
+
+    /// A report file the sandbox can reach through a writable bind: it may replace it while it
+    /// runs (the report then goes to the file cell opened, which is no longer at the path).
+    static func writableReportNotes(_ plan: LaunchPlan) -> [String] {
+        // Writable directories only: a device bound writable (/dev/full) holds no files.
+        let writable = plan.mounts.filter { $0.kind == .bind && !$0.readOnly && $0.expectedType == UInt32(S_IFDIR) }.compactMap(\.source)
+        return [("--audit-log", plan.auditLogPath), ("--status-json", plan.statusJSONPath)].compactMap { option, path in
+            guard let path, let absolute = SandboxPath.normalize(path, relativeTo: currentDirectory()),
+                  let source = writable.first(where: { SandboxPath.isWithin(absolute, $0) }) else { return nil }
+            return "\(option) \(path) is inside \(source), which the sandbox can write: it can replace the file while it runs"
+        }
     }
 
     static func pathInside(_ plan: LaunchPlan) -> String {

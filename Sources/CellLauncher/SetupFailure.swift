@@ -168,7 +168,3 @@ public struct HostFacts: Sendable {
         )
     }
 }
-
-public func errorText(_ code: Int32) -> String {
-    String(cString: strerror(code))
-}

@@ -88,3 +88,8 @@ public func currentDirectory() -> String? {
     let length = buffer.firstIndex(of: 0) ?? buffer.count
     return String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
+
+/// strerror, as a String.
+public func errorText(_ code: Int32) -> String {
+    String(cString: strerror(code))
+}

@@ -135,14 +135,19 @@ struct AuditTests {
         #expect(FileManager.default.fileExists(atPath: log))
     }
 
-    @Test("an audit log that cannot be written kills the sandbox: cell never runs unaudited")
+    @Test("an audit log that cannot be written kills the sandbox: cell never runs unaudited", .enabled(if: Sandbox.isRoot))
     func writeFailureKills() throws {
         let dir = try Self.logDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A full filesystem under the log (a one-page tmpfs, filled): the log opens, and its
+        // first event fails with ENOSPC. (The log must be a regular file: /dev/full is refused.)
+        let full = "\(dir)/full"
+        #expect(Sandbox.execute(["sh", "-c", "mkdir \(full) && mount -t tmpfs -o size=4k,mode=0777 cell-test \(full) && echo x > \(full)/filler"]).status == 0)
+        defer { _ = Sandbox.execute(["umount", full]) }
         let r = Sandbox.run(["sh", "-c", "unshare -U true 2>/dev/null; touch \(dir)/survived"],
-                            options: ["--audit-log", "/dev/full", "--bind", dir])
+                            options: ["--audit-log", "\(full)/audit.jsonl", "--bind", dir])
         #expect(r.status == 125)
-        #expect(r.stderr.contains("cannot write to the audit log /dev/full"))
+        #expect(r.stderr.contains("cannot write to the audit log \(full)/audit.jsonl"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/survived"))
     }
 
