@@ -60,11 +60,17 @@ public func writeProcFile(_ path: String, _ text: String) -> Int32? {
     return n == count ? nil : (n < 0 ? errno : EIO)
 }
 
-/// Writes a whole string to a descriptor (stderr messages), ignoring failures.
-public func writeAll(_ fd: Int32, _ text: String) {
+/// Writes a whole string to a descriptor, ignoring failures. With `patience` (milliseconds),
+/// waits at most that long for the descriptor to take more, then gives up: cell's own last
+/// messages must never hold its exit (a terminal whose output was stopped, a pipe nobody reads).
+public func writeAll(_ fd: Int32, _ text: String, patience: Int32? = nil) {
     var bytes = Array(text.utf8)
     var offset = 0
     while offset < bytes.count {
+        if let patience {
+            var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            if poll(&entry, 1, patience) <= 0 || entry.revents & Int16(POLLOUT) == 0 { return }
+        }
         let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { return }

@@ -27,7 +27,8 @@ public enum TerminalText {
 }
 
 /// One line on stderr, `cell: MESSAGE`, with everything in it that came from elsewhere escaped
-/// (a message names paths, commands and keys the user or the sandbox chose).
+/// (a message names paths, commands and keys the user or the sandbox chose). Given up after a
+/// second without progress: a stderr that cannot take it must not keep cell from exiting.
 public func reportLine(_ message: String) {
-    writeAll(2, "cell: " + TerminalText.escaped(message) + "\n")
+    writeAll(2, "cell: " + TerminalText.escaped(message) + "\n", patience: 1000)
 }

@@ -212,4 +212,13 @@ struct TerminalTests {
         let r = Sandbox.run(["python3", "-c", script], options: ["--no-tty", "--open-files", "1024"])
         #expect(r.stdout == "64 No space left on device\n", "\(r.stdout) \(r.stderr)")
     }
+
+    @Test("--no-tty: a command that stops the terminal's output cannot hold cell's last messages")
+    func lastMessagesNeverBlock() throws {
+        // Without a pty the command holds the terminal itself: it stops the output (TCOOFF) and
+        // exits after a denied call, so cell has a summary line to write to a stopped terminal.
+        let script = "unshare -U true 2>/dev/null; python3 -c 'import termios; termios.tcflow(2, termios.TCOOFF)'; exit 3"
+        let r = try Self.onTerminal(["sh", "-c", script], options: ["--no-tty"], timeout: 25)
+        #expect(r.status == 3 && r.seconds < 10, "\(r.status ?? -1) after \(r.seconds) s")
+    }
 }
