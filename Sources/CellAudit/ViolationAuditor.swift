@@ -54,12 +54,11 @@ public final class ViolationAuditor {
                     ("syscall", .string(name)), ("nr", .int(Int(n.nr))), ("arch", .string(Self.archName(n.arch))),
                     ("args", .strings(args.map { "0x" + String($0, radix: 16) })),
                 ]
-                let paths = PathArguments.indexes(name).compactMap { Self.readPath(pid: pid_t(n.pid), address: args[$0]) }
+                let paths = PathArguments.indexes(name).map { Self.readPath(pid: pid_t(n.pid), address: args[$0]) }
                 // The caller may have died or changed since: only trust what was read if the
                 // notification is still pending. (Paths are recorded, never used to decide.)
                 if !paths.isEmpty && cell_notify_id_valid(listener, n.id) != 0 {
-                    fields.append(("path", .string(paths[0])))
-                    if paths.count > 1 { fields.append(("paths", .strings(paths))) }
+                    fields += Self.pathFields(paths)
                 }
                 fields.append(("action", .string(word)))
                 if word == "denied" { fields.append(("errno", .string(ErrnoNames.name(errnoValue) ?? String(errnoValue)))) }
@@ -80,12 +79,38 @@ public final class ViolationAuditor {
         return .answered
     }
 
-    static func readPath(pid: pid_t, address: UInt64) -> String? {
+    /// A path argument as read from the caller's memory: its bytes, and whether the read
+    /// stopped at the 4,095-byte limit before the string's end. nil: unreadable (a null or bad
+    /// pointer, the caller gone).
+    struct PathRead: Equatable {
+        var bytes: [UInt8]
+        var truncated: Bool
+    }
+
+    static func readPath(pid: pid_t, address: UInt64) -> PathRead? {
         guard address != 0 else { return nil }
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = cell_read_string(pid, address, &buffer, buffer.count)
         guard n >= 0 else { return nil }
-        return String(decoding: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return PathRead(bytes: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, truncated: Int(n) == buffer.count - 1)
+    }
+
+    /// The event's path fields, each argument in its place: `path` (the first, or null when it
+    /// could not be read), `paths` (all of them, when several), `path_truncated` (one stopped at
+    /// the limit), `paths_hex` (the raw bytes, when one is not UTF-8: `path` then holds a lossy
+    /// copy with U+FFFD).
+    static func pathFields(_ reads: [PathRead?]) -> [(String, JSONField)] {
+        func text(_ read: PathRead?) -> String? { read.map { String(decoding: $0.bytes, as: UTF8.self) } }
+        func list(_ items: [String?]) -> JSONField { .raw("[" + items.map { $0.map(JSONField.quote) ?? "null" }.joined(separator: ",") + "]") }
+        var fields: [(String, JSONField)] = [("path", text(reads[0]).map(JSONField.string) ?? .null)]
+        if reads.count > 1 { fields.append(("paths", list(reads.map(text)))) }
+        if reads.contains(where: { $0?.truncated == true }) { fields.append(("path_truncated", .bool(true))) }
+        let invalid = reads.map { read in read.flatMap { String(validating: $0.bytes, as: UTF8.self) == nil ? $0.bytes : nil } }
+        if invalid.contains(where: { $0 != nil }) {
+            let hex = invalid.map { bytes in bytes?.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+            fields.append(("paths_hex", list(hex)))
+        }
+        return fields
     }
 
     /// The pid as the sandbox sees it (the last NSpid field of /proc/PID/status).

@@ -122,3 +122,18 @@ struct TerminalTextTests {
         #expect(JSONField.quote("\u{9b}2J\u{1b}") == "\"\\u009b2J\\u001b\"")
     }
 }
+
+/// The path fields of a syscall event: each argument in its place, nothing silently altered.
+struct PathFieldTests {
+    func render(_ fields: [(String, JSONField)]) -> String { fields.map { "\($0.0)=\($0.1.encoded)" }.joined(separator: " ") }
+
+    @Test("an unreadable first argument is null, the second stays second; truncation and raw bytes are recorded")
+    func pathFields() {
+        let second = ViolationAuditor.PathRead(bytes: Array("/mnt".utf8), truncated: false)
+        #expect(render(ViolationAuditor.pathFields([nil, second])) == #"path=null paths=[null,"/mnt"]"#)
+        let long = ViolationAuditor.PathRead(bytes: Array(repeating: 0x61, count: 4095), truncated: true)
+        #expect(render(ViolationAuditor.pathFields([long])).hasSuffix(" path_truncated=true"))
+        let latin1 = ViolationAuditor.PathRead(bytes: [0x2f, 0x63, 0x61, 0x66, 0xe9], truncated: false)
+        #expect(render(ViolationAuditor.pathFields([latin1])) == "path=\"/caf\u{FFFD}\" paths_hex=[\"2f636166e9\"]")
+    }
+}
