@@ -87,7 +87,7 @@ struct FilesystemViewTests {
         let host = Array("127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n".utf8)
         #expect(String(decoding: FilesystemView.hostsFile(host, hostname: "cell"), as: UTF8.self)
             == "127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n127.0.1.1\tcell\n")
-        #expect(FilesystemView.hostsFile(Array("10.0.0.1 cell # fixed\n".utf8), hostname: "cell") == Array("10.0.0.1 cell # fixed\n".utf8))
+        #expect(FilesystemView.hostsFile(Array("127.0.1.5 cell # fixed\n".utf8), hostname: "cell") == Array("127.0.1.5 cell # fixed\n".utf8))
         // A name only in a comment does not count; a file without a final newline gets one.
         #expect(String(decoding: FilesystemView.hostsFile(Array("# cell\n127.0.0.1 localhost".utf8), hostname: "cell"), as: UTF8.self)
             == "# cell\n127.0.0.1 localhost\n127.0.1.1\tcell\n")
