@@ -44,6 +44,7 @@ public enum FilesystemView {
     ]
 
     static let devices = ["null", "zero", "full", "random", "urandom", "tty"]
+    static let loopbackHosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
     public static func defaultOperations(
         workingDirectory: String?,
@@ -74,8 +75,10 @@ public enum FilesystemView {
             }
             // The sandbox's own hostname resolves, as the host's does on the host: programs look
             // their name up (gethostbyname(gethostname())) and fail or skip work when it does not.
+            // A host file that cannot be copied (a symlink, too large) gives way to the
+            // loopback names alone, never to a file without them.
             if name == "hosts" {
-                let host = inspect(path) == .file ? readSmallFile(path) ?? [] : []
+                let host = (inspect(path) == .file ? readSmallFile(path) : nil) ?? Array(loopbackHosts.utf8)
                 ops.append(.file(path, bytes: hostsFile(host, hostname: hostname)))
                 continue
             }

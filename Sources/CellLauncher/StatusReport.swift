@@ -13,22 +13,17 @@ public enum StatusReport {
             fields.append(("signal", "null"))
         }
         if case .setupFailed(let message) = outcome.end {
-            fields.append(("error", jsonString(message)))
+            fields.append(("error", JSONField.quote(message)))
         }
         if case .commandNotExecutable = outcome.end {
-            fields.append(("error", jsonString(outcome.end.exitStatus == 127 ? "command not found" : "command not executable")))
+            fields.append(("error", JSONField.quote(outcome.end.exitStatus == 127 ? "command not found" : "command not executable")))
         }
         fields.append(("timed_out", outcome.end == .timedOut ? "true" : "false"))
-        fields.append(("limits_hit", "[" + outcome.limitsHit.map(jsonString).joined(separator: ",") + "]"))
+        fields.append(("limits_hit", "[" + outcome.limitsHit.map(JSONField.quote).joined(separator: ",") + "]"))
         fields.append(("duration_ms", String(outcome.durationMilliseconds)))
         fields.append(("max_rss_kb", String(outcome.maxRSSKilobytes)))
-        fields.append(("namespaces", "[" + plan.namespaceNames.map(jsonString).joined(separator: ",") + "]"))
-        fields.append(("command", "[" + plan.command.map(jsonString).joined(separator: ",") + "]"))
-        return "{" + fields.map { "\(jsonString($0.0)):\($0.1)" }.joined(separator: ",") + "}\n"
+        fields.append(("namespaces", "[" + plan.namespaceNames.map(JSONField.quote).joined(separator: ",") + "]"))
+        fields.append(("command", "[" + plan.command.map(JSONField.quote).joined(separator: ",") + "]"))
+        return "{" + fields.map { "\(JSONField.quote($0.0)):\($0.1)" }.joined(separator: ",") + "}\n"
     }
-}
-
-/// A JSON string literal (RFC 8259), as the audit log writes them.
-public func jsonString(_ text: String) -> String {
-    JSONField.quote(text)
 }

@@ -27,28 +27,6 @@ public func readInteger(_ path: String) -> Int? {
     return Int(text.trimmingWhitespace())
 }
 
-/// Writes `text` to `path` (created 0644, or truncated), all or nothing reported.
-public func writeWholeFile(_ path: String, _ text: String) -> Int32? {
-    writeWholeFile(path, Array(text.utf8))
-}
-
-public func writeWholeFile(_ path: String, _ contents: [UInt8]) -> Int32? {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    if fd < 0 { return errno }
-    defer { close(fd) }
-    var bytes = contents
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return errno
-        }
-        offset += n
-    }
-    return nil
-}
-
 /// Writes `text` to an existing file in one write (a /proc file such as uid_map takes its
 /// whole content in one call); the errno on failure, nil on success.
 public func writeProcFile(_ path: String, _ text: String) -> Int32? {

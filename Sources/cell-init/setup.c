@@ -121,7 +121,9 @@ int main(void) {
     /* 8. The working directory, inside the view (6). */
     enter_working_directory(&plan);
 
-    /* 9. The command's pty, on the view's own devpts (6); its master goes to the supervisor. */
+    /* 9. The command's pty, on the view's own devpts (6); its master goes to the supervisor.
+     *    Before the filters (15): opening ptmx and its ioctls are not among the calls the
+     *    supervisor's policy check guarantees pid 1 (SeccompCompiler.initCalls). */
     if (plan.has_terminal)
         open_terminal(&plan);
 

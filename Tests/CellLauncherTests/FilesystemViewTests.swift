@@ -94,6 +94,10 @@ struct FilesystemViewTests {
         let ops = FilesystemView.defaultOperations(workingDirectory: nil, hostname: "build-7", inspect: { $0 == "/etc/hosts" ? .file : .missing },
                                                    readSmallFile: { _ in Array("127.0.0.1 localhost\n".utf8) })
         #expect(ops.first { $0.destination == "/etc/hosts" }?.contents == Array("127.0.0.1 localhost\n127.0.1.1\tbuild-7\n".utf8))
+        // A host /etc/hosts that is a symlink (or too large to copy): the loopback names, then ours.
+        let linked = FilesystemView.defaultOperations(workingDirectory: nil, hostname: "c",
+                                                      inspect: { $0 == "/etc/hosts" ? .symlink(target: "/run/hosts") : .missing })
+        #expect(linked.first { $0.destination == "/etc/hosts" }?.contents == Array((FilesystemView.loopbackHosts + "127.0.1.1\tc\n").utf8))
     }
 
     @Test("a home the view already has (a system account's) gets no tmpfs over it", arguments: ["/", "/usr/sbin", "/dev", "/tmp/u", "/proc"])

@@ -128,8 +128,8 @@ struct SetupFailureTests {
 
 struct StatusReportTests {
     @Test func jsonEscaping() {
-        #expect(jsonString("a\"b\\c\n\u{1}") == "\"a\\\"b\\\\c\\n\\u0001\"")
-        #expect(jsonString("ünï") == "\"ünï\"")
+        #expect(JSONField.quote("a\"b\\c\n\u{1}") == "\"a\\\"b\\\\c\\n\\u0001\"")
+        #expect(JSONField.quote("ünï") == "\"ünï\"")
     }
 
     @Test func document() {
