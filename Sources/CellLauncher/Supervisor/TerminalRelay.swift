@@ -64,10 +64,11 @@ final class TerminalRelay {
 
     /// A non-blocking description of the terminal or pipe `fd` is (a new open of it, so the
     /// caller's shell keeps its blocking one); `fd` itself for anything else (a regular file
-    /// does not block, and reopening it would write from its start).
+    /// does not block, reopening it would write from its start, and reopening some other
+    /// device may do something of its own).
     static func nonBlocking(_ fd: Int32) -> Int32 {
         var st = stat()
-        guard fd >= 0, fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFCHR || st.st_mode & S_IFMT == S_IFIFO else { return fd }
+        guard fd >= 0, fstat(fd, &st) == 0, isatty(fd) == 1 || st.st_mode & S_IFMT == S_IFIFO else { return fd }
         let own = open("/proc/self/fd/\(fd)", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         return own >= 0 ? own : fd
     }
