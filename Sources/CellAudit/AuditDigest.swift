@@ -13,6 +13,8 @@ public struct AuditDigest {
         public var ended: String?
         public var durationMilliseconds: Int?
         public var errors: [String] = []
+        /// The audit bounds the sandbox reached (`keys 1000`, `events 10000`).
+        public var bounds: [String] = []
         /// (syscall, action) → count and up to three distinct paths, in first-seen order.
         public var violations: [(syscall: String, action: String, count: Int, paths: [String])] = []
     }
@@ -70,6 +72,8 @@ public struct AuditDigest {
                 sandboxes[i].durationMilliseconds = value["duration_ms"]?.int
             case "error":
                 sandboxes[i].errors.append(value["message"]?.string ?? "?")
+            case "bound":
+                sandboxes[i].bounds.append("\(value["which"]?.string ?? "?") \(value["limit"]?.int.map(String.init) ?? "?")")
             default:
                 break
             }
@@ -93,6 +97,7 @@ public struct AuditDigest {
                 out += "  ended:    (no exit event: still running, or the supervisor was killed)\n"
             }
             for error in s.errors { out += "  error:    \(e(error))\n" }
+            for bound in s.bounds { out += "  bound:    \(e(bound)) reached: the rest is counted in aggregated events\n" }
             let total = s.violations.reduce(0) { $0 + $1.count }
             out += "  violations: \(total)\n"
             for v in s.violations.sorted(by: { $0.count > $1.count }) {

@@ -1,6 +1,30 @@
 import CellPolicy
 import Glibc
 
+/// How much one sandbox may make cell record. The sandbox chooses what it does wrong, so every
+/// cost it can cause cell is bounded: the memory of the tally (distinct keys), the lines and the
+/// bytes of the log. Past a bound nothing is dropped: it is counted, and written as aggregated
+/// events at the end.
+public struct AuditBounds: Equatable, Sendable {
+    /// Events written one by one for each key (a system call and action, a limit); the rest of
+    /// that key is counted into one aggregated event.
+    public var burst = 20
+    /// Distinct keys tallied by name. Events of keys past it are counted together as `other`
+    /// (an allow-list policy makes every unknown system call number a key of its own).
+    public var keys = 1_000
+    /// Events written one by one for the whole sandbox.
+    public var events = 10_000
+    /// Bytes of those events (a path argument alone can be 4 KiB, its hex twice that).
+    public var bytes = 16 << 20
+
+    public init(burst: Int = 20, keys: Int = 1_000, events: Int = 10_000, bytes: Int = 16 << 20) {
+        self.burst = burst
+        self.keys = keys
+        self.events = events
+        self.bytes = bytes
+    }
+}
+
 /// Where audit events go: a JSON Lines file the sandbox cannot reach (opened by the supervisor
 /// before the sandbox exists; its descriptor is closed in the sandbox), or nowhere but the
 /// in-memory tally that becomes the one-line summary on stderr.
@@ -9,28 +33,50 @@ import Glibc
 /// kills the sandbox), so a supervisor killed the next instant loses nothing. A write that fails
 /// is reported to the caller, which kills the sandbox: cell fails closed.
 ///
-/// Identical violations are rate-limited, never dropped: the first `burst` events for a
-/// (syscall, action) pair are written one by one; after that they are counted, and one
-/// aggregated `syscall` event with `count` is written at the end.
+/// What the sandbox causes goes through `record` (or `violation`) and is bounded by
+/// `AuditBounds`; cell's own lifecycle events (`start`, `error`, `exit`: one each) through
+/// `write`.
 public final class AuditLog {
     public let sandbox: String
-    private let fd: Int32?
     public let path: String?
-    public let burst: Int
+    public let bounds: AuditBounds
+    private let file: ReportFile.Opened?
 
+    /// System calls the policy did not allow, written or not.
     public private(set) var violations = 0
-    /// (syscall, action) → number of events, in first-seen order.
-    public private(set) var tally: [(key: String, action: String, count: Int)] = []
+
+    /// One key's count. `other` entries (one per event and action) hold the keys past the bound.
+    struct Tally {
+        var event: String
+        var keyField: String
+        var key: String
+        var action: String?
+        var count = 0
+        /// Counted but not written one by one, and the fields their aggregated event carries.
+        var folded = 0
+        var aggregate: [(String, JSONField)] = []
+        var isOther = false
+        static let other = "other"
+    }
+
+    /// In first-seen order; at most `bounds.keys` named entries plus the `other` ones.
+    private(set) var tally: [Tally] = []
     private var index: [String: Int] = [:]
-    private var suppressed: [String: (fields: [(String, JSONField)], count: Int)] = [:]
-    private var suppressedOrder: [String] = []
+    private var named = 0
+    private var written = (events: 0, bytes: 0)
+    /// The bounds reached, in order ("keys", "events", "bytes").
+    public private(set) var boundsReached: [String] = []
+
+    /// The fields an aggregated event keeps: what identifies the key, never the details of one
+    /// call (pid, arguments, paths).
+    static let aggregateFields: Set<String> = ["syscall", "nr", "arch", "action", "errno", "which", "value"]
 
     /// Opens (appends to, creating 0600) the audit file, or keeps events in memory only. The file
     /// is opened as every report file is (ReportFile): no symlink, no FIFO, yours.
-    public init(path: String?, sandbox: String = AuditClock.sandboxID(), burst: Int = 20) throws(AuditError) {
+    public init(path: String?, sandbox: String = AuditClock.sandboxID(), bounds: AuditBounds = AuditBounds()) throws(AuditError) {
         self.sandbox = sandbox
         self.path = path
-        self.burst = burst
+        self.bounds = bounds
         if let path {
             do {
                 file = try ReportFile.open(path, what: "the audit log", append: true)
@@ -40,17 +86,18 @@ public final class AuditLog {
         } else {
             file = nil
         }
-        fd = file?.fd
     }
-
-    private let file: ReportFile.Opened?
 
     deinit { if let file { ReportFile.release(file) } }
 
-    /// Writes one event (one write call). Throws if the file cannot take it.
+    /// Writes one of cell's own events (one write call). Throws if the file cannot take it.
     public func write(_ event: String, _ fields: [(String, JSONField)]) throws(AuditError) {
-        guard let fd else { return }
-        let line = AuditEvent(sandbox: sandbox, event: event, fields: fields).line
+        guard file != nil else { return }
+        try append(AuditEvent(sandbox: sandbox, event: event, fields: fields).line)
+    }
+
+    private func append(_ line: String) throws(AuditError) {
+        guard let fd = file?.fd else { return }
         let bytes = Array(line.utf8)
         let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         if n != bytes.count {
@@ -59,46 +106,84 @@ public final class AuditLog {
         }
     }
 
-    /// Records a violation: counted always; written unless its (syscall, action) pair has used up
-    /// its burst, in which case it is folded into the aggregated event written by `finish`.
-    public func violation(syscall: String, action: String, fields makeFields: () -> [(String, JSONField)]) throws(AuditError) {
+    /// Records a violation: counted always, written within the bounds (see `record`).
+    public func violation(syscall: String, action: String, fields: () -> [(String, JSONField)]) throws(AuditError) {
         violations += 1
-        let key = syscall + "\u{0}" + action
-        if let i = index[key] {
-            tally[i].count += 1
-        } else {
-            index[key] = tally.count
-            tally.append((syscall, action, 1))
-        }
-        let seen = tally[index[key]!].count
-        if seen <= burst {
-            try write("syscall", makeFields())
-        } else {
-            // Past the burst the details (pid, arguments, paths) are not even read: the count is.
-            if suppressed[key] == nil {
-                suppressedOrder.append(key)
-                suppressed[key] = (makeFields().filter { ["syscall", "nr", "arch", "action", "errno"].contains($0.0) }, 0)
-            }
-            suppressed[key]!.count += 1
-        }
+        try record("syscall", keyField: "syscall", key: syscall, action: action, fields: fields)
     }
 
-    /// Writes the aggregated events for what the rate limit folded.
-    public func flushSuppressed() throws(AuditError) {
-        for key in suppressedOrder {
-            guard let entry = suppressed[key] else { continue }
-            try write("syscall", entry.fields + [("count", .int(entry.count)), ("aggregated", .bool(true))])
+    /// Records an event the sandbox caused. It is counted under its key; it is written, with
+    /// the fields `fields` makes, only while its key is within the burst and the sandbox within
+    /// its bounds. Otherwise `fields` is not even called (reading a caller's memory for a path
+    /// costs) except once per key, for the aggregated event.
+    public func record(_ event: String, keyField: String, key: String, action: String? = nil,
+                       fields makeFields: () -> [(String, JSONField)]) throws(AuditError) {
+        let i = try entry(event, keyField: keyField, key: key, action: action)
+        tally[i].count += 1
+        guard file != nil else { return }
+        if !tally[i].isOther && tally[i].count <= bounds.burst && boundsReached.allSatisfy({ $0 == "keys" }) {
+            let line = AuditEvent(sandbox: sandbox, event: event, fields: makeFields()).line
+            if written.events >= bounds.events {
+                try reach("events", limit: bounds.events)
+            } else if written.bytes + line.utf8.count > bounds.bytes {
+                try reach("bytes", limit: bounds.bytes)
+            } else {
+                try append(line)
+                written.events += 1
+                written.bytes += line.utf8.count
+                return
+            }
         }
-        suppressed.removeAll()
-        suppressedOrder.removeAll()
+        if tally[i].folded == 0 {
+            tally[i].aggregate = tally[i].isOther
+                ? [(keyField, .string(Tally.other))] + (action.map { [("action", .string($0))] } ?? [])
+                : makeFields().filter { Self.aggregateFields.contains($0.0) }
+        }
+        tally[i].folded += 1
+    }
+
+    /// The tally entry for a key: its own while there is room, else its event's `other`.
+    private func entry(_ event: String, keyField: String, key: String, action: String?) throws(AuditError) -> Int {
+        let id = event + "\u{0}" + key + "\u{0}" + (action ?? "")
+        if let i = index[id] { return i }
+        var entry = Tally(event: event, keyField: keyField, key: key, action: action)
+        if named >= bounds.keys {
+            try reach("keys", limit: bounds.keys)
+            let otherID = event + "\u{0}\u{0}other\u{0}" + (action ?? "")
+            if let i = index[otherID] { return i }
+            entry.key = Tally.other
+            entry.isOther = true
+            index[otherID] = tally.count
+        } else {
+            named += 1
+            index[id] = tally.count
+        }
+        tally.append(entry)
+        return tally.count - 1
+    }
+
+    /// Notes a bound the first time it is reached, with one `bound` event at that moment.
+    private func reach(_ which: String, limit: Int) throws(AuditError) {
+        guard !boundsReached.contains(which) else { return }
+        boundsReached.append(which)
+        try write("bound", [("which", .string(which)), ("limit", .int(limit))])
+    }
+
+    /// Writes the aggregated events for what was counted and not written (at most one per key).
+    public func flushSuppressed() throws(AuditError) {
+        for i in tally.indices where tally[i].folded > 0 {
+            try write(tally[i].event, tally[i].aggregate + [("count", .int(tally[i].folded)), ("aggregated", .bool(true))])
+            tally[i].folded = 0
+        }
     }
 
     /// `3 system calls denied: mount ×2, keyctl ×1` (nil when nothing happened).
     public func summaryLine() -> String? {
         guard violations > 0 else { return nil }
         var parts: [String] = []
+        let calls = tally.filter { $0.event == "syscall" }
         for action in ["denied", "logged", "killed"] {
-            let entries = tally.filter { $0.action == action }
+            let entries = calls.filter { $0.action == action }
             guard !entries.isEmpty else { continue }
             let total = entries.reduce(0) { $0 + $1.count }
             let list = entries.sorted { $0.count > $1.count }.prefix(6).map { "\($0.key) ×\($0.count)" }.joined(separator: ", ")
@@ -106,6 +191,20 @@ public final class AuditLog {
             parts.append("\(total) system call\(total == 1 ? "" : "s") \(action): \(list)\(more)")
         }
         return parts.joined(separator: "; ")
+    }
+
+    /// What a reached bound means for the reader of the log or the summary.
+    public var notes: [String] {
+        boundsReached.map { which in
+            switch which {
+            case "keys":
+                return "the sandbox caused more than \(bounds.keys) distinct audit events: the rest are counted together as \"other\""
+            case "events":
+                return "the audit log took its \(bounds.events) events for one sandbox: the rest are counted in aggregated events"
+            default:
+                return "the audit log took its \(bounds.bytes >> 20) MiB for one sandbox: the rest are counted in aggregated events"
+            }
+        }
     }
 }
 

@@ -114,16 +114,16 @@ public enum Launcher {
             }
         }
         let end = supervisor.run()
-        try? audit.flushSuppressed()
         var exitFields: [(String, JSONField)] = [("status", .int(Int(end.exitStatus)))]
         if case .signaled(let s) = end { exitFields.append(("signal", .int(Int(s)))) } else { exitFields.append(("signal", .null)) }
         if case .setupFailed(let m) = end { exitFields.append(("error", .string(m))) }
         var limitsHit = supervisor.limitsHit
         for which in cgroup?.limitsHit() ?? [] where !limitsHit.contains(which) {
             limitsHit.append(which)
-            try? audit.write("limit", [("which", .string(which))])
+            try? audit.record("limit", keyField: "which", key: which) { [("which", .string(which))] }
         }
-        let outcome = finish(end, notes: (cgroup?.notes ?? []) + supervisor.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil,
+        try? audit.flushSuppressed()
+        let outcome = finish(end, notes: (cgroup?.notes ?? []) + supervisor.notes + audit.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil,
                              limitsHit: limitsHit)
         exitFields += [("duration_ms", .int(outcome.durationMilliseconds)), ("max_rss_kb", .int(outcome.maxRSSKilobytes)),
                        ("violations", .int(audit.violations))]

@@ -26,7 +26,7 @@ struct AuditLogTests {
     @Test func rateLimitCountsWhatItDoesNotWrite() throws {
         let path = temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let log = try AuditLog(path: path, sandbox: "s", burst: 3)
+        let log = try AuditLog(path: path, sandbox: "s", bounds: AuditBounds(burst: 3))
         var detailed = 0
         for _ in 0..<10 {
             try log.violation(syscall: "keyctl", action: "denied") {
@@ -43,6 +43,83 @@ struct AuditLogTests {
         #expect(log.violations == 11)
         #expect(detailed == 4) // the burst, then once for the aggregate's fields
         #expect(log.summaryLine() == "11 system calls denied: keyctl ×10, mount ×1")
+    }
+
+    /// What one line of the log at `path` says, as an object.
+    func objects(_ path: String) throws -> [[String: Any]] {
+        try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+    }
+
+    @Test func distinctKeysPastTheBoundAreCountedAsOther() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AuditLog(path: path, sandbox: "s", bounds: AuditBounds(burst: 2, keys: 3))
+        var detailed = 0
+        for nr in 0..<1000 {
+            try log.violation(syscall: "syscall_\(nr)", action: "denied") {
+                detailed += 1
+                return [("syscall", .string("syscall_\(nr)")), ("nr", .int(nr)), ("action", .string("denied"))]
+            }
+        }
+        try log.flushSuppressed()
+        #expect(log.tally.count == 4, "three named keys and one other: memory does not grow with the keys")
+        #expect(detailed == 3, "the fields of keys past the bound are never made")
+        let events = try objects(path)
+        #expect(events.map { $0["event"] as? String } == ["syscall", "syscall", "syscall", "bound", "syscall"])
+        #expect(events[3]["which"] as? String == "keys" && events[3]["limit"] as? Int == 3)
+        let other = events[4]
+        #expect(other["syscall"] as? String == "other" && other["count"] as? Int == 997 && other["aggregated"] as? Bool == true)
+        #expect(other["action"] as? String == "denied" && other["nr"] == nil)
+        let counted = events.filter { $0["event"] as? String == "syscall" }.reduce(0) { $0 + (($1["count"] as? Int) ?? 1) }
+        #expect(counted == 1000 && log.violations == 1000)
+        #expect(log.summaryLine() == "1000 system calls denied: other ×997, syscall_0 ×1, syscall_1 ×1, syscall_2 ×1")
+        #expect(log.notes == ["the sandbox caused more than 3 distinct audit events: the rest are counted together as \"other\""])
+    }
+
+    @Test func eventsPastTheSandboxBoundAreAggregated() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AuditLog(path: path, sandbox: "s", bounds: AuditBounds(burst: 100, events: 5))
+        for _ in 0..<50 {
+            for name in ["mount", "keyctl"] {
+                try log.violation(syscall: name, action: "denied") { [("syscall", .string(name)), ("pid", .int(9))] }
+            }
+        }
+        try log.record("limit", keyField: "which", key: "timeout") { [("which", .string("timeout"))] }
+        try log.flushSuppressed()
+        let events = try objects(path)
+        #expect(events.count == 5 + 1 + 3, "five events, the bound, and one aggregate per key")
+        #expect(events[5]["event"] as? String == "bound" && events[5]["which"] as? String == "events")
+        #expect(events.suffix(3).map { $0["count"] as? Int } == [47, 48, 1])
+        #expect(events.last?["event"] as? String == "limit" && events.last?["which"] as? String == "timeout")
+        #expect(events.suffix(3).allSatisfy { $0["pid"] == nil && $0["aggregated"] as? Bool == true })
+        #expect(log.notes.count == 1 && log.notes[0].contains("5 events"))
+    }
+
+    @Test func bytesPastTheSandboxBoundAreAggregated() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AuditLog(path: path, sandbox: "s", bounds: AuditBounds(burst: 1000, bytes: 10_000))
+        let long = String(repeating: "a", count: 4000)
+        for _ in 0..<100 {
+            try log.violation(syscall: "openat", action: "denied") { [("syscall", .string("openat")), ("path", .string(long))] }
+        }
+        try log.flushSuppressed()
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber).intValue
+        #expect(size < 10_000 + 500, "the log holds \(size) bytes")
+        let events = try objects(path)
+        #expect(events.map { $0["event"] as? String } == ["syscall", "syscall", "bound", "syscall"])
+        #expect(events.last?["count"] as? Int == 98 && events.last?["path"] == nil)
+    }
+
+    @Test func withoutALogNothingIsMadeButTheCount() throws {
+        let log = try AuditLog(path: nil, bounds: AuditBounds(keys: 2))
+        var made = 0
+        for nr in 0..<100 { try log.violation(syscall: "syscall_\(nr)", action: "logged") { made += 1; return [] } }
+        #expect(made == 0 && log.violations == 100 && log.tally.count == 3)
+        #expect(log.summaryLine() == "100 system calls logged: other ×98, syscall_0 ×1, syscall_1 ×1")
     }
 
     @Test func summaryLineGroupsActions() throws {

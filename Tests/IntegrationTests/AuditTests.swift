@@ -124,6 +124,35 @@ struct AuditTests {
         #expect(events.last?["violations"] as? Int == 100_000)
     }
 
+    @Test("100,000 distinct unknown system calls and 20,000 repeated ones stay within the log's bounds, all counted")
+    func boundedUnderAllowList() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/a.jsonl"
+        // Under an allow-list every unknown number is a key of its own: before the bounds this
+        // grew cell past 60 MB and the log to tens of MB.
+        let r = Sandbox.run(["python3", "-c", """
+            import ctypes
+            libc = ctypes.CDLL(None)
+            for nr in range(1000, 101000): libc.syscall(nr, 0, 0, 0, 0, 0)
+            for _ in range(20):
+                for nr in range(1000, 2000): libc.syscall(nr, 0, 0, 0, 0, 0)
+            print('done')
+            """], options: ["--profile", "strict", "--audit-log", log], timeout: 120)
+        #expect(r.status == 0 && r.stdout == "done\n", "\(r.stderr)")
+        #expect(r.stderr.contains("note: the sandbox caused more than 1000 distinct audit events"), "\(r.stderr)")
+        #expect(r.stderr.contains("note: the audit log took its 10000 events for one sandbox"), "\(r.stderr)")
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: log)[.size] as? NSNumber).intValue
+        #expect(size < 4 << 20, "the log holds \(size) bytes")
+        let events = try Self.events(log)
+        #expect(events.count < 11_100, "the log holds \(events.count) lines")
+        #expect(events.filter { $0["event"] as? String == "bound" }.map { $0["which"] as? String } == ["keys", "events"])
+        let calls = events.filter { $0["event"] as? String == "syscall" }
+        #expect(calls.reduce(0) { $0 + (($1["count"] as? Int) ?? 1) } == 120_000)
+        #expect(calls.first { $0["syscall"] as? String == "other" }?["count"] as? Int == 99_000)
+        #expect(events.last?["violations"] as? Int == 120_000)
+    }
+
     @Test("the audit log is not reachable from inside: not on a path, not as a descriptor")
     func logIsUnreachable() throws {
         let dir = try Self.logDirectory()

@@ -62,7 +62,9 @@ final class Supervisor {
                 termAt = nil
                 timedOut = true
                 limitsHit.append("timeout")
-                try? audit.write("limit", [("which", .string("timeout")), ("value", .string(Durations.format(plan.limits.timeout ?? 0)))])
+                try? audit.record("limit", keyField: "which", key: "timeout") {
+                    [("which", .string("timeout")), ("value", .string(Durations.format(plan.limits.timeout ?? 0)))]
+                }
                 kill(sandbox.pid, SIGTERM)
                 killAt = now + Int(plan.limits.killAfter)
             }
@@ -167,7 +169,7 @@ final class Supervisor {
         default: return
         }
         limitsHit.append(which)
-        try? audit.write("limit", [("which", .string(which))])
+        try? audit.record("limit", keyField: "which", key: which) { [("which", .string(which))] }
     }
 
     /// Reads one report; false at end of file (every sandbox process is gone).
