@@ -4,8 +4,9 @@
 /// Every sandbox gets two stacked filters (the kernel applies the strictest verdict of all):
 ///   - the **baseline**, the same for every policy: no new namespaces through clone/unshare
 ///     (their flags are checked), clone3 → ENOSYS (its flags live in memory where seccomp cannot
-///     see them, so libc falls back to clone), and no TIOCSTI/TIOCLINUX ioctl, compared on the
-///     low 32 bits of the request as the kernel does (CVE-2019-10063);
+///     see them, so libc falls back to clone), no TIOCSTI/TIOCLINUX ioctl, compared on the
+///     low 32 bits of the request as the kernel does (CVE-2019-10063), sockets of the four
+///     families a sandbox uses only, and no setuid or setgid file made (`setuidFileRules`);
 ///   - the **policy**: `default` (allow all but a deny-list), `strict` (an allow-list), or an
 ///     imported Docker/OCI profile, plus the user's adjustments.
 /// Keeping the baseline separate means no policy can switch it off by accident (an allow-list
@@ -88,16 +89,22 @@ public struct SeccompPolicy: Equatable, Sendable {
         self.allowNestedNamespaces = allowNestedNamespaces
     }
 
-    /// `default`: allow everything but what containers never need, denied with EPERM.
+    /// `default`: allow everything but what containers never need, denied with EPERM; calls
+    /// newer than cell get ENOSYS.
     public static let `default` = SeccompPolicy(
         name: "default", defaultAction: .allow,
-        rules: [Rule(SyscallGroups.deniedByDefault, .errno(EPERM_))] + personalityRules)
+        rules: [Rule(SyscallGroups.deniedByDefault, .errno(EPERM_))] + personalityRules + unknownCalls)
 
     /// `strict`: deny (EPERM) everything but an allow-list of ordinary process, file, memory,
-    /// signal, timer, IPC and socket calls.
+    /// signal, timer, IPC and socket calls; calls newer than cell get ENOSYS.
     public static let strict = SeccompPolicy(
         name: "strict", defaultAction: .errno(EPERM_),
-        rules: [Rule(SyscallGroups.allowedByStrict, .allow)] + harmlessPersonalities)
+        rules: [Rule(SyscallGroups.allowedByStrict, .allow)] + harmlessPersonalities + unknownCalls)
+
+    /// Numbers above every call cell knows: a newer kernel's calls, whose arguments nobody here
+    /// has judged. ENOSYS, as an older kernel answers, so libc and programs fall back to the
+    /// calls they replace; not audited (probing for a new call is no violation).
+    static let unknownCalls = [Rule(Syscalls.unknownRange.map { "syscall_\($0)" }, .errno(ENOSYS_), audited: false)]
 
     /// The built-in policies' names.
     public static let builtInNames = ["default", "strict"]
@@ -118,28 +125,35 @@ public struct SeccompPolicy: Equatable, Sendable {
         }
     }
 
-    /// personality() may select the Linux personalities (plain, 32-bit, UNAME26) and query the
-    /// current one (0xffffffff), but not the flags that weaken the process: no ASLR, pages
-    /// mapped at 0, read-implies-exec and the legacy address-space layouts. Bit 31 is part of
-    /// each mask so that the query value never matches.
-    static let personalityRules: [Rule] = [
-        0x0040000, // ADDR_NO_RANDOMIZE
-        0x0100000, // MMAP_PAGE_ZERO
-        0x0200000, // ADDR_COMPAT_LAYOUT
-        0x0400000, // READ_IMPLIES_EXEC
-        0x0800000, // ADDR_LIMIT_32BIT
-        0x1000000, // SHORT_INODE
-        0x2000000, // WHOLE_SECONDS
-        0x4000000, // STICKY_TIMEOUTS
-        0x8000000, // ADDR_LIMIT_3GB
-    ].map { flag in
-        Rule(["personality"], .errno(EPERM_), conditions: [Condition(index: 0, .maskedEqual, UInt64(flag), mask: UInt64(flag) | 0x8000_0000)])
-    }
+    /// personality() may select only what Docker allows: PER_LINUX (0), PER_LINUX32 (8),
+    /// UNAME26 (0x20000), both (0x20008), and the query (0xffffffff). Everything else — the flags
+    /// that weaken a process (no ASLR, pages mapped at 0, read-implies-exec), alone or beside
+    /// other bits — is refused.
+    ///
+    /// The kernel reads the low 32 bits only (callers pass -1 sign-extended to query), and so
+    /// do these rules. The policy allows by default, so the refusal is a set of deny rules,
+    /// each a single masked comparison (libseccomp compares an argument once per rule):
+    ///   - for each bit b other than 3 and 17: bit b set and the next bit (cyclically) clear;
+    ///   - for b = 3 and 17: bits b-1 and b set, bit b+1 clear.
+    /// These cover every refused 32-bit value: it has a set bit outside {3, 17} and (being no
+    /// query) a clear bit, so the run of set bits holding that outside bit ends at a top bit t
+    /// below a clear one; if t is 3 or 17 the run goes on below t, so bit t-1 is set. And none
+    /// matches an allowed value: each needs a bit outside {3, 17} set and some bit clear.
+    static let personalityRules: [Rule] = {
+        func deny(_ set: [Int], clear: Int) -> Rule {
+            let setBits = set.reduce(UInt64(0)) { $0 | 1 << UInt64($1) }
+            return Rule(["personality"], .errno(EPERM_),
+                        conditions: [Condition(index: 0, .maskedEqual, setBits, mask: setBits | 1 << UInt64(clear))])
+        }
+        return (0..<32).map { bit in
+            bit == 3 || bit == 17 ? deny([bit - 1, bit], clear: bit + 1) : deny([bit], clear: (bit + 1) % 32)
+        }
+    }()
 
     /// The allow-list's version: the plain, 32-bit and UNAME26 personalities and the query, as
     /// Docker allows them.
     static let harmlessPersonalities: [Rule] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff].map { value in
-        Rule(["personality"], .allow, conditions: [Condition(index: 0, .equal, UInt64(value))])
+        Rule(["personality"], .allow, conditions: [Condition(index: 0, .maskedEqual, UInt64(value), mask: 0xffff_ffff)])
     }
 
     /// The namespace flags of clone/unshare (CLONE_NEWTIME is left to unshare: in clone's
@@ -155,6 +169,51 @@ public struct SeccompPolicy: Equatable, Sendable {
     ]
     static let cloneNewTime: UInt64 = 0x80
 
+    /// socket() and socketpair() for AF_UNIX (1), AF_INET (2), AF_INET6 (10) and AF_NETLINK
+    /// (16) only. The others are never needed in a sandbox and are reach or attack surface
+    /// outside it: AF_VSOCK is not namespaced at all (a VM's hypervisor services, the host's
+    /// ports), and a family's module is loaded on the first socket() that asks for it (AF_ALG,
+    /// AF_TIPC, AF_RDS, AF_KCM... each with its CVEs). EAFNOSUPPORT, as a kernel without the
+    /// family answers. Every value above 16 is refused outright — including those whose low
+    /// 32 bits (all the kernel reads) would name an allowed family — then the gaps below it.
+    static let socketFamilyRules: [Rule] = ["socket", "socketpair"].flatMap { call in
+        [Rule([call], .errno(EAFNOSUPPORT_), conditions: [Condition(index: 0, .greater, 16)])]
+            + [0, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 14, 15].map { family in
+                Rule([call], .errno(EAFNOSUPPORT_), conditions: [Condition(index: 0, .equal, UInt64(family))])
+            }
+    }
+
+    /// No file of the caller's uid may become setuid or setgid: one made in a writable bind
+    /// stays on the host, where anyone who runs it gets the caller's ids. Refused wherever a
+    /// mode is given — chmod, fchmod, fchmodat, fchmodat2; open, openat and creat that create
+    /// (O_CREAT or O_TMPFILE); mknod and mknodat of a regular file (type 0 or S_IFREG) — and
+    /// openat2, whose mode lives in memory seccomp cannot read, is ENOSYS so libc falls back
+    /// to openat. The kernel reads modes and flags as 32 bits: masks below 32 bits see them
+    /// as it does.
+    static let setuidFileRules: [Rule] = {
+        let setuid: UInt64 = 0o4000, setgid: UInt64 = 0o2000, regular: UInt64 = 0o100000, typeMask: UInt64 = 0o170000
+        let creating: [UInt64] = [0o100, 0o20000000] // O_CREAT, __O_TMPFILE
+        func bit(_ index: Int, _ value: UInt64) -> Condition { Condition(index: index, .maskedEqual, value, mask: value) }
+        var rules: [Rule] = []
+        for special in [setuid, setgid] {
+            for (call, mode) in [("chmod", 1), ("fchmod", 1), ("fchmodat", 2), ("fchmodat2", 2), ("creat", 1)] {
+                rules.append(Rule([call], .errno(EPERM_), conditions: [bit(mode, special)]))
+            }
+            for (call, flags) in [("open", 1), ("openat", 2)] {
+                for flag in creating {
+                    rules.append(Rule([call], .errno(EPERM_), conditions: [bit(flags, flag), bit(flags + 1, special)]))
+                }
+            }
+            for (call, mode) in [("mknod", 1), ("mknodat", 2)] {
+                for type in [0, regular] {
+                    rules.append(Rule([call], .errno(EPERM_),
+                                      conditions: [Condition(index: mode, .maskedEqual, type | special, mask: typeMask | special)]))
+                }
+            }
+        }
+        return rules + [Rule(["openat2"], .errno(ENOSYS_), audited: false)]
+    }()
+
     /// The baseline filter every sandbox gets (see the type's documentation).
     public func baseline() -> SeccompPolicy {
         let tiocsti: UInt64 = 0x5412, tioclinux: UInt64 = 0x541C
@@ -162,7 +221,7 @@ public struct SeccompPolicy: Equatable, Sendable {
             Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tiocsti, mask: 0xffff_ffff)]),
             Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tioclinux, mask: 0xffff_ffff)]),
             Rule(["clone3"], .errno(ENOSYS_), audited: false),
-        ]
+        ] + Self.socketFamilyRules + Self.setuidFileRules
         if !allowNestedNamespaces {
             for flag in Self.namespaceFlags {
                 rules.append(Rule(["clone"], .errno(EPERM_), conditions: [Condition(index: 0, .maskedEqual, flag, mask: flag)]))
@@ -188,6 +247,7 @@ public struct SeccompPolicy: Equatable, Sendable {
 /// errno numbers used by the built-in policies (Linux, every architecture cell supports).
 let EPERM_: Int32 = 1
 let ENOSYS_: Int32 = 38
+let EAFNOSUPPORT_: Int32 = 97
 
 /// A syscall's rules after groups are expanded and later rules have overridden earlier ones.
 public struct ResolvedRule: Equatable, Sendable {

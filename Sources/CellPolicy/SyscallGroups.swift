@@ -6,7 +6,7 @@ public enum SyscallGroups {
     public static let all: [String: [String]] = [
         // --- systemd's groups -----------------------------------------------------------
         "@mount": ["chroot", "fsconfig", "fsmount", "fsopen", "fspick", "mount", "mount_setattr",
-                   "move_mount", "open_tree", "pivot_root", "umount", "umount2"],
+                   "move_mount", "open_tree", "open_tree_attr", "pivot_root", "umount", "umount2"],
         "@module": ["delete_module", "finit_module", "init_module"],
         "@reboot": ["kexec_file_load", "kexec_load", "reboot"],
         "@swap": ["swapoff", "swapon"],

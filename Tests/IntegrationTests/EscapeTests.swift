@@ -265,4 +265,100 @@ struct EscapeTests {
         }
         #endif
     }
+
+    @Test("AF_VSOCK, which no namespace covers, and other families a sandbox never needs are refused")
+    func socketFamilies() {
+        // A vsock socket bound outside: the host's vsock ports are shared with any network
+        // namespace (EADDRINUSE inside betrays a port the host holds; in a VM, the hypervisor).
+        let script = """
+        import socket, errno
+        try:
+            s = socket.socket(40, socket.SOCK_STREAM)  # AF_VSOCK
+            print('ESCAPED')
+        except OSError as e:
+            print('blocked:' + errno.errorcode.get(e.errno, str(e.errno)))
+        """
+        let result = attack(script)
+        expectBlocked(result, "AF_VSOCK")
+        #expect(result.inside.hasPrefix("blocked:EAFNOSUPPORT"), "\(result.inside)")
+        // The families a sandbox uses still work.
+        let usual = Sandbox.run(["python3", "-c", "import socket\nfor f in (1, 2, 10, 16): socket.socket(f, socket.SOCK_DGRAM).close()\nprint('ok')"])
+        #expect(usual.stdout == "ok\n", "\(usual.stderr)")
+    }
+
+    @Test("a setuid or setgid file of yours cannot be made in a writable bind, by chmod or by a creating open")
+    func setuidFiles() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Each way a mode reaches the kernel: chmod, fchmod, a creating open with the bits, mknod.
+        let script = """
+        import os, shutil, stat, sys
+        prefix = sys.argv[1]
+        ways = {
+            'chmod': lambda p: (shutil.copy('/usr/bin/id', p), os.chmod(p, 0o6755)),
+            'fchmod': lambda p: os.fchmod(os.open(p, os.O_WRONLY | os.O_CREAT, 0o755), 0o4755),
+            'open': lambda p: os.close(os.open(p, os.O_WRONLY | os.O_CREAT, 0o4755)),
+            'mknod': lambda p: os.mknod(p, 0o2755 | stat.S_IFREG),
+        }
+        escaped = []
+        for name, make in ways.items():
+            path = prefix + name
+            try:
+                make(path)
+            except OSError:
+                pass
+            if os.path.exists(path) and os.stat(path).st_mode & 0o6000:
+                escaped.append(name)
+        print('ESCAPED:' + ','.join(escaped) if escaped else 'blocked')
+        """
+        let outside = Sandbox.execute(Sandbox.dropPrivileges + [Self.python, "-c", script, dir + "/outside-"])
+        #expect(outside.stdout == "ESCAPED:chmod,fchmod,open,mknod\n", "the attack does not work outside: \(outside.stdout) \(outside.stderr)")
+        let inside = Sandbox.run(["python3", "-c", script, dir + "/inside-"], options: ["--bind", dir])
+        #expect(inside.stdout == "blocked\n", "\(inside.stdout) \(inside.stderr)")
+        // From the host: no file the sandbox left has a setuid or setgid bit.
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) where name.hasPrefix("inside-") {
+            var st = stat()
+            #expect(lstat(dir + "/" + name, &st) == 0 && st.st_mode & 0o6000 == 0, "\(name) is \(String(st.st_mode, radix: 8))")
+        }
+        // The refusals are violations, in the summary.
+        #expect(inside.stderr.contains("chmod") || inside.stderr.contains("fchmodat"), "\(inside.stderr)")
+    }
+
+    @Test("personality: a weakening flag beside bit 31 no longer slips through (ASLR stays on for what runs next)")
+    func personalityFlags() {
+        let script = """
+        import ctypes, subprocess
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.personality.restype = ctypes.c_int
+        r = libc.personality(ctypes.c_ulong(0x80000000 | 0x0040000))  # ADDR_NO_RANDOMIZE
+        now = open('/proc/self/personality').read().strip()
+        print('ESCAPED' if int(now, 16) & 0x0040000 else 'blocked:' + str(ctypes.get_errno()))
+        """
+        let result = attack(script)
+        expectBlocked(result, "personality(0x80040000)")
+        #expect(result.inside.hasPrefix("blocked:1"), "\(result.inside)")
+        // The personalities programs select, and the query, still work.
+        let allowed = Sandbox.run(["python3", "-c", "import ctypes\nlibc = ctypes.CDLL(None)\nprint([libc.personality(v) >= 0 for v in (0x8, 0x0, 0xffffffff)])"])
+        #expect(allowed.stdout == "[True, True, True]\n", "\(allowed.stderr)")
+    }
+
+    @Test("calls newer than libseccomp: open_tree_attr is refused as a mount call, numbers past cell's knowledge are ENOSYS")
+    func newerCalls() {
+        let script = """
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        out = []
+        for nr in (467, 470):
+            ctypes.set_errno(0)
+            libc.syscall(nr, -100, b'/', 0, None, 0)
+            out.append(str(ctypes.get_errno()))
+        print(' '.join(out))
+        """
+        // Outside (root of a plain user namespace) open_tree_attr exists: not EPERM, not ENOSYS.
+        let outside = Sandbox.execute(Sandbox.dropPrivileges + ["unshare", "-Urm", "--", Self.python, "-c", script])
+        #expect(!outside.stdout.hasPrefix("1 ") && !outside.stdout.hasPrefix("38 "), "\(outside.stdout) \(outside.stderr)")
+        let inside = Sandbox.run(["python3", "-c", script])
+        #expect(inside.stdout == "1 38\n", "\(inside.stdout) \(inside.stderr)")
+    }
 }
