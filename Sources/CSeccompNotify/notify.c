@@ -78,7 +78,8 @@ int cell_notify_id_valid(int listener, uint64_t id) {
     return ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0;
 }
 
-long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size) {
+long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size, int *terminated) {
+    *terminated = 0;
     if (size == 0 || address == 0) {
         errno = EFAULT;
         return -1;
@@ -100,8 +101,10 @@ long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size) {
             break;
         }
         void *nul = memchr(buffer + got, 0, (size_t)n);
-        if (nul)
+        if (nul) {
+            *terminated = 1;
             return (long)((char *)nul - buffer);
+        }
         got += (size_t)n;
     }
     buffer[got] = 0;

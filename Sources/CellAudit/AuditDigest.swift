@@ -102,11 +102,17 @@ public struct AuditDigest {
             out += "  violations: \(total)\n"
             for v in s.violations.sorted(by: { $0.count > $1.count }) {
                 out += "    \(e(v.syscall)) \(e(v.action)) ×\(v.count)"
-                if !v.paths.isEmpty { out += "  \(v.paths.map(e).joined(separator: ", "))" }
+                if !v.paths.isEmpty { out += "  \(v.paths.map { e(Self.shortened($0)) }.joined(separator: ", "))" }
                 out += "\n"
             }
         }
         return out
+    }
+
+    /// A path cut to 100 characters (the log has it whole): a digest line stays a line, and a
+    /// path padded to wrap cannot pass its tail off as a line of its own.
+    static func shortened(_ path: String) -> String {
+        path.count <= 100 ? path : String(path.prefix(99)) + "…"
     }
 
     /// A word as a shell would need it, on one line.

@@ -86,6 +86,11 @@ public final class AuditLog {
         } else {
             file = nil
         }
+        if let fd = file?.fd {
+            var st = stat()
+            var last: UInt8 = 0
+            lineOpen = fstat(fd, &st) == 0 && st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 && last != UInt8(ascii: "\n")
+        }
     }
 
     deinit { if let file { ReportFile.release(file) } }
@@ -96,29 +101,41 @@ public final class AuditLog {
         try append(AuditEvent(sandbox: sandbox, event: event, fields: fields).line)
     }
 
+    /// The first write that failed, if one did.
+    public private(set) var failure: String?
+    /// The file does not end with a newline (a torn line of an earlier run, a full disk): the
+    /// next event starts on a line of its own instead of being glued to it.
+    private var lineOpen = false
+
     private func append(_ line: String) throws(AuditError) {
         guard let fd = file?.fd else { return }
-        let bytes = Array(line.utf8)
+        let bytes = Array(((lineOpen ? "\n" : "") + line).utf8)
         let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         if n != bytes.count {
-            let reason = n < 0 ? String(cString: strerror(errno)) : "short write"
-            throw AuditError(message: "cannot write to the audit log \(path ?? ""): \(reason)")
+            lineOpen = n != 0 || lineOpen
+            let reason = n < 0 ? errorText(errno) : "short write (\(n) of \(bytes.count) bytes: the disk is full?)"
+            let message = "cannot write to the audit log \(path ?? ""): \(reason)"
+            if failure == nil { failure = message }
+            throw AuditError(message: message)
         }
+        lineOpen = false
     }
 
-    /// Records a violation: counted always, written within the bounds (see `record`).
-    public func violation(syscall: String, action: String, fields: () -> [(String, JSONField)]) throws(AuditError) {
+    /// Records a violation: counted always, written within the bounds (see `record`). Calls
+    /// denied with different errnos (two argument rules) are different keys, so that each
+    /// aggregated event names the errno its calls got.
+    public func violation(syscall: String, action: String, errno: String? = nil, fields: () -> [(String, JSONField)]) throws(AuditError) {
         violations += 1
-        try record("syscall", keyField: "syscall", key: syscall, action: action, fields: fields)
+        try record("syscall", keyField: "syscall", key: syscall, action: action, variant: errno, fields: fields)
     }
 
     /// Records an event the sandbox caused. It is counted under its key; it is written, with
     /// the fields `fields` makes, only while its key is within the burst and the sandbox within
     /// its bounds. Otherwise `fields` is not even called (reading a caller's memory for a path
     /// costs) except once per key, for the aggregated event.
-    public func record(_ event: String, keyField: String, key: String, action: String? = nil,
+    public func record(_ event: String, keyField: String, key: String, action: String? = nil, variant: String? = nil,
                        fields makeFields: () -> [(String, JSONField)]) throws(AuditError) {
-        let i = try entry(event, keyField: keyField, key: key, action: action)
+        let i = try entry(event, keyField: keyField, key: key, action: action, variant: variant)
         tally[i].count += 1
         guard file != nil else { return }
         if !tally[i].isOther && tally[i].count <= bounds.burst && boundsReached.allSatisfy({ $0 == "keys" }) {
@@ -143,8 +160,8 @@ public final class AuditLog {
     }
 
     /// The tally entry for a key: its own while there is room, else its event's `other`.
-    private func entry(_ event: String, keyField: String, key: String, action: String?) throws(AuditError) -> Int {
-        let id = event + "\u{0}" + key + "\u{0}" + (action ?? "")
+    private func entry(_ event: String, keyField: String, key: String, action: String?, variant: String?) throws(AuditError) -> Int {
+        let id = event + "\u{0}" + key + "\u{0}" + (action ?? "") + "\u{0}" + (variant ?? "")
         if let i = index[id] { return i }
         var entry = Tally(event: event, keyField: keyField, key: key, action: action)
         if named >= bounds.keys {
@@ -183,7 +200,11 @@ public final class AuditLog {
         var parts: [String] = []
         let calls = tally.filter { $0.event == "syscall" }
         for action in ["denied", "logged", "killed"] {
-            let entries = calls.filter { $0.action == action }
+            // One entry per name (a name denied with two errnos is two keys), in first-seen order.
+            var entries: [(key: String, count: Int)] = []
+            for call in calls where call.action == action {
+                if let j = entries.firstIndex(where: { $0.key == call.key }) { entries[j].count += call.count } else { entries.append((call.key, call.count)) }
+            }
             guard !entries.isEmpty else { continue }
             let total = entries.reduce(0) { $0 + $1.count }
             let list = entries.sorted { $0.count > $1.count }.prefix(6).map { "\($0.key) ×\($0.count)" }.joined(separator: ", ")

@@ -48,7 +48,7 @@ public final class ViolationAuditor {
         }
 
         do {
-            try log.violation(syscall: name, action: word) {
+            try log.violation(syscall: name, action: word, errno: word == "denied" ? ErrnoNames.name(errnoValue) ?? String(errnoValue) : nil) {
                 var fields: [(String, JSONField)] = [
                     ("pid", .int(Int(n.pid))), ("sandbox_pid", Self.sandboxPID(of: pid_t(n.pid)).map { .int($0) } ?? .null),
                     ("syscall", .string(name)), ("nr", .int(Int(n.nr))), ("arch", .string(Self.archName(n.arch))),
@@ -79,9 +79,9 @@ public final class ViolationAuditor {
         return .answered
     }
 
-    /// A path argument as read from the caller's memory: its bytes, and whether the read
-    /// stopped at the 4,095-byte limit before the string's end. nil: unreadable (a null or bad
-    /// pointer, the caller gone).
+    /// A path argument as read from the caller's memory: its bytes, and whether the string did
+    /// not end where cell could read it (past PATH_MAX, 4,096 bytes, or into unreadable memory).
+    /// nil: unreadable (a null or bad pointer, the caller gone).
     struct PathRead: Equatable {
         var bytes: [UInt8]
         var truncated: Bool
@@ -89,10 +89,12 @@ public final class ViolationAuditor {
 
     static func readPath(pid: pid_t, address: UInt64) -> PathRead? {
         guard address != 0 else { return nil }
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = cell_read_string(pid, address, &buffer, buffer.count)
+        // PATH_MAX bytes and one more: a path of 4,095 bytes and its NUL is read whole.
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        var terminated: Int32 = 0
+        let n = cell_read_string(pid, address, &buffer, buffer.count, &terminated)
         guard n >= 0 else { return nil }
-        return PathRead(bytes: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, truncated: Int(n) == buffer.count - 1)
+        return PathRead(bytes: buffer[0..<Int(n)].map { UInt8(bitPattern: $0) }, truncated: terminated == 0)
     }
 
     /// The event's path fields, each argument in its place: `path` (the first, or null when it

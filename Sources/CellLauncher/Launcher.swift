@@ -122,12 +122,18 @@ public enum Launcher {
             limitsHit.append(which)
             try? audit.record("limit", keyField: "which", key: which) { [("which", .string(which))] }
         }
+        let failedDuringRun = audit.failure != nil
         try? audit.flushSuppressed()
-        let outcome = finish(end, notes: (cgroup?.notes ?? []) + supervisor.notes + audit.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil,
+        var outcome = finish(end, notes: (cgroup?.notes ?? []) + supervisor.notes + audit.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil,
                              limitsHit: limitsHit)
         exitFields += [("duration_ms", .int(outcome.durationMilliseconds)), ("max_rss_kb", .int(outcome.maxRSSKilobytes)),
                        ("violations", .int(audit.violations))]
         try? audit.write("exit", exitFields)
+        // The end of the run could not be recorded (the disk filled, through a writable bind on
+        // the log's filesystem, say): never silently. The counts go to stderr instead.
+        if !failedDuringRun, let failure = audit.failure {
+            outcome.notes.append("\(failure); the log lacks this run's end: \(audit.summaryLine() ?? "no violations")")
+        }
         return outcome
     }
 }

@@ -39,7 +39,8 @@ public enum ReportFile {
             throw refuse("its directory belongs to another user (uid \(st.st_uid)), who could swap the file")
         }
         let name = parts.last!
-        let flags = O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (append ? O_APPEND : 0)
+        // Appending (the audit log): readable too, so the log can see whether its last line ended.
+        let flags = (append ? O_RDWR : O_WRONLY) | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (append ? O_APPEND : 0)
         let fd = openat(directory, name, flags, 0o600)
         guard fd >= 0 else {
             let code = errno

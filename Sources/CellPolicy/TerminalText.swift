@@ -1,7 +1,9 @@
 /// Text from elsewhere — a log, a profile, a path the sandbox chose — made safe to print on a
 /// terminal: every C0 control (newline and tab included), DEL and C1 control becomes a visible
 /// escape, so a string can neither move the cursor, set a title, hide the text after it
-/// (ESC[8m) nor forge a line of its own. Everything else prints as it is.
+/// (ESC[8m) nor forge a line of its own; so does every invisible format character (bidi
+/// overrides such as U+202E, zero-width spaces, line and paragraph separators), which could
+/// reorder or hide what is printed. Everything else prints as it is.
 public enum TerminalText {
     public static func escaped(_ text: String) -> String {
         guard text.unicodeScalars.contains(where: isControl) else { return text }
@@ -22,7 +24,12 @@ public enum TerminalText {
     }
 
     static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
+        if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) { return true }
+        guard scalar.value >= 0xa0 else { return false }
+        switch scalar.properties.generalCategory {
+        case .format, .lineSeparator, .paragraphSeparator: return true
+        default: return false
+        }
     }
 }
 

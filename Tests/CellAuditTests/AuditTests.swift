@@ -122,6 +122,34 @@ struct AuditLogTests {
         #expect(log.summaryLine() == "100 system calls logged: other ×98, syscall_0 ×1, syscall_1 ×1")
     }
 
+    @Test func aggregatesKeepEachErrnoApart() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let log = try AuditLog(path: path, sandbox: "s", bounds: AuditBounds(burst: 1))
+        for (errno, times) in [("EACCES", 3), ("EPERM", 5)] {
+            for _ in 0..<times {
+                try log.violation(syscall: "getpriority", action: "denied", errno: errno) {
+                    [("syscall", .string("getpriority")), ("action", .string("denied")), ("errno", .string(errno))]
+                }
+            }
+        }
+        try log.flushSuppressed()
+        let aggregated = try objects(path).filter { $0["aggregated"] as? Bool == true }
+        #expect(aggregated.map { "\($0["errno"] ?? "-") \($0["count"] ?? "-")" } == ["EACCES 2", "EPERM 4"])
+        #expect(log.summaryLine() == "8 system calls denied: getpriority ×8")
+    }
+
+    @Test func aTornLastLineIsEnded() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data("{\"v\":1,\"torn".utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o600)
+        let log = try AuditLog(path: path, sandbox: "s")
+        try log.write("start", [])
+        let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 2 && lines[1].hasPrefix("{\"v\":1") && lines[1].contains("\"event\":\"start\""))
+    }
+
     @Test func summaryLineGroupsActions() throws {
         let log = try AuditLog(path: nil)
         try log.violation(syscall: "mkdir", action: "logged") { [] }
@@ -154,6 +182,8 @@ struct AuditDigestTests {
         {"v":1,"time":"2026-01-01T00:00:00.100Z","sandbox":"s1","event":"syscall","syscall":"mount","action":"denied","path":"/a"}
         {"v":1,"time":"2026-01-01T00:00:00.200Z","sandbox":"s1","event":"syscall","syscall":"mount","action":"denied","path":"/b"}
         {"v":1,"time":"2026-01-01T00:00:00.300Z","sandbox":"s1","event":"syscall","syscall":"keyctl","action":"denied","count":500,"aggregated":true}
+        {"v":1,"time":"2026-01-01T00:00:00.400Z","sandbox":"s1","event":"bound","which":"events","limit":10000}
+        {"v":1,"time":"2026-01-01T00:00:00.500Z","sandbox":"s1","event":"syscall","syscall":"chroot","action":"denied","path":"/\(String(repeating: "x", count: 150))"}
         {"v":1,"time":"2026-01-01T00:00:01.500Z","sandbox":"s1","event":"exit","status":2,"signal":null,"duration_ms":1500}
         not json
         {"v":2,"sandbox":"s2","event":"start"}
@@ -165,9 +195,11 @@ struct AuditDigestTests {
               command:  make test
               profile:  ci (seccomp: default)
               ended:    exit 2 after 1.5 s
-              violations: 502
+              bound:    events 10000 reached: the rest is counted in aggregated events
+              violations: 503
                 keyctl denied ×500
                 mount denied ×2  /a, /b
+                chroot denied ×1  /\(String(repeating: "x", count: 98))…
 
             """)
     }
@@ -195,6 +227,8 @@ struct TerminalTextTests {
     func escapes() {
         #expect(TerminalText.escaped("plain /path ünï ✓") == "plain /path ünï ✓")
         #expect(TerminalText.escaped("a\u{1b}[8mb\nc\td\r\u{07}\u{7f}\u{9b}\u{85}") == "a\\e[8mb\\nc\\td\\r\\x07\\x7f\\x9b\\x85")
+        // Invisible format characters that reorder or hide text are escaped as well.
+        #expect(TerminalText.escaped("a\u{202E}b\u{200B}c\u{2028}d\u{FEFF}") == "a\\u{202e}b\\u{200b}c\\u{2028}d\\u{feff}")
         // The log's own JSON escapes C1 too, so `cat` of a log cannot drive the terminal.
         #expect(JSONField.quote("\u{9b}2J\u{1b}") == "\"\\u009b2J\\u001b\"")
     }

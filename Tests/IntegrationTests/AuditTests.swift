@@ -153,6 +153,55 @@ struct AuditTests {
         #expect(events.last?["violations"] as? Int == 120_000)
     }
 
+    @Test("a full disk at the end of a run is said on stderr with the counts, and the next run starts on a line of its own",
+          .enabled(if: Sandbox.isRoot, "mounting the small filesystem needs root (CI runs as root)"))
+    func fullDiskAtTheEnd() throws {
+        let dir = try Self.logDirectory()
+        defer { _ = Sandbox.execute(["umount", dir]); try? FileManager.default.removeItem(atPath: dir) }
+        #expect(Sandbox.execute(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0777", "tmpfs", dir]).status == 0)
+        try FileManager.default.createDirectory(atPath: "\(dir)/data", withIntermediateDirectories: false)
+        chmod("\(dir)/data", 0o777)
+        let log = "\(dir)/a.jsonl"
+        // 30 distinct denied calls past their burst, then the disk filled through the bind.
+        let r = Sandbox.run(["python3", "-c", """
+            import ctypes
+            libc = ctypes.CDLL(None)
+            for _ in range(25):
+                for nr in range(1000, 1030): libc.syscall(nr, 0, 0, 0, 0, 0)
+            try:
+                with open('\(dir)/data/fill', 'wb') as f:
+                    while True: f.write(b'x' * 4096); f.flush()
+            except OSError:
+                pass
+            """], options: ["--profile", "strict", "--audit-log", log, "--bind", "\(dir)/data"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("cannot write to the audit log \(log)"), "\(r.stderr)")
+        #expect(r.stderr.contains("the log lacks this run's end: 750 system calls denied"), "\(r.stderr)")
+        // Room again: the next run's first event is a line of its own, whole.
+        try FileManager.default.removeItem(atPath: "\(dir)/data/fill")
+        let next = Sandbox.run(["true"], options: ["--audit-log", log])
+        #expect(next.status == 0, "\(next.stderr)")
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        let start = text.split(separator: "\n").last { $0.contains("\"event\":\"start\"") }
+        #expect(start?.hasPrefix("{\"v\":1") == true && start?.contains("\"command\":[\"true\"]") == true, "\(start ?? "none")")
+    }
+
+    @Test("a path of 4,095 bytes is recorded whole; a longer one is marked truncated")
+    func pathLengths() throws {
+        let dir = try Self.logDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = "\(dir)/a.jsonl"
+        let r = Sandbox.run(["python3", "-c", """
+            import ctypes
+            libc = ctypes.CDLL(None)
+            for n in (4095, 5000): libc.chroot(b'/' + b'a' * (n - 1))
+            """], options: ["--audit-log", log])
+        #expect(r.status == 0, "\(r.stderr)")
+        let calls = try Self.events(log).filter { $0["event"] as? String == "syscall" }
+        #expect(calls.map { ($0["path"] as? String)?.utf8.count ?? -1 } == [4095, 4096])
+        #expect(calls.map { $0["path_truncated"] as? Bool ?? false } == [false, true])
+    }
+
     @Test("the audit log is not reachable from inside: not on a path, not as a descriptor")
     func logIsUnreachable() throws {
         let dir = try Self.logDirectory()

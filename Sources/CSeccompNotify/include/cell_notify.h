@@ -29,7 +29,8 @@ int cell_notify_respond(int listener, uint64_t id, int error, int continue_call)
  * check after reading the caller's memory, before trusting what was read. */
 int cell_notify_id_valid(int listener, uint64_t id);
 /* Reads a NUL-terminated string of at most size-1 bytes from `pid`'s memory at `address`.
- * Returns its length, or -1 with errno. */
-long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size);
+ * Returns its length, or -1 with errno; *terminated says whether its NUL was read (0: it went
+ * on past size-1 bytes, or into memory that could not be read). */
+long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size, int *terminated);
 
 #endif
