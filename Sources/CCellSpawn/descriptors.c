@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <linux/openat2.h>
 
 #ifndef MFD_EXEC
 #define MFD_EXEC 0x0010U
@@ -98,4 +99,12 @@ int cell_receive_byte(int sock, int *fd) {
         cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
         memcpy(fd, CMSG_DATA(cmsg), sizeof *fd);
     return (unsigned char)byte;
+}
+
+int cell_open_directory_beneath(int root, const char *path) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, root, path, &how, sizeof how);
 }

@@ -74,7 +74,7 @@ public enum Cell {
             }
         }
         defer { statusFile.map(ReportFile.release) }
-        for note in writableReportNotes(plan) { reportLine("note: \(note)") }
+        for note in plan.notes + writableReportNotes(plan) { reportLine("note: \(note)") }
         let outcome = Launcher.run(plan, initHelper: helper, version: version)
         for note in outcome.notes { reportLine("note: \(note)") }
         switch outcome.end {

@@ -37,6 +37,9 @@ public struct LaunchPlan: Equatable, Sendable {
     public var allowHostLoopback: Bool
     /// The command's own pty, if it gets one.
     public var terminal: TerminalPlan?
+    /// What planning found the user should know before the run (a walk of a bound directory
+    /// cut short, say): printed as notes, and by --dry-run.
+    public var notes: [String]
 
     public init(
         command: [String],
@@ -57,7 +60,8 @@ public struct LaunchPlan: Equatable, Sendable {
         network: NetworkMode = .none,
         publish: [PublishedPort] = [],
         allowHostLoopback: Bool = false,
-        terminal: TerminalPlan? = nil
+        terminal: TerminalPlan? = nil,
+        notes: [String] = []
     ) {
         self.command = command
         self.environment = environment
@@ -78,6 +82,7 @@ public struct LaunchPlan: Equatable, Sendable {
         self.publish = publish
         self.allowHostLoopback = allowHostLoopback
         self.terminal = terminal
+        self.notes = notes
     }
 
     public static let defaultHostname = SandboxDefaults.hostname
@@ -108,6 +113,7 @@ public struct LaunchPlan: Equatable, Sendable {
         lines.append("limits:       " + limits.describe().joined(separator: "; "))
         lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)), compiled by libseccomp \(SeccompCompiler.libseccompVersion()) while pid 1 sets up")
         lines.append("audit:        \(auditLogPath.map { "JSON Lines to \($0)" } ?? "a summary on stderr")")
+        for note in notes { lines.append("note:         \(note)") }
         return lines.joined(separator: "\n")
     }
 

@@ -164,6 +164,8 @@ public enum Planner {
         let seccomp = profile.seccomp(base: base).adjusted(
             allow: request.allowedSyscalls, deny: request.deniedSyscalls.map { ($0.name, $0.errno) })
         mounts = try FilesystemView.settle(mounts)
+        // Sockets, FIFOs and .git in the directories the user bound (BindGuards: why).
+        let guarded = BindGuards.apply(mounts, writableGit: profile.writableGit)
         return LaunchPlan(
             command: request.command,
             environment: environment,
@@ -175,7 +177,7 @@ public enum Planner {
             keptCapabilities: kept,
             statusJSONPath: request.statusJSONPath ?? profile.statusJSON,
             seccomp: seccomp,
-            mounts: mounts,
+            mounts: guarded.ops,
             rootBase: rootBase,
             auditLogPath: request.auditLogPath ?? profile.auditLog,
             profileName: profile.name,
@@ -183,7 +185,8 @@ public enum Planner {
             network: network,
             publish: publish,
             allowHostLoopback: request.allowHostLoopback || profile.allowHostLoopback,
-            terminal: terminal(request.terminal ?? profile.terminal, isTerminal: { isatty($0) == 1 }, windowSize: windowSize))
+            terminal: terminal(request.terminal ?? profile.terminal, isTerminal: { isatty($0) == 1 }, windowSize: windowSize),
+            notes: guarded.notes)
     }
 }
 

@@ -6,8 +6,9 @@ public enum BuiltinProfiles {
 #
 # As `default`, but the checkout (the working directory) is writable, so builds can write
 # their outputs; outbound network through user-mode NAT (the host's loopback stays
-# unreachable); the variables CI systems set are passed through; CI-sized limits and a timeout.
-description = "CI jobs: the working directory read-write, outbound network, CI variables kept, a 60m timeout"
+# unreachable); the CI systems' non-secret variables (commit, branch, job) are passed through;
+# CI-sized limits and a timeout. A .git in the checkout stays read-only (writable_git).
+description = "CI jobs: the working directory read-write, outbound network, CI variables (not secrets) kept, a 60m timeout"
 extends = "default"
 
 [filesystem]
@@ -21,15 +22,39 @@ pids = 16384         # parallel builds fork a lot
 timeout = "60m"
 
 [environment]
+# Named variables only, never prefixes: CI systems put their secrets beside the harmless ones
+# (CI_JOB_TOKEN, CI_REGISTRY_PASSWORD, CI_JOB_JWT, CI_REPOSITORY_URL with a token in it,
+# GITHUB_TOKEN, ACTIONS_ID_TOKEN_REQUEST_*, BUILDKITE_AGENT_ACCESS_TOKEN, SYSTEM_ACCESSTOKEN),
+# and this sandbox has outbound network. Add what a job needs with keep_add or --keep-env.
 keep = [
-    "CI", "CI_*",                  # generic, GitLab
-    "GITHUB_*", "RUNNER_*",        # GitHub Actions
-    "GITLAB_*",
-    "BUILDKITE", "BUILDKITE_*",
-    "CIRCLECI", "CIRCLE_*",
-    "TRAVIS", "TRAVIS_*",
-    "JENKINS_URL", "BUILD_*", "JOB_*",
-    "TF_BUILD", "SYSTEM_*", "AGENT_*",   # Azure Pipelines
+    "CI",
+    # GitLab
+    "GITLAB_CI", "CI_COMMIT_SHA", "CI_COMMIT_SHORT_SHA", "CI_COMMIT_REF_NAME", "CI_COMMIT_REF_SLUG",
+    "CI_COMMIT_BRANCH", "CI_COMMIT_TAG", "CI_DEFAULT_BRANCH", "CI_MERGE_REQUEST_IID", "CI_JOB_ID",
+    "CI_JOB_NAME", "CI_JOB_STAGE", "CI_PIPELINE_ID", "CI_PIPELINE_SOURCE", "CI_PROJECT_NAME",
+    "CI_PROJECT_PATH", "CI_PROJECT_DIR",
+    # GitHub Actions
+    "GITHUB_ACTIONS", "GITHUB_SHA", "GITHUB_REF", "GITHUB_REF_NAME", "GITHUB_REF_TYPE",
+    "GITHUB_HEAD_REF", "GITHUB_BASE_REF", "GITHUB_REPOSITORY", "GITHUB_RUN_ID", "GITHUB_RUN_NUMBER",
+    "GITHUB_RUN_ATTEMPT", "GITHUB_JOB", "GITHUB_WORKFLOW", "GITHUB_EVENT_NAME", "GITHUB_WORKSPACE",
+    "RUNNER_OS", "RUNNER_ARCH",
+    # Buildkite
+    "BUILDKITE", "BUILDKITE_BRANCH", "BUILDKITE_COMMIT", "BUILDKITE_TAG", "BUILDKITE_BUILD_ID",
+    "BUILDKITE_BUILD_NUMBER", "BUILDKITE_JOB_ID", "BUILDKITE_PIPELINE_SLUG", "BUILDKITE_PULL_REQUEST",
+    # CircleCI
+    "CIRCLECI", "CIRCLE_BRANCH", "CIRCLE_SHA1", "CIRCLE_TAG", "CIRCLE_BUILD_NUM", "CIRCLE_JOB",
+    "CIRCLE_PROJECT_REPONAME", "CIRCLE_PROJECT_USERNAME", "CIRCLE_PULL_REQUEST", "CIRCLE_NODE_INDEX",
+    "CIRCLE_NODE_TOTAL",
+    # Travis CI
+    "TRAVIS", "TRAVIS_BRANCH", "TRAVIS_COMMIT", "TRAVIS_TAG", "TRAVIS_BUILD_NUMBER",
+    "TRAVIS_JOB_NUMBER", "TRAVIS_PULL_REQUEST", "TRAVIS_REPO_SLUG", "TRAVIS_OS_NAME",
+    # Jenkins
+    "JENKINS_URL", "BUILD_NUMBER", "BUILD_ID", "BUILD_URL", "JOB_NAME", "GIT_COMMIT", "GIT_BRANCH",
+    "BRANCH_NAME", "CHANGE_ID",
+    # Azure Pipelines
+    "TF_BUILD", "BUILD_BUILDID", "BUILD_BUILDNUMBER", "BUILD_SOURCEBRANCH", "BUILD_SOURCEBRANCHNAME",
+    "BUILD_SOURCEVERSION", "BUILD_REPOSITORY_NAME", "SYSTEM_PULLREQUEST_PULLREQUESTID", "AGENT_OS",
+    "AGENT_JOBNAME",
 ]
 """#,
         "default": #"""
@@ -70,6 +95,7 @@ pids = 4096     # processes of this sandbox (RLIMIT_NPROC counts per user namesp
 [filesystem]
 defaults = true # /usr, a selection of /etc, /proc, /dev, /tmp and home (README: "Filesystem")
 cwd = "ro"      # the working directory, read-only, at its own path
+writable_git = false # a .git in a writable bind stays read-only: hooks and config run on the host
 mounts = []
 
 [environment]
@@ -122,26 +148,92 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
     /// The same profiles, parsed (the TOML parser's parse of each text equals these: tested).
     static let parsed: [String: TOMLNode] = [
         "ci": .table([
-            "description": .string("CI jobs: the working directory read-write, outbound network, CI variables kept, a 60m timeout"),
+            "description": .string("CI jobs: the working directory read-write, outbound network, CI variables (not secrets) kept, a 60m timeout"),
             "environment": .table([
                 "keep": .array([
                     .string("CI"),
-                    .string("CI_*"),
-                    .string("GITHUB_*"),
-                    .string("RUNNER_*"),
-                    .string("GITLAB_*"),
+                    .string("GITLAB_CI"),
+                    .string("CI_COMMIT_SHA"),
+                    .string("CI_COMMIT_SHORT_SHA"),
+                    .string("CI_COMMIT_REF_NAME"),
+                    .string("CI_COMMIT_REF_SLUG"),
+                    .string("CI_COMMIT_BRANCH"),
+                    .string("CI_COMMIT_TAG"),
+                    .string("CI_DEFAULT_BRANCH"),
+                    .string("CI_MERGE_REQUEST_IID"),
+                    .string("CI_JOB_ID"),
+                    .string("CI_JOB_NAME"),
+                    .string("CI_JOB_STAGE"),
+                    .string("CI_PIPELINE_ID"),
+                    .string("CI_PIPELINE_SOURCE"),
+                    .string("CI_PROJECT_NAME"),
+                    .string("CI_PROJECT_PATH"),
+                    .string("CI_PROJECT_DIR"),
+                    .string("GITHUB_ACTIONS"),
+                    .string("GITHUB_SHA"),
+                    .string("GITHUB_REF"),
+                    .string("GITHUB_REF_NAME"),
+                    .string("GITHUB_REF_TYPE"),
+                    .string("GITHUB_HEAD_REF"),
+                    .string("GITHUB_BASE_REF"),
+                    .string("GITHUB_REPOSITORY"),
+                    .string("GITHUB_RUN_ID"),
+                    .string("GITHUB_RUN_NUMBER"),
+                    .string("GITHUB_RUN_ATTEMPT"),
+                    .string("GITHUB_JOB"),
+                    .string("GITHUB_WORKFLOW"),
+                    .string("GITHUB_EVENT_NAME"),
+                    .string("GITHUB_WORKSPACE"),
+                    .string("RUNNER_OS"),
+                    .string("RUNNER_ARCH"),
                     .string("BUILDKITE"),
-                    .string("BUILDKITE_*"),
+                    .string("BUILDKITE_BRANCH"),
+                    .string("BUILDKITE_COMMIT"),
+                    .string("BUILDKITE_TAG"),
+                    .string("BUILDKITE_BUILD_ID"),
+                    .string("BUILDKITE_BUILD_NUMBER"),
+                    .string("BUILDKITE_JOB_ID"),
+                    .string("BUILDKITE_PIPELINE_SLUG"),
+                    .string("BUILDKITE_PULL_REQUEST"),
                     .string("CIRCLECI"),
-                    .string("CIRCLE_*"),
+                    .string("CIRCLE_BRANCH"),
+                    .string("CIRCLE_SHA1"),
+                    .string("CIRCLE_TAG"),
+                    .string("CIRCLE_BUILD_NUM"),
+                    .string("CIRCLE_JOB"),
+                    .string("CIRCLE_PROJECT_REPONAME"),
+                    .string("CIRCLE_PROJECT_USERNAME"),
+                    .string("CIRCLE_PULL_REQUEST"),
+                    .string("CIRCLE_NODE_INDEX"),
+                    .string("CIRCLE_NODE_TOTAL"),
                     .string("TRAVIS"),
-                    .string("TRAVIS_*"),
+                    .string("TRAVIS_BRANCH"),
+                    .string("TRAVIS_COMMIT"),
+                    .string("TRAVIS_TAG"),
+                    .string("TRAVIS_BUILD_NUMBER"),
+                    .string("TRAVIS_JOB_NUMBER"),
+                    .string("TRAVIS_PULL_REQUEST"),
+                    .string("TRAVIS_REPO_SLUG"),
+                    .string("TRAVIS_OS_NAME"),
                     .string("JENKINS_URL"),
-                    .string("BUILD_*"),
-                    .string("JOB_*"),
+                    .string("BUILD_NUMBER"),
+                    .string("BUILD_ID"),
+                    .string("BUILD_URL"),
+                    .string("JOB_NAME"),
+                    .string("GIT_COMMIT"),
+                    .string("GIT_BRANCH"),
+                    .string("BRANCH_NAME"),
+                    .string("CHANGE_ID"),
                     .string("TF_BUILD"),
-                    .string("SYSTEM_*"),
-                    .string("AGENT_*"),
+                    .string("BUILD_BUILDID"),
+                    .string("BUILD_BUILDNUMBER"),
+                    .string("BUILD_SOURCEBRANCH"),
+                    .string("BUILD_SOURCEBRANCHNAME"),
+                    .string("BUILD_SOURCEVERSION"),
+                    .string("BUILD_REPOSITORY_NAME"),
+                    .string("SYSTEM_PULLREQUEST_PULLREQUESTID"),
+                    .string("AGENT_OS"),
+                    .string("AGENT_JOBNAME"),
                 ]),
             ]),
             "extends": .string("default"),
@@ -168,6 +260,7 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
                 "cwd": .string("ro"),
                 "defaults": .bool(true),
                 "mounts": .array([]),
+                "writable_git": .bool(false),
             ]),
             "hostname": .string("cell"),
             "identity": .string("caller"),

@@ -7,7 +7,7 @@ public struct Profile: Equatable, Sendable {
     public static func == (a: Profile, b: Profile) -> Bool {
         a.name == b.name && a.description == b.description && a.hostname == b.hostname
             && a.workingDirectory == b.workingDirectory && a.namespaces == b.namespaces && a.network == b.network
-            && a.filesystemDefaults == b.filesystemDefaults && a.workingDirectoryMount == b.workingDirectoryMount
+            && a.filesystemDefaults == b.filesystemDefaults && a.workingDirectoryMount == b.workingDirectoryMount && a.writableGit == b.writableGit
             && a.mounts == b.mounts && a.keepEnvironment == b.keepEnvironment && a.setEnvironment == b.setEnvironment
             && a.capabilities == b.capabilities && a.seccompPolicy == b.seccompPolicy && a.seccompJSON == b.seccompJSON
             && a.allowSyscalls == b.allowSyscalls && a.denySyscalls == b.denySyscalls && a.seccompRules == b.seccompRules
@@ -28,6 +28,9 @@ public struct Profile: Equatable, Sendable {
     /// /tmp, home); false: only `mounts` (plus /proc and /dev are then up to the profile).
     public var filesystemDefaults: Bool
     public var workingDirectoryMount: WorkingDirectoryMount
+    /// A `.git` in a writable bind stays writable (false: it is bound read-only over itself, so
+    /// the sandbox cannot plant hooks or config that git on the host would run).
+    public var writableGit: Bool
     public var mounts: [ProfileMount]
     public var keepEnvironment: [String]
     public var setEnvironment: [EnvironmentVariable]
@@ -58,7 +61,7 @@ public struct Profile: Equatable, Sendable {
     public static func base(name: String) -> Profile {
         Profile(name: name, description: "", hostname: SandboxDefaults.hostname, workingDirectory: nil,
                 namespaces: Namespace.allNested, network: .none, filesystemDefaults: true,
-                workingDirectoryMount: .readOnly, mounts: [], keepEnvironment: [], setEnvironment: [],
+                workingDirectoryMount: .readOnly, writableGit: false, mounts: [], keepEnvironment: [], setEnvironment: [],
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
                 denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil,
                 limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false,

@@ -11,6 +11,7 @@ struct ProfileLayer {
     var network: NetworkMode?
     var filesystemDefaults: Bool?
     var workingDirectoryMount: WorkingDirectoryMount?
+    var writableGit: Bool?
     var mounts = ListEdit<ProfileMount>()
     var keepEnvironment = ListEdit<String>()
     var setEnvironment: [EnvironmentVariable] = []
@@ -54,6 +55,7 @@ struct ProfileLayer {
         }
         if let v = filesystemDefaults { p.filesystemDefaults = v }
         if let v = workingDirectoryMount { p.workingDirectoryMount = v }
+        if let v = writableGit { p.writableGit = v }
         p.mounts = mounts.apply(to: p.mounts) { $0.destination }
         p.keepEnvironment = keepEnvironment.apply(to: p.keepEnvironment) { $0 }
         for variable in setEnvironment {

@@ -40,6 +40,7 @@ public enum ProfileWriter {
         out.append("[filesystem]")
         out.append("defaults = \(p.filesystemDefaults)")
         out.append("cwd = \(quote(p.workingDirectoryMount.rawValue))")
+        out.append("writable_git = \(p.writableGit)")
         if p.mounts.isEmpty {
             out.append("mounts = []")
         } else {

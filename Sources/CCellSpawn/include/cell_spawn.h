@@ -68,4 +68,9 @@ int cell_socketpair_cloexec(int fds[2]);
  * -2 with errno on error. */
 int cell_receive_byte(int sock, int *fd);
 
+/* The directory at `path` below the directory `root`, opened read-only, without following any
+ * symlink and without leaving `root` (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): for
+ * walking a bound directory. -1 with errno if it cannot be. */
+int cell_open_directory_beneath(int root, const char *path);
+
 #endif
