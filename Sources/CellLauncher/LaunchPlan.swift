@@ -122,6 +122,13 @@ public struct LaunchPlan: Equatable, Sendable {
     public func setupRecords() -> [PlanRecord] {
         var records: [PlanRecord] = [.namespaces(namespaces)]
         if !seccomp.allowNestedNamespaces { records.append(.userNamespaceLimit(0)) }
+        // Only root of the sandbox may write its IPC namespace's sysctls (the kernel checks the
+        // uid, not a capability): as the caller, SysV shared memory is bounded per process by
+        // `addressSpace` only, once attached.
+        if let memory = limits.memory, namespaces.contains(.ipc), identity.innerUID == 0 {
+            let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+            records.append(.sharedMemoryLimit(bytes: memory, pages: max(1, memory / page)))
+        }
         if namespaces.contains(.net) { records.append(.loopback) }
         if namespaces.contains(.mount) {
             records.append(.root(base: rootBase, size: LaunchPlan.rootSize))

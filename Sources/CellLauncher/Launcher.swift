@@ -49,6 +49,7 @@ public enum Launcher {
             return finish(.setupFailed(message))
         }
 
+        if let problem = StandardDescriptors.problem(skipping: plan.terminal?.descriptors ?? []) { return failed(problem) }
         // An unprivileged process can lower its rlimits, never raise them: refuse, do not shrink.
         if let above = plan.limits.aboveHardLimits().first { return failed(above) }
         if let unmet = plan.limits.unmetRequirement() { return failed(unmet) }

@@ -11,17 +11,22 @@ import Glibc
 /// | `fileSize`   | RLIMIT_FSIZE  | the size of any file a process writes (EFBIG) |
 /// | `openFiles`  | RLIMIT_NOFILE | descriptors per process |
 /// | `processes`  | RLIMIT_NPROC  | processes of the sandbox: the kernel counts them per (user namespace, uid), so the count is the sandbox's own, not the caller's |
+/// | `addressSpace` | RLIMIT_AS   | each process's whole address space, shared mappings included |
 ///
 /// `memory` is RLIMIT_DATA rather than RLIMIT_AS: AS counts address space that is only
 /// reserved (language runtimes reserve gigabytes they never touch) and would break ordinary
-/// programs, while DATA counts what a balloon actually grows. Both are per process, not a total
-/// for the sandbox: that needs a cgroup (`--cgroup`). Core dumps are always off (RLIMIT_CORE 0).
+/// programs, while DATA counts what a balloon actually grows. DATA does not count shared
+/// memory (memfd, MAP_SHARED|MAP_ANONYMOUS): `addressSpace`, set well above `memory`, bounds
+/// that per process, and with `memory` the sandbox's own kernel.shmall bounds SysV segments.
+/// All are per process, not a total for the sandbox: that needs a cgroup (`--cgroup`). Core
+/// dumps are always off (RLIMIT_CORE 0).
 public struct ResourceLimits: Equatable, Sendable {
     public var memory: UInt64?
     public var cpuTime: UInt64?
     public var fileSize: UInt64?
     public var openFiles: UInt64?
     public var processes: UInt64?
+    public var addressSpace: UInt64?
     /// Wall clock, milliseconds: SIGTERM to the sandbox, then SIGKILL after `killAfter`.
     public var timeout: UInt64?
     public var killAfter: UInt64
@@ -47,7 +52,7 @@ public struct ResourceLimits: Equatable, Sendable {
     }
 
     /// Names as profiles and messages use them.
-    public static let names = ["memory", "cpu_time", "file_size", "open_files", "pids", "timeout"]
+    public static let names = ["memory", "cpu_time", "file_size", "open_files", "pids", "address_space", "timeout"]
 
     /// The rlimits to set (resource, soft value), RLIMIT_CORE 0 always. The hard value equals
     /// the soft one, except for RLIMIT_CPU, whose hard limit is one second later: at the soft
@@ -60,6 +65,7 @@ public struct ResourceLimits: Equatable, Sendable {
         if let v = fileSize { list.append((Int32(RLIMIT_FSIZE.rawValue), v, "file_size")) }
         if let v = openFiles { list.append((Int32(RLIMIT_NOFILE.rawValue), v, "open_files")) }
         if let v = processes { list.append((6 /* RLIMIT_NPROC: Glibc does not export it to Swift */, v, "pids")) }
+        if let v = addressSpace { list.append((Int32(RLIMIT_AS.rawValue), v, "address_space")) }
         return list
     }
 
@@ -72,6 +78,7 @@ public struct ResourceLimits: Equatable, Sendable {
         case RLIMIT_FSIZE.rawValue: return "RLIMIT_FSIZE"
         case RLIMIT_NOFILE.rawValue: return "RLIMIT_NOFILE"
         case 6: return "RLIMIT_NPROC"
+        case RLIMIT_AS.rawValue: return "RLIMIT_AS"
         default: return "resource \(resource)"
         }
     }
@@ -108,6 +115,8 @@ public struct ResourceLimits: Equatable, Sendable {
                 if fileSize == nil { return "the profile requires a file-size limit but sets none ([limits] file_size)" }
             case "open_files":
                 if openFiles == nil { return "the profile requires an open-files limit but sets none ([limits] open_files)" }
+            case "address_space":
+                if addressSpace == nil { return "the profile requires an address-space limit but sets none ([limits] address_space)" }
             default:
                 return "unknown required limit '\(name)'"
             }
@@ -122,6 +131,7 @@ public struct ResourceLimits: Equatable, Sendable {
         if let v = cpuTime { lines.append("cpu time \(v) s per process (RLIMIT_CPU)") }
         if let v = fileSize { lines.append("file size \(ByteSize.format(v)) (RLIMIT_FSIZE)") }
         if let v = openFiles { lines.append("open files \(v) per process (RLIMIT_NOFILE)") }
+        if let v = addressSpace { lines.append("address space \(ByteSize.format(v)) per process (RLIMIT_AS)") }
         if let v = processes { lines.append("processes \(v) in the sandbox (RLIMIT_NPROC, counted per user namespace" + (cgroup == nil ? ")" : "; cgroup pids.max)")) }
         if let c = cgroup { lines.append("cgroup under \(c)") }
         if let v = timeout { lines.append("timeout \(Durations.format(v)), then SIGKILL after \(Durations.format(killAfter))") }

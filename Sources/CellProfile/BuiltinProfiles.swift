@@ -141,6 +141,7 @@ cpu_time = "60s"     # per process
 file_size = "64m"    # no file larger than this
 open_files = 256
 pids = 256
+address_space = "4g" # per process (RLIMIT_AS): bounds shared memory, which memory does not count
 timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
 """#,
     ]
@@ -298,6 +299,7 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
                 "cwd": .string("none"),
             ]),
             "limits": .table([
+                "address_space": .string("4g"),
                 "cpu_time": .string("60s"),
                 "file_size": .string("64m"),
                 "memory": .string("1g"),

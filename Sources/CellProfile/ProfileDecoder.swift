@@ -169,9 +169,10 @@ struct ProfileDecoder {
 
         if let table = table(document, [], "limits") {
             let base: [PathComponent] = [.key("limits")]
-            checkKeys(table, base, ["memory", "cpu_time", "file_size", "open_files", "pids", "timeout", "kill_after", "cgroup", "required"])
+            checkKeys(table, base, ["memory", "cpu_time", "file_size", "open_files", "pids", "address_space", "timeout", "kill_after", "cgroup", "required"])
             layer.memory = size(table, base, "memory")
             layer.fileSize = size(table, base, "file_size")
+            layer.addressSpace = size(table, base, "address_space")
             layer.cpuTime = duration(table, base, "cpu_time").map { ($0 + 999) / 1000 }
             layer.timeout = duration(table, base, "timeout")
             layer.killAfter = duration(table, base, "kill_after")
@@ -179,7 +180,7 @@ struct ProfileDecoder {
             layer.processes = count(table, base, "pids")
             layer.cgroup = path(table, base, "cgroup")
             if let required = stringList(table, base, "required") {
-                let known = ["memory", "pids", "timeout", "cpu_time", "file_size", "open_files"]
+                let known = ["memory", "pids", "timeout", "cpu_time", "file_size", "open_files", "address_space"]
                 for name in required where !known.contains(name) {
                     report(base + [.key("required")], "'\(name)' is not a limit (\(known.joined(separator: ", ")))", value: name)
                 }

@@ -27,6 +27,7 @@ struct ProfileLayer {
     var memory: UInt64?
     var cpuTime: UInt64?
     var fileSize: UInt64?
+    var addressSpace: UInt64?
     var openFiles: UInt64?
     var processes: UInt64?
     var timeout: UInt64?
@@ -77,6 +78,7 @@ struct ProfileLayer {
         if let v = memory { p.limits.memory = v }
         if let v = cpuTime { p.limits.cpuTime = v }
         if let v = fileSize { p.limits.fileSize = v }
+        if let v = addressSpace { p.limits.addressSpace = v }
         if let v = openFiles { p.limits.openFiles = v }
         if let v = processes { p.limits.processes = v }
         if let v = timeout { p.limits.timeout = v }

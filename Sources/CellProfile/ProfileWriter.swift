@@ -30,6 +30,7 @@ public enum ProfileWriter {
         if let v = l.memory { out.append("memory = \(quote(ByteSize.format(v)))") }
         if let v = l.cpuTime { out.append("cpu_time = \(quote("\(v)s"))") }
         if let v = l.fileSize { out.append("file_size = \(quote(ByteSize.format(v)))") }
+        if let v = l.addressSpace { out.append("address_space = \(quote(ByteSize.format(v)))") }
         if let v = l.openFiles { out.append("open_files = \(v)") }
         if let v = l.processes { out.append("pids = \(v)") }
         if let v = l.timeout { out.append("timeout = \(quote(Durations.format(v)))") }

@@ -58,6 +58,8 @@ struct plan {
     int has_namespaces;
     int has_userns_limit;
     uint32_t userns_limit;
+    int has_ipc_limit;
+    uint64_t shmmax, shmall;
     int loopback;
     int has_root;
     uint64_t root_size; /* or CELL_PLAN_NONE_U64 */
@@ -118,6 +120,7 @@ void plan_hold(struct plan *p, int fd);         /* 'H' up, then until START */
 /* ---- namespaces.c */
 void unshare_namespaces(const struct plan *p);
 void limit_user_namespaces(const struct plan *p);
+void limit_shared_memory(const struct plan *p);
 void set_hostname(const struct plan *p);
 /* Writes `value` to the /proc/sys file `path` in one write; 0, or -1 with errno. */
 int write_sysctl(const char *path, const char *value);

@@ -52,6 +52,22 @@ void limit_user_namespaces(const struct plan *p) {
         fail(CELL_STEP_USERNS_LIMIT, errno, 0);
 }
 
+/*
+ * SysV shared memory is nobody's private memory, so no process's RLIMIT_DATA counts it: with a
+ * memory limit, the sandbox's own IPC namespace holds at most that much of it in all (shmall,
+ * in pages) and per segment (shmmax). Per IPC namespace, like the user namespace limit above;
+ * writable by the sandbox's uid 0 only (ipc_permissions compares the uid), so the plan has this
+ * record only when pid 1 is root inside.
+ */
+void limit_shared_memory(const struct plan *p) {
+    if (!p->has_ipc_limit)
+        return;
+    char value[24];
+    if (write_sysctl("/proc/sys/kernel/shmmax", format_unsigned(value, p->shmmax, 10)) != 0 ||
+        write_sysctl("/proc/sys/kernel/shmall", format_unsigned(value, p->shmall, 10)) != 0)
+        fail(CELL_STEP_IPC_LIMIT, errno, 0);
+}
+
 int write_sysctl(const char *path, const char *value) {
     int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)

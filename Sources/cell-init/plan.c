@@ -54,6 +54,7 @@ static const struct record_rule rules[] = {
     [CELL_REC_END_FILTERS] = {1, 0, 1, PART_FILTERS},
     [CELL_REC_START] = {1, 0, 1, PART_HOLD},
     [CELL_REC_TERMINAL] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_IPC_LIMIT] = {1, 0, 1, PART_SETUP},
 };
 _Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 32 bits");
 
@@ -240,7 +241,8 @@ static void check_setup(const struct plan *p, uint32_t index) {
              /* each of these acts on a namespace of the sandbox's own, never on the host's */
              (!p->has_root || (p->namespaces & CELL_NS_MOUNT)) &&
              (!p->loopback || (p->namespaces & CELL_NS_NET)) &&
-             (!p->hostname || (p->namespaces & CELL_NS_UTS));
+             (!p->hostname || (p->namespaces & CELL_NS_UTS)) &&
+             (!p->has_ipc_limit || (p->namespaces & CELL_NS_IPC));
     if (!ok)
         refuse(p, EINVAL, index);
 }
@@ -301,6 +303,12 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         if (p->userns_limit > INT_MAX) /* the sysctl is an int */
             refuse(p, EINVAL, index);
         p->has_userns_limit = 1;
+        break;
+    case CELL_REC_IPC_LIMIT:
+        p->shmmax = take_u64(&c);
+        p->shmall = take_u64(&c);
+        finish(p, &c, index);
+        p->has_ipc_limit = 1;
         break;
     case CELL_REC_LOOPBACK:
         finish(p, &c, index);

@@ -101,9 +101,10 @@ int main(void) {
     /* 3. The namespaces, before anything that depends on them (mounts, lo, hostname). */
     unshare_namespaces(&plan);
 
-    /* 4. No nested user namespaces: through the host's /proc, still in view and writable (the
-     *    view in 6 replaces it). */
+    /* 4. No nested user namespaces, and SysV shared memory within the memory limit: through the
+     *    host's /proc, still in view and writable (the view in 6 replaces it). */
     limit_user_namespaces(&plan);
+    limit_shared_memory(&plan);
 
     /* 5. lo up and low ports open, in the new network namespace (3), through the host's /proc
      *    likewise. */

@@ -1,3 +1,4 @@
+import Glibc
 import CCellSpawn
 import CellPolicy
 import Testing
@@ -191,5 +192,20 @@ struct LimitsUnitTests {
         let none = FilesystemView.defaultOperations(workingDirectory: nil, inspect: { $0 == "/etc/resolv.conf" ? .file : .missing },
                                                     readSmallFile: { _ in Array("nameserver 127.0.0.53\n".utf8) })
         #expect(none.contains(.file("/etc/resolv.conf", contents: "nameserver 127.0.0.53\n")))
+    }
+}
+
+struct StandardDescriptorTests {
+    @Test func directoriesAndPathDescriptorsAreRefusedUnlessReplaced() {
+        func status(_ kinds: [Int32: (Int32, UInt32)]) -> (Int32) -> (flags: Int32, mode: UInt32)? {
+            { fd in kinds[fd].map { (flags: $0.0, mode: $0.1) } }
+        }
+        let file = (Int32(O_RDONLY), UInt32(S_IFREG) | 0o644), dir = (Int32(O_RDONLY), UInt32(S_IFDIR) | 0o755)
+        let path = (Int32(StandardDescriptors.O_PATH_), UInt32(S_IFREG) | 0o644)
+        #expect(StandardDescriptors.problem(skipping: [], status: status([0: file, 1: file, 2: file])) == nil)
+        #expect(StandardDescriptors.problem(skipping: [], status: status([1: file])) == nil, "closed ones get /dev/null")
+        #expect(StandardDescriptors.problem(skipping: [], status: status([0: dir]))?.hasPrefix("standard input is a directory") == true)
+        #expect(StandardDescriptors.problem(skipping: [], status: status([2: path]))?.hasPrefix("standard error is an O_PATH descriptor") == true)
+        #expect(StandardDescriptors.problem(skipping: [0], status: status([0: dir])) == nil, "replaced by the pty's /dev/null")
     }
 }

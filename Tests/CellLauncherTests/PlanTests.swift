@@ -16,7 +16,8 @@ struct PlanEncodingTests {
         var dev = MountOperation.tmpfs("/dev", size: 65536, mode: 0o755)
         dev.noexec = true
         return [
-            .namespaces([.mount, .pid, .net, .time]), .userNamespaceLimit(0), .loopback, .root(base: "/tmp", size: 1 << 20),
+            .namespaces([.mount, .pid, .net, .time]), .userNamespaceLimit(0), .sharedMemoryLimit(bytes: 1 << 30, pages: 1 << 18),
+            .loopback, .root(base: "/tmp", size: 1 << 20),
             .mount(bind), .mount(mask), .mount(dev), .mount(.symlink("usr/bin", at: "/bin")),
             .mount(.file("/etc/hosts", bytes: [0x61, 0, 0x62, 0x0a], mode: 0o600)),
             .mount(MountOperation(kind: .proc, destination: "/proc")),
@@ -109,6 +110,17 @@ struct SetupRecordTests {
         var allowed = plan()
         allowed.seccomp.allowNestedNamespaces = true
         #expect(!allowed.setupRecords().contains(.userNamespaceLimit(0)))
+    }
+
+    @Test("SysV shared memory is bounded by the memory limit only where it can be: an IPC namespace, root inside")
+    func sharedMemoryLimit() {
+        func limited(_ change: (inout LaunchPlan) -> Void) -> Bool {
+            plan(change).setupRecords().contains { if case .sharedMemoryLimit = $0 { return true }; return false }
+        }
+        #expect(!limited { _ in }, "no memory limit")
+        #expect(limited { $0.limits.memory = 1 << 30; $0.identity.innerUID = 0 })
+        #expect(!limited { $0.limits.memory = 1 << 30; $0.identity.innerUID = 1000 }, "the kernel lets only uid 0 write it")
+        #expect(!limited { $0.limits.memory = 1 << 30; $0.identity.innerUID = 0; $0.namespaces.remove(.ipc) })
     }
 }
 

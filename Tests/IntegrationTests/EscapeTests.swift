@@ -361,4 +361,26 @@ struct EscapeTests {
         let inside = Sandbox.run(["python3", "-c", script])
         #expect(inside.stdout == "1 38\n", "\(inside.stdout) \(inside.stderr)")
     }
+
+    @Test("a directory or O_PATH descriptor as standard input is refused: no openat(0, \"..\") into the host")
+    func standardDescriptors() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "host secret\n".write(toFile: "\(dir)/beside", atomically: true, encoding: .utf8)
+        chmod("\(dir)/beside", 0o644)
+        try FileManager.default.createDirectory(atPath: "\(dir)/sub", withIntermediateDirectories: false)
+        chmod("\(dir)/sub", 0o755)
+        // Python will not start with a directory on stdin: the shell moves it to 3 first.
+        let script = "import os\ntry:\n    print('ESCAPED:' + open(os.open('../beside', os.O_RDONLY, dir_fd=3)).read().strip())\nexcept OSError as e:\n    print('blocked:', e)"
+        let attack = "exec python3 -c \"$0\" 3<&0 </dev/null"
+        let outside = Sandbox.execute(Sandbox.dropPrivileges + ["sh", "-c", "exec sh -c '\(attack)' \"$0\" < \(dir)/sub", script])
+        #expect(outside.stdout == "ESCAPED:host secret\n", "the attack does not work outside: \(outside.stdout) \(outside.stderr)")
+        let inside = Sandbox.execute(Sandbox.dropPrivileges + ["sh", "-c", "exec \(Sandbox.cell) run -- sh -c '\(attack)' \"$0\" < \(dir)/sub", script])
+        #expect(inside.status == 125 && inside.stdout.isEmpty, "\(inside.stdout) \(inside.stderr)")
+        #expect(inside.stderr.contains("cell: standard input is a directory"), "\(inside.stderr)")
+        // An O_PATH descriptor (of a file) on standard output: refused the same way.
+        let opath = "import os, sys\nfd = os.open(sys.argv[1], os.O_PATH)\nos.dup2(fd, 1)\nos.execv(sys.argv[2], [sys.argv[2], 'run', '--', 'true'])"
+        let pathFD = Sandbox.execute(Sandbox.dropPrivileges + [Self.python, "-c", opath, "\(dir)/beside", Sandbox.cell])
+        #expect(pathFD.status == 125 && pathFD.stderr.contains("cell: standard output is an O_PATH descriptor"), "\(pathFD.stderr)")
+    }
 }

@@ -113,8 +113,28 @@ struct LimitsNetworkTests {
 
     @Test("strict's limits are in force")
     func strictLimits() {
-        let r = Sandbox.run(["sh", "-c", "ulimit -n; ulimit -f; ulimit -c"], options: ["-p", "strict"])
-        #expect(r.stdout == "256\n131072\n0\n", "\(r.stderr)")
+        let r = Sandbox.run(["sh", "-c", "ulimit -n; ulimit -f; ulimit -c; ulimit -v"], options: ["-p", "strict"])
+        #expect(r.stdout == "256\n131072\n0\n4194304\n", "\(r.stderr)")
+    }
+
+    @Test("shared memory, which RLIMIT_DATA does not count, is bounded: MAP_SHARED by RLIMIT_AS, SysV segments by shmall as root inside")
+    func sharedMemory() {
+        // 5 GiB of MAP_SHARED|MAP_ANONYMOUS and two SysV segments of 600 MiB each, under strict's 1g.
+        let script = """
+        import ctypes, mmap
+        try:
+            mmap.mmap(-1, 5 << 30, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS); print('mapped')
+        except OSError:
+            print('refused')
+        libc = ctypes.CDLL(None)
+        print(sum(libc.shmget(0, 600 << 20, 0o1600) >= 0 for _ in range(2)))
+        """
+        let outside = Sandbox.execute(Sandbox.dropPrivileges + ["unshare", "-Uri", "/usr/bin/python3", "-c", script])
+        #expect(outside.stdout == "mapped\n2\n", "the balloon does not even work outside: \(outside.stdout) \(outside.stderr)")
+        let asCaller = Sandbox.run(["python3", "-c", script], options: ["-p", "strict"])
+        #expect(asCaller.stdout.hasPrefix("refused\n"), "\(asCaller.stdout) \(asCaller.stderr)")
+        let asRoot = Sandbox.run(["python3", "-c", script], options: ["-p", "strict", "--as-root"])
+        #expect(asRoot.stdout == "refused\n1\n", "\(asRoot.stdout) \(asRoot.stderr)")
     }
 
     @Test("two sandboxes listen on port 80 at once, without capabilities")

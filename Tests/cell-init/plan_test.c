@@ -237,8 +237,13 @@ static void test_minimal_plan(void) {
 static void test_optional_records(void) {
     reset();
     header();
-    namespaces(CELL_NS_NET);
+    namespaces(CELL_NS_NET | CELL_NS_IPC);
     u32(rec(CELL_REC_USERNS_LIMIT), 0);
+    {
+        struct record *r = rec(CELL_REC_IPC_LIMIT);
+        u64(r, 1 << 20);
+        u64(r, 256);
+    }
     empty(CELL_REC_LOOPBACK);
     empty(CELL_REC_HOLD);
     {
@@ -258,6 +263,7 @@ static void test_optional_records(void) {
     CHECK(decode());
     CHECK(plan.part == PART_HOLD && plan.hold && plan.loopback);
     CHECK(plan.has_userns_limit && plan.userns_limit == 0);
+    CHECK(plan.has_ipc_limit && plan.shmmax == 1 << 20 && plan.shmall == 256);
     CHECK(plan.has_terminal && plan.terminal_rows == 30 && plan.terminal_cols == 100 && plan.terminal_std == 5);
     CHECK(plan.cwd_fallback && strcmp(plan.cwd_fallback, "/") == 0);
     CHECK(plan.envp == NULL && plan.envc == 0);
@@ -542,8 +548,8 @@ static void test_setup_refusals(void) {
     expect_refused("relative cwd", CELL_STEP_PLAN, EINVAL, 1);
 
     /* What acts on a namespace needs that namespace to be the sandbox's own. */
-    static const uint32_t needs_namespace[] = {CELL_REC_ROOT, CELL_REC_LOOPBACK, CELL_REC_HOSTNAME};
-    for (size_t i = 0; i < 3; i++) {
+    static const uint32_t needs_namespace[] = {CELL_REC_ROOT, CELL_REC_LOOPBACK, CELL_REC_HOSTNAME, CELL_REC_IPC_LIMIT};
+    for (size_t i = 0; i < 4; i++) {
         reset();
         header();
         namespaces(CELL_NS_PID);
@@ -551,7 +557,11 @@ static void test_setup_refusals(void) {
             root();
         else if (needs_namespace[i] == CELL_REC_HOSTNAME)
             string_record(CELL_REC_HOSTNAME, "cell");
-        else
+        else if (needs_namespace[i] == CELL_REC_IPC_LIMIT) {
+            struct record *r = rec(CELL_REC_IPC_LIMIT);
+            u64(r, 4096);
+            u64(r, 1);
+        } else
             empty(CELL_REC_LOOPBACK);
         string_record(CELL_REC_ARG, "x");
         empty(CELL_REC_END_SETUP);

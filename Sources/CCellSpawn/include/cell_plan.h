@@ -75,6 +75,8 @@ enum cell_record_type {
                                  * is the terminal; at most 7): a pty on the sandbox's own devpts,
                                  * its master sent up ('T'), its terminal the command's
                                  * controlling terminal */
+    CELL_REC_IPC_LIMIT = 23,    /* u64 shmmax (bytes), u64 shmall (pages): the sandbox's own IPC
+                                 * namespace's kernel.shmmax and kernel.shmall */
 };
 
 /* Namespaces nested inside the sandbox's user namespace (CELL_REC_NAMESPACES). The user and
@@ -170,6 +172,7 @@ enum cell_step {
     CELL_STEP_EXEC_COMMAND = 62,  /* with CELL_REPORT_EXEC_FAILED */
     CELL_STEP_DUMPABLE = 63,      /* pid 1 making itself not dumpable (runs before 30) */
     CELL_STEP_TERMINAL = 64,      /* the command's pty: opening, unlocking, sizing, sending it */
+    CELL_STEP_IPC_LIMIT = 65,     /* kernel.shmmax or kernel.shmall of the sandbox's IPC namespace */
 };
 
 enum cell_report_kind {

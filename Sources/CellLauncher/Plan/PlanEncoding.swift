@@ -70,6 +70,7 @@ public enum PlanEncoding {
             case .namespaces(let set):
                 self.record(CELL_REC_NAMESPACES) { $0.u32(UInt32(set.reduce(0) { $0 | $1.cBit })) }
             case .userNamespaceLimit(let n): self.record(CELL_REC_USERNS_LIMIT) { $0.u32(n) }
+            case .sharedMemoryLimit(let bytes, let pages): self.record(CELL_REC_IPC_LIMIT) { $0.u64(bytes); $0.u64(pages) }
             case .loopback: self.record(CELL_REC_LOOPBACK)
             case .root(let base, let size): self.record(CELL_REC_ROOT) { $0.u64(size); $0.string(base) }
             case .mount(let op):
@@ -147,6 +148,7 @@ public enum PlanEncoding {
                 let bits = Int(try u32())
                 return .namespaces(Set(Namespace.allCases.filter { bits & $0.cBit != 0 }))
             case CELL_REC_USERNS_LIMIT: return .userNamespaceLimit(try u32())
+            case CELL_REC_IPC_LIMIT: return .sharedMemoryLimit(bytes: try u64(), pages: try u64())
             case CELL_REC_LOOPBACK: return .loopback
             case CELL_REC_ROOT:
                 let size = try u64()

@@ -13,6 +13,9 @@ public enum PlanRecord: Equatable, Sendable {
     case namespaces(Set<Namespace>)
     /// The sandbox's own user.max_user_namespaces (0: no nested user namespace, whatever the call).
     case userNamespaceLimit(UInt32)
+    /// The sandbox's own kernel.shmmax (bytes) and kernel.shmall (pages): SysV shared memory,
+    /// which no rlimit counts, within the memory limit.
+    case sharedMemoryLimit(bytes: UInt64, pages: UInt64)
     /// lo up, and low ports open to unprivileged servers, in the private network namespace.
     case loopback
     /// The new tmpfs root, attached over `base` (inside the sandbox's mount namespace) while built.
@@ -43,6 +46,8 @@ public enum PlanRecord: Equatable, Sendable {
             return "namespaces    " + Namespace.allCases.filter { set.contains($0) }.map(\.rawValue).joined(separator: " ")
                 + " (inside the user namespace; pid comes with the clone, pid 1 unshares the rest)"
         case .userNamespaceLimit(let n): return "userns-limit  user.max_user_namespaces=\(n) inside"
+        case .sharedMemoryLimit(let bytes, let pages):
+            return "ipc-limit     kernel.shmmax=\(bytes) kernel.shmall=\(pages) inside (SysV shared memory within the memory limit)"
         case .loopback: return "loopback      lo up; net.ipv4.ip_unprivileged_port_start=0"
         case .root(let base, let size): return "root          a new tmpfs (size=\(ByteSize.format(size))), built over \(base), then pivot_root into it"
         case .mount(let op): return "mount         \(op.summary)"
