@@ -108,3 +108,9 @@ int cell_open_directory_beneath(int root, const char *path) {
     how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
     return (int)syscall(SYS_openat2, root, path, &how, sizeof how);
 }
+
+int cell_landlock_abi(void) {
+    /* landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) */
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1U << 0);
+    return abi > 0 ? (int)abi : 0;
+}

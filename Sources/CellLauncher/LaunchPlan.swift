@@ -37,6 +37,9 @@ public struct LaunchPlan: Equatable, Sendable {
     public var allowHostLoopback: Bool
     /// The command's own pty, if it gets one.
     public var terminal: TerminalPlan?
+    /// The second wall (LandlockRules), if this kernel has Landlock and the profile wants it.
+    public var landlock: LandlockPlan?
+    public var landlockMode: LandlockMode
     /// What planning found the user should know before the run (a walk of a bound directory
     /// cut short, say): printed as notes, and by --dry-run.
     public var notes: [String]
@@ -61,6 +64,8 @@ public struct LaunchPlan: Equatable, Sendable {
         publish: [PublishedPort] = [],
         allowHostLoopback: Bool = false,
         terminal: TerminalPlan? = nil,
+        landlock: LandlockPlan? = nil,
+        landlockMode: LandlockMode = .off,
         notes: [String] = []
     ) {
         self.command = command
@@ -82,6 +87,8 @@ public struct LaunchPlan: Equatable, Sendable {
         self.publish = publish
         self.allowHostLoopback = allowHostLoopback
         self.terminal = terminal
+        self.landlock = landlock
+        self.landlockMode = landlockMode
         self.notes = notes
     }
 
@@ -111,6 +118,7 @@ public struct LaunchPlan: Equatable, Sendable {
                 + ", relayed by cell; your terminal stays outside")
         }
         lines.append("limits:       " + limits.describe().joined(separator: "; "))
+        lines.append("landlock:     " + LandlockRules.describe(landlock, mode: landlockMode))
         lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)), compiled by libseccomp \(SeccompCompiler.libseccompVersion()) while pid 1 sets up")
         lines.append("audit:        \(auditLogPath.map { "JSON Lines to \($0)" } ?? "a summary on stderr")")
         for note in notes { lines.append("note:         \(note)") }
@@ -145,6 +153,12 @@ public struct LaunchPlan: Equatable, Sendable {
                     hard: limit.resource == Int32(RLIMIT_CPU.rawValue) ? limit.value + 1 : limit.value)
         }
         records.append(.capabilities(keptCapabilities))
+        if let landlock {
+            records.append(.landlock(abi: landlock.abi, required: landlock.required, fs: landlock.handledFS,
+                                     net: landlock.handledNet, scoped: landlock.scoped))
+            records += landlock.paths.map { .landlockPath(access: $0.access, path: $0.path) }
+            records += landlock.ports.map { .landlockPort(access: $0.access, port: $0.port) }
+        }
         // With user-mode networking the command waits until slirp4netns is attached.
         if network == .user { records.append(.hold) }
         records += command.map(PlanRecord.argument) + environment.map(PlanRecord.environment)

@@ -97,6 +97,7 @@ public enum Launcher {
             ("profile", .string(plan.profileName)), ("command", .strings(plan.command)),
             ("namespaces", .strings(plan.namespaceNames)), ("policy", .string(plan.seccomp.name)),
             ("host_pid", .int(Int(sandbox.pid))), ("cell_version", .string(version)),
+            ("landlock", plan.landlock.map { .int(Int($0.abi)) } ?? .null),
         ])
 
         // User-mode networking: slirp4netns attaches to pid 1's network namespace while the

@@ -166,6 +166,16 @@ public enum Planner {
         mounts = try FilesystemView.settle(mounts)
         // Sockets, FIFOs and .git in the directories the user bound (BindGuards: why).
         let guarded = BindGuards.apply(mounts, writableGit: profile.writableGit)
+        // The second wall mirrors the view (LandlockRules), when the kernel has Landlock.
+        var landlock: LandlockPlan?
+        if profile.landlock != .off && namespaces.contains(.mount) {
+            let abi = LandlockRules.kernelABI()
+            if abi == 0 && profile.landlock == .required {
+                throw .invalid("the profile requires Landlock ([landlock] mode = \"required\"), but this kernel has none "
+                    + "(built without CONFIG_SECURITY_LANDLOCK, or 'landlock' missing from the lsm= boot parameter)")
+            }
+            landlock = LandlockRules.mirroring(guarded.ops, abi: abi, required: profile.landlock == .required)
+        }
         return LaunchPlan(
             command: request.command,
             environment: environment,
@@ -186,6 +196,8 @@ public enum Planner {
             publish: publish,
             allowHostLoopback: request.allowHostLoopback || profile.allowHostLoopback,
             terminal: terminal(request.terminal ?? profile.terminal, isTerminal: { isatty($0) == 1 }, windowSize: windowSize),
+            landlock: landlock,
+            landlockMode: profile.landlock,
             notes: guarded.notes)
     }
 }

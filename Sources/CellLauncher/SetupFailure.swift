@@ -106,6 +106,7 @@ public enum SetupFailure {
         case CELL_STEP_SETSID: return "start a new session for the sandbox"
         case CELL_STEP_DUMPABLE: return "make the sandbox's pid 1 not dumpable (PR_SET_DUMPABLE)"
         case CELL_STEP_USERNS_LIMIT: return "forbid nested user namespaces (user.max_user_namespaces)"
+        case CELL_STEP_LANDLOCK: return "apply the Landlock ruleset (the second wall)"
         case CELL_STEP_IPC_LIMIT: return "bound SysV shared memory (kernel.shmmax, kernel.shmall)"
         case CELL_STEP_LOOPBACK: return "bring up the loopback interface in the sandbox's network namespace"
         case CELL_STEP_NET_SYSCTL: return "let the sandbox bind low ports (net.ipv4.ip_unprivileged_port_start)"

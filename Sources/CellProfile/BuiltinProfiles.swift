@@ -84,6 +84,12 @@ time = false    # few programs need their own clocks; off keeps the launch cheap
 # even with pipes around cell; "never" (--no-tty) hands cell's descriptors over as they are.
 mode = "auto"
 
+[landlock]
+# "best-effort": a Landlock domain mirroring the view (read where it is read-only, write where
+# it is writable) under the namespaces, when the kernel has Landlock; "required": refuse to run
+# without it; "off".
+mode = "best-effort"
+
 [network]
 mode = "none"   # a private network namespace with only lo, up
 
@@ -265,6 +271,9 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
             ]),
             "hostname": .string("cell"),
             "identity": .string("caller"),
+            "landlock": .table([
+                "mode": .string("best-effort"),
+            ]),
             "limits": .table([
                 "pids": .integer(4096),
             ]),

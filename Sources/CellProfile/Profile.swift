@@ -14,6 +14,7 @@ public struct Profile: Equatable, Sendable {
             && a.nestedNamespaces == b.nestedNamespaces && a.auditLog == b.auditLog && a.limits == b.limits
             && a.publish == b.publish && a.allowHostLoopback == b.allowHostLoopback && a.statusJSON == b.statusJSON
             && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid && a.identity == b.identity && a.terminal == b.terminal
+            && a.landlock == b.landlock
     }
 
     public var name: String
@@ -55,6 +56,8 @@ public struct Profile: Equatable, Sendable {
     public var identity: SandboxIdentity
     /// Whether the command gets a pty of its own (`[terminal] mode`).
     public var terminal: TerminalMode
+    /// Whether the view is mirrored by a Landlock domain (`[landlock] mode`).
+    public var landlock: LandlockMode
 
     /// cell's own defaults: what a profile without `extends` starts from (and what the
     /// built-in `default` profile spells out).
@@ -65,7 +68,8 @@ public struct Profile: Equatable, Sendable {
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
                 denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil,
                 limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false,
-                statusJSON: nil, outerID: nil, identity: .caller, terminal: .auto)
+                statusJSON: nil, outerID: nil, identity: .caller, terminal: .auto,
+                landlock: .bestEffort)
     }
 }
 

@@ -87,7 +87,7 @@ struct ProfileDecoder {
     }
 
     static let topLevelKeys = ["description", "extends", "hostname", "cwd", "identity", "outer_id", "namespaces", "network", "filesystem",
-                               "environment", "capabilities", "seccomp", "audit", "limits", "terminal"]
+                               "environment", "capabilities", "seccomp", "audit", "limits", "terminal", "landlock"]
     /// Keys of features this version does not have: rejected, never ignored.
     static let notYet: [String: String] = [:]
 
@@ -148,6 +148,15 @@ struct ProfileDecoder {
             if let mode = string(table, base, "mode") {
                 if let m = TerminalMode(rawValue: mode) { layer.terminal = m } else {
                     report(base + [.key("mode")], "unknown terminal mode '\(mode)' (auto, always, never)")
+                }
+            }
+        }
+        if let table = table(document, [], "landlock") {
+            let base: [PathComponent] = [.key("landlock")]
+            checkKeys(table, base, ["mode"])
+            if let mode = string(table, base, "mode") {
+                if let m = LandlockMode(rawValue: mode) { layer.landlock = m } else {
+                    report(base + [.key("mode")], "unknown landlock mode '\(mode)' (best-effort, required, off)")
                 }
             }
         }

@@ -40,6 +40,7 @@ struct ProfileLayer {
     var outerID: (uid: UInt32, gid: UInt32)?
     var identity: SandboxIdentity?
     var terminal: TerminalMode?
+    var landlock: LandlockMode?
 
     /// Applies this layer on top of `profile` (the parent's resolution, or cell's base).
     func apply(to profile: Profile) -> Profile {
@@ -91,6 +92,7 @@ struct ProfileLayer {
         if let v = outerID { p.outerID = v }
         if let v = identity { p.identity = v }
         if let v = terminal { p.terminal = v }
+        if let v = landlock { p.landlock = v }
         return p
     }
 }

@@ -34,6 +34,13 @@ struct plan_mount {
     const char *dest;   /* absolute and normalized (checked by plan.c) */
 };
 
+/* A Landlock rule: a path beneath which `access` is allowed, or a TCP port (path NULL). */
+struct plan_landlock_rule {
+    uint64_t access;
+    const char *path;
+    uint64_t port;
+};
+
 struct plan_rlimit {
     uint32_t resource;
     uint64_t soft, hard;
@@ -72,6 +79,11 @@ struct plan {
     const char *cwd_fallback; /* NULL: none (failing to enter cwd fails the launch) */
     struct plan_rlimit *rlimits;
     size_t rlimit_count;
+    int has_landlock;
+    uint32_t landlock_abi, landlock_required;
+    uint64_t landlock_fs, landlock_net, landlock_scoped;
+    struct plan_landlock_rule *landlock_rules;
+    size_t landlock_rule_count;
     int has_caps;
     uint64_t caps; /* kept capabilities; 0 without a CAPS record */
     int hold;
@@ -113,9 +125,20 @@ void plan_init(struct plan *p);
 /* Decodes one record into `p`; any refusal is fail() with the record's index. Pure: reads
  * nothing but its arguments; keeps pointers into `payload`. */
 void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uint32_t index);
+/* A refusal of the record at `index`: fail() at the step of the part being read. */
+__attribute__((noreturn)) void plan_refuse(const struct plan *p, int error, uint32_t index);
+static inline uint32_t plan_le32(const unsigned char *b) {
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+/* ---- plan_read.c */
+void plan_read_reset(void);                      /* forget any buffered bytes (tests) */
 void plan_read_setup(struct plan *p, int fd);   /* until END_SETUP */
 void plan_read_filters(struct plan *p, int fd); /* until END_FILTERS */
 void plan_hold(struct plan *p, int fd);         /* 'H' up, then until START */
+
+/* ---- landlock.c */
+void apply_landlock(const struct plan *p);
 
 /* ---- namespaces.c */
 void unshare_namespaces(const struct plan *p);

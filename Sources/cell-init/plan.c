@@ -1,5 +1,5 @@
 /*
- * plan.c — reading and decoding the launch plan (format: cell_plan.h).
+ * plan.c — decoding the launch plan (format: cell_plan.h).
  *
  * The supervisor decides everything and pid 1 only executes, so this file is where pid 1
  * makes sure that what it executes is exactly what the format allows: every record is checked
@@ -8,7 +8,7 @@
  * (counted from 0, the PLAN record, across all parts), so the supervisor can name the record.
  *
  * plan_decode() is pure (its arguments in, `struct plan` out) so that tests can feed it
- * records directly; the readers below only frame records off the control socket.
+ * records directly; the readers in plan_read.c only frame records off the control socket.
  */
 #include "cell_init.h"
 
@@ -44,7 +44,7 @@ static const struct record_rule rules[] = {
     [CELL_REC_CWD] = {1, 0, 1, PART_SETUP},
     [CELL_REC_RLIMIT] = {1, 0, 0, PART_SETUP},
     [CELL_REC_CAPS] = {1, 0, 1, PART_SETUP},
-    [CELL_REC_LANDLOCK] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_LANDLOCK] = {1, 0, 1, PART_SETUP},
     [CELL_REC_HOLD] = {1, 0, 1, PART_SETUP},
     [CELL_REC_SEND_FD] = {1, 1, 0, PART_SETUP},
     [CELL_REC_ARG] = {1, 0, 0, PART_SETUP},
@@ -55,6 +55,8 @@ static const struct record_rule rules[] = {
     [CELL_REC_START] = {1, 0, 1, PART_HOLD},
     [CELL_REC_TERMINAL] = {1, 0, 1, PART_SETUP},
     [CELL_REC_IPC_LIMIT] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_LANDLOCK_PATH] = {1, 0, 0, PART_SETUP},
+    [CELL_REC_LANDLOCK_PORT] = {1, 0, 0, PART_SETUP},
 };
 _Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 32 bits");
 
@@ -66,13 +68,10 @@ _Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 3
 #define HOSTNAME_MAX __NEW_UTS_LEN
 
 /* The step a refusal is reported at: the filter part has its own (cell_plan.h). */
-__attribute__((noreturn)) static void refuse(const struct plan *p, int error, uint32_t index) {
+__attribute__((noreturn)) void plan_refuse(const struct plan *p, int error, uint32_t index) {
     fail(p->part == PART_FILTERS ? CELL_STEP_WAIT_FILTERS : CELL_STEP_PLAN, error, (int)index);
 }
 
-static uint32_t le32(const unsigned char *b) {
-    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
-}
 
 /*
  * A bounds-checked reader of a record's fields. A field that does not fit sets `bad` and makes
@@ -90,7 +89,7 @@ static uint32_t take_u32(struct cursor *c) {
         c->bad = 1;
         return 0;
     }
-    uint32_t v = le32((const unsigned char *)c->at);
+    uint32_t v = plan_le32((const unsigned char *)c->at);
     c->at += 4;
     c->left -= 4;
     return v;
@@ -131,7 +130,7 @@ static char *take_str(struct cursor *c, size_t *len) {
 /* Every field fitted and nothing is left over: the payload is exactly the record's fields. */
 static void finish(const struct plan *p, const struct cursor *c, uint32_t index) {
     if (c->bad || c->left != 0)
-        refuse(p, EINVAL, index);
+        plan_refuse(p, EINVAL, index);
 }
 
 /* Grows an array of `size`-byte items by one (the caller fills it in), with room for `extra`
@@ -140,7 +139,7 @@ static void finish(const struct plan *p, const struct cursor *c, uint32_t index)
 static void *append(const struct plan *p, void *array, size_t *count, size_t size, size_t extra, uint32_t index) {
     char *grown = realloc(array, (*count + 1 + extra) * size);
     if (!grown)
-        refuse(p, ENOMEM, index);
+        plan_refuse(p, ENOMEM, index);
     (*count)++;
     return grown;
 }
@@ -212,7 +211,7 @@ static void decode_mount(struct plan *p, struct cursor *c, uint32_t index) {
     else if (ok && !takes_source)
         ok = m.source_len == 0;
     if (!ok)
-        refuse(p, EINVAL, index);
+        plan_refuse(p, EINVAL, index);
     p->mounts = append(p, p->mounts, &p->mount_count, sizeof m, 0, index);
     p->mounts[p->mount_count - 1] = m;
 }
@@ -223,13 +222,13 @@ static void decode_filter(struct plan *p, struct cursor *c, uint32_t index) {
     f.bpf = (const unsigned char *)take_blob(c, &f.len);
     finish(p, c, index);
     if (f.len > BPF_MAXINSNS * sizeof(struct sock_filter))
-        refuse(p, E2BIG, index);
+        plan_refuse(p, E2BIG, index);
     if (f.len == 0 || f.len % sizeof(struct sock_filter) != 0 || f.listener > 1)
-        refuse(p, EINVAL, index);
+        plan_refuse(p, EINVAL, index);
     /* The kernel gives a process one listener at most (EBUSY), and the protocol carries one. */
     for (size_t i = 0; f.listener && i < p->filter_count; i++) {
         if (p->filters[i].listener)
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
     }
     p->filters = append(p, p->filters, &p->filter_count, sizeof f, 0, index);
     p->filters[p->filter_count - 1] = f;
@@ -244,37 +243,31 @@ static void check_setup(const struct plan *p, uint32_t index) {
              (!p->hostname || (p->namespaces & CELL_NS_UTS)) &&
              (!p->has_ipc_limit || (p->namespaces & CELL_NS_IPC));
     if (!ok)
-        refuse(p, EINVAL, index);
+        plan_refuse(p, EINVAL, index);
 }
 
-/* What arrived on the control socket and is not decoded yet: the plan comes in large writes,
- * and reading it a record header at a time cost two system calls per record. */
-static struct {
-    unsigned char bytes[64 * 1024];
-    size_t start, end;
-} incoming;
 
 void plan_init(struct plan *p) {
     memset(p, 0, sizeof *p);
     /* A new plan starts with nothing read ahead. */
-    incoming.start = incoming.end = 0;
+    plan_read_reset();
     p->part = PART_HEADER;
     p->root_size = CELL_PLAN_NONE_U64;
 }
 
 void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uint32_t index) {
     if (index >= CELL_PLAN_MAX_RECORDS || len > CELL_PLAN_MAX_RECORD)
-        refuse(p, E2BIG, index);
+        plan_refuse(p, E2BIG, index);
     const struct record_rule *rule = type < sizeof rules / sizeof rules[0] ? &rules[type] : NULL;
     if (!rule || !rule->known)
-        refuse(p, EINVAL, index);
+        plan_refuse(p, EINVAL, index);
     if (rule->reserved)
-        refuse(p, ENOTSUP, index);
+        plan_refuse(p, ENOTSUP, index);
     /* In its own part only: this also makes PLAN the first record and the only one. */
     if (rule->part != p->part)
-        refuse(p, EINVAL, index);
+        plan_refuse(p, EINVAL, index);
     if (rule->once && (p->seen & (1u << type)))
-        refuse(p, EINVAL, index);
+        plan_refuse(p, EINVAL, index);
     p->seen |= 1u << type;
 
     struct cursor c = {payload, len, 0};
@@ -284,9 +277,9 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         uint32_t magic = take_u32(&c), version = take_u32(&c);
         finish(p, &c, index);
         if (magic != CELL_PLAN_MAGIC)
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         if (version != CELL_PLAN_VERSION)
-            refuse(p, ENOTSUP, index); /* another cell's plan: not garbage, but not ours */
+            plan_refuse(p, ENOTSUP, index); /* another cell's plan: not garbage, but not ours */
         p->part = PART_SETUP;
         break;
     }
@@ -294,14 +287,14 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         p->namespaces = take_u32(&c);
         finish(p, &c, index);
         if (p->namespaces & ~(uint32_t)ALL_NAMESPACES)
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         p->has_namespaces = 1;
         break;
     case CELL_REC_USERNS_LIMIT:
         p->userns_limit = take_u32(&c);
         finish(p, &c, index);
         if (p->userns_limit > INT_MAX) /* the sysctl is an int */
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         p->has_userns_limit = 1;
         break;
     case CELL_REC_IPC_LIMIT:
@@ -319,26 +312,26 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         p->root_base = take_str(&c, &n);
         finish(p, &c, index);
         if (!is_absolute(p->root_base) || p->root_size == 0) /* size=0: no limit, as above */
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         p->has_root = 1;
         break;
     case CELL_REC_MOUNT:
         if (!p->has_root) /* operations run below the new root: it must be planned first */
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         decode_mount(p, &c, index);
         break;
     case CELL_REC_HOSTNAME:
         p->hostname = take_str(&c, &p->hostname_len);
         finish(p, &c, index);
         if (p->hostname_len > HOSTNAME_MAX)
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         break;
     case CELL_REC_CWD:
         p->cwd = take_str(&c, &n);
         p->cwd_fallback = take_str(&c, &n);
         finish(p, &c, index);
         if (!is_absolute(p->cwd) || (n > 0 && !is_absolute(p->cwd_fallback)))
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         if (n == 0)
             p->cwd_fallback = NULL;
         break;
@@ -350,9 +343,36 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         finish(p, &c, index);
         /* RLIM_INFINITY is all ones on every 64-bit ABI: the plain comparison holds. */
         if (r.resource >= RLIMIT_NLIMITS || r.soft > r.hard)
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         p->rlimits = append(p, p->rlimits, &p->rlimit_count, sizeof r, 0, index);
         p->rlimits[p->rlimit_count - 1] = r;
+        break;
+    }
+    case CELL_REC_LANDLOCK:
+        p->landlock_abi = take_u32(&c);
+        p->landlock_required = take_u32(&c);
+        p->landlock_fs = take_u64(&c);
+        p->landlock_net = take_u64(&c);
+        p->landlock_scoped = take_u64(&c);
+        finish(p, &c, index);
+        if (p->landlock_abi == 0 || p->landlock_required > 1 || (p->landlock_fs | p->landlock_net | p->landlock_scoped) == 0)
+            plan_refuse(p, EINVAL, index);
+        p->has_landlock = 1;
+        break;
+    case CELL_REC_LANDLOCK_PATH:
+    case CELL_REC_LANDLOCK_PORT: {
+        struct plan_landlock_rule r = {take_u64(&c), NULL, 0};
+        if (type == CELL_REC_LANDLOCK_PATH)
+            r.path = take_str(&c, &n);
+        else
+            r.port = take_u64(&c);
+        finish(p, &c, index);
+        /* A rule grants only what its ruleset handles, and follows it. */
+        uint64_t handled = type == CELL_REC_LANDLOCK_PATH ? p->landlock_fs : p->landlock_net;
+        if (!p->has_landlock || r.access == 0 || (r.access & ~handled) || (r.path && !is_absolute(r.path)) || r.port > 65535)
+            plan_refuse(p, EINVAL, index);
+        p->landlock_rules = append(p, p->landlock_rules, &p->landlock_rule_count, sizeof r, 0, index);
+        p->landlock_rules[p->landlock_rule_count - 1] = r;
         break;
     }
     case CELL_REC_CAPS:
@@ -370,7 +390,7 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         p->terminal_std = take_u32(&c);
         finish(p, &c, index);
         if (p->terminal_rows > 0xffff || p->terminal_cols > 0xffff || p->terminal_std > 7)
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         p->has_terminal = 1;
         break;
     case CELL_REC_ARG: {
@@ -384,7 +404,7 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         finish(p, &c, index);
         const char *eq = strchr(var, '=');
         if (!eq || eq == var) /* NAME=value, with a name */
-            refuse(p, EINVAL, index);
+            plan_refuse(p, EINVAL, index);
         append_string(p, &p->envp, &p->envc, var, index);
         break;
     }
@@ -405,87 +425,7 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         p->part = PART_DONE;
         break;
     default: /* a type in the table without a case here: refuse rather than ignore */
-        refuse(p, EINVAL, index);
+        plan_refuse(p, EINVAL, index);
     }
     p->records = index + 1;
-}
-
-/* ---------------------------------------------------------------- reading from the socket */
-
-/* Exactly `len` bytes; 0, or -1 with errno (EPIPE: end of file, the supervisor is gone). */
-static int read_full(int fd, void *buf, size_t len) {
-    unsigned char *at = buf;
-    while (len > 0) {
-        if (incoming.start == incoming.end) {
-            ssize_t n = read(fd, incoming.bytes, sizeof incoming.bytes);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0) {
-                if (n == 0)
-                    errno = EPIPE;
-                return -1;
-            }
-            incoming.start = 0;
-            incoming.end = (size_t)n;
-        }
-        size_t take = incoming.end - incoming.start;
-        if (take > len)
-            take = len;
-        memcpy(at, incoming.bytes + incoming.start, take);
-        incoming.start += take;
-        at += take;
-        len -= take;
-    }
-    return 0;
-}
-
-/*
- * Reads one record and decodes it. A failed read (end of file included) is reported at
- * (read_step, read_value); anything wrong with the record itself by plan_decode.
- * read(), not recvmsg(): descriptors someone passes on the socket are discarded by the kernel,
- * never installed in pid 1.
- */
-static void read_record(struct plan *p, int fd, int read_step, int read_value) {
-    uint32_t index = p->records;
-    unsigned char header[8];
-    if (read_full(fd, header, sizeof header) != 0)
-        fail(read_step, errno, read_value);
-    uint32_t type = le32(header), len = le32(header + 4);
-    /* Checked before the allocation it sizes. */
-    if (len > CELL_PLAN_MAX_RECORD)
-        refuse(p, E2BIG, index);
-    char *payload = NULL;
-    if (len > 0) {
-        payload = malloc(len);
-        if (!payload)
-            refuse(p, ENOMEM, index);
-        if (read_full(fd, payload, len) != 0)
-            fail(read_step, errno, read_value);
-    }
-    /* The payload is never freed: the plan keeps pointers into it for pid 1's whole life. */
-    plan_decode(p, type, payload, len, index);
-}
-
-void plan_read_setup(struct plan *p, int fd) {
-    while (p->part == PART_HEADER || p->part == PART_SETUP)
-        read_record(p, fd, CELL_STEP_PLAN, (int)p->records);
-}
-
-void plan_read_filters(struct plan *p, int fd) {
-    while (p->part == PART_FILTERS)
-        read_record(p, fd, CELL_STEP_WAIT_FILTERS, (int)p->records);
-}
-
-/* Tells the supervisor that everything up to the command's start is done ('H'), then waits for
- * its go-ahead. Only START may come; end of file means the launch was abandoned. */
-void plan_hold(struct plan *p, int fd) {
-    ssize_t n;
-    do {
-        /* MSG_NOSIGNAL: a supervisor gone is reported, not a SIGPIPE left pending. */
-        n = send(fd, "H", 1, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1)
-        fail(CELL_STEP_HOLD, n < 0 ? errno : EIO, 0);
-    while (p->part == PART_HOLD)
-        read_record(p, fd, CELL_STEP_HOLD, 0);
 }

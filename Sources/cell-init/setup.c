@@ -139,10 +139,13 @@ int main(void) {
      *     no execve from here on (setuid, file capabilities) grants anything. */
     set_no_new_privs();
 
-    /* 13. Landlock will go here (CELL_REC_LANDLOCK, reserved; plan.c refuses it for now): after
-     *     the last mount (6), which a Landlock domain forbids, after no_new_privs (12), which
-     *     landlock_restrict_self needs without CAP_SYS_ADMIN, and before seccomp (15), which
-     *     may deny the landlock_* calls. */
+    /* 13. Landlock, the second wall: rules that mirror the view (read where it is read-only,
+     *     write where it is writable), so that a sandbox that got past the first (a mount
+     *     allowed by a weakened profile, a kernel bug in the mount code) still cannot write
+     *     elsewhere. After the last mount (6), which a Landlock domain forbids, after
+     *     no_new_privs (12), which landlock_restrict_self needs without CAP_SYS_ADMIN, and
+     *     before seccomp (15), which may deny the landlock_* calls. */
+    apply_landlock(&plan);
 
     /* 14. The filters, compiled by the supervisor while 3-13 ran. */
     plan_read_filters(&plan, CELL_FD_CONTROL);

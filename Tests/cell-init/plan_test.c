@@ -307,8 +307,7 @@ static void test_type_refusals(void) {
         empty(unknown[i]);
         expect_refused("unknown type", CELL_STEP_PLAN, EINVAL, 1);
     }
-    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_OVERLAY, CELL_REC_LANDLOCK,
-                                        CELL_REC_SEND_FD};
+    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_OVERLAY, CELL_REC_SEND_FD};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         reset();
         header();
@@ -455,6 +454,55 @@ static void test_mount_refusals(void) {
                  strlen(bad[i].source), "/x");
         expect_refused(bad[i].name, CELL_STEP_PLAN, EINVAL, 3);
     }
+}
+
+static void landlock_header(uint64_t fs) {
+    struct record *r = rec(CELL_REC_LANDLOCK);
+    u32(r, 7);
+    u32(r, 0);
+    u64(r, fs);
+    u64(r, 0);
+    u64(r, fs ? 3 : 0);
+}
+
+static void landlock_path(uint64_t access, const char *path) {
+    struct record *r = rec(CELL_REC_LANDLOCK_PATH);
+    u64(r, access);
+    str(r, path);
+}
+
+static void test_landlock(void) {
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT);
+    landlock_header(0xffff);
+    landlock_path(0xd, "/");
+    landlock_path(0xffff, "/tmp");
+    string_record(CELL_REC_ARG, "x");
+    empty(CELL_REC_END_SETUP);
+    CHECK(decode());
+    CHECK(plan.has_landlock && plan.landlock_abi == 7 && plan.landlock_fs == 0xffff && plan.landlock_scoped == 3);
+    CHECK(plan.landlock_rule_count == 2 && strcmp(plan.landlock_rules[1].path, "/tmp") == 0);
+
+    /* A rule before its ruleset, a right the ruleset does not handle, a relative path. */
+    reset();
+    header();
+    landlock_path(0xd, "/");
+    expect_refused("a landlock rule without a ruleset", CELL_STEP_PLAN, EINVAL, 1);
+    reset();
+    header();
+    landlock_header(0xff);
+    landlock_path(0x100, "/");
+    expect_refused("a landlock right not handled", CELL_STEP_PLAN, EINVAL, 2);
+    reset();
+    header();
+    landlock_header(0xffff);
+    landlock_path(0x1, "tmp");
+    expect_refused("a relative landlock path", CELL_STEP_PLAN, EINVAL, 2);
+    reset();
+    header();
+    landlock_header(0);
+    expect_refused("a ruleset that handles nothing", CELL_STEP_PLAN, EINVAL, 1);
 }
 
 static void test_setup_refusals(void) {
@@ -753,6 +801,7 @@ int main(void) {
     test_type_refusals();
     test_length_refusals();
     test_mount_refusals();
+    test_landlock();
     test_setup_refusals();
     test_filter_refusals();
     test_reading();

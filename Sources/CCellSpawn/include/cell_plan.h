@@ -61,7 +61,9 @@ enum cell_record_type {
     CELL_REC_CWD = 10,          /* str dir, str fallback ("" = none: failing to enter dir fails) */
     CELL_REC_RLIMIT = 11,       /* u32 resource, u64 soft, u64 hard */
     CELL_REC_CAPS = 12,         /* u64 kept capabilities (bit N = capability N) */
-    CELL_REC_LANDLOCK = 13,     /* reserved: a Landlock ruleset, applied after the last mount */
+    CELL_REC_LANDLOCK = 13,     /* u32 abi, u32 required, u64 handled fs, u64 handled net, u64
+                                 * scoped: a Landlock ruleset, applied after the last mount, with
+                                 * the LANDLOCK_PATH and LANDLOCK_PORT rules after it */
     CELL_REC_HOLD = 14,         /* (none): wait for START before the command is executed */
     CELL_REC_SEND_FD = 15,      /* reserved: hand a descriptor made inside out to the supervisor */
     CELL_REC_ARG = 16,          /* str: the command's next argument (argv[0] first) */
@@ -77,6 +79,8 @@ enum cell_record_type {
                                  * controlling terminal */
     CELL_REC_IPC_LIMIT = 23,    /* u64 shmmax (bytes), u64 shmall (pages): the sandbox's own IPC
                                  * namespace's kernel.shmmax and kernel.shmall */
+    CELL_REC_LANDLOCK_PATH = 24, /* u64 access, str path: a path-beneath rule (after LANDLOCK) */
+    CELL_REC_LANDLOCK_PORT = 25, /* u64 access, u64 port: a TCP port rule (after LANDLOCK) */
 };
 
 /* Namespaces nested inside the sandbox's user namespace (CELL_REC_NAMESPACES). The user and
@@ -173,6 +177,9 @@ enum cell_step {
     CELL_STEP_DUMPABLE = 63,      /* pid 1 making itself not dumpable (runs before 30) */
     CELL_STEP_TERMINAL = 64,      /* the command's pty: opening, unlocking, sizing, sending it */
     CELL_STEP_IPC_LIMIT = 65,     /* kernel.shmmax or kernel.shmall of the sandbox's IPC namespace */
+    CELL_STEP_LANDLOCK = 66,      /* the ruleset: value = rule index, -1 the ruleset itself, -2-N
+                                   * the rule for descriptor N;
+                                   * a WARNING when best-effort found no Landlock */
 };
 
 enum cell_report_kind {

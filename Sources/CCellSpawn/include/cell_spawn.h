@@ -73,4 +73,8 @@ int cell_receive_byte(int sock, int *fd);
  * walking a bound directory. -1 with errno if it cannot be. */
 int cell_open_directory_beneath(int root, const char *path);
 
+/* The Landlock ABI this kernel offers (1, 2, ...), or 0 when it has none (not built in, or
+ * disabled at boot). */
+int cell_landlock_abi(void);
+
 #endif
