@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -113,4 +114,8 @@ int cell_landlock_abi(void) {
     /* landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION) */
     long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, 1U << 0);
     return abi > 0 ? (int)abi : 0;
+}
+
+int cell_become_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }

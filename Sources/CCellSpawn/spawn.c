@@ -80,17 +80,20 @@ static int trampoline(const struct cell_trampoline *t) {
     if (n != 1)
         child_fail(report, CELL_STEP_WAIT_MAPS, n < 0 ? errno : EPIPE);
     close(t->maps_fd);
-    if (t->drop_groups && syscall(SYS_setgroups, 0, NULL) != 0)
-        child_fail(report, CELL_STEP_SETGROUPS, errno);
-    if (syscall(SYS_setresgid, t->gid, t->gid, t->gid) != 0)
-        child_fail(report, CELL_STEP_SETRESGID, errno);
-    /* Leaving uid 0 would clear the permitted set; KEEP_CAPS keeps it for raise_ambient. */
-    if (t->uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
-        child_fail(report, CELL_STEP_SETRESUID, errno);
-    if (syscall(SYS_setresuid, t->uid, t->uid, t->uid) != 0)
-        child_fail(report, CELL_STEP_SETRESUID, errno);
-    if (t->uid != 0 && raise_ambient() != 0)
-        child_fail(report, CELL_STEP_INIT_CAPABILITIES, errno);
+    /* Without a user namespace there are no maps and no ids to take: the caller's stay. */
+    if (t->user_namespace) {
+        if (t->drop_groups && syscall(SYS_setgroups, 0, NULL) != 0)
+            child_fail(report, CELL_STEP_SETGROUPS, errno);
+        if (syscall(SYS_setresgid, t->gid, t->gid, t->gid) != 0)
+            child_fail(report, CELL_STEP_SETRESGID, errno);
+        /* Leaving uid 0 would clear the permitted set; KEEP_CAPS keeps it for raise_ambient. */
+        if (t->uid != 0 && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0)
+            child_fail(report, CELL_STEP_SETRESUID, errno);
+        if (syscall(SYS_setresuid, t->uid, t->uid, t->uid) != 0)
+            child_fail(report, CELL_STEP_SETRESUID, errno);
+        if (t->uid != 0 && raise_ambient() != 0)
+            child_fail(report, CELL_STEP_INIT_CAPABILITIES, errno);
+    }
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0)
         child_fail(report, CELL_STEP_PDEATHSIG, errno);
     /* getppid() cannot tell (it is 0 in a new pid namespace); the supervisor's end of the
@@ -133,7 +136,7 @@ pid_t cell_spawn(const struct cell_trampoline *t) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     /* Fork semantics (no stack given, no CLONE_VM): the child runs on its copy of this one. */
-    unsigned long flags = CLONE_NEWUSER | (t->pid_namespace ? CLONE_NEWPID : 0) | SIGCHLD;
+    unsigned long flags = t->user_namespace ? CLONE_NEWUSER | (t->pid_namespace ? CLONE_NEWPID : 0) | SIGCHLD : SIGCHLD;
     long pid = syscall(SYS_clone, flags, 0, 0, 0, 0);
     if (pid == 0)
         trampoline(t);

@@ -213,6 +213,11 @@ public enum ArgumentParser {
             case "none", "host", "user": options.request.network = value
             default: throw UsageError("--net '\(value)' is not a network mode (none, host, user)")
             }
+        case .isolation:
+            guard let isolation = Isolation(rawValue: value) else {
+                throw UsageError("--isolation '\(value)' is not an isolation mode (namespaces, landlock, auto)")
+            }
+            options.request.isolation = isolation
         case .timeout, .killAfter:
             guard let ms = Durations.parse(value) else {
                 throw UsageError("\(option.rawValue) '\(value)' is not a duration (e.g. 30s, 5m, 1h, 500ms)")
@@ -363,6 +368,7 @@ enum RunOption: String, CaseIterable {
     case publish = "--publish"
     case allowHostLoopback = "--allow-host-loopback"
     case net = "--net"
+    case isolation = "--isolation"
     case seccomp = "--seccomp"
     case seccompJSON = "--seccomp-json"
     case allowSyscall = "--allow-syscall"
@@ -396,6 +402,7 @@ enum RunOption: String, CaseIterable {
         case .publish: return "HOSTPORT:SANDBOXPORT"
         case .allowHostLoopback: return ""
         case .net: return "none|host"
+        case .isolation: return "namespaces|landlock|auto"
         case .seccomp: return "default|strict"
         case .seccompJSON: return "PATH"
         case .allowSyscall: return "NAME"

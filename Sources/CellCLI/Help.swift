@@ -70,6 +70,10 @@ enum Help {
       --net none|host|user   network: a private namespace with only lo (default); the host's
                              own (less isolation: see SECURITY.md); or outbound user-mode NAT
                              through slirp4netns
+      --isolation namespaces|landlock|auto
+                             namespaces (default): the full sandbox; landlock: no namespace
+                             at all, for hosts that refuse user namespaces (weaker: see
+                             SECURITY.md); auto: namespaces where they work, else landlock
       --publish HOST:SANDBOX with --net user: forward the host's 127.0.0.1:HOST to the
                              sandbox's port SANDBOX (repeatable)
       --allow-host-loopback  with --net user: let the sandbox reach the host's 127.0.0.1

@@ -37,7 +37,13 @@ public struct LaunchPlan: Equatable, Sendable {
     public var allowHostLoopback: Bool
     /// The command's own pty, if it gets one.
     public var terminal: TerminalPlan?
-    /// The second wall (LandlockRules), if this kernel has Landlock and the profile wants it.
+    /// `.namespaces` or `.landlock` (never `.auto`: the planner has chosen).
+    public var isolation: Isolation
+    /// --isolation landlock: the private directory cell makes (0700) as TMPDIR and HOME, and
+    /// removes at the end.
+    public var privateDirectory: String?
+    /// The second wall (LandlockRules), if this kernel has Landlock and the profile wants it;
+    /// with --isolation landlock, the only wall of the filesystem.
     public var landlock: LandlockPlan?
     public var landlockMode: LandlockMode
     /// What planning found the user should know before the run (a walk of a bound directory
@@ -64,6 +70,8 @@ public struct LaunchPlan: Equatable, Sendable {
         publish: [PublishedPort] = [],
         allowHostLoopback: Bool = false,
         terminal: TerminalPlan? = nil,
+        isolation: Isolation = .namespaces,
+        privateDirectory: String? = nil,
         landlock: LandlockPlan? = nil,
         landlockMode: LandlockMode = .off,
         notes: [String] = []
@@ -87,6 +95,8 @@ public struct LaunchPlan: Equatable, Sendable {
         self.publish = publish
         self.allowHostLoopback = allowHostLoopback
         self.terminal = terminal
+        self.isolation = isolation
+        self.privateDirectory = privateDirectory
         self.landlock = landlock
         self.landlockMode = landlockMode
         self.notes = notes
@@ -103,7 +113,12 @@ public struct LaunchPlan: Equatable, Sendable {
     public func describe() -> String {
         var lines: [String] = []
         lines.append("command:      \(command.map(shellQuoted).joined(separator: " "))")
-        lines.append("clone:        a user namespace\(namespaces.contains(.pid) ? " and, owned by it, a pid namespace" : "") (pid 1 nests the others in them)")
+        if isolation == .landlock {
+            lines.append("isolation:    landlock: no namespace at all; the command sees the host's processes and network "
+                + "namespace (SECURITY.md); private TMPDIR and HOME \(privateDirectory ?? "")")
+        } else {
+            lines.append("clone:        a user namespace\(namespaces.contains(.pid) ? " and, owned by it, a pid namespace" : "") (pid 1 nests the others in them)")
+        }
         lines.append("identity:     \(identity.describe())")
         switch network {
         case .none: lines.append("network:      none (a private namespace with only lo)")
@@ -129,7 +144,9 @@ public struct LaunchPlan: Equatable, Sendable {
     /// the filters follow separately (`FilterSet.records`), compiled while pid 1 sets up.
     public func setupRecords() -> [PlanRecord] {
         var records: [PlanRecord] = [.namespaces(namespaces)]
-        if !seccomp.allowNestedNamespaces { records.append(.userNamespaceLimit(0)) }
+        // (Without a user namespace of its own, the sandbox has no sysctl of its own to write:
+        // the baseline filter's namespace rules stand alone.)
+        if isolation == .namespaces && !seccomp.allowNestedNamespaces { records.append(.userNamespaceLimit(0)) }
         // Only root of the sandbox may write its IPC namespace's sysctls (the kernel checks the
         // uid, not a capability): as the caller, SysV shared memory is bounded per process by
         // `addressSpace` only, once attached.

@@ -72,6 +72,16 @@ public enum Launcher {
         }
         defer { relay.close() }
 
+        // --isolation landlock: the private TMPDIR and HOME, and the supervisor as the subreaper
+        // that ends every descendant (Descendants), as a pid namespace would.
+        if let dir = plan.privateDirectory {
+            guard mkdir(dir, 0o700) == 0 else { return failed("cannot make the sandbox's private directory \(dir): \(errorText(errno))") }
+        }
+        defer { if let dir = plan.privateDirectory { removeTree(dir) } }
+        if plan.isolation == .landlock {
+            do throws(LaunchError) { try Descendants.adopt() } catch { return failed(error.message) }
+        }
+
         // pid 1: cloned, mapped, and released to execute cell-init, which reads the plan...
         let sandbox: SandboxProcess
         do {
@@ -97,7 +107,7 @@ public enum Launcher {
             ("profile", .string(plan.profileName)), ("command", .strings(plan.command)),
             ("namespaces", .strings(plan.namespaceNames)), ("policy", .string(plan.seccomp.name)),
             ("host_pid", .int(Int(sandbox.pid))), ("cell_version", .string(version)),
-            ("landlock", plan.landlock.map { .int(Int($0.abi)) } ?? .null),
+            ("landlock", plan.landlock.map { .int(Int($0.abi)) } ?? .null), ("isolation", .string(plan.isolation.rawValue)),
         ])
 
         // User-mode networking: slirp4netns attaches to pid 1's network namespace while the
@@ -116,6 +126,7 @@ public enum Launcher {
             }
         }
         let end = supervisor.run()
+        if plan.isolation == .landlock { Descendants.killAll() }
         var exitFields: [(String, JSONField)] = [("status", .int(Int(end.exitStatus)))]
         if case .signaled(let s) = end { exitFields.append(("signal", .int(Int(s)))) } else { exitFields.append(("signal", .null)) }
         if case .setupFailed(let m) = end { exitFields.append(("error", .string(m))) }

@@ -74,6 +74,8 @@ public struct RunRequest: Equatable, Sendable {
     public var inside: SandboxIdentity?
     /// --tty (always) / --no-tty (never); nil: as the profile says (`[terminal] mode`, default auto).
     public var terminal: TerminalMode?
+    /// --isolation; nil: as the profile says (`isolation`, default namespaces).
+    public var isolation: Isolation?
 
     public init() {}
 }
@@ -136,6 +138,7 @@ public enum Planner {
                                                hostname: request.hostname ?? profile.hostname,
                                                ipcNamespace: namespaces.contains(.ipc), network: network)
             : []
+        let defaultCount = mounts.count
         mounts += profile.mounts.map(\.operation)
         for mount in request.mounts {
             switch mount {
@@ -163,6 +166,7 @@ public enum Planner {
         }
         let seccomp = profile.seccomp(base: base).adjusted(
             allow: request.allowedSyscalls, deny: request.deniedSyscalls.map { ($0.name, $0.errno) })
+        let userMounts = Array(mounts[defaultCount...])
         mounts = try FilesystemView.settle(mounts)
         // Sockets, FIFOs and .git in the directories the user bound (BindGuards: why).
         let guarded = BindGuards.apply(mounts, writableGit: profile.writableGit)
@@ -176,7 +180,18 @@ public enum Planner {
             }
             landlock = LandlockRules.mirroring(guarded.ops, abi: abi, required: profile.landlock == .required)
         }
-        return LaunchPlan(
+        // Namespaces, or none at all (LandlockIsolation); `auto` asks this host.
+        var isolation = request.isolation ?? profile.isolation
+        var isolationNote: String?
+        if isolation == .auto {
+            if let refused = LandlockIsolation.namespacesRefused() {
+                isolation = .landlock
+                isolationNote = "this host refuses user namespaces (\(refused)): --isolation auto runs the command with Landlock alone, without namespaces (SECURITY.md)"
+            } else {
+                isolation = .namespaces
+            }
+        }
+        let plan = LaunchPlan(
             command: request.command,
             environment: environment,
             namespaces: namespaces,
@@ -198,7 +213,13 @@ public enum Planner {
             terminal: terminal(request.terminal ?? profile.terminal, isTerminal: { isatty($0) == 1 }, windowSize: windowSize),
             landlock: landlock,
             landlockMode: profile.landlock,
-            notes: guarded.notes)
+            notes: guarded.notes + (isolationNote.map { [$0] } ?? []))
+        guard isolation == .landlock else { return plan }
+        return try LandlockIsolation.adapt(plan, LandlockIsolation.Inputs(
+            userMounts: try FilesystemView.settle(userMounts), workingDirectory: boundDirectory,
+            workingDirectoryWritable: profile.workingDirectoryMount == .readWrite, writableGit: profile.writableGit,
+            identity: request.inside ?? profile.identity, terminal: request.terminal ?? profile.terminal,
+            filesystemDefaults: profile.filesystemDefaults))
     }
 }
 

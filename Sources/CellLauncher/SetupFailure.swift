@@ -9,6 +9,23 @@ public enum SetupFailure {
     /// an rlimit resource: cell_plan.h says which for each step).
     public static func message(step: Int32, errno code: Int32, plan: LaunchPlan, detail: Int = -1,
                                host: HostFacts = .current()) -> String {
+        let line = describe(step: step, errno: code, plan: plan, detail: detail, host: host)
+        return refusesNamespaces(step: step, errno: code) ? line + "; " + landlockHint : line
+    }
+
+    /// Said after every failure that means this host refuses what namespaces need.
+    static let landlockHint = "to run without namespaces here: cell run --isolation landlock (weaker: SECURITY.md), or --isolation auto"
+
+    /// A namespace the host would not give, or one it gave without the power to use it
+    /// (AppArmor lets the clone succeed and refuses the first mount).
+    static func refusesNamespaces(step: Int32, errno code: Int32) -> Bool {
+        let steps: [cell_step] = [CELL_STEP_CLONE_USERNS, CELL_STEP_WRITE_SETGROUPS, CELL_STEP_WRITE_GID_MAP, CELL_STEP_WRITE_UID_MAP,
+                                  CELL_STEP_NS_MOUNT, CELL_STEP_NS_PID, CELL_STEP_NS_NET, CELL_STEP_NS_IPC, CELL_STEP_NS_UTS,
+                                  CELL_STEP_NS_CGROUP, CELL_STEP_MOUNT_PRIVATE, CELL_STEP_MOUNT_ROOT]
+        return steps.contains { Int32($0.rawValue) == step } && [EPERM, EACCES, ENOSPC, EINVAL].contains(code)
+    }
+
+    static func describe(step: Int32, errno code: Int32, plan: LaunchPlan, detail: Int, host: HostFacts) -> String {
         let reason = errorText(code)
         let op = plan.mounts.indices.contains(detail) ? plan.mounts[detail] : nil
         switch cell_step(rawValue: UInt32(step)) {
@@ -45,6 +62,9 @@ public enum SetupFailure {
             return line
         case CELL_STEP_ROOT_READONLY:
             return "cannot make the sandbox's root read-only: \(reason)"
+        case CELL_STEP_SECCOMP where code == EBUSY:
+            return "cannot load the seccomp filter with its audit listener: another supervisor (an outer cell?) holds the one "
+                + "listener a process tree may have (EBUSY)"
         default:
             break
         }

@@ -81,6 +81,9 @@ public struct SeccompPolicy: Equatable, Sendable {
     /// Whether the sandbox may create namespaces of its own (off: the baseline filter forbids
     /// it, and the sandbox's user namespace allows no nested user namespace at all).
     public var allowNestedNamespaces: Bool
+    /// --isolation landlock, and its network mode: what Landlock cannot restrict on this kernel
+    /// is refused here instead (`landlockIsolationRules`). nil: a namespace sandbox.
+    public var withoutNamespaces: NetworkMode? = nil
 
     public init(name: String, defaultAction: Action, rules: [Rule], allowNestedNamespaces: Bool = false) {
         self.name = name
@@ -214,6 +217,33 @@ public struct SeccompPolicy: Equatable, Sendable {
         return rules + [Rule(["openat2"], .errno(ENOSYS_), audited: false)]
     }()
 
+    /// Without namespaces the sandbox shares the host's filesystem and network namespace, and
+    /// Landlock (ABI 7 here) cannot restrict connecting to a pathname unix socket — the systemd
+    /// user bus, ssh-agent, a Docker socket — so socket(AF_UNIX) is refused (socketpair, which
+    /// names nothing, stays). With network "none", Landlock's TCP rules forbid every bind and
+    /// connect, but they cover only TCP: every other inet socket (UDP, raw, SCTP, MPTCP) is
+    /// refused, and TCP fast open (data sent with the SYN, past the connect hook).
+    static func landlockIsolationRules(_ network: NetworkMode) -> [Rule] {
+        var rules = [Rule(["socket"], .errno(EPERM_), conditions: [Condition(index: 0, .equal, 1)])]
+        guard network == .none else { return rules }
+        for family: UInt64 in [2, 10] {
+            let inet = Condition(index: 0, .equal, family)
+            for type: UInt64 in [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] { // all but SOCK_STREAM (1)
+                rules.append(Rule(["socket"], .errno(EPERM_), conditions: [inet, Condition(index: 1, .maskedEqual, type, mask: 0xf)]))
+            }
+            rules.append(Rule(["socket"], .errno(EPERM_), conditions: [inet, Condition(index: 2, .greater, 6)])) // MPTCP, SCTP...
+            for proto: UInt64 in 1...5 { rules.append(Rule(["socket"], .errno(EPERM_), conditions: [inet, Condition(index: 2, .equal, proto)])) }
+        }
+        let fastOpen: UInt64 = 0x2000_0000 // MSG_FASTOPEN
+        for (call, flags) in [("sendto", 3), ("sendmsg", 2), ("sendmmsg", 3)] {
+            rules.append(Rule([call], .errno(EPERM_), conditions: [Condition(index: flags, .maskedEqual, fastOpen, mask: fastOpen)]))
+        }
+        // setsockopt(IPPROTO_TCP, TCP_FASTOPEN_CONNECT): fast open on an ordinary connect.
+        rules.append(Rule(["setsockopt"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, 6, mask: 0xffff_ffff),
+                                                                        Condition(index: 2, .maskedEqual, 30, mask: 0xffff_ffff)]))
+        return rules
+    }
+
     /// The baseline filter every sandbox gets (see the type's documentation).
     public func baseline() -> SeccompPolicy {
         let tiocsti: UInt64 = 0x5412, tioclinux: UInt64 = 0x541C
@@ -221,7 +251,7 @@ public struct SeccompPolicy: Equatable, Sendable {
             Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tiocsti, mask: 0xffff_ffff)]),
             Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tioclinux, mask: 0xffff_ffff)]),
             Rule(["clone3"], .errno(ENOSYS_), audited: false),
-        ] + Self.socketFamilyRules + Self.setuidFileRules
+        ] + Self.socketFamilyRules + Self.setuidFileRules + (withoutNamespaces.map(Self.landlockIsolationRules) ?? [])
         if !allowNestedNamespaces {
             for flag in Self.namespaceFlags {
                 rules.append(Rule(["clone"], .errno(EPERM_), conditions: [Condition(index: 0, .maskedEqual, flag, mask: flag)]))
@@ -231,7 +261,9 @@ public struct SeccompPolicy: Equatable, Sendable {
             }
             rules.append(Rule(["setns"], .errno(EPERM_)))
         }
-        return SeccompPolicy(name: "baseline", defaultAction: .allow, rules: rules, allowNestedNamespaces: allowNestedNamespaces)
+        var baseline = SeccompPolicy(name: "baseline", defaultAction: .allow, rules: rules, allowNestedNamespaces: allowNestedNamespaces)
+        baseline.withoutNamespaces = withoutNamespaces
+        return baseline
     }
 
     /// This policy with the user's adjustments applied last (so they win): `--allow-syscall`

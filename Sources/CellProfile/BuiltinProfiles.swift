@@ -69,6 +69,9 @@ hostname = "cell"
 # with a fresh home at your home's path; "root" makes it uid 0 of the sandbox's namespace
 # (--as-root) for tools that want root. Both map only your one id; no capability is kept.
 identity = "caller"
+# "namespaces": the full sandbox; "landlock": no namespace at all, for hosts that refuse user
+# namespaces (weaker: SECURITY.md); "auto": namespaces where they work, else landlock.
+isolation = "namespaces"
 
 [namespaces]
 # user, mount and pid are always on: cell is rootless through the user namespace, and the
@@ -271,6 +274,7 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
             ]),
             "hostname": .string("cell"),
             "identity": .string("caller"),
+            "isolation": .string("namespaces"),
             "landlock": .table([
                 "mode": .string("best-effort"),
             ]),

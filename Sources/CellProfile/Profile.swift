@@ -14,7 +14,7 @@ public struct Profile: Equatable, Sendable {
             && a.nestedNamespaces == b.nestedNamespaces && a.auditLog == b.auditLog && a.limits == b.limits
             && a.publish == b.publish && a.allowHostLoopback == b.allowHostLoopback && a.statusJSON == b.statusJSON
             && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid && a.identity == b.identity && a.terminal == b.terminal
-            && a.landlock == b.landlock
+            && a.landlock == b.landlock && a.isolation == b.isolation
     }
 
     public var name: String
@@ -58,6 +58,8 @@ public struct Profile: Equatable, Sendable {
     public var terminal: TerminalMode
     /// Whether the view is mirrored by a Landlock domain (`[landlock] mode`).
     public var landlock: LandlockMode
+    /// Namespaces, or Landlock alone for hosts that refuse them (`isolation`).
+    public var isolation: Isolation
 
     /// cell's own defaults: what a profile without `extends` starts from (and what the
     /// built-in `default` profile spells out).
@@ -69,7 +71,7 @@ public struct Profile: Equatable, Sendable {
                 denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil,
                 limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false,
                 statusJSON: nil, outerID: nil, identity: .caller, terminal: .auto,
-                landlock: .bestEffort)
+                landlock: .bestEffort, isolation: .namespaces)
     }
 }
 

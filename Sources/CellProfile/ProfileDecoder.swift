@@ -86,7 +86,7 @@ struct ProfileDecoder {
         diagnostics.append(ProfileDiagnostic(file: file, line: at.line, column: at.column, message: message))
     }
 
-    static let topLevelKeys = ["description", "extends", "hostname", "cwd", "identity", "outer_id", "namespaces", "network", "filesystem",
+    static let topLevelKeys = ["description", "extends", "hostname", "cwd", "identity", "isolation", "outer_id", "namespaces", "network", "filesystem",
                                "environment", "capabilities", "seccomp", "audit", "limits", "terminal", "landlock"]
     /// Keys of features this version does not have: rejected, never ignored.
     static let notYet: [String: String] = [:]
@@ -108,6 +108,11 @@ struct ProfileDecoder {
             }
         }
         if let cwd = path(document, [], "cwd") { layer.workingDirectory = cwd }
+        if let text = string(document, [], "isolation") {
+            if let isolation = Isolation(rawValue: text) { layer.isolation = isolation } else {
+                report([.key("isolation")], "isolation must be \"namespaces\", \"landlock\" or \"auto\", not '\(text)'")
+            }
+        }
         if let text = string(document, [], "identity") {
             if let identity = SandboxIdentity(rawValue: text) { layer.identity = identity } else {
                 report([.key("identity")], "identity must be \"caller\" (your own uid inside) or \"root\" (uid 0 inside), not '\(text)'")
@@ -131,7 +136,7 @@ struct ProfileDecoder {
                 let at: [PathComponent] = [.key("namespaces"), .key(key)]
                 switch key {
                 case "user":
-                    if !on { report(at, "the user namespace cannot be turned off: it is what makes cell rootless, and every other namespace is nested in it") }
+                    if !on { report(at, "the user namespace cannot be turned off: it is what makes cell rootless, and every other namespace is nested in it (for no namespace at all: isolation = \"landlock\")") }
                 case "mount", "pid":
                     if !on { report(at, "the \(key) namespace cannot be turned off: the sandbox's filesystem view and /proc are built in it") }
                 case "net":

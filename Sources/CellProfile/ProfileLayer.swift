@@ -41,6 +41,7 @@ struct ProfileLayer {
     var identity: SandboxIdentity?
     var terminal: TerminalMode?
     var landlock: LandlockMode?
+    var isolation: Isolation?
 
     /// Applies this layer on top of `profile` (the parent's resolution, or cell's base).
     func apply(to profile: Profile) -> Profile {
@@ -93,6 +94,7 @@ struct ProfileLayer {
         if let v = identity { p.identity = v }
         if let v = terminal { p.terminal = v }
         if let v = landlock { p.landlock = v }
+        if let v = isolation { p.isolation = v }
         return p
     }
 }

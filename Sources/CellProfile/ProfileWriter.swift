@@ -10,6 +10,7 @@ public enum ProfileWriter {
         out.append("hostname = \(quote(p.hostname))")
         if let cwd = p.workingDirectory { out.append("cwd = \(quote(cwd))") }
         out.append("identity = \(quote(p.identity.rawValue))")
+        out.append("isolation = \(quote(p.isolation.rawValue))")
         if let id = p.outerID { out.append("outer_id = \(quote("\(id.uid):\(id.gid)"))") }
         out.append("")
         out.append("[namespaces]")

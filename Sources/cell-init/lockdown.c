@@ -62,6 +62,16 @@ static int capset_sets(uint64_t effective, uint64_t permitted, uint64_t inherita
 void drop_capabilities(const struct plan *p) {
     uint64_t keep = p->caps;
 
+    /* Without a user namespace (--isolation landlock) an unprivileged pid 1 has no capability to
+     * drop, and could not touch the bounding set or the securebits anyway (CAP_SETPCAP):
+     * no_new_privs, next, keeps every exec from granting one. */
+    struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct now[2];
+    if (syscall(SYS_capget, &header, now) != 0)
+        fail(CELL_STEP_CAPSET, errno, 0);
+    if ((now[0].permitted | now[1].permitted | now[0].inheritable | now[1].inheritable) == 0 && keep == 0)
+        return;
+
     /* Every capability this kernel knows: both calls fail with EINVAL past the last one. */
     int last_cap = -1;
     for (int cap = 0; cap < 64; cap++) {

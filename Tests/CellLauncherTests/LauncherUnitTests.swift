@@ -112,7 +112,10 @@ struct SetupFailureTests {
 
     @Test func namespaceRefusalNamesTheNamespace() {
         let m = SetupFailure.message(step: step(CELL_STEP_NS_NET), errno: 1, plan: plan, host: HostFacts())
-        #expect(m == "cannot create a network namespace inside the sandbox's user namespace: Operation not permitted")
+        #expect(m == "cannot create a network namespace inside the sandbox's user namespace: Operation not permitted; "
+                + "to run without namespaces here: cell run --isolation landlock (weaker: SECURITY.md), or --isolation auto")
+        // A failure that is no refusal of namespaces does not point there.
+        #expect(!SetupFailure.message(step: step(CELL_STEP_HOSTNAME), errno: 1, plan: plan, host: HostFacts()).contains("--isolation"))
     }
 
     @Test func everyStepHasADescription() {

@@ -16,8 +16,12 @@
 /* ---- the trampoline (spawn.c) ---- */
 
 struct cell_trampoline {
+    /* 1: the clone creates the sandbox's user namespace (and the child takes `uid`/`gid` in it
+     * once the maps are written); 0: no namespace at all (--isolation landlock): the child
+     * keeps the caller's ids and has no capability. */
+    int user_namespace;
     /* 1: the clone also creates the sandbox's pid namespace (it can only be given at clone;
-     * the user namespace always is, and owns it). */
+     * the user namespace, created first, owns it). */
     int pid_namespace;
     /* Read end of a pipe: one byte once the supervisor has written the id maps; EOF: it gave up. */
     int maps_fd;
@@ -49,6 +53,13 @@ pid_t cell_spawn(const struct cell_trampoline *t);
  * once): 0, or -1 with errno. Tells a refused user namespace from a refused pid namespace. */
 int cell_probe_user_namespace(void);
 
+/* (probe.c) Whether a user namespace works the way cell needs it: made, mapped (`uid_map`,
+ * `gid_map`: the caller's own id, "0 UID 1\n"), holding a mount namespace in which a mount
+ * succeeds — Ubuntu's AppArmor restriction lets the clone succeed and denies the rest. 0, or
+ * the step that failed plus its errno (below 64). */
+enum { CELL_PROBE_MAPS = 64, CELL_PROBE_MOUNT_NS = 128, CELL_PROBE_MOUNT = 192, CELL_PROBE_CLONE = 256 };
+int cell_probe_namespaces(const char *uid_map, const char *gid_map);
+
 /* ---- descriptors (descriptors.c) ---- */
 
 /* A copy of the file at `path` in a new memfd named `name`, sealed against every change and
@@ -76,5 +87,9 @@ int cell_open_directory_beneath(int root, const char *path);
 /* The Landlock ABI this kernel offers (1, 2, ...), or 0 when it has none (not built in, or
  * disabled at boot). */
 int cell_landlock_abi(void);
+
+/* prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants become this process's children
+ * (--isolation landlock, where no pid namespace ends them). 0, or -1 with errno. */
+int cell_become_subreaper(void);
 
 #endif

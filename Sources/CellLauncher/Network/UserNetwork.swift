@@ -169,18 +169,6 @@ final class UserNetwork {
     }
 }
 
-/// Removes a directory and the files in it (a socket directory: one level deep).
-func removeTree(_ path: String) {
-    if let dir = opendir(path) {
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { unlink("\(path)/\(name)") }
-        }
-        closedir(dir)
-    }
-    rmdir(path)
-}
-
 /// NUL-terminated C strings with a NULL-terminated pointer array, freed with the value.
 final class CStringArray {
     private let storage: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>

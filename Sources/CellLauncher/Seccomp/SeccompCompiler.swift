@@ -28,7 +28,8 @@ public enum SeccompCompiler {
     /// answered), and a refused one leaves pid 1 unable to start, wait for or report on the
     /// command — a denied close hangs posix_spawn, a denied write loses the command's status.
     static let initCalls: [(name: String, args: [UInt64])] = [
-        ("sendmsg", []), ("sendto", []), ("read", []), ("write", []), ("close", []), ("pipe2", []), ("fcntl", []),
+        // sendmsg (descriptors up) and send (the hold's 'H'), with MSG_NOSIGNAL as flags.
+        ("sendmsg", [0, 0, 0x4000]), ("sendto", [0, 0, 0, 0x4000]), ("read", []), ("write", []), ("close", []), ("pipe2", []), ("fcntl", []),
         ("rt_sigaction", []), ("rt_sigprocmask", []), ("setsid", []), ("wait4", []), ("kill", []),
         ("exit", []), ("exit_group", []),
         // posix_spawn (musl and glibc): clone(CLONE_VM | CLONE_VFORK | SIGCHLD), then execve.
