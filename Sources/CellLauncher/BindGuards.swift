@@ -9,55 +9,84 @@ import Glibc
 ///     filesystem, so a read-only bind leaves them open — a channel to an ssh ControlMaster, a
 ///     Docker daemon, an agent, whatever listens on the host. Each is masked with /dev/null
 ///     bound read-only over it (connect() then fails with ECONNREFUSED; a write goes nowhere).
-///   - **`.git` in a writable bind**: git on the host runs what a repository's config and hooks
-///     say (core.fsmonitor, core.hooksPath, hooks/*, filters, core.sshCommand), so a sandbox that
-///     can write `.git` can run code outside. Each `.git` (a directory, or the file a worktree or
-///     submodule has) is bound read-only over itself, unless the profile says `writable_git`.
+///     A directory cell cannot list but the sandbox could enter (mode 0111) is covered whole by
+///     an empty read-only tmpfs: what is inside cannot be known, so nothing of it is reachable.
+///   - **git directories in a writable bind**: git on the host runs what a repository's config
+///     and hooks say (core.fsmonitor, core.hooksPath, hooks/*, filters, core.sshCommand), so a
+///     sandbox that can write them can run code outside. Each `.git` (a directory, a worktree's
+///     or submodule's `.git` file, a `.git` symlink) and the git directory a `.git` file or
+///     symlink points to, when a writable bind holds it, is bound read-only over itself, unless
+///     the profile says `writable_git`.
 ///
 /// The walk covers the directories the user chose (the working directory, `--bind`,
-/// `--ro-bind`, profile mounts), not the system directories of the default view. It never
-/// follows a symlink, and it is bounded: past `entryBudget` entries it stops and says so (a
-/// socket further down stays reachable). Its cost is the kernel's, per directory (about 10 us
-/// each on ext4 here: a checkout of 900 directories adds 9 ms to a launch). What appears after the walk — a socket made while the
-/// sandbox runs, a `.git` created by the command — is not covered (SECURITY.md).
+/// `--ro-bind`, profile mounts: `MountOperation.guarded`), not the system directories of the
+/// default view. It never follows a symlink, keeps names as bytes (one that is not UTF-8 where
+/// a guard is needed refuses the launch: the plan could not name it), and is bounded per bind:
+/// past `directoryBudget` directories it stops and says so (further down, sockets stay
+/// reachable and nested repositories writable). Each directory it reaches is listed whole, so
+/// padding a directory with files cannot hide its own `.git`. Its cost is the kernel's,
+/// per directory (about 10 us each on ext4 here: a checkout of 900 directories adds 9 ms).
+/// What appears after the walk — a socket made while the sandbox runs, a `.git` created by the
+/// command, an entry renamed during the launch by another sandbox sharing the tree — is not
+/// covered (SECURITY.md).
 public enum BindGuards {
-    public static let entryBudget = 20_000
+    public static let directoryBudget = 4_000
     static let depthLimit = 64
-
-    /// Host paths of the default view's system directories: the root's, never walked.
-    static let systemPaths = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/dev", "/proc"]
 
     /// `ops` with each walked bind followed by its guards, and a note for every walk cut short.
     public static func apply(_ ops: [MountOperation], writableGit: Bool,
-                             budget: Int = entryBudget) -> (ops: [MountOperation], notes: [String]) {
+                             budget: Int = directoryBudget) throws(LaunchError) -> (ops: [MountOperation], notes: [String]) {
         var result: [MountOperation] = []
         var notes: [String] = []
-        var remaining = budget
         // A directory bound twice (the working directory, then --bind of it) is walked once; its
         // guards follow each bind, since the later bind covers the earlier's.
-        var walked: [String: (entries: [Entry], incomplete: Bool)] = [:]
+        var walked: [String: Walk] = [:]
+        var gitTargets: [String] = []
         for op in ops {
             result.append(op)
-            guard op.kind == .bind, !op.device, op.expectedType == UInt32(S_IFDIR), let source = op.source,
-                  !systemPaths.contains(where: { SandboxPath.isWithin(source, $0) }) else { continue }
-            let found = walked[source] ?? walk(source, budget: &remaining)
-            walked[source] = found
-            for entry in found.entries {
-                let inside = op.destination == "/" ? entry.relative : op.destination + entry.relative
-                switch entry.kind {
-                case .git where !op.readOnly && !writableGit:
-                    var git = MountOperation.bind(source + entry.relative, inside, readOnly: true)
-                    git.expectedType = entry.type
-                    result.append(git)
-                case .channel:
-                    result.append(mask(inside))
-                case .git:
-                    break
+            guard op.guarded, op.kind == .bind, !op.device, op.expectedType == UInt32(S_IFDIR), let source = op.source else { continue }
+            let found: Walk
+            if let earlier = walked[source] {
+                found = earlier
+            } else {
+                found = walk(source, budget: budget)
+                walked[source] = found
+                if found.incomplete {
+                    notes.append("stopped looking for sockets, FIFOs and git directories under \(source) after \(budget) directories"
+                        + (found.tooDeep ? " or \(depthLimit) levels" : "") + ": further down, sockets are not masked and nested repositories "
+                        + "stay writable; bind a narrower directory")
                 }
             }
-            if found.incomplete {
-                notes.append("stopped looking for sockets, FIFOs and .git under \(source) after \(budget) entries in all: "
-                    + "those further down are not masked; bind a narrower directory")
+            for entry in found.entries {
+                guard let relative = String(validating: entry.relative, as: UTF8.self) else {
+                    throw .invalid("\(source) holds \(entry.kind.noun) at \(TerminalText.escaped(String(decoding: entry.relative, as: UTF8.self))), "
+                        + "whose name is not UTF-8: cell cannot name it in the plan to cover it; rename it, or bind a narrower directory")
+                }
+                let inside = op.destination == "/" ? relative : op.destination + relative
+                switch entry.kind {
+                case .channel:
+                    result.append(mask(inside))
+                case .unlistable:
+                    result.append(hide(inside))
+                case .git(let target) where !op.readOnly && !writableGit:
+                    var git = MountOperation.bind(source + relative, inside, readOnly: true)
+                    git.expectedType = entry.type
+                    result.append(git)
+                    if let target { gitTargets.append(target) }
+                case .git(let target):
+                    if let target, !writableGit { gitTargets.append(target) }
+                }
+            }
+        }
+        // The git directory a `.git` file or symlink names (--separate-git-dir, worktrees): read-
+        // only wherever a writable walked bind holds it, after everything it could be under.
+        for target in Set(gitTargets).sorted() where FilesystemView.hostFileType(target) == UInt32(S_IFDIR)
+            && FilesystemView.hostRealPath(target) == target {
+            for op in ops where op.guarded && op.kind == .bind && !op.readOnly && op.expectedType == UInt32(S_IFDIR) {
+                guard let source = op.source, SandboxPath.isWithin(target, source) else { continue }
+                var git = MountOperation.bind(target, op.destination + target.dropFirst(source.count), readOnly: true)
+                git.expectedType = UInt32(S_IFDIR)
+                result.append(git)
             }
         }
         return (result, notes)
@@ -72,62 +101,152 @@ public enum BindGuards {
         return op
     }
 
+    /// An empty read-only tmpfs over a directory cell could not list.
+    static func hide(_ destination: String) -> MountOperation {
+        var op = MountOperation.tmpfs(destination, size: 4096, mode: 0o555, readOnly: true)
+        op.mustExist = true
+        op.optional = true
+        return op
+    }
+
     struct Entry: Equatable {
-        enum Kind: Equatable { case channel, git }
+        enum Kind: Equatable {
+            case channel
+            /// A directory that cannot be listed.
+            case unlistable
+            /// A `.git`; for a file or symlink, the host path of the git directory it names.
+            case git(target: String?)
+
+            var noun: String {
+                switch self {
+                case .channel: return "a socket or FIFO"
+                case .unlistable: return "a directory it cannot list"
+                case .git: return "a .git"
+                }
+            }
+        }
         var kind: Kind
-        /// The path below the walked directory, starting with "/".
-        var relative: String
+        /// The path below the walked directory, starting with "/", as the bytes it has.
+        var relative: [UInt8]
         var type: UInt32
     }
 
-    /// Every socket, FIFO and `.git` below `root`, breadth first — so that a budget cut short
-    /// still covers the shallow places host services put their sockets (~/.ssh, ~/.gnupg, a
-    /// project's top) — and parents before children. Each directory is opened beneath the
-    /// root's descriptor without following any symlink (one swapped in meanwhile included).
-    /// Inside a `.git` only its top level is looked at: git's fsmonitor daemon puts its socket
-    /// there; below lie git's own objects, refs and logs.
-    static func walk(_ root: String, budget: inout Int) -> (entries: [Entry], incomplete: Bool) {
-        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard rootFD >= 0 else { return ([], false) }
-        defer { close(rootFD) }
+    struct Walk: Equatable {
         var entries: [Entry] = []
-        var queue: [(relative: String, depth: Int, descend: Bool)] = [("", 0, true)]
+        var incomplete = false
+        var tooDeep = false
+    }
+
+    /// Every socket, FIFO, unlistable directory and `.git` below `root`, breadth first — so
+    /// that a budget cut short still covers the shallow places host services put their
+    /// sockets (~/.ssh, ~/.gnupg, a project's top) — and parents before children. Each
+    /// directory is opened beneath the root's descriptor without following any symlink (one
+    /// swapped in meanwhile included). Inside a `.git` only its top level is looked at: git's
+    /// fsmonitor daemon puts its socket there; below lie git's own objects, refs and logs.
+    static func walk(_ root: String, budget: Int) -> Walk {
+        var result = Walk()
+        let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard rootFD >= 0 else { return result }
+        defer { close(rootFD) }
+        var queue: [(relative: [UInt8], depth: Int, descend: Bool)] = [([], 0, true)]
         var next = 0
         while next < queue.count {
+            guard next < budget else {
+                result.incomplete = true
+                return result
+            }
             let (relative, depth, descend) = queue[next]
             next += 1
-            let fd = relative.isEmpty ? dup(rootFD) : cell_open_directory_beneath(rootFD, String(relative.dropFirst()))
+            let fd = relative.isEmpty ? dup(rootFD) : openBeneath(rootFD, relative.dropFirst())
             guard fd >= 0, let dir = fdopendir(fd) else {
                 if fd >= 0 { close(fd) }
-                continue // gone, or not readable: the sandbox, as the same user, cannot list it either
+                // Not listable, yet perhaps enterable: the sandbox (the same user) could reach a
+                // socket inside by name.
+                if errno == EACCES { result.entries.append(Entry(kind: .unlistable, relative: relative, type: UInt32(S_IFDIR))) }
+                continue
             }
             defer { closedir(dir) }
             while let item = readdir(dir) {
-                let name = withUnsafeBytes(of: item.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name == "." || name == ".." { continue }
-                guard budget > 0 else { return (entries, true) }
-                budget -= 1
+                let name = withUnsafeBytes(of: item.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+                if name == [0x2e] || name == [0x2e, 0x2e] { continue }
                 var type = Int32(item.pointee.d_type)
                 if type == Int32(DT_UNKNOWN) { // filesystems without d_type
                     var st = stat()
-                    type = fstatat(dirfd(dir), name, &st, AT_SYMLINK_NOFOLLOW) == 0 ? Int32(st.st_mode & S_IFMT) >> 12 : 0
+                    let found = (name + [0]).withUnsafeBufferPointer { bytes in
+                        bytes.withMemoryRebound(to: CChar.self) { fstatat(dirfd(dir), $0.baseAddress!, &st, AT_SYMLINK_NOFOLLOW) }
+                    }
+                    type = found == 0 ? Int32(st.st_mode & S_IFMT) >> 12 : 0
                 }
-                let path = relative + "/" + name
+                let path = relative + [0x2f] + name
+                let isGit = name == Array(".git".utf8)
                 switch type {
                 case Int32(DT_SOCK), Int32(DT_FIFO):
-                    entries.append(Entry(kind: .channel, relative: path, type: UInt32(type) << 12))
+                    result.entries.append(Entry(kind: .channel, relative: path, type: UInt32(type) << 12))
                 case Int32(DT_DIR):
-                    if name == ".git" { entries.append(Entry(kind: .git, relative: path, type: UInt32(S_IFDIR))) }
+                    if isGit { result.entries.append(Entry(kind: .git(target: nil), relative: path, type: UInt32(S_IFDIR))) }
                     guard descend else { continue }
-                    guard depth + 1 < depthLimit else { return (entries, true) }
-                    queue.append((path, depth + 1, name != ".git"))
-                case Int32(DT_REG):
-                    if name == ".git" { entries.append(Entry(kind: .git, relative: path, type: UInt32(S_IFREG))) }
+                    guard depth + 1 < depthLimit else {
+                        result.incomplete = true
+                        result.tooDeep = true
+                        continue
+                    }
+                    queue.append((path, depth + 1, !isGit))
+                case Int32(DT_REG) where isGit:
+                    result.entries.append(Entry(kind: .git(target: gitFileTarget(root: root, relative: relative, dir: dirfd(dir))),
+                                                relative: path, type: UInt32(S_IFREG)))
+                case Int32(DT_LNK) where isGit:
+                    result.entries.append(Entry(kind: .git(target: gitLinkTarget(root: root, relative: relative, dir: dirfd(dir))),
+                                                relative: path, type: UInt32(S_IFLNK)))
                 default:
                     break
                 }
             }
         }
-        return (entries, false)
+        return result
+    }
+
+    private static func openBeneath(_ root: Int32, _ relative: ArraySlice<UInt8>) -> Int32 {
+        (Array(relative) + [0]).withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { cell_open_directory_beneath(root, $0.baseAddress!) }
+        }
+    }
+
+    /// The git directory a `.git` file names (`gitdir: PATH`, relative to the file's directory).
+    static func gitFileTarget(root: String, relative: [UInt8], dir: Int32) -> String? {
+        let fd = openat(dir, ".git", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &buffer, buffer.count)
+        guard n > 0, let text = String(validating: buffer[0..<n], as: UTF8.self),
+              let line = text.split(separator: "\n").first, line.hasPrefix("gitdir:") else { return nil }
+        return resolve(String(line.dropFirst(7)).trimmingSpaces(), root: root, relative: relative)
+    }
+
+    /// The directory a `.git` symlink points to.
+    static func gitLinkTarget(root: String, relative: [UInt8], dir: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlinkat(dir, ".git", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return resolve(String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self), root: root, relative: relative)
+    }
+
+    /// `path` as git reads it (absolute, or relative to the `.git`'s directory), "." and ".."
+    /// resolved by name; the caller checks that no symlink lies on the result.
+    private static func resolve(_ path: String, root: String, relative: [UInt8]) -> String? {
+        guard let base = String(validating: relative, as: UTF8.self), !path.isEmpty else { return nil }
+        var parts: [Substring] = []
+        for part in ((path.hasPrefix("/") ? "" : root + base + "/") + path).split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." { _ = parts.popLast(); continue }
+            parts.append(part)
+        }
+        return "/" + parts.joined(separator: "/")
+    }
+}
+
+extension String {
+    func trimmingSpaces() -> String {
+        String(drop { $0 == " " || $0 == "\t" }.reversed().drop { $0 == " " || $0 == "\t" || $0 == "\r" }.reversed())
     }
 }

@@ -71,9 +71,9 @@ enum LandlockIsolation {
         }
         if !inputs.writableGit {
             for tree in writable where FilesystemView.hostFileType(tree) == UInt32(S_IFDIR) {
-                var budget = BindGuards.entryBudget
-                if let git = BindGuards.walk(tree, budget: &budget).entries.first(where: { $0.kind == .git }) {
-                    throw .invalid("--isolation landlock cannot keep \(tree)\(git.relative) read-only inside the writable \(tree) "
+                let found = BindGuards.walk(tree, budget: BindGuards.directoryBudget)
+                if let git = found.entries.first(where: { if case .git = $0.kind { return true }; return false }) {
+                    throw .invalid("--isolation landlock cannot keep \(tree)\(String(decoding: git.relative, as: UTF8.self)) read-only inside the writable \(tree) "
                         + "(Landlock rules only add): set [filesystem] writable_git = true to accept that the sandbox can change it")
                 }
             }

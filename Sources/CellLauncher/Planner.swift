@@ -138,6 +138,11 @@ public enum Planner {
                                                hostname: request.hostname ?? profile.hostname,
                                                ipcNamespace: namespaces.contains(.ipc), network: network)
             : []
+        // The working directory's bind (the default view's last, when there is one) and every
+        // mount the user chose are walked by BindGuards.
+        if let cwd = boundDirectory, let last = mounts.indices.last, mounts[last].kind == .bind, mounts[last].source == cwd {
+            mounts[last].guarded = true
+        }
         let defaultCount = mounts.count
         mounts += profile.mounts.map(\.operation)
         for mount in request.mounts {
@@ -166,10 +171,11 @@ public enum Planner {
         }
         let seccomp = profile.seccomp(base: base).adjusted(
             allow: request.allowedSyscalls, deny: request.deniedSyscalls.map { ($0.name, $0.errno) })
+        for index in mounts.indices.dropFirst(defaultCount) { mounts[index].guarded = true }
         let userMounts = Array(mounts[defaultCount...])
         mounts = try FilesystemView.settle(mounts)
         // Sockets, FIFOs and .git in the directories the user bound (BindGuards: why).
-        let guarded = BindGuards.apply(mounts, writableGit: profile.writableGit)
+        let guarded = try BindGuards.apply(mounts, writableGit: profile.writableGit)
         // The second wall mirrors the view (LandlockRules), when the kernel has Landlock.
         var landlock: LandlockPlan?
         if profile.landlock != .off && namespaces.contains(.mount) {

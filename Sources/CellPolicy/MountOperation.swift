@@ -21,6 +21,9 @@ public struct MountOperation: Equatable, Sendable {
     public var optional = false
     /// The destination must exist already (masking a /proc file): nothing is created.
     public var mustExist = false
+    /// Planning: a bind the user chose (the working directory, --bind, --ro-bind, profile
+    /// mounts), whose tree BindGuards walks; the default view's system binds are not.
+    public var guarded = false
     public var noexec = false
     /// A bind of a device node (/dev/null...): the only binds without nodev.
     public var device = false

@@ -24,8 +24,9 @@ timeout = "60m"
 [environment]
 # Named variables only, never prefixes: CI systems put their secrets beside the harmless ones
 # (CI_JOB_TOKEN, CI_REGISTRY_PASSWORD, CI_JOB_JWT, CI_REPOSITORY_URL with a token in it,
-# GITHUB_TOKEN, ACTIONS_ID_TOKEN_REQUEST_*, BUILDKITE_AGENT_ACCESS_TOKEN, SYSTEM_ACCESSTOKEN),
-# and this sandbox has outbound network. Add what a job needs with keep_add or --keep-env.
+# GITHUB_TOKEN, ACTIONS_ID_TOKEN_REQUEST_*, BUILDKITE_AGENT_ACCESS_TOKEN, SYSTEM_ACCESSTOKEN;
+# Jenkins' URLs may carry user:password), and this sandbox has outbound network. Add what a job
+# needs with keep_add or --keep-env.
 keep = [
     "CI",
     # GitLab
@@ -49,7 +50,7 @@ keep = [
     "TRAVIS", "TRAVIS_BRANCH", "TRAVIS_COMMIT", "TRAVIS_TAG", "TRAVIS_BUILD_NUMBER",
     "TRAVIS_JOB_NUMBER", "TRAVIS_PULL_REQUEST", "TRAVIS_REPO_SLUG", "TRAVIS_OS_NAME",
     # Jenkins
-    "JENKINS_URL", "BUILD_NUMBER", "BUILD_ID", "BUILD_URL", "JOB_NAME", "GIT_COMMIT", "GIT_BRANCH",
+    "BUILD_NUMBER", "BUILD_ID", "JOB_NAME", "GIT_COMMIT", "GIT_BRANCH",
     "BRANCH_NAME", "CHANGE_ID",
     # Azure Pipelines
     "TF_BUILD", "BUILD_BUILDID", "BUILD_BUILDNUMBER", "BUILD_SOURCEBRANCH", "BUILD_SOURCEBRANCHNAME",
@@ -225,10 +226,8 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
                     .string("TRAVIS_PULL_REQUEST"),
                     .string("TRAVIS_REPO_SLUG"),
                     .string("TRAVIS_OS_NAME"),
-                    .string("JENKINS_URL"),
                     .string("BUILD_NUMBER"),
                     .string("BUILD_ID"),
-                    .string("BUILD_URL"),
                     .string("JOB_NAME"),
                     .string("GIT_COMMIT"),
                     .string("GIT_BRANCH"),

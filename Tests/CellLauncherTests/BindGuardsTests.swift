@@ -34,6 +34,7 @@ struct BindGuardsTests {
     static func directoryBind(_ source: String, at destination: String, readOnly: Bool) -> MountOperation {
         var op = MountOperation.bind(source, destination, readOnly: readOnly)
         op.expectedType = UInt32(S_IFDIR)
+        op.guarded = true
         return op
     }
 
@@ -41,7 +42,7 @@ struct BindGuardsTests {
     func guards() throws {
         let root = try Self.makeTree()
         defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: root + ".outside") }
-        let (ops, notes) = BindGuards.apply([Self.directoryBind(root, at: "/work", readOnly: false)], writableGit: false)
+        let (ops, notes) = try BindGuards.apply([Self.directoryBind(root, at: "/work", readOnly: false)], writableGit: false)
         #expect(notes.isEmpty)
         let summary = ops.dropFirst().map { "\($0.source ?? "") -> \($0.destination) \($0.readOnly ? "ro" : "rw")" }.sorted()
         #expect(summary == [
@@ -61,7 +62,7 @@ struct BindGuardsTests {
         let root = try Self.makeTree()
         defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: root + ".outside") }
         for (readOnly, writableGit) in [(true, false), (false, true)] {
-            let ops = BindGuards.apply([Self.directoryBind(root, at: root, readOnly: readOnly)], writableGit: writableGit).ops
+            let ops = try BindGuards.apply([Self.directoryBind(root, at: root, readOnly: readOnly)], writableGit: writableGit).ops
             #expect(!ops.contains { $0.destination.hasSuffix("/.git") })
             #expect(ops.filter { $0.source == "/dev/null" }.count == 3)
         }
@@ -71,9 +72,38 @@ struct BindGuardsTests {
     func boundsAndScope() throws {
         let root = try Self.makeTree()
         defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: root + ".outside") }
-        #expect(BindGuards.apply([Self.directoryBind("/usr", at: "/usr", readOnly: true)], writableGit: false).ops.count == 1)
-        let (ops, notes) = BindGuards.apply([Self.directoryBind(root, at: root, readOnly: true)], writableGit: false, budget: 3)
-        #expect(notes.count == 1 && notes[0].contains("stopped looking for sockets, FIFOs and .git under \(root) after 3 entries"))
-        #expect(ops.count < 4)
+        #expect(try BindGuards.apply([Self.directoryBind("/usr", at: "/usr", readOnly: true)], writableGit: false).ops.count == 1)
+        let (ops, notes) = try BindGuards.apply([Self.directoryBind(root, at: root, readOnly: true)], writableGit: false, budget: 3)
+        _ = ops
+        #expect(notes.count == 1 && notes[0].contains("stopped looking for sockets, FIFOs and git directories under \(root) after 3 directories"), "\(notes)")
+    }
+
+    @Test("a git directory a .git file or symlink names is read-only too; an unlistable directory is hidden; a name that is not UTF-8 refuses")
+    func harderCases() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("guards-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for dir in ["gitdata", "linked", "wt", "locked"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+        }
+        try "gitdir: ../gitdata\n".write(toFile: "\(root)/wt/.git", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: "\(root)/repo", withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/repo/.git", withDestinationPath: "../linked")
+        chmod("\(root)/locked", 0o111)
+        defer { chmod("\(root)/locked", 0o755) }
+        let ops = try BindGuards.apply([Self.directoryBind(root, at: "/w", readOnly: false)], writableGit: false).ops
+        let readOnly = Set(ops.filter { $0.readOnly && $0.kind == .bind }.map(\.destination))
+        #expect(readOnly.isSuperset(of: ["/w/gitdata", "/w/linked", "/w/wt/.git"]), "\(readOnly)")
+        if geteuid() != 0 { // root lists anything: the unlistable case needs an ordinary user
+            #expect(ops.contains { $0.kind == .tmpfs && $0.destination == "/w/locked" && $0.readOnly })
+        }
+        // A socket whose name is not UTF-8 cannot be named in the plan: refused, not skipped.
+        let odd = root + "/odd"
+        try FileManager.default.createDirectory(atPath: odd, withIntermediateDirectories: false)
+        let fd = open(odd, O_RDONLY | O_DIRECTORY)
+        #expect(mkfifoat(fd, "n\u{FF}fifo".replacingOccurrences(of: "\u{FF}", with: "x"), 0o600) == 0)
+        let badName: [CChar] = Array("n".utf8CString.dropLast()) + [CChar(bitPattern: 0xff), 0]
+        #expect(mkfifoat(fd, badName, 0o600) == 0)
+        close(fd)
+        #expect(throws: LaunchError.self) { try BindGuards.apply([Self.directoryBind(root, at: "/w", readOnly: true)], writableGit: false) }
     }
 }

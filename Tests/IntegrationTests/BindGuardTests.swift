@@ -103,4 +103,59 @@ struct BindGuardTests {
         #expect(opted.status == 0, "\(opted.stderr)")
         #expect(Sandbox.execute(user + ["config", "user.name"]).stdout == "inside\n")
     }
+
+    /// Plants core.fsmonitor in `repo` (git -C repo config) from inside, with `options`, then runs
+    /// git status there on the host; true when the planted command ran on the host.
+    func plantAndCheck(repo: String, marker: String, options: [String]) -> (ran: Bool, inside: String) {
+        let plant = "git config core.fsmonitor 'touch \(marker); false'; echo config=$?"
+        let inside = Sandbox.run(["sh", "-c", plant], options: options, cwd: repo)
+        _ = Sandbox.execute(Sandbox.dropPrivileges + ["env", "HOME=/tmp", "git", "-C", repo, "status"])
+        return (FileManager.default.fileExists(atPath: marker), inside.stdout + inside.stderr)
+    }
+
+    @Test("git directories stay read-only where they hide: under a system-looking path, behind --separate-git-dir, past padding")
+    func gitWhereItHides() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let marker = "\(dir)/PWNED"
+        // A checkout under /dev/shm (a system path's prefix): walked all the same.
+        let shm = "/dev/shm/cell-test-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: shm, withIntermediateDirectories: false)
+        chmod(shm, 0o777)
+        defer { try? FileManager.default.removeItem(atPath: shm) }
+        #expect(Sandbox.execute(Sandbox.dropPrivileges + ["git", "init", "-q", "\(shm)/repo"]).status == 0)
+        var r = plantAndCheck(repo: "\(shm)/repo", marker: marker, options: ["--bind", "\(shm)/repo"])
+        #expect(!r.ran && r.inside.contains("config=255"), "\(r.inside)")
+        // --separate-git-dir: the .git file is a pointer; the git directory beside it is the target.
+        #expect(Sandbox.execute(Sandbox.dropPrivileges + ["git", "init", "-q", "--separate-git-dir=\(dir)/sep/gitdata", "\(dir)/sep/work"]).status == 0)
+        r = plantAndCheck(repo: "\(dir)/sep/work", marker: marker, options: ["--bind", "\(dir)/sep"])
+        #expect(!r.ran && r.inside.contains("config=255"), "\(r.inside)")
+        // A previous run padded the checkout with more entries than any budget: its .git is still found.
+        #expect(Sandbox.execute(Sandbox.dropPrivileges + ["git", "init", "-q", "\(dir)/padded"]).status == 0)
+        #expect(Sandbox.execute(Sandbox.dropPrivileges + ["sh", "-c", "cd \(dir)/padded && seq 25000 | xargs touch"]).status == 0)
+        r = plantAndCheck(repo: "\(dir)/padded", marker: marker, options: ["--bind", "\(dir)/padded"])
+        #expect(!r.ran && r.inside.contains("config=255"), "\(r.inside)")
+        // Without the guard (writable_git), the same plant does run on the host: the check is real.
+        let profile = "\(dir)/wg.toml"
+        try "extends = \"default\"\n[filesystem]\nwritable_git = true\n".write(toFile: profile, atomically: true, encoding: .utf8)
+        chmod(profile, 0o644)
+        r = plantAndCheck(repo: "\(dir)/padded", marker: marker, options: ["--bind", "\(dir)/padded", "-p", profile])
+        #expect(r.ran, "with writable_git the plant should work: \(r.inside)")
+    }
+
+    @Test("a socket in a directory cell cannot list (mode 0111) is unreachable: the directory is hidden")
+    func unlistableDirectory() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { chmod("\(dir)/hid", 0o755); try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: "\(dir)/hid", withIntermediateDirectories: false)
+        let listener = try Self.listen(at: "\(dir)/hid/agent.sock")
+        defer { close(listener) }
+        chmod("\(dir)/hid", 0o111)
+        let script = "import socket\ntry:\n    socket.socket(socket.AF_UNIX).connect('\(dir)/hid/agent.sock'); print('connected')\nexcept OSError as e:\n    print('refused', e.errno)"
+        let outside = Sandbox.execute(Sandbox.dropPrivileges + ["/usr/bin/python3", "-c", script], cwd: dir)
+        #expect(outside.stdout == "connected\n" && Self.accepted(listener), "the attack does not work outside: \(outside.stdout) \(outside.stderr)")
+        let inside = Sandbox.run(["python3", "-c", script], cwd: dir)
+        #expect(inside.stdout.hasPrefix("refused"), "\(inside.stdout) \(inside.stderr)")
+        #expect(!Self.accepted(listener), "the host's socket accepted a connection from the sandbox")
+    }
 }
