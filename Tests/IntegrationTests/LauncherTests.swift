@@ -320,7 +320,8 @@ struct LauncherTests {
         let r = Sandbox.execute(Sandbox.dropPrivileges + ["unshare", "-Ur", "sh", "-c",
             "echo 0 > /proc/sys/user/max_user_namespaces && exec \(Sandbox.cell) run --bind \(dir) -- touch \(dir)/ran"])
         #expect(r.status == 125)
-        #expect(r.stderr == "cell: user namespaces are disabled: sysctl user.max_user_namespaces=0 (enable with: sysctl -w user.max_user_namespaces=15000)\n")
+        #expect(r.stderr == "cell: user namespaces are disabled: sysctl user.max_user_namespaces=0 (enable with: sysctl -w user.max_user_namespaces=15000); "
+                + "to run without namespaces here: cell run --isolation landlock (weaker: SECURITY.md), or --isolation auto\n")
         #expect(!FileManager.default.fileExists(atPath: "\(dir)/ran"))
     }
 
