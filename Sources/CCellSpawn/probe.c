@@ -9,7 +9,10 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,4 +60,25 @@ int cell_probe_namespaces(const char *uid_map, const char *gid_map) {
     while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR)
         ;
     return WIFEXITED(status) ? WEXITSTATUS(status) : CELL_PROBE_MOUNT;
+}
+
+/* Whether a seccomp filter with a user-notification listener can be loaded here (a child loads
+ * one that allows everything): 0, or the errno (EBUSY: another listener holds this process
+ * tree; EINVAL/ENOSYS: the kernel lacks it; EACCES: no no_new_privs). */
+int cell_probe_user_notification(void) {
+    long pid = syscall(SYS_clone, (unsigned long)SIGCHLD, 0, 0, 0, 0);
+    if (pid == 0) {
+        struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        struct sock_fprog prog = {1, &allow};
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+            _exit(errno & 0xff);
+        long fd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+        _exit(fd < 0 ? (errno & 0xff) : 0);
+    }
+    if (pid < 0)
+        return errno;
+    int status = 0;
+    while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : EINVAL;
 }

@@ -8,6 +8,8 @@ public enum CellCommand: Equatable {
     case profileShow(String)
     case profileCheck([String])
     case auditSummary(String)
+    /// `cell doctor [--json]`
+    case doctor(json: Bool)
     case help(topic: String?)
     case version
 }
@@ -47,6 +49,13 @@ public enum ArgumentParser {
             if rest.first == "-h" || rest.first == "--help" { return .help(topic: "audit") }
             guard rest.count == 2, rest[0] == "summary" else { throw UsageError("usage: cell audit summary PATH") }
             return .auditSummary(rest[1])
+        case "doctor":
+            switch rest {
+            case []: return .doctor(json: false)
+            case ["--json"]: return .doctor(json: true)
+            case ["-h"], ["--help"]: return .help(topic: "doctor")
+            default: throw UsageError("usage: cell doctor [--json]")
+            }
         case "help":
             if rest.count > 1 { throw UsageError("'cell help' takes at most one topic") }
             if let topic = rest.first, !Help.topics.contains(topic) {

@@ -25,7 +25,8 @@ public enum Cell {
         }
         switch command {
         case .help(let topic):
-            let text = topic == "run" ? Help.run : topic == "profile" ? Help.profile : topic == "audit" ? Help.audit : Help.overview
+            let text = topic == "run" ? Help.run : topic == "profile" ? Help.profile : topic == "audit" ? Help.audit
+                : topic == "doctor" ? Help.doctor : Help.overview
             writeAll(1, text + "\n")
             return 0
         case .profileList:
@@ -36,6 +37,10 @@ public enum Cell {
             return ProfileCommands.check(files)
         case .auditSummary(let path):
             return AuditCommands.summary(path)
+        case .doctor(let json):
+            let report = HostReport(HostProbe.gather())
+            writeAll(1, json ? report.json() : report.text())
+            return report.namespacesWork ? 0 : 1
         case .version:
             writeAll(1, "cell \(version)\n")
             return 0

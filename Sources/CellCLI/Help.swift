@@ -2,7 +2,22 @@ import CellPolicy
 
 /// The text of `cell --help` and `cell run --help`.
 enum Help {
-    static let topics = ["run", "profile", "audit"]
+    static let topics = ["run", "profile", "audit", "doctor"]
+
+    static let doctor = """
+    cell doctor [--json] — can this host run cell, and in which mode?
+
+    Probes for real (a throw-away user namespace with a mount in it, a seccomp filter with a
+    listener) and reports: unprivileged user namespaces and the sysctls and AppArmor restriction
+    that govern them, the Landlock ABI and what each missing ABI costs, seccomp user
+    notification, cgroup v2 and whether it is delegated to you, /dev/net/tun, slirp4netns,
+    pasta, newuidmap and podman. Every "no" says what to do.
+
+    Exit status: 0 the default profile (namespaces) can run here; 1 it cannot (a report, not a
+    failure: `cell run --isolation landlock` may still); 125 a usage error.
+    --json prints the same verdicts as one JSON object: {"v":1,"namespaces":BOOL,"landlock":BOOL,
+    "checks":[{"name","ok","detail","remedy"}]}.
+    """
 
     static let overview = """
     cell — run an untrusted command in a rootless Linux sandbox.
@@ -13,6 +28,7 @@ enum Help {
       cell profile show NAME|PATH             a profile fully resolved, as TOML
       cell profile check FILE...              validate profile files, report every problem
       cell audit summary PATH                 a readable digest of an audit log
+      cell doctor [--json]                    can this host run cell, in which mode, and why not
       cell help [run|profile]                 this text, or a command's
       cell --version                          print the version
 

@@ -17,7 +17,8 @@ import Glibc
 ///   - the network: with "none", Landlock's TCP rules with no port allowed (ABI 4), and the
 ///     baseline filter refuses what they do not cover (SeccompPolicy.landlockIsolationRules);
 ///     "host" shares the host's; "user" needs a namespace;
-///   - the rest as in every sandbox: seccomp and its audit, rlimits, no_new_privs, a cleared
+///   - the rest as in every sandbox: seccomp and its audit, rlimits but the process limit,
+///     no_new_privs, a cleared
 ///     environment, a new session; the supervisor is the subreaper and kills every
 ///     descendant when the command ends.
 enum LandlockIsolation {
@@ -90,6 +91,10 @@ enum LandlockIsolation {
         adapted.environment = plan.environment.filter { !$0.hasPrefix("HOME=") && !$0.hasPrefix("TMPDIR=") }
             + ["HOME=\(privateDirectory)", "TMPDIR=\(privateDirectory)"]
         adapted.seccomp.withoutNamespaces = plan.network
+        // RLIMIT_NPROC counts per (user namespace, uid): without a namespace of its own it would
+        // count every process of yours on the host, and fail the sandbox's forks whenever you
+        // run that many elsewhere. Not applied (SECURITY.md; a cgroup bounds processes).
+        adapted.limits.processes = nil
         adapted.landlockMode = .required
         adapted.landlock = LandlockPlan(
             abi: abi, required: true, handledFS: all,

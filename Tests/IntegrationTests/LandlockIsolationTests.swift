@@ -133,4 +133,25 @@ struct LandlockIsolationTests {
         #expect(dryRun.stdout.contains("isolation:    landlock") && dryRun.stdout.contains("landlock-path /usr:")
                 && !dryRun.stdout.contains(" mount "), "\(dryRun.stdout)")
     }
+
+    @Test("cell doctor: 0 and every check named here; 1 with max_user_namespaces = 0, naming it and --isolation landlock; --json agrees")
+    func doctor() throws {
+        let here = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "doctor"])
+        #expect(here.status == 0, "\(here.stdout) \(here.stderr)")
+        for name in ["user namespaces", "Landlock", "seccomp user notification", "cgroup v2", "/dev/net/tun", "slirp4netns", "pasta"] {
+            #expect(here.stdout.contains(" \(name): "), "\(name): \(here.stdout)")
+        }
+        #expect(here.stdout.contains("yes  user namespaces:") && here.stdout.hasSuffix("cell run works here (namespaces).\n"))
+        let refused = Self.refused("sysctl", ["doctor"])
+        #expect(refused.status == 1, "\(refused.stdout) \(refused.stderr)")
+        #expect(refused.stdout.contains("no   user namespaces: user.max_user_namespaces is 0") && refused.stdout.contains("cell run --isolation landlock"),
+                "\(refused.stdout)")
+        let json = Self.refused("sysctl", ["doctor", "--json"])
+        #expect(json.status == 1)
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect(object["namespaces"] as? Bool == false && object["landlock"] as? Bool == true)
+        let checks = try #require(object["checks"] as? [[String: Any]])
+        #expect(checks.first?["name"] as? String == "user namespaces" && checks.first?["ok"] as? Bool == false)
+        #expect(Sandbox.execute([Sandbox.cell, "doctor", "--jsn"]).status == 125)
+    }
 }

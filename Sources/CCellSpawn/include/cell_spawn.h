@@ -60,6 +60,10 @@ int cell_probe_user_namespace(void);
 enum { CELL_PROBE_MAPS = 64, CELL_PROBE_MOUNT_NS = 128, CELL_PROBE_MOUNT = 192, CELL_PROBE_CLONE = 256 };
 int cell_probe_namespaces(const char *uid_map, const char *gid_map);
 
+/* (probe.c) Whether a seccomp filter with a user-notification listener (cell's audit) can be
+ * loaded here: 0, or the errno. */
+int cell_probe_user_notification(void);
+
 /* ---- descriptors (descriptors.c) ---- */
 
 /* A copy of the file at `path` in a new memfd named `name`, sealed against every change and
