@@ -17,6 +17,12 @@ public enum Cell {
         // dropped, cell still reports its status and restores the terminal), never a death by
         // SIGPIPE halfway. Its children reset every disposition (cell-init, slirp4netns).
         signal(SIGPIPE, SIG_IGN)
+        // Every other signal whose default kills a process, and that cell neither forwards nor
+        // uses, is ignored: a sandbox without a pid namespace (--isolation landlock) needs cell
+        // alive at the end to end its descendants, and `kill -ALRM` must not cut that short.
+        for sig in [SIGALRM, SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT] + Array(Int32(34)...Int32(64)) { // and SIGRTMIN...SIGRTMAX
+            signal(sig, SIG_IGN)
+        }
         let command: CellCommand
         do {
             command = try ArgumentParser.parse(arguments)

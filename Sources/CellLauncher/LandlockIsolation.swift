@@ -57,8 +57,10 @@ enum LandlockIsolation {
                 allow(read, path)
             }
             allow(read, "/proc")
-            for name in FilesystemView.devices + ["ptmx"] { allow(device, "/dev/" + name) }
-            allow(device | LandlockRules.readDir, "/dev/pts")
+            // Not /dev/pts nor /dev/ptmx: they are the host's, and a rule there would open every
+            // pty of yours (your other terminals' keystrokes). The command's own terminal, if
+            // any, comes as its descriptors 0-2, which pid 1 gives rules of their own.
+            for name in FilesystemView.devices where name != "tty" { allow(device, "/dev/" + name) }
         }
         var writable: [String] = []
         if let cwd = inputs.workingDirectory, cwd != "/" {
@@ -91,6 +93,7 @@ enum LandlockIsolation {
         adapted.environment = plan.environment.filter { !$0.hasPrefix("HOME=") && !$0.hasPrefix("TMPDIR=") }
             + ["HOME=\(privateDirectory)", "TMPDIR=\(privateDirectory)"]
         adapted.seccomp.withoutNamespaces = plan.network
+        adapted.seccomp.underLandlock = true
         // RLIMIT_NPROC counts per (user namespace, uid): without a namespace of its own it would
         // count every process of yours on the host, and fail the sandbox's forks whenever you
         // run that many elsewhere. Not applied (SECURITY.md; a cgroup bounds processes).

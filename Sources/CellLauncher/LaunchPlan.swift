@@ -119,11 +119,18 @@ public struct LaunchPlan: Equatable, Sendable {
         } else {
             lines.append("clone:        a user namespace\(namespaces.contains(.pid) ? " and, owned by it, a pid namespace" : "") (pid 1 nests the others in them)")
         }
-        lines.append("identity:     \(identity.describe())")
-        switch network {
-        case .none: lines.append("network:      none (a private namespace with only lo)")
-        case .host: lines.append("network:      host (the caller's network namespace)")
-        case .user:
+        if isolation == .landlock {
+            lines.append("identity:     your own ids, uid \(geteuid()) gid \(getegid()) (no user namespace)")
+            lines.append("network:      " + (network == .host ? "host (the caller's network namespace)"
+                : "none: the host's namespace, with every TCP bind and connect forbidden (Landlock) and every other inet socket refused (seccomp)"))
+        } else {
+            lines.append("identity:     \(identity.describe())")
+        }
+        switch isolation == .landlock ? nil : network {
+        case nil: break
+        case .some(.none): lines.append("network:      none (a private namespace with only lo)")
+        case .some(.host): lines.append("network:      host (the caller's network namespace)")
+        case .some(.user):
             lines.append("network:      user (slirp4netns; host loopback \(allowHostLoopback ? "reachable" : "unreachable"))"
                 + (publish.isEmpty ? "" : "; published: " + publish.map(\.description).joined(separator: ", ")))
         }

@@ -197,6 +197,8 @@ public enum Planner {
                 isolation = .namespaces
             }
         }
+        var seccompPolicy = seccomp
+        seccompPolicy.underLandlock = landlock != nil
         let plan = LaunchPlan(
             command: request.command,
             environment: environment,
@@ -207,7 +209,7 @@ public enum Planner {
             identity: identity,
             keptCapabilities: kept,
             statusJSONPath: request.statusJSONPath ?? profile.statusJSON,
-            seccomp: seccomp,
+            seccomp: seccompPolicy,
             mounts: guarded.ops,
             rootBase: rootBase,
             auditLogPath: request.auditLogPath ?? profile.auditLog,

@@ -2,7 +2,9 @@ import Glibc
 
 /// Removes the directory tree at `path` without following any symlink in it: a directory whose
 /// contents a sandbox made (slirp4netns's socket directory, --isolation landlock's private
-/// directory), once every process of the sandbox is gone.
+/// directory), once every process of the sandbox is gone. Names stay bytes (a name that is not
+/// UTF-8 is removed like any other), and a directory the sandbox made unreadable (chmod 0) is
+/// made the owner's again before it is emptied: nothing it left may outlive it.
 func removeTree(_ path: String) {
     let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { return }
@@ -16,14 +18,17 @@ private func removeContents(_ fd: Int32) {
         return
     }
     defer { closedir(dir) }
-    var directories: [String] = []
+    var directories: [[CChar]] = []
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-        if name == "." || name == ".." { continue }
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }.map { CChar(bitPattern: $0) }) + [0] }
+        if name == [0x2e, 0] || name == [0x2e, 0x2e, 0] { continue }
         if unlinkat(dirfd(dir), name, 0) != 0 && errno == EISDIR { directories.append(name) }
     }
     for name in directories {
-        let child = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        var child = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        if child < 0 && errno == EACCES && fchmodat(dirfd(dir), name, 0o700, 0) == 0 {
+            child = openat(dirfd(dir), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        }
         if child >= 0 { removeContents(child) }
         unlinkat(dirfd(dir), name, AT_REMOVEDIR)
     }

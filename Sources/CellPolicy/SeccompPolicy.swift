@@ -84,6 +84,9 @@ public struct SeccompPolicy: Equatable, Sendable {
     /// --isolation landlock, and its network mode: what Landlock cannot restrict on this kernel
     /// is refused here instead (`landlockIsolationRules`). nil: a namespace sandbox.
     public var withoutNamespaces: NetworkMode? = nil
+    /// A Landlock domain is applied: the mount calls it has no hook for are refused here, so
+    /// that "no mount at all" holds even for a profile that allows @mount.
+    public var underLandlock = false
 
     public init(name: String, defaultAction: Action, rules: [Rule], allowNestedNamespaces: Bool = false) {
         self.name = name
@@ -224,8 +227,19 @@ public struct SeccompPolicy: Equatable, Sendable {
     /// connect, but they cover only TCP: every other inet socket (UDP, raw, SCTP, MPTCP) is
     /// refused, and TCP fast open (data sent with the SYN, past the connect hook).
     static func landlockIsolationRules(_ network: NetworkMode) -> [Rule] {
-        var rules = [Rule(["socket"], .errno(EPERM_), conditions: [Condition(index: 0, .equal, 1)])]
+        var rules = [
+            Rule(["socket"], .errno(EPERM_), conditions: [Condition(index: 0, .equal, 1)]),
+            // A datagram socketpair can still sendto() any pathname address (/dev/log, journald,
+            // sd_notify), descriptors included: only stream and seqpacket pairs, connected to
+            // each other and nothing else, stay.
+            Rule(["socketpair"], .errno(EPERM_), conditions: [Condition(index: 0, .equal, 1), Condition(index: 1, .maskedEqual, 2, mask: 0xf)]),
+            // NETLINK_SOCK_DIAG lists every socket of the host, the unix paths to aim at among them.
+            Rule(["socket"], .errno(EPERM_), conditions: [Condition(index: 0, .equal, 16), Condition(index: 2, .maskedEqual, 4, mask: 0xffff_ffff)]),
+        ]
         guard network == .none else { return rules }
+        // listen() on a socket never bound picks a port itself, past Landlock's bind rule: a
+        // server the host's network could reach.
+        rules.append(Rule(["listen"], .errno(EPERM_)))
         for family: UInt64 in [2, 10] {
             let inet = Condition(index: 0, .equal, family)
             for type: UInt64 in [0, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15] { // all but SOCK_STREAM (1)
@@ -244,6 +258,14 @@ public struct SeccompPolicy: Equatable, Sendable {
         return rules
     }
 
+    /// Landlock forbids mount, umount, remount, move_mount and pivot_root in a domain, but has no
+    /// hook for mount_setattr (clearing a read-only flag) nor for open_tree's clone (a detached
+    /// copy of a mount to attach elsewhere): both would undo the view's read-only mounts.
+    static let mountCallsLandlockMisses: [Rule] = [
+        Rule(["mount_setattr"], .errno(EPERM_)),
+        Rule(["open_tree"], .errno(EPERM_), conditions: [Condition(index: 2, .maskedEqual, 1, mask: 1)]), // OPEN_TREE_CLONE
+    ]
+
     /// The baseline filter every sandbox gets (see the type's documentation).
     public func baseline() -> SeccompPolicy {
         let tiocsti: UInt64 = 0x5412, tioclinux: UInt64 = 0x541C
@@ -252,6 +274,7 @@ public struct SeccompPolicy: Equatable, Sendable {
             Rule(["ioctl"], .errno(EPERM_), conditions: [Condition(index: 1, .maskedEqual, tioclinux, mask: 0xffff_ffff)]),
             Rule(["clone3"], .errno(ENOSYS_), audited: false),
         ] + Self.socketFamilyRules + Self.setuidFileRules + (withoutNamespaces.map(Self.landlockIsolationRules) ?? [])
+            + (underLandlock ? Self.mountCallsLandlockMisses : [])
         if !allowNestedNamespaces {
             for flag in Self.namespaceFlags {
                 rules.append(Rule(["clone"], .errno(EPERM_), conditions: [Condition(index: 0, .maskedEqual, flag, mask: flag)]))
@@ -263,6 +286,7 @@ public struct SeccompPolicy: Equatable, Sendable {
         }
         var baseline = SeccompPolicy(name: "baseline", defaultAction: .allow, rules: rules, allowNestedNamespaces: allowNestedNamespaces)
         baseline.withoutNamespaces = withoutNamespaces
+        baseline.underLandlock = underLandlock
         return baseline
     }
 

@@ -55,10 +55,17 @@ struct LandlockIsolationTests {
     unix = socket.socket(socket.AF_UNIX); unix.bind(d + '/agent.sock'); unix.listen(8); unix.setblocking(False)
     os.chmod(d + '/agent.sock', 0o777)
     abstract = socket.socket(socket.AF_UNIX); abstract.bind('\0cell-test-' + str(os.getpid())); abstract.listen(8); abstract.setblocking(False)
+    if os.path.exists(d + '/log.sock'): os.unlink(d + '/log.sock')
+    dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); dgram.bind(d + '/log.sock'); dgram.setblocking(False)
+    os.chmod(d + '/log.sock', 0o777)
+    # A terminal of the test user's (another of their sessions), with a secret typed into it.
+    master, slave = os.openpty()
+    if os.getuid() == 0: os.chown(os.ttyname(slave), 65534, -1)
+    os.write(master, b'typed-secret\n')
     victim = subprocess.Popen(sys.argv[2].split() + ['sleep', '30'])
     time.sleep(0.3)
     env = dict(os.environ, TCP=str(tcp.getsockname()[1]), UDP=str(udp.getsockname()[1]), SOCK=d + '/agent.sock',
-               ABSTRACT='cell-test-' + str(os.getpid()), VICTIM=str(victim.pid), DIR=d)
+               ABSTRACT='cell-test-' + str(os.getpid()), VICTIM=str(victim.pid), DIR=d, LOG=d + '/log.sock', PTY=os.ttyname(slave))
     run = subprocess.run(sys.argv[3:], env=env, cwd=d + '/work', capture_output=True, text=True)
     time.sleep(0.3)
     got = []
@@ -67,6 +74,8 @@ struct LandlockIsolationTests {
             try: s.accept()[0].close(); got.append(name)
             except BlockingIOError: break
     try: udp.recv(64); got.append('udp')
+    except BlockingIOError: pass
+    try: dgram.recv(64); got.append('dgram')
     except BlockingIOError: pass
     if victim.poll() is not None: got.append('signal')
     else: victim.kill()
@@ -92,10 +101,22 @@ struct LandlockIsolationTests {
     attempt('unix', lambda: socket.socket(socket.AF_UNIX).connect(os.environ['SOCK']))
     attempt('abstract', lambda: socket.socket(socket.AF_UNIX).connect('\0' + os.environ['ABSTRACT']))
     attempt('signal', lambda: os.kill(int(os.environ['VICTIM']), signal.SIGKILL))
+    def dgram():
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        a.sendto(b'x', os.environ['LOG'])
+    attempt('dgram', dgram)
+    def tty():
+        fd = os.open(os.environ['PTY'], os.O_RDWR | os.O_NOCTTY)
+        os.read(fd, 64)
+    attempt('tty', tty)
+    def listen():
+        s = socket.socket(); s.listen(1)
+    attempt('listen', listen)
+    attempt('sockdiag', lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4))
     print(' '.join(out))
     """#
 
-    @Test("without namespaces the command still cannot write outside its writable paths, read what the view hides, reach the host's loopback by TCP, MPTCP, fast open or UDP, connect to a host unix socket, or signal a host process")
+    @Test("without namespaces the command still cannot write outside its writable paths, read what the view hides, reach the host's loopback by TCP, MPTCP, fast open or UDP, listen, reach a host unix socket (stream, datagram, abstract), read another terminal of yours, or signal a host process")
     func attacksFromInside() throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -112,11 +133,12 @@ struct LandlockIsolationTests {
         }
         // Outside, as the same user: every attack works.
         let outside = witness(["/usr/bin/python3", "-c", Self.attacks])
-        #expect(outside.stdout.contains("host saw: abstract signal tcp udp unix write"), "\(outside.stdout) \(outside.stderr)")
-        #expect(outside.stdout.contains("command said: write read tcp mptcp fastopen udp unix abstract signal"), "\(outside.stdout) \(outside.stderr)")
+        #expect(outside.stdout.contains("host saw: abstract dgram signal tcp udp unix write"), "\(outside.stdout) \(outside.stderr)")
+        #expect(outside.stdout.contains("command said: write read tcp mptcp fastopen udp unix abstract signal dgram tty listen sockdiag"),
+                "\(outside.stdout) \(outside.stderr)")
         try? FileManager.default.removeItem(atPath: "\(dir)/work/written")
         // Inside, without namespaces: none does.
-        let keep = ["TCP", "UDP", "SOCK", "ABSTRACT", "VICTIM", "DIR"].flatMap { ["--keep-env", $0] }
+        let keep = ["TCP", "UDP", "SOCK", "ABSTRACT", "VICTIM", "DIR", "LOG", "PTY"].flatMap { ["--keep-env", $0] }
         let inside = witness([Sandbox.cell, "run", "--isolation", "landlock"] + keep + ["--", "python3", "-c", Self.attacks])
         #expect(inside.stdout == "host saw: \ncommand said: \n", "\(inside.stdout) \(inside.stderr)")
     }
@@ -153,5 +175,27 @@ struct LandlockIsolationTests {
         let checks = try #require(object["checks"] as? [[String: Any]])
         #expect(checks.first?["name"] as? String == "user namespaces" && checks.first?["ok"] as? Bool == false)
         #expect(Sandbox.execute([Sandbox.cell, "doctor", "--jsn"]).status == 125)
+    }
+
+    @Test("cell outlives signals it does not forward and ends every descendant; its private directory goes, whatever was left in it")
+    func descendantsAndPrivateDirectory() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let marker = "cell-test-\(UUID().uuidString.prefix(8))"
+        let script = "echo $TMPDIR > \(dir)/tmpdir; mkdir $TMPDIR/locked; touch $TMPDIR/locked/f; chmod 0 $TMPDIR/locked; "
+            + "touch \"$TMPDIR/$(printf 'bad\\377')\"; setsid sh -c 'exec -a \(marker) sleep 300' & sleep 3"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = Sandbox.dropPrivileges + [Sandbox.cell, "run", "--isolation", "landlock", "--bind", dir, "--", "sh", "-c", script]
+        try process.run()
+        Thread.sleep(forTimeInterval: 1)
+        kill(process.processIdentifier, SIGALRM) // setpriv exec()s cell: the pid is cell's
+        process.waitUntilExit()
+        #expect(process.terminationReason == .exit && process.terminationStatus == 0, "cell died of the signal")
+        let survivors = Sandbox.execute(["pgrep", "-f", marker]).stdout.split(separator: "\n").compactMap { pid_t($0) }
+        for pid in survivors { kill(pid, SIGKILL) } // this test's own, should any be left
+        #expect(survivors.isEmpty, "a descendant outlived the sandbox: \(survivors)")
+        let tmpdir = try String(contentsOfFile: "\(dir)/tmpdir", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(tmpdir.hasPrefix("/tmp/cell-") && !FileManager.default.fileExists(atPath: tmpdir), "\(tmpdir) is left behind")
     }
 }

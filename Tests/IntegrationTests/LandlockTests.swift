@@ -27,16 +27,22 @@ struct LandlockTests {
     func secondWallHolds() throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let attack = "mount -o remount,rw,bind \(dir) && echo remounted; echo x > \(dir)/escaped; mount -t tmpfs none \(dir) && echo mounted"
+        // remount, and mount_setattr (clearing MOUNT_ATTR_RDONLY), which Landlock has no hook for.
+        let setattr = "import ctypes\nlibc = ctypes.CDLL(None)\nattr = (ctypes.c_uint64 * 4)(0, 1, 0, 0)\n"
+            + "print('setattr' if libc.syscall(442, -100, b'\(dir)', 0, attr, 32) == 0 else 'refused')"
+        let attack = "mount -o remount,rw,bind \(dir) && echo remounted; echo x > \(dir)/escaped; mount -t tmpfs none \(dir) && echo mounted; "
+            + "python3 -c \"$0\" && echo y > \(dir)/escaped-setattr"
         // The first wall alone, weakened: the remount works and the write lands on the host.
-        let first = Sandbox.run(["sh", "-c", attack], options: ["-p", try Self.weakened(landlock: "off", in: dir)], cwd: dir)
-        #expect(first.stdout.hasPrefix("remounted\n"), "the weakened first wall held anyway: \(first.stdout) \(first.stderr)")
+        let first = Sandbox.run(["sh", "-c", attack, setattr], options: ["-p", try Self.weakened(landlock: "off", in: dir)], cwd: dir)
+        #expect(first.stdout.hasPrefix("remounted\n") && first.stdout.contains("setattr\n"), "the weakened first wall held anyway: \(first.stdout) \(first.stderr)")
         #expect(FileManager.default.fileExists(atPath: "\(dir)/escaped"), "the attack does not work without the second wall")
         try FileManager.default.removeItem(atPath: "\(dir)/escaped")
+        try? FileManager.default.removeItem(atPath: "\(dir)/escaped-setattr")
         // With the second wall: no mount of any kind, no write outside the writable paths.
-        let both = Sandbox.run(["sh", "-c", attack], options: ["-p", try Self.weakened(landlock: "required", in: dir)], cwd: dir)
-        #expect(!both.stdout.contains("remounted") && !both.stdout.contains("mounted"), "\(both.stdout) \(both.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: "\(dir)/escaped"), "the sandbox wrote into its read-only working directory")
+        let both = Sandbox.run(["sh", "-c", attack, setattr], options: ["-p", try Self.weakened(landlock: "required", in: dir)], cwd: dir)
+        #expect(!both.stdout.contains("remounted") && !both.stdout.contains("mounted") && both.stdout.contains("refused"), "\(both.stdout) \(both.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/escaped") && !FileManager.default.fileExists(atPath: "\(dir)/escaped-setattr"),
+                "the sandbox wrote into its read-only working directory")
         // What the view makes writable stays writable.
         let usual = Sandbox.run(["sh", "-c", "echo a > /tmp/a && cat /tmp/a && echo b > $HOME/b && cat $HOME/b && echo c > /dev/null"])
         #expect(usual.stdout == "a\nb\n", "\(usual.stdout) \(usual.stderr)")
