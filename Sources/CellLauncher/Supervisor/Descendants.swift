@@ -12,10 +12,11 @@ enum Descendants {
         if cell_become_subreaper() != 0 { throw .setup("cannot become the sandbox's subreaper: \(errorText(errno))") }
     }
 
-    /// Kills every child of this process but `keep` (slirp4netns, say), until none is left.
-    static func killAll(keeping keep: Set<pid_t> = []) {
+    /// Kills every child of this process until none is left (--isolation landlock has no
+    /// user-mode network helper of cell's among them).
+    static func killAll() {
         while true {
-            let children = current().subtracting(keep)
+            let children = current()
             if children.isEmpty { return }
             for pid in children { kill(pid, SIGKILL) }
             for pid in children {
