@@ -9,8 +9,9 @@ import Glibc
 ///
 ///   - the filesystem: Landlock rules for the paths the view would show at the same place —
 ///     read and execute on the system directories, the selected /etc entries and /proc (the
-///     host's: its processes are visible), the devices and the host's devpts usable, the
-///     working directory and same-path binds as the profile says, and a private directory
+///     host's: its processes are visible), the devices usable (not the host's ptys: the
+///     command's terminal is its descriptors 0-2), the working directory and same-path binds
+///     as the profile says, and a private directory
 ///     cell makes (0700) as TMPDIR and HOME. A bind to another path, a tmpfs or any mount of
 ///     the profile's is refused; a writable tree holding a .git too, unless `writable_git`
 ///     (no read-only bind can cover it);
@@ -18,9 +19,8 @@ import Glibc
 ///     baseline filter refuses what they do not cover (SeccompPolicy.landlockIsolationRules);
 ///     "host" shares the host's; "user" needs a namespace;
 ///   - the rest as in every sandbox: seccomp and its audit, rlimits but the process limit,
-///     no_new_privs, a cleared
-///     environment, a new session; the supervisor is the subreaper and kills every
-///     descendant when the command ends.
+///     no_new_privs, a cleared environment, a new session; the supervisor is the subreaper
+///     and kills every descendant when the command ends.
 enum LandlockIsolation {
     struct Inputs {
         var userMounts: [MountOperation]
