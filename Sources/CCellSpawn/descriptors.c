@@ -119,3 +119,7 @@ int cell_landlock_abi(void) {
 int cell_become_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
+
+int cell_cloexec_inherited(void) {
+    return (int)syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
+}

@@ -16,6 +16,7 @@ public enum Cell {
         // A closed pipe on cell's output is an error to handle (EPIPE: the command's output is
         // dropped, cell still reports its status and restores the terminal), never a death by
         // SIGPIPE halfway. Its children reset every disposition (cell-init, slirp4netns).
+        InheritedDescriptors.closeOnExec()
         signal(SIGPIPE, SIG_IGN)
         // Every other signal whose default kills a process, and that cell neither forwards nor
         // uses, is ignored: a sandbox without a pid namespace (--isolation landlock) needs cell

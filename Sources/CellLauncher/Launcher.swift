@@ -119,7 +119,8 @@ public enum Launcher {
             let userNetwork = UserNetwork()
             network = userNetwork
             do throws(LaunchError) {
-                try userNetwork.start(sandboxPID: sandbox.pid, allowHostLoopback: plan.allowHostLoopback, publish: plan.publish)
+                try userNetwork.start(sandboxPID: sandbox.pid, allowHostLoopback: plan.allowHostLoopback, publish: plan.publish,
+                                      rootMapped: plan.identity.innerUID == 0 && plan.identity.innerGID == 0)
                 return nil
             } catch {
                 return error.message

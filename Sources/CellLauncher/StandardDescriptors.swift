@@ -1,3 +1,4 @@
+import CCellSpawn
 import Glibc
 
 /// The caller's descriptors 0-2 are the only ones the sandbox inherits (the trampoline closes
@@ -41,5 +42,15 @@ enum StandardDescriptors {
         var st = stat()
         guard flags >= 0, fstat(fd, &st) == 0 else { return nil }
         return (flags, UInt32(st.st_mode))
+    }
+}
+
+/// Descriptors above 2 that cell's caller left open (a shell's `exec 7<file`, a CI runner's
+/// pipes) are no business of anything cell starts: marked close-on-exec at start, so that a
+/// helper such as slirp4netns does not hold them (the sandbox's trampoline closes every one
+/// anyway).
+public enum InheritedDescriptors {
+    public static func closeOnExec() {
+        _ = cell_cloexec_inherited()
     }
 }

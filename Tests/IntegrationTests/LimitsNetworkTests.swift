@@ -285,4 +285,37 @@ struct LimitsNetworkTests {
             #expect(memory.stderr.contains("has no memory controller"), "\(memory.stderr)")
         }
     }
+
+    @Test("slirp4netns is confined: its own seccomp filter, its own mount namespace as root inside, and none of the caller's descriptors")
+    func helperIsConfined() throws {
+        for identity in ["--as-caller", "--as-root"] {
+            // The caller leaves descriptor 7 open on a file; cell must not pass it to the helper.
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = Sandbox.dropPrivileges + ["sh", "-c", "exec 7</etc/hostname; exec \(Sandbox.cell) run --net user \(identity) -- sleep 3"]
+            try process.run()
+            defer { process.waitUntilExit() }
+            let cell = process.processIdentifier // sh and setpriv exec(): the pid is cell's
+            var helper: pid_t?
+            _ = eventually(timeout: 5) {
+                let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(cell)/task")) ?? []
+                let children = tasks.flatMap { (try? String(contentsOfFile: "/proc/\(cell)/task/\($0)/children", encoding: .utf8))?.split(separator: " ") ?? [] }
+                helper = children.compactMap { pid_t($0) }.first {
+                    (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) == "slirp4netns\n"
+                }
+                return helper != nil
+            }
+            let pid = try #require(helper, "\(identity): no slirp4netns under cell")
+            let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+            #expect(status.contains("Seccomp:\t2"), "\(identity): slirp4netns runs without its filter")
+            let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")
+            let targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
+            #expect(!targets.contains("/etc/hostname"), "\(identity): the caller's descriptor reached slirp4netns: \(targets)")
+            if identity == "--as-root" {
+                let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(cell)/ns/mnt")
+                let its = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/mnt")
+                #expect(own != its, "slirp4netns shares cell's mount namespace: its sandbox is off")
+            }
+        }
+    }
 }

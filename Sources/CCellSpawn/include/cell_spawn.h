@@ -96,4 +96,9 @@ int cell_landlock_abi(void);
  * (--isolation landlock, where no pid namespace ends them). 0, or -1 with errno. */
 int cell_become_subreaper(void);
 
+/* close_range(3, ~0, CLOSE_RANGE_CLOEXEC): every descriptor cell inherited above 2 is closed in
+ * whatever cell starts (the trampoline closes them anyway; slirp4netns would keep them). 0, or
+ * -1 with errno. */
+int cell_cloexec_inherited(void);
+
 #endif

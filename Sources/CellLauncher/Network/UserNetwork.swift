@@ -19,7 +19,8 @@ final class UserNetwork {
     private var exitWriteFD: Int32 = -1
 
     /// Starts slirp4netns for the network namespace of `sandboxPID` and waits until it is ready.
-    func start(sandboxPID: pid_t, allowHostLoopback: Bool, publish: [PublishedPort]) throws(LaunchError) {
+    /// `rootMapped`: the sandbox's user namespace maps uid and gid 0 (--as-root).
+    func start(sandboxPID: pid_t, allowHostLoopback: Bool, publish: [PublishedPort], rootMapped: Bool) throws(LaunchError) {
         guard let binary = Self.findExecutable("slirp4netns") else {
             throw .setup("user-mode networking needs slirp4netns, which is not installed (apt-get install slirp4netns)")
         }
@@ -32,8 +33,13 @@ final class UserNetwork {
 
         var socketDirectory: String?
         defer { if let dir = socketDirectory { removeTree(dir) } }
+        // Confined as far as slirp4netns confines itself, since its stack is reachable from the
+        // sandbox: --enable-seccomp (its own filter) always; --enable-sandbox (its own mount
+        // namespace with an empty root, capabilities dropped) only where the sandbox's namespace
+        // maps root, because it calls setegid(0) there (as the caller, it fails to start).
         var arguments = [binary, "--configure", "--mtu=65520", "--ready-fd=3", "--exit-fd=4",
-                         "--userns-path=/proc/\(sandboxPID)/ns/user"]
+                         "--userns-path=/proc/\(sandboxPID)/ns/user", "--enable-seccomp"]
+        if rootMapped { arguments.append("--enable-sandbox") }
         if !allowHostLoopback { arguments.append("--disable-host-loopback") }
         if !publish.isEmpty {
             var template = Array("/tmp/cell-net-XXXXXX".utf8CString)
