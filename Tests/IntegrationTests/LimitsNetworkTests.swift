@@ -288,13 +288,19 @@ struct LimitsNetworkTests {
 
     @Test("slirp4netns is confined: its own seccomp filter, its own mount namespace as root inside, and none of the caller's descriptors")
     func helperIsConfined() throws {
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
         for identity in ["--as-caller", "--as-root"] {
             // The caller leaves descriptor 7 open on a file; cell must not pass it to the helper.
+            // The command starts once slirp4netns said it is ready, confinement included: the
+            // helper is looked at only then.
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = Sandbox.dropPrivileges + ["sh", "-c", "exec 7</etc/hostname; exec \(Sandbox.cell) run --net user \(identity) -- sleep 3"]
+            process.arguments = Sandbox.dropPrivileges + ["sh", "-c",
+                "exec 7</etc/hostname; exec \(Sandbox.cell) run --net user \(identity) --bind \(dir) -- sh -c 'touch \(dir)/started\(identity); sleep 3'"]
             try process.run()
             defer { process.waitUntilExit() }
+            try #require(eventually(timeout: 10) { FileManager.default.fileExists(atPath: "\(dir)/started\(identity)") }, "\(identity): the command never started")
             let cell = process.processIdentifier // sh and setpriv exec(): the pid is cell's
             var helper: pid_t?
             _ = eventually(timeout: 5) {
