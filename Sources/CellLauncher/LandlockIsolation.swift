@@ -63,7 +63,7 @@ enum LandlockIsolation {
             for name in FilesystemView.devices where name != "tty" { allow(device, "/dev/" + name) }
         }
         var writable: [String] = []
-        if let cwd = inputs.workingDirectory, cwd != "/" {
+        if let cwd = inputs.workingDirectory {
             allow(inputs.workingDirectoryWritable ? all : read, cwd)
             if inputs.workingDirectoryWritable { writable.append(cwd) }
         }

@@ -9,11 +9,6 @@ public struct LandlockPlan: Equatable, Sendable {
         public var path: String
     }
 
-    public struct PortRule: Equatable, Sendable {
-        public var access: UInt64
-        public var port: UInt64
-    }
-
     /// The ABI the rights below belong to (the kernel's, probed at planning).
     public var abi: UInt32
     /// Fail the launch (rather than warn) if pid 1 finds no Landlock after all.
@@ -22,7 +17,6 @@ public struct LandlockPlan: Equatable, Sendable {
     public var handledNet: UInt64
     public var scoped: UInt64
     public var paths: [PathRule]
-    public var ports: [PortRule] = []
 }
 
 /// The second wall of a namespace sandbox: a Landlock domain that mirrors the filesystem view.

@@ -181,7 +181,6 @@ public struct LaunchPlan: Equatable, Sendable {
             records.append(.landlock(abi: landlock.abi, required: landlock.required, fs: landlock.handledFS,
                                      net: landlock.handledNet, scoped: landlock.scoped))
             records += landlock.paths.map { .landlockPath(access: $0.access, path: $0.path) }
-            records += landlock.ports.map { .landlockPort(access: $0.access, port: $0.port) }
         }
         // With user-mode networking the command waits until slirp4netns is attached.
         if network == .user { records.append(.hold) }

@@ -73,7 +73,8 @@ public enum Launcher {
         defer { relay.close() }
 
         // --isolation landlock: the private TMPDIR and HOME, and the supervisor as the subreaper
-        // that ends every descendant (Descendants), as a pid namespace would.
+        // that ends every descendant (Descendants), as a pid namespace would — before the spawn,
+        // so that no process of the sandbox can ever be orphaned past it.
         if let dir = plan.privateDirectory {
             guard mkdir(dir, 0o700) == 0 else { return failed("cannot make the sandbox's private directory \(dir): \(errorText(errno))") }
         }

@@ -140,8 +140,10 @@ public enum Planner {
             : []
         // The working directory's bind (the default view's last, when there is one) and every
         // mount the user chose are walked by BindGuards.
+        var workingDirectoryBound = false
         if let cwd = boundDirectory, let last = mounts.indices.last, mounts[last].kind == .bind, mounts[last].source == cwd {
             mounts[last].guarded = true
+            workingDirectoryBound = true
         }
         let defaultCount = mounts.count
         mounts += profile.mounts.map(\.operation)
@@ -174,19 +176,8 @@ public enum Planner {
         for index in mounts.indices.dropFirst(defaultCount) { mounts[index].guarded = true }
         let userMounts = Array(mounts[defaultCount...])
         mounts = try FilesystemView.settle(mounts)
-        // Sockets, FIFOs and .git in the directories the user bound (BindGuards: why).
-        let guarded = try BindGuards.apply(mounts, writableGit: profile.writableGit)
-        // The second wall mirrors the view (LandlockRules), when the kernel has Landlock.
-        var landlock: LandlockPlan?
-        if profile.landlock != .off && namespaces.contains(.mount) {
-            let abi = LandlockRules.kernelABI()
-            if abi == 0 && profile.landlock == .required {
-                throw .invalid("the profile requires Landlock ([landlock] mode = \"required\"), but this kernel has none "
-                    + "(built without CONFIG_SECURITY_LANDLOCK, or 'landlock' missing from the lsm= boot parameter)")
-            }
-            landlock = LandlockRules.mirroring(guarded.ops, abi: abi, required: profile.landlock == .required)
-        }
-        // Namespaces, or none at all (LandlockIsolation); `auto` asks this host.
+        // Namespaces, or none at all (LandlockIsolation); `auto` asks this host. Decided before
+        // the view's guards and second wall, which a plan without namespaces has no use for.
         var isolation = request.isolation ?? profile.isolation
         var isolationNote: String?
         if isolation == .auto {
@@ -196,6 +187,18 @@ public enum Planner {
             } else {
                 isolation = .namespaces
             }
+        }
+        // Sockets, FIFOs and .git in the directories the user bound (BindGuards: why).
+        let guarded = isolation == .namespaces ? try BindGuards.apply(mounts, writableGit: profile.writableGit) : (ops: mounts, notes: [])
+        // The second wall mirrors the view (LandlockRules), when the kernel has Landlock.
+        var landlock: LandlockPlan?
+        if isolation == .namespaces && profile.landlock != .off && namespaces.contains(.mount) {
+            let abi = LandlockRules.kernelABI()
+            if abi == 0 && profile.landlock == .required {
+                throw .invalid("the profile requires Landlock ([landlock] mode = \"required\"), but this kernel has none "
+                    + "(built without CONFIG_SECURITY_LANDLOCK, or 'landlock' missing from the lsm= boot parameter)")
+            }
+            landlock = LandlockRules.mirroring(guarded.ops, abi: abi, required: profile.landlock == .required)
         }
         var seccompPolicy = seccomp
         seccompPolicy.underLandlock = landlock != nil
@@ -224,7 +227,8 @@ public enum Planner {
             notes: guarded.notes + (isolationNote.map { [$0] } ?? []))
         guard isolation == .landlock else { return plan }
         return try LandlockIsolation.adapt(plan, LandlockIsolation.Inputs(
-            userMounts: try FilesystemView.settle(userMounts), workingDirectory: boundDirectory,
+            // The working directory where the view binds it (not /, nor /tmp: the view's own).
+            userMounts: try FilesystemView.settle(userMounts), workingDirectory: workingDirectoryBound ? boundDirectory : nil,
             workingDirectoryWritable: profile.workingDirectoryMount == .readWrite, writableGit: profile.writableGit,
             identity: request.inside ?? profile.identity, terminal: request.terminal ?? profile.terminal,
             filesystemDefaults: profile.filesystemDefaults))

@@ -34,11 +34,10 @@ struct plan_mount {
     const char *dest;   /* absolute and normalized (checked by plan.c) */
 };
 
-/* A Landlock rule: a path beneath which `access` is allowed, or a TCP port (path NULL). */
+/* A Landlock rule: a path beneath which `access` is allowed. */
 struct plan_landlock_rule {
     uint64_t access;
     const char *path;
-    uint64_t port;
 };
 
 struct plan_rlimit {

@@ -20,15 +20,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The kernel headers of Debian 12 stop at ABI 3; the later constants are part of the ABI. */
-#ifndef LANDLOCK_RULE_NET_PORT
-#define LANDLOCK_RULE_NET_PORT 2
-struct landlock_net_port_attr {
-    __u64 allowed_access;
-    __u64 port;
-};
-#endif
-
 /* struct landlock_ruleset_attr as of ABI 6; older kernels take a prefix of it (the supervisor
  * leaves the fields they do not know at 0, and passes the size they do know). */
 struct ruleset_attr {
@@ -100,16 +91,9 @@ void apply_landlock(const struct plan *p) {
         }
         fail(CELL_STEP_LANDLOCK, errno, -1);
     }
-    for (size_t i = 0; i < p->landlock_rule_count; i++) {
-        const struct plan_landlock_rule *r = &p->landlock_rules[i];
-        if (r->path) {
-            add_path_rule(ruleset, r, i);
-        } else {
-            struct landlock_net_port_attr port = {r->access, r->port};
-            if (syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_NET_PORT, &port, 0) != 0)
-                fail(CELL_STEP_LANDLOCK, errno, (int)i);
-        }
-    }
+    /* With network rules handled and none added, no TCP port can be bound or reached. */
+    for (size_t i = 0; i < p->landlock_rule_count; i++)
+        add_path_rule(ruleset, &p->landlock_rules[i], i);
     add_standard_descriptor_rules(ruleset, p->landlock_fs);
     if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0)
         fail(CELL_STEP_LANDLOCK, errno, -1);

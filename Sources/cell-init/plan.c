@@ -56,7 +56,7 @@ static const struct record_rule rules[] = {
     [CELL_REC_TERMINAL] = {1, 0, 1, PART_SETUP},
     [CELL_REC_IPC_LIMIT] = {1, 0, 1, PART_SETUP},
     [CELL_REC_LANDLOCK_PATH] = {1, 0, 0, PART_SETUP},
-    [CELL_REC_LANDLOCK_PORT] = {1, 0, 0, PART_SETUP},
+    [CELL_REC_LANDLOCK_PORT] = {1, 1, 0, PART_SETUP},
 };
 _Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 32 bits");
 
@@ -359,17 +359,12 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
             plan_refuse(p, EINVAL, index);
         p->has_landlock = 1;
         break;
-    case CELL_REC_LANDLOCK_PATH:
-    case CELL_REC_LANDLOCK_PORT: {
-        struct plan_landlock_rule r = {take_u64(&c), NULL, 0};
-        if (type == CELL_REC_LANDLOCK_PATH)
-            r.path = take_str(&c, &n);
-        else
-            r.port = take_u64(&c);
+    case CELL_REC_LANDLOCK_PATH: {
+        struct plan_landlock_rule r = {take_u64(&c), NULL};
+        r.path = take_str(&c, &n);
         finish(p, &c, index);
         /* A rule grants only what its ruleset handles, and follows it. */
-        uint64_t handled = type == CELL_REC_LANDLOCK_PATH ? p->landlock_fs : p->landlock_net;
-        if (!p->has_landlock || r.access == 0 || (r.access & ~handled) || (r.path && !is_absolute(r.path)) || r.port > 65535)
+        if (!p->has_landlock || r.access == 0 || (r.access & ~p->landlock_fs) || !is_absolute(r.path))
             plan_refuse(p, EINVAL, index);
         p->landlock_rules = append(p, p->landlock_rules, &p->landlock_rule_count, sizeof r, 0, index);
         p->landlock_rules[p->landlock_rule_count - 1] = r;

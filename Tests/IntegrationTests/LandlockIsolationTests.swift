@@ -154,6 +154,10 @@ struct LandlockIsolationTests {
         let dryRun = Sandbox.run(["true"], options: ["--isolation", "landlock", "--dry-run"])
         #expect(dryRun.stdout.contains("isolation:    landlock") && dryRun.stdout.contains("landlock-path /usr:")
                 && !dryRun.stdout.contains(" mount "), "\(dryRun.stdout)")
+        // Started from /tmp, the view binds no working directory (it gives an empty /tmp): nor
+        // does landlock mode open the host's /tmp.
+        let fromTmp = Sandbox.run(["true"], options: ["--isolation", "landlock", "--dry-run"], cwd: "/tmp")
+        #expect(fromTmp.status == 0 && !fromTmp.stdout.contains("landlock-path /tmp:"), "\(fromTmp.stdout)")
     }
 
     @Test("cell doctor: 0 and every check named here; 1 with max_user_namespaces = 0, naming it and --isolation landlock; --json agrees")

@@ -77,7 +77,7 @@ struct LandlockTests {
         #expect(Sandbox.run(["true"], options: ["--audit-log", log]).status == 0)
         let start = try #require(try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n").first)
         let object = try #require(try JSONSerialization.jsonObject(with: Data(start.utf8)) as? [String: Any])
-        #expect((object["landlock"] as? Int ?? 0) >= 1, "\(start)")
+        #expect((object["landlock"] as? Int ?? 0) >= 1 && object["isolation"] as? String == "namespaces", "\(start)")
         let off = Sandbox.run(["true"], options: ["--dry-run", "-p", try Self.weakened(landlock: "off", in: dir)])
         #expect(off.stdout.contains("landlock:     off (profile)") && !off.stdout.contains("landlock-path"), "\(off.stdout)")
     }

@@ -307,7 +307,7 @@ static void test_type_refusals(void) {
         empty(unknown[i]);
         expect_refused("unknown type", CELL_STEP_PLAN, EINVAL, 1);
     }
-    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_OVERLAY, CELL_REC_SEND_FD};
+    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_OVERLAY, CELL_REC_SEND_FD, CELL_REC_LANDLOCK_PORT};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         reset();
         header();

@@ -63,7 +63,7 @@ enum cell_record_type {
     CELL_REC_CAPS = 12,         /* u64 kept capabilities (bit N = capability N) */
     CELL_REC_LANDLOCK = 13,     /* u32 abi, u32 required, u64 handled fs, u64 handled net, u64
                                  * scoped: a Landlock ruleset, applied after the last mount, with
-                                 * the LANDLOCK_PATH and LANDLOCK_PORT rules after it */
+                                 * the LANDLOCK_PATH rules after it */
     CELL_REC_HOLD = 14,         /* (none): wait for START before the command is executed */
     CELL_REC_SEND_FD = 15,      /* reserved: hand a descriptor made inside out to the supervisor */
     CELL_REC_ARG = 16,          /* str: the command's next argument (argv[0] first) */
@@ -80,7 +80,8 @@ enum cell_record_type {
     CELL_REC_IPC_LIMIT = 23,    /* u64 shmmax (bytes), u64 shmall (pages): the sandbox's own IPC
                                  * namespace's kernel.shmmax and kernel.shmall */
     CELL_REC_LANDLOCK_PATH = 24, /* u64 access, str path: a path-beneath rule (after LANDLOCK) */
-    CELL_REC_LANDLOCK_PORT = 25, /* u64 access, u64 port: a TCP port rule (after LANDLOCK) */
+    CELL_REC_LANDLOCK_PORT = 25, /* reserved: u64 access, u64 port, a TCP port rule (after
+                                  * LANDLOCK), for a sandbox that may bind or reach some ports */
 };
 
 /* Namespaces nested inside the sandbox's user namespace (CELL_REC_NAMESPACES). The user and

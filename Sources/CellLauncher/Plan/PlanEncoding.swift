@@ -93,7 +93,6 @@ public enum PlanEncoding {
             case .landlock(let abi, let required, let fs, let net, let scoped):
                 self.record(CELL_REC_LANDLOCK) { $0.u32(abi); $0.u32(required ? 1 : 0); $0.u64(fs); $0.u64(net); $0.u64(scoped) }
             case .landlockPath(let access, let path): self.record(CELL_REC_LANDLOCK_PATH) { $0.u64(access); $0.string(path) }
-            case .landlockPort(let access, let port): self.record(CELL_REC_LANDLOCK_PORT) { $0.u64(access); $0.u64(port) }
             case .hold: self.record(CELL_REC_HOLD)
             case .argument(let word): self.record(CELL_REC_ARG) { $0.string(word) }
             case .environment(let entry): self.record(CELL_REC_ENV) { $0.string(entry) }
@@ -189,9 +188,6 @@ public enum PlanEncoding {
             case CELL_REC_LANDLOCK_PATH:
                 let access = try u64()
                 return .landlockPath(access: access, path: try string())
-            case CELL_REC_LANDLOCK_PORT:
-                let access = try u64()
-                return .landlockPort(access: access, port: try u64())
             case CELL_REC_HOLD: return .hold
             case CELL_REC_ARG: return .argument(try string())
             case CELL_REC_ENV: return .environment(try string())

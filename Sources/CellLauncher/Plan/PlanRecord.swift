@@ -27,10 +27,9 @@ public enum PlanRecord: Equatable, Sendable {
     case rlimit(resource: UInt32, soft: UInt64, hard: UInt64)
     /// Capabilities kept through the lock-down (bit N = capability N).
     case capabilities(UInt64)
-    /// The Landlock ruleset (LandlockRules), then its path and port rules.
+    /// The Landlock ruleset (LandlockRules), then its path rules.
     case landlock(abi: UInt32, required: Bool, fs: UInt64, net: UInt64, scoped: UInt64)
     case landlockPath(access: UInt64, path: String)
-    case landlockPort(access: UInt64, port: UInt64)
     /// The command's own pty: its size, and which of the command's descriptors 0-2 (bits) it is.
     case terminal(rows: UInt32, columns: UInt32, descriptors: UInt32)
     /// pid 1 waits, with the command not yet started, until the supervisor sends `start`.
@@ -65,7 +64,6 @@ public enum PlanRecord: Equatable, Sendable {
         case .landlock(let abi, let required, let fs, let net, let scoped):
             return "landlock      ABI \(abi)\(required ? ", required" : ", best effort"): handled fs=0x\(String(fs, radix: 16)) net=0x\(String(net, radix: 16)) scoped=0x\(String(scoped, radix: 16))"
         case .landlockPath(let access, let path): return "landlock-path \(path): 0x\(String(access, radix: 16))"
-        case .landlockPort(let access, let port): return "landlock-port tcp \(port): 0x\(String(access, radix: 16))"
         case .terminal(let rows, let columns, let bits):
             let names = ["stdin", "stdout", "stderr"].enumerated().filter { bits & (1 << UInt32($0.offset)) != 0 }.map(\.element)
             return "terminal      a pty on the sandbox's devpts, \(rows)x\(columns), master to the supervisor; the command's "
