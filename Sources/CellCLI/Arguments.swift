@@ -248,8 +248,10 @@ public enum ArgumentParser {
             }
             if option == .openFiles { options.request.openFiles = n } else { options.request.processes = n }
         case .cgroup:
-            guard value.hasPrefix("/") else { throw UsageError("--cgroup needs an absolute path to a cgroup v2 directory") }
-            options.request.cgroup = value
+            guard let choice = CgroupChoice(value) else {
+                throw UsageError("--cgroup '\(value)' is not auto, none or an absolute path to a cgroup v2 directory")
+            }
+            options.request.cgroup = choice
         case .publish:
             guard let port = PublishedPort.parse(value) else {
                 throw UsageError("--publish '\(value)' needs HOSTPORT:SANDBOXPORT (e.g. 8080:80)")

@@ -96,15 +96,19 @@ enum Help {
       --timeout DURATION     wall clock (30s, 5m, 1h): SIGTERM, then SIGKILL after --kill-after
                              (default 2s); exit status 124
       --kill-after DURATION  grace between SIGTERM and SIGKILL at the timeout
-      --memory SIZE          memory per process (RLIMIT_DATA); for the whole sandbox with
-                             --cgroup (512m, 2g)
+      --memory SIZE          memory per process (RLIMIT_DATA), and for the whole sandbox
+                             where it has a cgroup (512m, 2g)
       --cpu-time DURATION    CPU time per process (RLIMIT_CPU)
       --file-size SIZE       largest file a process may write (RLIMIT_FSIZE)
       --open-files N         descriptors per process (RLIMIT_NOFILE)
       --pids N               processes in the sandbox (RLIMIT_NPROC, counted per user
                              namespace: the sandbox's own)
-      --cgroup PATH          a delegated cgroup v2 directory (cell running inside it): the
-                             sandbox gets its own cgroup below it, with memory.max/pids.max
+      --cgroup auto|none|PATH
+                             the sandbox's own cgroup, for memory.max (--memory, else half
+                             the machine's memory) and pids.max (--pids) over all its
+                             processes: auto (default) where a cgroup is delegated to you
+                             (systemd-run --user --scope -p Delegate=yes; cell doctor tells),
+                             else rlimits only; none; or below the delegated directory PATH
       --seccomp default|strict
                              the system-call policy: a deny-list (default) or an allow-list
       --seccomp-json PATH    a Docker/OCI seccomp profile as the policy

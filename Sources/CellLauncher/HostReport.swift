@@ -27,11 +27,11 @@ public struct HostReport: Equatable, Sendable {
         public var landlockABI: UInt32
         /// 0, or the errno a filter with a listener got.
         public var userNotificationError: Int32
-        /// cgroup v2: where it is mounted, cell's own cgroup, and whether its parent is delegated
-        /// to the caller (writable cgroup.procs and cgroup.subtree_control).
+        /// cgroup v2: where it is mounted, and the delegated cgroup `--cgroup auto` (the default
+        /// profile's) would make sandboxes' cgroups in, or why there is none.
         public var cgroupMount: String?
-        public var ownCgroup: String?
-        public var cgroupDelegated: Bool
+        public var cgroupParent: String?
+        public var cgroupUnavailable: String?
         public var tunAvailable: Bool
         /// Helper programs found in PATH, by name.
         public var tools: [String: String]
@@ -96,12 +96,13 @@ public struct HostReport: Equatable, Sendable {
 
         if let mount = facts.cgroupMount {
             checks.append(Check(
-                name: "cgroup v2", ok: facts.cgroupDelegated,
-                detail: "mounted at \(mount); cell runs in \(facts.ownCgroup ?? "?")"
-                    + (facts.cgroupDelegated ? ", whose parent is delegated to you: --cgroup can give a sandbox-wide limit" : ", not delegated to you"),
-                remedy: facts.cgroupDelegated ? nil
-                    : "limits stay per process (rlimits); for sandbox-wide memory and process limits run cell in a delegated cgroup "
-                    + "(systemd-run --user --scope -p Delegate=yes cell run --cgroup ...)"))
+                name: "cgroup v2", ok: facts.cgroupParent != nil,
+                detail: "mounted at \(mount); " + (facts.cgroupParent.map {
+                    "each sandbox gets a cgroup of its own under \($0): memory.max (half the machine's memory, or the profile's) and pids.max for all its processes together"
+                } ?? (facts.cgroupUnavailable ?? "no delegated cgroup")),
+                remedy: facts.cgroupParent != nil ? nil
+                    : "limits stay per process (rlimits); for sandbox-wide memory and process limits run cell in a cgroup delegated to you: "
+                    + "systemd-run --user --scope -p Delegate=yes cell run ..., or a cgroup an administrator chowned to you, with cell in a child of it"))
         } else {
             checks.append(Check(name: "cgroup v2", ok: false, detail: "no cgroup2 filesystem mounted",
                                 remedy: "limits stay per process (rlimits); a unified cgroup v2 hierarchy gives sandbox-wide ones"))
@@ -147,7 +148,8 @@ public enum HostProbe {
         let host = HostFacts.current()
         let status = readSmallFile("/proc/self/status", limit: 16 << 10) ?? ""
         let seccomp = status.split(separator: "\n").first { $0.hasPrefix("Seccomp:") }.flatMap { Int($0.split(separator: "\t").last ?? "") } ?? 0
-        let (mount, own, delegated) = cgroup()
+        let (mount, _) = HostCgroupTree.locate()
+        let cgroup = HostCgroupTree.find(.auto, id: "ID")
         let tun = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
         if tun >= 0 { close(tun) }
         var tools: [String: String] = [:]
@@ -159,28 +161,9 @@ public enum HostProbe {
             unprivilegedUserNamespaceClone: host.unprivilegedUserNamespaceClone, maxUserNamespaces: host.maxUserNamespaces,
             appArmorRestrictsUserNamespaces: host.appArmorRestrictsUserNamespaces, underSeccompFilter: seccomp == 2,
             landlockABI: LandlockRules.kernelABI(), userNotificationError: cell_probe_user_notification(),
-            cgroupMount: mount, ownCgroup: own, cgroupDelegated: delegated, tunAvailable: tun >= 0, tools: tools,
+            cgroupMount: mount, cgroupParent: try? cgroup.get().parent,
+            cgroupUnavailable: { if case .failure(let why) = cgroup { return why.reason } else { return nil } }(), tunAvailable: tun >= 0, tools: tools,
             cellPath: n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : "/usr/local/bin/cell")
-    }
-
-    /// The cgroup2 mount, this process's cgroup in it, and whether that cgroup's parent is ours.
-    static func cgroup() -> (mount: String?, own: String?, delegated: Bool) {
-        let mounts = readSmallFile("/proc/self/mounts", limit: 1 << 20) ?? ""
-        var mount: String?
-        for line in mounts.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            if fields.count > 2 && fields[2] == "cgroup2" {
-                mount = String(fields[1])
-                break
-            }
-        }
-        guard let mount else { return (nil, nil, false) }
-        let own = (readSmallFile("/proc/self/cgroup", limit: 64 << 10) ?? "").split(separator: "\n")
-            .first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) }
-        guard let own, own != "/" else { return (mount, own, false) }
-        let parent = mount + String(own[..<(own.lastIndex(of: "/") ?? own.startIndex)])
-        let delegated = access(parent + "/cgroup.procs", W_OK) == 0 && access(parent + "/cgroup.subtree_control", W_OK) == 0
-        return (mount, own, delegated)
     }
 
     static func findInPath(_ name: String) -> String? {

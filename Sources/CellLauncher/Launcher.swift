@@ -54,11 +54,18 @@ public enum Launcher {
         if let above = plan.limits.aboveHardLimits().first { return failed(above) }
         if let unmet = plan.limits.unmetRequirement() { return failed(unmet) }
         var cgroup: SandboxCgroup?
-        if let parent = plan.limits.cgroup {
+        switch HostCgroupTree.find(plan.limits.cgroup, id: audit.sandbox) {
+        case .success(let placement):
             do {
-                cgroup = try SandboxCgroup(parent: parent, id: audit.sandbox, limits: plan.limits)
+                cgroup = try SandboxCgroup(placement, limits: plan.limits)
             } catch {
                 return failed(error.message)
+            }
+        case .failure(let unavailable):
+            // `auto` without a delegated cgroup: rlimits only, silently (cell doctor says why),
+            // unless the profile requires the sandbox-wide memory limit only a cgroup gives.
+            if plan.limits.cgroup == .auto && plan.limits.required.contains("memory") {
+                return failed("the profile requires a sandbox-wide memory limit, but no delegated cgroup v2 was found: \(unavailable.reason) (cell doctor says how to get one; or --cgroup PATH)")
             }
         }
         defer { cgroup?.remove() }

@@ -67,7 +67,7 @@ public struct RunRequest: Equatable, Sendable {
     public var fileSize: UInt64?
     public var openFiles: UInt64?
     public var processes: UInt64?
-    public var cgroup: String?
+    public var cgroup: CgroupChoice?
     public var publish: [PublishedPort] = []
     public var allowHostLoopback = false
     /// --as-root / --as-caller; nil: as the profile says (`identity`, default caller).

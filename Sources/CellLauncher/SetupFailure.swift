@@ -55,7 +55,8 @@ public enum SetupFailure {
         case CELL_STEP_PIVOT_ROOT:
             return "cannot switch into the sandbox's root filesystem (pivot_root): \(reason)"
         case CELL_STEP_CGROUP:
-            var line = "cannot move the sandbox into its cgroup under \(plan.limits.cgroup ?? "?"): \(reason)"
+            var line = "cannot move the sandbox into its cgroup "
+                + (plan.limits.cgroup == .auto ? "(the delegated one cell found)" : "under \(plan.limits.cgroup.text)") + ": \(reason)"
             if code == EACCES || code == EPERM {
                 line += " (cell must itself run inside the delegated cgroup, as under systemd user delegation: moving a process needs write access to the cgroup.procs of the common ancestor)"
             }

@@ -30,9 +30,8 @@ public struct ResourceLimits: Equatable, Sendable {
     /// Wall clock, milliseconds: SIGTERM to the sandbox, then SIGKILL after `killAfter`.
     public var timeout: UInt64?
     public var killAfter: UInt64
-    /// A delegated cgroup v2 directory to create the sandbox's cgroup in (sandbox-wide memory
-    /// and process limits), or nil: rlimits only.
-    public var cgroup: String?
+    /// Where the sandbox's cgroup comes from (sandbox-wide memory and process limits).
+    public var cgroup: CgroupChoice = .none
     /// Limits that must hold for the sandbox as a whole: cell refuses to start when only a
     /// per-process fallback is possible. ("memory" needs a cgroup; the others are sandbox-wide
     /// or per-file by nature.)
@@ -41,7 +40,9 @@ public struct ResourceLimits: Equatable, Sendable {
     public static let defaultKillAfter: UInt64 = 2000
 
     public init(memory: UInt64? = nil, cpuTime: UInt64? = nil, fileSize: UInt64? = nil, openFiles: UInt64? = nil,
-                processes: UInt64? = nil, timeout: UInt64? = nil, killAfter: UInt64 = ResourceLimits.defaultKillAfter) {
+                processes: UInt64? = nil, timeout: UInt64? = nil, killAfter: UInt64 = ResourceLimits.defaultKillAfter,
+                cgroup: CgroupChoice = .none) {
+        self.cgroup = cgroup
         self.memory = memory
         self.cpuTime = cpuTime
         self.fileSize = fileSize
@@ -101,9 +102,9 @@ public struct ResourceLimits: Equatable, Sendable {
             switch name {
             case "memory":
                 if memory == nil { return "the profile requires a memory limit but sets none ([limits] memory)" }
-                if cgroup == nil { // with a cgroup, SandboxCgroup checks its memory controller
-
-                    return "the profile requires a sandbox-wide memory limit, which needs a delegated cgroup v2 (--cgroup PATH or [limits] cgroup); without one cell could only limit each process (RLIMIT_DATA)"
+                // With a cgroup (given, or found by auto), the launch checks its memory controller.
+                if cgroup == .none {
+                    return "the profile requires a sandbox-wide memory limit, which needs a delegated cgroup v2 (--cgroup auto or PATH, [limits] cgroup); without one cell could only limit each process (RLIMIT_DATA)"
                 }
             case "pids":
                 if processes == nil { return "the profile requires a process limit but sets none ([limits] pids)" }
@@ -127,13 +128,18 @@ public struct ResourceLimits: Equatable, Sendable {
     /// Lines for --dry-run.
     public func describe() -> [String] {
         var lines: [String] = []
-        if let v = memory { lines.append("memory \(ByteSize.format(v)) per process (RLIMIT_DATA)" + (cgroup == nil ? "" : " and for the whole sandbox (cgroup memory.max)")) }
+        if let v = memory { lines.append("memory \(ByteSize.format(v)) per process (RLIMIT_DATA)") }
         if let v = cpuTime { lines.append("cpu time \(v) s per process (RLIMIT_CPU)") }
         if let v = fileSize { lines.append("file size \(ByteSize.format(v)) (RLIMIT_FSIZE)") }
         if let v = openFiles { lines.append("open files \(v) per process (RLIMIT_NOFILE)") }
         if let v = addressSpace { lines.append("address space \(ByteSize.format(v)) per process (RLIMIT_AS)") }
-        if let v = processes { lines.append("processes \(v) in the sandbox (RLIMIT_NPROC, counted per user namespace" + (cgroup == nil ? ")" : "; cgroup pids.max)")) }
-        if let c = cgroup { lines.append("cgroup under \(c)") }
+        if let v = processes { lines.append("processes \(v) in the sandbox (RLIMIT_NPROC, counted per user namespace)") }
+        if cgroup != .none {
+            let ceilings = "memory.max \(memory.map(ByteSize.format) ?? "half the machine's memory")"
+                + (processes.map { ", pids.max \($0)" } ?? "")
+            lines.append(cgroup == .auto ? "a cgroup of its own where one is delegated to you (\(ceilings))"
+                                         : "a cgroup of its own under \(cgroup.text) (\(ceilings))")
+        }
         if let v = timeout { lines.append("timeout \(Durations.format(v)), then SIGKILL after \(Durations.format(killAfter))") }
         lines.append("core dumps off")
         return lines

@@ -101,6 +101,11 @@ mode = "none"   # a private network namespace with only lo, up
 # Modest, so ordinary programs never notice: a guard against fork bombs, no core dumps (always
 # off). Memory, CPU, file sizes and time are left to stricter profiles.
 pids = 4096     # processes of this sandbox (RLIMIT_NPROC counts per user namespace)
+# Where a cgroup v2 is delegated to you (a systemd scope with Delegate=yes: `cell doctor`), the
+# sandbox gets one of its own: memory.max half the machine's memory (or `memory`), pids.max
+# `pids`, for all its processes together. Elsewhere rlimits only, without a warning.
+# "none": never; a path: that delegated directory, or refuse to run.
+cgroup = "auto"
 
 [filesystem]
 defaults = true # /usr, a selection of /etc, /proc, /dev, /tmp and home (README: "Filesystem")
@@ -278,6 +283,7 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
                 "mode": .string("best-effort"),
             ]),
             "limits": .table([
+                "cgroup": .string("auto"),
                 "pids": .integer(4096),
             ]),
             "namespaces": .table([

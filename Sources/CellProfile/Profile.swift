@@ -69,7 +69,7 @@ public struct Profile: Equatable, Sendable {
                 workingDirectoryMount: .readOnly, writableGit: false, mounts: [], keepEnvironment: [], setEnvironment: [],
                 capabilities: [], seccompPolicy: "default", seccompJSON: nil, allowSyscalls: [],
                 denySyscalls: [], seccompRules: [], nestedNamespaces: false, auditLog: nil,
-                limits: ResourceLimits(processes: 4096), publish: [], allowHostLoopback: false,
+                limits: ResourceLimits(processes: 4096, cgroup: .auto), publish: [], allowHostLoopback: false,
                 statusJSON: nil, outerID: nil, identity: .caller, terminal: .auto,
                 landlock: .bestEffort, isolation: .namespaces)
     }

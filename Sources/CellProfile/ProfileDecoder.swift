@@ -192,7 +192,11 @@ struct ProfileDecoder {
             layer.killAfter = duration(table, base, "kill_after")
             layer.openFiles = count(table, base, "open_files")
             layer.processes = count(table, base, "pids")
-            layer.cgroup = path(table, base, "cgroup")
+            if let raw = string(table, base, "cgroup") {
+                // "auto", "none", or a delegated directory (variables expanded, absolute).
+                layer.cgroup = raw == "auto" || raw == "none" ? CgroupChoice(raw)
+                    : expandPath(raw, base + [.key("cgroup")]).flatMap(CgroupChoice.init)
+            }
             if let required = stringList(table, base, "required") {
                 let known = ["memory", "pids", "timeout", "cpu_time", "file_size", "open_files", "address_space"]
                 for name in required where !known.contains(name) {

@@ -32,7 +32,7 @@ struct ProfileLayer {
     var processes: UInt64?
     var timeout: UInt64?
     var killAfter: UInt64?
-    var cgroup: String?
+    var cgroup: CgroupChoice?
     var required: [String]?
     var publish = ListEdit<PublishedPort>()
     var allowHostLoopback: Bool?

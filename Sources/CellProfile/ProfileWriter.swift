@@ -39,7 +39,7 @@ public enum ProfileWriter {
         if let v = l.processes { out.append("pids = \(v)") }
         if let v = l.timeout { out.append("timeout = \(quote(Durations.format(v)))") }
         out.append("kill_after = \(quote(Durations.format(l.killAfter)))")
-        if let v = l.cgroup { out.append("cgroup = \(quote(v))") }
+        out.append("cgroup = \(quote(l.cgroup.text))")
         out.append("required = \(list(l.required))")
         out.append("")
         out.append("[filesystem]")

@@ -153,13 +153,17 @@ struct LimitFlagTests {
         #expect(o.request.timeout == 300_000 && o.request.killAfter == 1000 && o.request.memory == 512 << 20 && o.request.cpuTime == 2)
         #expect(o.request.fileSize == 1 << 30 && o.request.openFiles == 64 && o.request.processes == 10)
         #expect(o.request.network == "user" && o.request.publish == [PublishedPort(hostPort: 8080, sandboxPort: 80)] && o.request.allowHostLoopback)
-        #expect(o.request.cgroup == "/sys/fs/cgroup/x")
+        #expect(o.request.cgroup == .below("/sys/fs/cgroup/x"))
+        for (word, choice) in [("auto", CgroupChoice.auto), ("none", .none)] {
+            guard case .run(let w) = try ArgumentParser.parse(["run", "--cgroup", word, "--", "true"]) else { return }
+            #expect(w.request.cgroup == choice)
+        }
     }
 
     @Test("bad limits", arguments: [
         (["--timeout", "soon"], "is not a duration"), (["--memory", "lots"], "is not a size"),
         (["--pids", "0"], "is not a positive number"), (["--open-files", "-3"], "is not a positive number"),
-        (["--publish", "80"], "needs HOSTPORT:SANDBOXPORT"), (["--cgroup", "rel"], "absolute path"),
+        (["--publish", "80"], "needs HOSTPORT:SANDBOXPORT"), (["--cgroup", "rel"], "is not auto, none or an absolute path"),
         (["--net", "bridge"], "is not a network mode"), (["--allow-host-loopback=yes"], "takes no value"),
     ])
     func bad(args: [String], fragment: String) {

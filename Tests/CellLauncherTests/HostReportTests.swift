@@ -6,8 +6,8 @@ import Testing
 struct HostReportTests {
     static let good = HostReport.Facts(
         namespacesRefused: nil, unprivilegedUserNamespaceClone: nil, maxUserNamespaces: 15000, appArmorRestrictsUserNamespaces: nil,
-        underSeccompFilter: false, landlockABI: 7, userNotificationError: 0, cgroupMount: "/sys/fs/cgroup", ownCgroup: "/user.slice/cell",
-        cgroupDelegated: true, tunAvailable: true,
+        underSeccompFilter: false, landlockABI: 7, userNotificationError: 0, cgroupMount: "/sys/fs/cgroup",
+        cgroupParent: "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/run-1.scope", cgroupUnavailable: nil, tunAvailable: true,
         tools: ["slirp4netns": "/usr/bin/slirp4netns", "pasta": "/usr/bin/pasta", "newuidmap": "/usr/bin/newuidmap", "podman": "/usr/bin/podman"],
         cellPath: "/usr/local/bin/cell")
 
@@ -42,13 +42,16 @@ struct HostReportTests {
         var facts = Self.good
         facts.landlockABI = 3
         facts.userNotificationError = EBUSY
-        facts.cgroupDelegated = false
+        facts.cgroupParent = nil
+        facts.cgroupUnavailable = "cell runs in the root of its cgroup namespace (/sys/fs/cgroup), which is not delegated to you"
         facts.tools["podman"] = nil
         let report = HostReport(facts)
         let landlock = report.checks.first { $0.name == "Landlock" }!
         #expect(landlock.ok && landlock.detail.contains("ABI 4 TCP rules") && landlock.detail.contains("ABI 6 scoping") && !landlock.detail.contains("ABI 3 "))
         #expect(report.checks.first { $0.name == "seccomp user notification" }?.remedy?.contains("outer cell") == true)
-        #expect(report.checks.first { $0.name == "cgroup v2" }?.remedy?.contains("Delegate=yes") == true)
+        let cgroup = report.checks.first { $0.name == "cgroup v2" }
+        #expect(cgroup?.detail.hasSuffix("the root of its cgroup namespace (/sys/fs/cgroup), which is not delegated to you") == true)
+        #expect(cgroup?.remedy?.contains("systemd-run --user --scope -p Delegate=yes cell run") == true)
         #expect(report.checks.first { $0.name == "podman" }?.remedy == "needed for running cell as an OCI runtime: apt-get install podman")
         facts.landlockABI = 0
         #expect(!HostReport(facts).landlockWorks)

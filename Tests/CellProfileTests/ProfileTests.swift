@@ -48,6 +48,14 @@ struct BuiltinProfilesTests {
         #expect(p == Profile.base(name: "default"))
     }
 
+    @Test("[limits] cgroup: auto by default, none, or a delegated directory")
+    func cgroupChoice() throws {
+        #expect(try loader(files: [:]).resolve("default").limits.cgroup == .auto)
+        #expect(try resolve("[limits]\ncgroup = \"none\"\n").limits.cgroup == .none)
+        #expect(try resolve("[limits]\ncgroup = \"/sys/fs/cgroup/ci\"\n").limits.cgroup == .below("/sys/fs/cgroup/ci"))
+        #expect(diagnostics("[limits]\ncgroup = \"ci\"\n").first?.contains("'ci' must be an absolute path") == true)
+    }
+
     @Test func strictAndCI() throws {
         let strict = try loader(files: [:]).resolve("strict")
         #expect(strict.seccompPolicy == "strict" && strict.workingDirectoryMount == .none)

@@ -10,6 +10,8 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/sysinfo.h>   /* sysinfo: the machine's memory, for the cgroup ceiling */
+#include <sys/xattr.h>     /* getxattr: systemd's user.delegate mark on a cgroup */
 #include <sys/vfs.h>
 #include <sys/wait.h>
 

@@ -2,19 +2,28 @@ import CCellSpawn
 import CellPolicy
 import Glibc
 
-/// A cgroup v2 for one sandbox, created below a delegated directory the caller can write
-/// (`--cgroup PATH`: systemd user delegation, or a directory an administrator handed over).
-/// The sandbox's first process is moved in before it creates anything, so every process of
-/// the sandbox is counted; the directory is removed when the sandbox is over.
+/// A cgroup v2 for one sandbox, created where `CgroupPlacement` says: below a delegated
+/// directory the caller can write (`--cgroup PATH`, or the one `auto` found). The sandbox's
+/// first process is moved in before it creates anything, so every process of the sandbox is
+/// counted; the directory is removed when the sandbox is over.
 ///
-/// memory.max (and memory.swap.max = 0) bound the sandbox's total memory; pids.max its
+/// memory.max (and memory.swap.max = 0) bound the sandbox's total memory: the profile's
+/// `memory`, else half of the machine's, so that no sandbox can take the machine down with a
+/// balloon that per-process rlimits and shared memory let through. pids.max bounds its
 /// processes. OOM kills and refused forks are read back from memory.events and pids.events.
 public final class SandboxCgroup {
     public let path: String
     private(set) var procsFD: Int32 = -1
     let limits: ResourceLimits
-    /// Controllers a limit would use that the delegated cgroup does not offer: those limits
-    /// stay per-process rlimits (said in `notes`).
+    let placement: CgroupPlacement
+    /// Controllers cell enabled in the parent's subtree_control, to disable again when cell
+    /// leaves a supervisor leaf (a cgroup that hands controllers down cannot take a process).
+    private var enabled: [String] = []
+    /// What `remove` takes away: only directories cell made.
+    private var madeSandbox = false, madeLeaf = false
+    /// Limits the user asked for whose controller the delegated cgroup lacks: those limits
+    /// stay per-process rlimits (said in `notes`). Empty under `auto`, which `cell doctor`
+    /// explains instead of a warning on every run.
     public private(set) var missing: [String] = []
 
     public var notes: [String] {
@@ -25,18 +34,22 @@ public final class SandboxCgroup {
         }
     }
 
-    /// Controllers a limit needs.
-    static func controllers(for limits: ResourceLimits) -> [String] {
-        var needed: [String] = []
-        if limits.memory != nil { needed.append("memory") }
-        if limits.processes != nil { needed.append("pids") }
-        return needed
+    /// memory.max: the profile's memory limit, else half of the machine's memory.
+    static func memoryCeiling(_ limits: ResourceLimits) -> UInt64 {
+        if let memory = limits.memory { return memory }
+        var info = sysinfo()
+        guard sysinfo(&info) == 0 else { return UInt64.max }
+        return UInt64(info.totalram) * UInt64(info.mem_unit) / 2
     }
 
-    /// Creates `parent/cell-ID` and writes the limits; throws a clear error when the parent is
-    /// not a writable cgroup v2 directory or lacks a controller a limit needs.
-    public init(parent: String, id: String, limits: ResourceLimits) throws(LaunchError) {
+    /// Creates the sandbox's cgroup (and cell's own leaf where the placement has one) and
+    /// writes the limits; throws a clear error, with nothing left behind, when the parent is
+    /// not a writable cgroup v2 directory or lacks a controller a required limit needs.
+    public init(_ placement: CgroupPlacement, limits: ResourceLimits) throws(LaunchError) {
         self.limits = limits
+        self.placement = placement
+        path = placement.sandbox
+        let parent = placement.parent
         var fs = statfs()
         guard statfs(parent, &fs) == 0 else {
             throw .setup("--cgroup \(parent): \(errorText(errno))")
@@ -45,39 +58,56 @@ public final class SandboxCgroup {
             throw .setup("--cgroup \(parent) is not a cgroup v2 directory")
         }
         let available = (readSmallFile(parent + "/cgroup.controllers") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
-        let wanted = Self.controllers(for: limits)
-        missing = wanted.filter { !available.contains($0) }
-        if missing.contains("memory") && limits.required.contains("memory") {
-            throw .setup("the profile requires a sandbox-wide memory limit, but --cgroup \(parent) has no memory controller (it offers: \(available.isEmpty ? "none" : available.joined(separator: " ")))")
+        var wanted = ["memory"]
+        if limits.processes != nil { wanted.append("pids") }
+        if limits.cgroup != .auto {
+            missing = wanted.filter { !available.contains($0) && ($0 == "pids" || limits.memory != nil) }
         }
-        // Let the children of `parent` use the controllers (allowed once it has no processes).
-        let usable = wanted.filter { available.contains($0) }
-        if !usable.isEmpty {
-            let enabled = (readSmallFile(parent + "/cgroup.subtree_control") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
-            let toEnable = usable.filter { !enabled.contains($0) }
-            if !toEnable.isEmpty, let code = writeExisting(parent + "/cgroup.subtree_control", toEnable.map { "+" + $0 }.joined(separator: " ")) {
-                throw .setup("cannot enable \(toEnable.joined(separator: ", ")) in \(parent)/cgroup.subtree_control: \(errorText(code)) (a cgroup with processes of its own cannot delegate controllers)")
+        if !available.contains("memory") && limits.required.contains("memory") {
+            throw .setup("the profile requires a sandbox-wide memory limit, but the cgroup \(parent) has no memory controller (it offers: \(available.isEmpty ? "none" : available.joined(separator: " ")))")
+        }
+        do {
+            try build(available: available, wanted: wanted)
+        } catch {
+            remove()
+            throw error
+        }
+    }
+
+    private func build(available: [String], wanted: [String]) throws(LaunchError) {
+        let parent = placement.parent
+        // Cell leaves the parent first when it runs there: a cgroup with processes of its own
+        // cannot hand controllers down.
+        if let leaf = placement.supervisor {
+            guard mkdir(leaf, 0o755) == 0 else {
+                throw .setup("cannot create cell's own cgroup \(leaf): \(errorText(errno))")
+            }
+            madeLeaf = true
+            if let code = writeExisting(leaf + "/cgroup.procs", "0") {
+                throw .setup("cannot move cell into \(leaf): \(errorText(code))")
             }
         }
-        path = parent + "/cell-" + id
+        // Let the children of `parent` use the controllers.
+        let handedDown = (readSmallFile(parent + "/cgroup.subtree_control") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        let toEnable = wanted.filter { available.contains($0) && !handedDown.contains($0) }
+        if !toEnable.isEmpty {
+            if let code = writeExisting(parent + "/cgroup.subtree_control", toEnable.map { "+" + $0 }.joined(separator: " ")) {
+                throw .setup("cannot enable \(toEnable.joined(separator: ", ")) in \(parent)/cgroup.subtree_control: \(errorText(code)) (a cgroup with processes of its own cannot delegate controllers)")
+            }
+            enabled = toEnable
+        }
         guard mkdir(path, 0o755) == 0 else {
             throw .setup("cannot create the sandbox's cgroup \(path): \(errorText(errno))")
         }
-        do {
-            if let memory = limits.memory, !missing.contains("memory") {
-                try write("memory.max", String(memory))
-                try write("memory.swap.max", "0", optional: true)
-            }
-            if let pids = limits.processes, !missing.contains("pids") { try write("pids.max", String(pids)) }
-        } catch {
-            rmdir(path)
-            throw error
+        madeSandbox = true
+        if available.contains("memory") {
+            try write("memory.max", String(Self.memoryCeiling(limits)))
+            try write("memory.swap.max", "0", optional: true)
         }
+        if let pids = limits.processes, available.contains("pids") { try write("pids.max", String(pids)) }
         procsFD = open(path + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
         guard procsFD >= 0 else {
-            let code = errno
-            rmdir(path)
-            throw .setup("cannot open \(path)/cgroup.procs: \(errorText(code))")
+            throw .setup("cannot open \(path)/cgroup.procs: \(errorText(errno))")
         }
     }
 
@@ -90,8 +120,8 @@ public final class SandboxCgroup {
     /// Limits the kernel enforced, from memory.events and pids.events.
     public func limitsHit() -> [String] {
         var hit: [String] = []
-        if limits.memory != nil, !missing.contains("memory"), counter(path + "/memory.events", "oom_kill") > 0 { hit.append("memory") }
-        if limits.processes != nil, !missing.contains("pids"), counter(path + "/pids.events", "max") > 0 { hit.append("pids") }
+        if counter(path + "/memory.events", "oom_kill") > 0 { hit.append("memory") }
+        if limits.processes != nil, counter(path + "/pids.events", "max") > 0 { hit.append("pids") }
         return hit
     }
 
@@ -103,13 +133,26 @@ public final class SandboxCgroup {
         return 0
     }
 
-    /// Removes the cgroup once it is empty (its processes may take a moment to be reaped).
+    /// Removes the cgroup once it is empty (its processes may take a moment to be reaped);
+    /// then, where cell moved itself into a leaf, puts the parent back as it was: controllers
+    /// handed down no more, cell back in it, the leaf gone.
     public func remove() {
         if procsFD >= 0 { close(procsFD); procsFD = -1 }
-        for _ in 0..<200 {
-            if rmdir(path) == 0 || errno == ENOENT { return }
-            usleep(5000)
+        if madeSandbox {
+            for _ in 0..<200 {
+                if rmdir(path) == 0 || errno == ENOENT { break }
+                usleep(5000)
+            }
+            madeSandbox = false
         }
+        guard madeLeaf, let leaf = placement.supervisor else { return }
+        madeLeaf = false
+        if !enabled.isEmpty {
+            _ = writeExisting(placement.parent + "/cgroup.subtree_control", enabled.map { "-" + $0 }.joined(separator: " "))
+            enabled = []
+        }
+        _ = writeExisting(placement.parent + "/cgroup.procs", "0")
+        rmdir(leaf)
     }
 }
 
