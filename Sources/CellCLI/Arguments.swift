@@ -222,6 +222,11 @@ public enum ArgumentParser {
             case "none", "host", "user": options.request.network = value
             default: throw UsageError("--net '\(value)' is not a network mode (none, host, user)")
             }
+        case .netHelper:
+            guard let helper = NetworkHelper(rawValue: value) else {
+                throw UsageError("--net-helper '\(value)' is not a user-mode network helper (auto, pasta, slirp4netns)")
+            }
+            options.request.networkHelper = helper
         case .isolation:
             guard let isolation = Isolation(rawValue: value) else {
                 throw UsageError("--isolation '\(value)' is not an isolation mode (namespaces, landlock, auto)")
@@ -379,6 +384,7 @@ enum RunOption: String, CaseIterable {
     case publish = "--publish"
     case allowHostLoopback = "--allow-host-loopback"
     case net = "--net"
+    case netHelper = "--net-helper"
     case isolation = "--isolation"
     case seccomp = "--seccomp"
     case seccompJSON = "--seccomp-json"
@@ -409,10 +415,11 @@ enum RunOption: String, CaseIterable {
         case .timeout, .killAfter, .cpuTime: return "DURATION"
         case .memory, .fileSize: return "SIZE"
         case .openFiles, .pids: return "N"
-        case .cgroup: return "PATH"
+        case .cgroup: return "auto|none|PATH"
         case .publish: return "HOSTPORT:SANDBOXPORT"
         case .allowHostLoopback: return ""
-        case .net: return "none|host"
+        case .net: return "none|host|user"
+        case .netHelper: return "auto|pasta|slirp4netns"
         case .isolation: return "namespaces|landlock|auto"
         case .seccomp: return "default|strict"
         case .seccompJSON: return "PATH"

@@ -84,15 +84,21 @@ enum Help {
       --tmpfs DST[:size=SIZE][,mode=OCTAL]
                              an empty tmpfs (default 256m, 0755)
       --net none|host|user   network: a private namespace with only lo (default); the host's
-                             own (less isolation: see SECURITY.md); or outbound user-mode NAT
-                             through slirp4netns
+                             own (less isolation: see SECURITY.md); or outbound user-mode
+                             networking through pasta or slirp4netns (10.0.2.100/24, DNS at
+                             10.0.2.3, nothing reachable from the host unless published)
+      --net-helper auto|pasta|slirp4netns
+                             which program carries --net user's traffic: auto (default) is
+                             pasta where it is installed and the host has a default route,
+                             else slirp4netns; naming one refuses to run without it
       --isolation namespaces|landlock|auto
                              namespaces (default): the full sandbox; landlock: no namespace
                              at all, for hosts that refuse user namespaces (weaker: see
                              SECURITY.md); auto: namespaces where they work, else landlock
       --publish HOST:SANDBOX with --net user: forward the host's 127.0.0.1:HOST to the
                              sandbox's port SANDBOX (repeatable)
-      --allow-host-loopback  with --net user: let the sandbox reach the host's 127.0.0.1
+      --allow-host-loopback  with --net user: let the sandbox reach the host's 127.0.0.1 at
+                             10.0.2.2 (otherwise that address is unreachable)
       --timeout DURATION     wall clock (30s, 5m, 1h): SIGTERM, then SIGKILL after --kill-after
                              (default 2s); exit status 124
       --kill-after DURATION  grace between SIGTERM and SIGKILL at the timeout

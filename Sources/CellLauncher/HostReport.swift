@@ -111,7 +111,8 @@ public struct HostReport: Equatable, Sendable {
         checks.append(Check(name: "/dev/net/tun", ok: facts.tunAvailable,
                             detail: facts.tunAvailable ? "usable" : "missing or not openable",
                             remedy: facts.tunAvailable ? nil : "--net user needs it (modprobe tun)"))
-        for (tool, purpose, package) in [("slirp4netns", "--net user", "slirp4netns"), ("pasta", "--net user (pasta)", "passt"),
+        for (tool, purpose, package) in [("pasta", "--net user at several times slirp4netns's speed (the default helper where installed)", "passt"),
+                                         ("slirp4netns", "--net user where pasta is missing or the host has no default route", "slirp4netns"),
                                          ("newuidmap", "the OCI runtime's id ranges", "uidmap"), ("podman", "running cell as an OCI runtime", "podman")] {
             let path = facts.tools[tool]
             checks.append(Check(name: tool, ok: path != nil, detail: path ?? "not found in PATH",

@@ -35,6 +35,8 @@ public struct LaunchPlan: Equatable, Sendable {
     public var network: NetworkMode
     public var publish: [PublishedPort]
     public var allowHostLoopback: Bool
+    /// With `--net user`: pasta or slirp4netns (never `.auto`: the planner has chosen).
+    public var networkHelper: NetworkHelper
     /// The command's own pty, if it gets one.
     public var terminal: TerminalPlan?
     /// `.namespaces` or `.landlock` (never `.auto`: the planner has chosen).
@@ -69,6 +71,7 @@ public struct LaunchPlan: Equatable, Sendable {
         network: NetworkMode = .none,
         publish: [PublishedPort] = [],
         allowHostLoopback: Bool = false,
+        networkHelper: NetworkHelper = .slirp4netns,
         terminal: TerminalPlan? = nil,
         isolation: Isolation = .namespaces,
         privateDirectory: String? = nil,
@@ -94,6 +97,7 @@ public struct LaunchPlan: Equatable, Sendable {
         self.network = network
         self.publish = publish
         self.allowHostLoopback = allowHostLoopback
+        self.networkHelper = networkHelper
         self.terminal = terminal
         self.isolation = isolation
         self.privateDirectory = privateDirectory
@@ -131,7 +135,7 @@ public struct LaunchPlan: Equatable, Sendable {
         case .some(.none): lines.append("network:      none (a private namespace with only lo)")
         case .some(.host): lines.append("network:      host (the caller's network namespace)")
         case .some(.user):
-            lines.append("network:      user (slirp4netns; host loopback \(allowHostLoopback ? "reachable" : "unreachable"))"
+            lines.append("network:      user (\(networkHelper.rawValue); host loopback \(allowHostLoopback ? "reachable at 10.0.2.2" : "unreachable"))"
                 + (publish.isEmpty ? "" : "; published: " + publish.map(\.description).joined(separator: ", ")))
         }
         if let terminal {
@@ -162,6 +166,11 @@ public struct LaunchPlan: Equatable, Sendable {
             records.append(.sharedMemoryLimit(bytes: memory, pages: max(1, memory / page)))
         }
         if namespaces.contains(.net) { records.append(.loopback) }
+        // pasta would pass a connection to the gateway on to the host's network; slirp4netns
+        // refuses it itself, and delivers published connections from that address.
+        if namespaces.contains(.net) && network == .user && networkHelper == .pasta && !allowHostLoopback {
+            records.append(.unreachable(UserNetwork.gatewayAddress))
+        }
         if namespaces.contains(.mount) {
             records.append(.root(base: rootBase, size: LaunchPlan.rootSize))
             records += mounts.map(PlanRecord.mount)
@@ -182,7 +191,7 @@ public struct LaunchPlan: Equatable, Sendable {
                                      net: landlock.handledNet, scoped: landlock.scoped))
             records += landlock.paths.map { .landlockPath(access: $0.access, path: $0.path) }
         }
-        // With user-mode networking the command waits until slirp4netns is attached.
+        // With user-mode networking the command waits until the helper is attached.
         if network == .user { records.append(.hold) }
         records += command.map(PlanRecord.argument) + environment.map(PlanRecord.environment)
         records.append(.endSetup)

@@ -118,13 +118,13 @@ public enum Launcher {
             ("landlock", plan.landlock.map { .int(Int($0.abi)) } ?? .null), ("isolation", .string(plan.isolation.rawValue)),
         ])
 
-        // User-mode networking: slirp4netns attaches to pid 1's network namespace while the
-        // command is held (CELL_REC_HOLD), and must never outlive the sandbox.
+        // User-mode networking: the helper (pasta or slirp4netns) attaches to pid 1's network
+        // namespace while the command is held (CELL_REC_HOLD), and must never outlive the sandbox.
         var network: UserNetwork?
         defer { network?.stop() }
         let supervisor = Supervisor(plan: plan, sandbox: sandbox, decisions: filters.decisions, audit: audit, relay: relay) {
             guard plan.network == .user else { return nil }
-            let userNetwork = UserNetwork()
+            let userNetwork = UserNetwork(helper: plan.networkHelper)
             network = userNetwork
             do throws(LaunchError) {
                 try userNetwork.start(sandboxPID: sandbox.pid, allowHostLoopback: plan.allowHostLoopback, publish: plan.publish,

@@ -70,6 +70,8 @@ public struct RunRequest: Equatable, Sendable {
     public var cgroup: CgroupChoice?
     public var publish: [PublishedPort] = []
     public var allowHostLoopback = false
+    /// --net-helper; nil: as the profile says (`[network] helper`, default auto).
+    public var networkHelper: NetworkHelper?
     /// --as-root / --as-caller; nil: as the profile says (`identity`, default caller).
     public var inside: SandboxIdentity?
     /// --tty (always) / --no-tty (never); nil: as the profile says (`[terminal] mode`, default auto).
@@ -221,6 +223,7 @@ public enum Planner {
             network: network,
             publish: publish,
             allowHostLoopback: request.allowHostLoopback || profile.allowHostLoopback,
+            networkHelper: network == .user ? try UserNetwork.choose(request.networkHelper ?? profile.networkHelper) : .slirp4netns,
             terminal: terminal(request.terminal ?? profile.terminal, isTerminal: { isatty($0) == 1 }, windowSize: windowSize),
             landlock: landlock,
             landlockMode: profile.landlock,

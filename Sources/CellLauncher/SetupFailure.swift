@@ -130,6 +130,7 @@ public enum SetupFailure {
         case CELL_STEP_LANDLOCK: return "apply the Landlock ruleset (the second wall)"
         case CELL_STEP_IPC_LIMIT: return "bound SysV shared memory (kernel.shmmax, kernel.shmall)"
         case CELL_STEP_LOOPBACK: return "bring up the loopback interface in the sandbox's network namespace"
+        case CELL_STEP_UNREACHABLE: return "make the user network's gateway unreachable in the sandbox's network namespace"
         case CELL_STEP_NET_SYSCTL: return "let the sandbox bind low ports (net.ipv4.ip_unprivileged_port_start)"
         case CELL_STEP_MOUNT_PRIVATE: return "make the sandbox's mounts private"
         case CELL_STEP_RLIMIT: return "set a resource limit"

@@ -4,8 +4,35 @@ public enum NetworkMode: String, Equatable, Sendable, CaseIterable {
     case none
     /// The caller's network namespace (reduces isolation: see SECURITY.md).
     case host
-    /// A private network namespace with outbound access through slirp4netns (user-mode NAT).
+    /// A private network namespace with outbound access through a user-mode helper (pasta or
+    /// slirp4netns) on the host.
     case user
+}
+
+/// The program that carries `--net user`'s traffic between the sandbox's network namespace and
+/// the host's sockets. Both give the same addresses inside (10.0.2.100/24, gateway 10.0.2.2,
+/// DNS 10.0.2.3), so a script written for one works on the other.
+public enum NetworkHelper: String, Equatable, Sendable, CaseIterable {
+    /// pasta where it is installed and the host has an IPv4 default route (pasta needs one to
+    /// work at all), else slirp4netns.
+    case auto
+    /// pasta (Debian's passt): several times slirp4netns's throughput.
+    case pasta
+    case slirp4netns
+
+    /// The helper `auto` stands for on a host with these facts, or nil when none is usable.
+    public func resolved(installed: (NetworkHelper) -> Bool, hasDefaultRoute: Bool) -> NetworkHelper? {
+        switch self {
+        case .auto:
+            if installed(.pasta) && hasDefaultRoute { return .pasta }
+            return installed(.slirp4netns) ? .slirp4netns : installed(.pasta) ? .pasta : nil
+        case .pasta, .slirp4netns:
+            return installed(self) ? self : nil
+        }
+    }
+
+    /// The Debian package that installs it.
+    public var package: String { self == .pasta ? "passt" : "slirp4netns" }
 }
 
 /// A port published from the host's 127.0.0.1 into the sandbox (`--publish HOST:SANDBOX`).

@@ -15,7 +15,7 @@ extends = "default"
 cwd = "rw"
 
 [network]
-mode = "user"        # slirp4netns: outbound only; publish ports with --publish
+mode = "user"        # pasta or slirp4netns: outbound only; publish ports with --publish
 
 [limits]
 pids = 16384         # parallel builds fork a lot
@@ -96,6 +96,9 @@ mode = "best-effort"
 
 [network]
 mode = "none"   # a private network namespace with only lo, up
+# With mode = "user": the program that carries the traffic. "auto": pasta where it is installed
+# and the host has a default route, else slirp4netns; "pasta" or "slirp4netns": that one or none.
+helper = "auto"
 
 [limits]
 # Modest, so ordinary programs never notice: a guard against fork bombs, no core dumps (always
@@ -126,9 +129,10 @@ nested_namespaces = false   # no namespace of its own, no nested user namespace
         "network": #"""
 # network — `default` plus outbound network.
 #
-# User-mode NAT through slirp4netns: the sandbox can open connections out, resolve names
-# through slirp4netns's forwarder, and receive ports published with --publish; the host's own
-# loopback services stay unreachable unless --allow-host-loopback.
+# User-mode networking through pasta (or slirp4netns where pasta is missing): the sandbox can
+# open connections out, resolve names through the helper's forwarder, and receive ports
+# published with --publish; the host's own loopback services stay unreachable unless
+# --allow-host-loopback.
 description = "default plus outbound network (user-mode NAT; host loopback unreachable)"
 extends = "default"
 
@@ -293,6 +297,7 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
                 "uts": .bool(true),
             ]),
             "network": .table([
+                "helper": .string("auto"),
                 "mode": .string("none"),
             ]),
             "seccomp": .table([

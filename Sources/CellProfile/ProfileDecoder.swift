@@ -167,12 +167,17 @@ struct ProfileDecoder {
         }
         if let table = table(document, [], "network") {
             let base: [PathComponent] = [.key("network")]
-            checkKeys(table, base, ["mode", "publish", "publish_add", "publish_remove", "allow_host_loopback"])
+            checkKeys(table, base, ["mode", "helper", "publish", "publish_add", "publish_remove", "allow_host_loopback"])
             if let mode = string(table, base, "mode") {
                 if let m = NetworkMode(rawValue: mode) {
                     layer.network = m
                 } else {
                     report(base + [.key("mode")], "unknown network mode '\(mode)' (none, host, user)")
+                }
+            }
+            if let helper = string(table, base, "helper") {
+                if let h = NetworkHelper(rawValue: helper) { layer.networkHelper = h } else {
+                    report(base + [.key("helper")], "unknown network helper '\(helper)' (auto, pasta, slirp4netns)", value: helper)
                 }
             }
             layer.publish.replace = ports(table, base, "publish")

@@ -36,6 +36,7 @@ struct ProfileLayer {
     var required: [String]?
     var publish = ListEdit<PublishedPort>()
     var allowHostLoopback: Bool?
+    var networkHelper: NetworkHelper?
     var statusJSON: String?
     var outerID: (uid: UInt32, gid: UInt32)?
     var identity: SandboxIdentity?
@@ -89,6 +90,7 @@ struct ProfileLayer {
         if let v = required { p.limits.required = v }
         p.publish = publish.apply(to: p.publish) { "\($0.hostPort):\($0.sandboxPort)" }
         if let v = allowHostLoopback { p.allowHostLoopback = v }
+        if let v = networkHelper { p.networkHelper = v }
         if let v = statusJSON { p.statusJSON = v }
         if let v = outerID { p.outerID = v }
         if let v = identity { p.identity = v }

@@ -26,6 +26,7 @@ public enum ProfileWriter {
         out.append("")
         out.append("[network]")
         out.append("mode = \(quote(p.network.rawValue))")
+        out.append("helper = \(quote(p.networkHelper.rawValue))")
         out.append("publish = \(list(p.publish.map { "\($0.hostPort):\($0.sandboxPort)" }))")
         out.append("allow_host_loopback = \(p.allowHostLoopback)")
         out.append("")

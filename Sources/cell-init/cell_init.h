@@ -67,6 +67,8 @@ struct plan {
     int has_ipc_limit;
     uint64_t shmmax, shmall;
     int loopback;
+    int has_unreachable;
+    uint32_t unreachable; /* IPv4 as a number (host byte order) */
     int has_root;
     uint64_t root_size; /* or CELL_PLAN_NONE_U64 */
     const char *root_base;
@@ -149,6 +151,7 @@ int write_sysctl(const char *path, const char *value);
 
 /* ---- network.c */
 void set_up_loopback(void);
+void make_unreachable(uint32_t address);
 
 /* ---- mounts.c */
 void build_view(const struct plan *p);

@@ -57,6 +57,7 @@ static const struct record_rule rules[] = {
     [CELL_REC_IPC_LIMIT] = {1, 0, 1, PART_SETUP},
     [CELL_REC_LANDLOCK_PATH] = {1, 0, 0, PART_SETUP},
     [CELL_REC_LANDLOCK_PORT] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_UNREACHABLE] = {1, 0, 1, PART_SETUP},
 };
 _Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 32 bits");
 
@@ -240,6 +241,7 @@ static void check_setup(const struct plan *p, uint32_t index) {
              /* each of these acts on a namespace of the sandbox's own, never on the host's */
              (!p->has_root || (p->namespaces & CELL_NS_MOUNT)) &&
              (!p->loopback || (p->namespaces & CELL_NS_NET)) &&
+             (!p->has_unreachable || (p->namespaces & CELL_NS_NET)) &&
              (!p->hostname || (p->namespaces & CELL_NS_UTS)) &&
              (!p->has_ipc_limit || (p->namespaces & CELL_NS_IPC));
     if (!ok)
@@ -306,6 +308,11 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
     case CELL_REC_LOOPBACK:
         finish(p, &c, index);
         p->loopback = 1;
+        break;
+    case CELL_REC_UNREACHABLE:
+        p->unreachable = take_u32(&c);
+        finish(p, &c, index);
+        p->has_unreachable = 1;
         break;
     case CELL_REC_ROOT:
         p->root_size = take_u64(&c);

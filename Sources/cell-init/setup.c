@@ -107,9 +107,12 @@ int main(void) {
     limit_shared_memory(&plan);
 
     /* 5. lo up and low ports open, in the new network namespace (3), through the host's /proc
-     *    likewise. */
+     *    likewise; and, for user-mode networking without the host's loopback, its gateway
+     *    made unreachable before the helper attaches (16). */
     if (plan.loopback)
         set_up_loopback();
+    if (plan.has_unreachable)
+        make_unreachable(plan.unreachable);
 
     /* 6. The filesystem view: while pid 1 still has every capability, and while the host's
      *    /proc is visible (a new procfs may be mounted only then). After it, no host path. */

@@ -154,6 +154,8 @@ struct LimitFlagTests {
         #expect(o.request.fileSize == 1 << 30 && o.request.openFiles == 64 && o.request.processes == 10)
         #expect(o.request.network == "user" && o.request.publish == [PublishedPort(hostPort: 8080, sandboxPort: 80)] && o.request.allowHostLoopback)
         #expect(o.request.cgroup == .below("/sys/fs/cgroup/x"))
+        guard case .run(let h) = try ArgumentParser.parse(["run", "--net", "user", "--net-helper", "slirp4netns", "--", "true"]) else { return }
+        #expect(h.request.networkHelper == .slirp4netns)
         for (word, choice) in [("auto", CgroupChoice.auto), ("none", .none)] {
             guard case .run(let w) = try ArgumentParser.parse(["run", "--cgroup", word, "--", "true"]) else { return }
             #expect(w.request.cgroup == choice)
@@ -165,6 +167,7 @@ struct LimitFlagTests {
         (["--pids", "0"], "is not a positive number"), (["--open-files", "-3"], "is not a positive number"),
         (["--publish", "80"], "needs HOSTPORT:SANDBOXPORT"), (["--cgroup", "rel"], "is not auto, none or an absolute path"),
         (["--net", "bridge"], "is not a network mode"), (["--allow-host-loopback=yes"], "takes no value"),
+        (["--net-helper", "socat"], "is not a user-mode network helper (auto, pasta, slirp4netns)"),
     ])
     func bad(args: [String], fragment: String) {
         do {

@@ -112,6 +112,31 @@ struct SetupRecordTests {
         #expect(!allowed.setupRecords().contains(.userNamespaceLimit(0)))
     }
 
+    @Test("under pasta without --allow-host-loopback, the gateway is made unreachable, after lo; never under slirp4netns, which refuses it itself")
+    func unreachableGateway() {
+        let pasta = plan { $0.network = .user; $0.networkHelper = .pasta }.setupRecords()
+        let lo = pasta.firstIndex(of: .loopback)
+        #expect(lo.map { pasta[$0 + 1] } == .unreachable(0x0a00_0202))
+        #expect(PlanRecord.unreachable(0x0a00_0202).summary.hasPrefix("unreachable   10.0.2.2 "))
+        #expect(!plan { $0.network = .user; $0.networkHelper = .pasta; $0.allowHostLoopback = true }.setupRecords().contains(.unreachable(0x0a00_0202)))
+        #expect(!plan { $0.network = .user; $0.networkHelper = .slirp4netns }.setupRecords().contains(.unreachable(0x0a00_0202)))
+        #expect(!plan { $0.networkHelper = .pasta }.setupRecords().contains(.unreachable(0x0a00_0202)), "no user network")
+    }
+
+    @Test("auto is pasta where installed and the host has a default route, else slirp4netns; a named helper must be installed")
+    func helperChoice() {
+        func choose(_ wanted: NetworkHelper, _ installed: Set<NetworkHelper>, route: Bool = true) -> NetworkHelper? {
+            wanted.resolved(installed: { installed.contains($0) }, hasDefaultRoute: route)
+        }
+        #expect(choose(.auto, [.pasta, .slirp4netns]) == .pasta)
+        #expect(choose(.auto, [.pasta, .slirp4netns], route: false) == .slirp4netns, "pasta refuses to start without a default route")
+        #expect(choose(.auto, [.slirp4netns]) == .slirp4netns)
+        #expect(choose(.auto, [.pasta], route: false) == .pasta, "its own error then says why")
+        #expect(choose(.auto, []) == nil)
+        #expect(choose(.slirp4netns, [.pasta, .slirp4netns]) == .slirp4netns)
+        #expect(choose(.pasta, [.slirp4netns]) == nil)
+    }
+
     @Test("SysV shared memory is bounded by the memory limit only where it can be: an IPC namespace, root inside")
     func sharedMemoryLimit() {
         func limited(_ change: (inout LaunchPlan) -> Void) -> Bool {

@@ -181,6 +181,13 @@ struct ExtendsAndMergeTests {
         #expect(p.setEnvironment == [EnvironmentVariable(name: "LITERAL", value: "${HOME}")])
     }
 
+    @Test("[network] helper: auto by default, pasta or slirp4netns, anything else a diagnostic at its value")
+    func networkHelper() throws {
+        #expect(try resolve("").networkHelper == .auto)
+        #expect(try resolve("[network]\nmode = \"user\"\nhelper = \"slirp4netns\"\n").networkHelper == .slirp4netns)
+        #expect(diagnostics("[network]\nhelper = \"socat\"\n") == ["/p/test.toml:2:10: unknown network helper 'socat' (auto, pasta, slirp4netns)"])
+    }
+
     @Test func networkHostDropsTheNetworkNamespace() throws {
         let p = try resolve("[network]\nmode = \"host\"\n")
         #expect(p.network == .host && !p.namespaces.contains(.net))

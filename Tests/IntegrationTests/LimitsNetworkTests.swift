@@ -198,90 +198,130 @@ struct LimitsNetworkTests {
         }
     }
 
-    @Test("--net user: host loopback unreachable unless --allow-host-loopback; DNS points at slirp4netns")
-    func userNetwork() throws {
-        try Self.withHostServer { port in
-            let blocked = Sandbox.run(["python3", "-c", Self.connect(port: port, viaGateway: true)], options: ["--net", "user"])
-            #expect(blocked.stdout == "unreachable\n", "\(blocked.stderr)")
-            let allowed = Sandbox.run(["python3", "-c", Self.connect(port: port, viaGateway: true)], options: ["--net", "user", "--allow-host-loopback"])
-            #expect(allowed.stdout == "reached\n", "\(allowed.stderr)")
-        }
-        let dns = Sandbox.run(["sh", "-c", "grep -c nameserver /etc/resolv.conf; ip -o link | grep -c tap0"], options: ["--net", "user"])
-        #expect(dns.stdout == "1\n1\n", "\(dns.stderr)")
+    /// The command line of the helper carrying the traffic of the sandbox whose pid 1 is `pid`.
+    static func helperMarker(_ helper: String, sandbox pid: Int) -> String {
+        helper == "pasta" ? "/ready\0\(pid)\0" : "/proc/\(pid)/ns/user"
     }
 
-    @Test("--publish forwards the host's 127.0.0.1:PORT to a server inside")
-    func publish() throws {
-        let hostPort = UInt16.random(in: 20_000...40_000)
-        let server = "import socket\ns = socket.socket(); s.bind(('0.0.0.0', 80)); s.listen(1); print('listening', flush=True)\nc, _ = s.accept(); c.sendall(b'hello from inside'); c.close()"
-        let sandbox = try RunningSandbox(["python3", "-c", server], options: ["--net", "user", "--publish", "\(hostPort):80", "--timeout", "20s"])
+    static let helpers = ["pasta", "slirp4netns"]
+
+    @Test("--net user: the same network on either helper: 10.0.2.100/24 on tap0, DNS at 10.0.2.3, the host's loopback at 10.0.2.2 only with --allow-host-loopback",
+          arguments: helpers)
+    func userNetwork(helper: String) throws {
+        try Self.withHostServer { port in
+            // Without the option, 10.0.2.2 is refused by slirp4netns, and unreachable by a route
+            // under pasta (no packet leaves: the test checks the route before it connects); the
+            // sandbox's own 127.0.0.1 is its own.
+            let guarded = helper == "pasta" ? "ip route | grep -qx 'unreachable 10.0.2.2 ' && " : ""
+            let blocked = Sandbox.run(["sh", "-c", guarded + "python3 -c \"$1\"", "sh", Self.connect(port: port, viaGateway: true)],
+                                      options: ["--net", "user", "--net-helper", helper])
+            #expect(blocked.stdout == "unreachable\n", "\(blocked.stderr)")
+            let own = Sandbox.run(["python3", "-c", Self.connect(port: port, viaGateway: false)], options: ["--net", "user", "--net-helper", helper])
+            #expect(own.stdout == "unreachable\n", "\(own.stderr)")
+            let allowed = Sandbox.run(["python3", "-c", Self.connect(port: port, viaGateway: true)],
+                                      options: ["--net", "user", "--net-helper", helper, "--allow-host-loopback"])
+            #expect(allowed.stdout == "reached\n", "\(allowed.stderr)")
+        }
+        let shape = Sandbox.run(["sh", "-c", "cat /etc/resolv.conf; ip -o -4 addr show tap0 | awk '{print $4}'; ip route | grep default; ip -o -6 addr show scope global | wc -l"],
+                                options: ["--net", "user", "--net-helper", helper])
+        #expect(shape.stdout == "nameserver 10.0.2.3\n10.0.2.100/24\ndefault via 10.0.2.2 dev tap0 \n0\n", "\(shape.stderr)")
+    }
+
+    @Test("--publish forwards the host's 127.0.0.1:PORT to a server inside; nothing else the sandbox binds is reachable from the host",
+          arguments: helpers)
+    func publish(helper: String) throws {
+        let hostPort = UInt16.random(in: 20_000...30_000), unpublished = UInt16.random(in: 30_001...40_000)
+        let server = """
+            import socket
+            quiet = socket.socket(); quiet.bind(('0.0.0.0', \(unpublished))); quiet.listen(1)
+            s = socket.socket(); s.bind(('0.0.0.0', 80)); s.listen(1); print('listening', flush=True)
+            c, _ = s.accept(); c.sendall(b'hello from inside'); c.close()
+            """
+        let sandbox = try RunningSandbox(["python3", "-c", server], options: ["--net", "user", "--net-helper", helper, "--publish", "\(hostPort):80", "--timeout", "20s"])
         #expect(sandbox.waitFor("listening"), "\(sandbox.stderr)")
-        let client = Sandbox.execute(["python3", "-c", "import socket; print(socket.create_connection(('127.0.0.1', \(hostPort)), timeout=5).recv(100).decode())"])
+        let client = Sandbox.execute(["python3", "-c", """
+            import socket
+            for port in (\(unpublished), 80):
+                try: socket.create_connection(('127.0.0.1', port), timeout=2); print('reached', port)
+                except OSError: pass
+            print(socket.create_connection(('127.0.0.1', \(hostPort)), timeout=5).recv(100).decode())
+            """])
         #expect(client.stdout == "hello from inside\n", "\(client.stderr)")
         #expect(sandbox.wait() == 0)
+    }
+
+    @Test("--publish without --net user is refused; a published port already in use on the host is a clear error", arguments: helpers)
+    func publishMisuse(helper: String) throws {
         let misuse = Sandbox.run(["true"], options: ["--publish", "8080:80"])
         #expect(misuse.status == 125)
         #expect(misuse.stderr.contains("--publish needs user-mode networking"))
+        try Self.withHostServer { port in
+            let taken = Sandbox.run(["true"], options: ["--net", "user", "--net-helper", helper, "--publish", "\(port):80"])
+            #expect(taken.status == 125 && taken.stderr.contains("in use?"), "\(taken.stderr)")
+        }
     }
 
-    @Test("slirp4netns never outlives its sandbox, even when cell is killed")
-    func helperStopsWithTheSandbox() throws {
+    @Test("the helper never outlives its sandbox, even when cell is killed", arguments: helpers)
+    func helperStopsWithTheSandbox(helper: String) throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let log = "\(dir)/a.jsonl"
-        _ = Sandbox.run(["true"], options: ["--net", "user", "--audit-log", log])
-        let sandbox = try RunningSandbox(["sh", "-c", "echo ready; sleep 30"], options: ["--net", "user", "--audit-log", log])
+        _ = Sandbox.run(["true"], options: ["--net", "user", "--net-helper", helper, "--audit-log", log])
+        let sandbox = try RunningSandbox(["sh", "-c", "echo ready; sleep 30"], options: ["--net", "user", "--net-helper", helper, "--audit-log", log])
         #expect(sandbox.waitFor("ready"))
-        sandbox.signal(SIGKILL)
-        _ = sandbox.wait()
         let text = try String(contentsOfFile: log, encoding: .utf8)
         let pids = text.split(separator: "\n").compactMap { line -> Int? in
             guard line.contains(#""event":"start""#), let r = line.range(of: #""host_pid":"#) else { return nil }
             return Int(line[r.upperBound...].prefix { $0.isNumber })
         }
-        #expect(pids.count == 2)
+        try #require(pids.count == 2)
+        // The second helper runs: the marker finds it (so that its absence later means something).
+        #expect(!hostProcesses(containing: Self.helperMarker(helper, sandbox: pids[1])).isEmpty, "no \(helper) found for the running sandbox")
+        sandbox.signal(SIGKILL)
+        _ = sandbox.wait()
         for pid in pids {
-            // slirp4netns ends when it sees cell's end of its exit pipe close: a moment later.
-            let left = hostProcessesLeft(containing: "/proc/\(pid)/ns/user")
-            #expect(left.isEmpty, "slirp4netns for \(pid) is still running: \(left)")
+            // slirp4netns ends when its exit pipe closes, pasta by PR_SET_PDEATHSIG: a moment later.
+            let left = hostProcessesLeft(containing: Self.helperMarker(helper, sandbox: pid))
+            #expect(left.isEmpty, "\(helper) for \(pid) is still running: \(left)")
         }
     }
 
-    @Test("slirp4netns is confined: its own seccomp filter, its own mount namespace as root inside, and none of the caller's descriptors")
-    func helperIsConfined() throws {
+    @Test("the helper is confined: its own seccomp filter, no_new_privs, its own mount namespace (slirp4netns: as root inside), none of the caller's descriptors",
+          arguments: helpers)
+    func helperIsConfined(helper: String) throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         for identity in ["--as-caller", "--as-root"] {
             // The caller leaves descriptor 7 open on a file; cell must not pass it to the helper.
-            // The command starts once slirp4netns said it is ready, confinement included: the
+            // The command starts once the helper said it is ready, confinement included: the
             // helper is looked at only then.
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = Sandbox.dropPrivileges + ["sh", "-c",
-                "exec 7</etc/hostname; exec \(Sandbox.cell) run --net user \(identity) --bind \(dir) -- sh -c 'touch \(dir)/started\(identity); sleep 3'"]
+                "exec 7</etc/hostname; exec \(Sandbox.cell) run --net user --net-helper \(helper) \(identity) --bind \(dir) -- sh -c 'touch \(dir)/started\(identity); sleep 3'"]
             try process.run()
             defer { process.waitUntilExit() }
             try #require(eventually(timeout: 10) { FileManager.default.fileExists(atPath: "\(dir)/started\(identity)") }, "\(identity): the command never started")
             let cell = process.processIdentifier // sh and setpriv exec(): the pid is cell's
-            var helper: pid_t?
+            var found: pid_t?
             _ = eventually(timeout: 5) {
-                let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(cell)/task")) ?? []
-                let children = tasks.flatMap { (try? String(contentsOfFile: "/proc/\(cell)/task/\($0)/children", encoding: .utf8))?.split(separator: " ") ?? [] }
-                helper = children.compactMap { pid_t($0) }.first {
-                    (try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8)) == "slirp4netns\n"
+                let children = (try? String(contentsOfFile: "/proc/\(cell)/task/\(cell)/children", encoding: .utf8))?.split(separator: " ") ?? []
+                found = children.compactMap { pid_t($0) }.first {
+                    FileManager.default.contents(atPath: "/proc/\($0)/cmdline")?.starts(with: Data("/usr/bin/\(helper)\0".utf8)) == true
                 }
-                return helper != nil
+                return found != nil
             }
-            let pid = try #require(helper, "\(identity): no slirp4netns under cell")
+            let pid = try #require(found, "\(identity): no \(helper) under cell")
             let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-            #expect(status.contains("Seccomp:\t2"), "\(identity): slirp4netns runs without its filter")
+            #expect(status.contains("Seccomp:\t2"), "\(identity): \(helper) runs without its filter")
             let fds = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd")
             let targets = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\($0)") }
-            #expect(!targets.contains("/etc/hostname"), "\(identity): the caller's descriptor reached slirp4netns: \(targets)")
-            if identity == "--as-root" {
+            #expect(!targets.isEmpty && !targets.contains("/etc/hostname"), "\(identity): the caller's descriptor reached \(helper): \(targets)")
+            if helper == "pasta" || identity == "--as-root" {
+                #expect(status.contains("NoNewPrivs:\t1"), "\(identity): \(helper) without no_new_privs")
                 let own = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(cell)/ns/mnt")
                 let its = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/mnt")
-                #expect(own != its, "slirp4netns shares cell's mount namespace: its sandbox is off")
+                #expect(own != its, "\(helper) shares cell's mount namespace: its own sandbox is off")
             }
         }
     }

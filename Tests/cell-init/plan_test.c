@@ -245,6 +245,7 @@ static void test_optional_records(void) {
         u64(r, 256);
     }
     empty(CELL_REC_LOOPBACK);
+    u32(rec(CELL_REC_UNREACHABLE), 0x0a000202);
     empty(CELL_REC_HOLD);
     {
         struct record *r = rec(CELL_REC_TERMINAL);
@@ -262,6 +263,7 @@ static void test_optional_records(void) {
     empty(CELL_REC_END_FILTERS);
     CHECK(decode());
     CHECK(plan.part == PART_HOLD && plan.hold && plan.loopback);
+    CHECK(plan.has_unreachable && plan.unreachable == 0x0a000202);
     CHECK(plan.has_userns_limit && plan.userns_limit == 0);
     CHECK(plan.has_ipc_limit && plan.shmmax == 1 << 20 && plan.shmall == 256);
     CHECK(plan.has_terminal && plan.terminal_rows == 30 && plan.terminal_cols == 100 && plan.terminal_std == 5);
@@ -596,8 +598,9 @@ static void test_setup_refusals(void) {
     expect_refused("relative cwd", CELL_STEP_PLAN, EINVAL, 1);
 
     /* What acts on a namespace needs that namespace to be the sandbox's own. */
-    static const uint32_t needs_namespace[] = {CELL_REC_ROOT, CELL_REC_LOOPBACK, CELL_REC_HOSTNAME, CELL_REC_IPC_LIMIT};
-    for (size_t i = 0; i < 4; i++) {
+    static const uint32_t needs_namespace[] = {CELL_REC_ROOT, CELL_REC_LOOPBACK, CELL_REC_HOSTNAME, CELL_REC_IPC_LIMIT,
+                                               CELL_REC_UNREACHABLE};
+    for (size_t i = 0; i < 5; i++) {
         reset();
         header();
         namespaces(CELL_NS_PID);
@@ -609,7 +612,9 @@ static void test_setup_refusals(void) {
             struct record *r = rec(CELL_REC_IPC_LIMIT);
             u64(r, 4096);
             u64(r, 1);
-        } else
+        } else if (needs_namespace[i] == CELL_REC_UNREACHABLE)
+            u32(rec(CELL_REC_UNREACHABLE), 0x0a000202);
+        else
             empty(CELL_REC_LOOPBACK);
         string_record(CELL_REC_ARG, "x");
         empty(CELL_REC_END_SETUP);

@@ -82,6 +82,9 @@ enum cell_record_type {
     CELL_REC_LANDLOCK_PATH = 24, /* u64 access, str path: a path-beneath rule (after LANDLOCK) */
     CELL_REC_LANDLOCK_PORT = 25, /* reserved: u64 access, u64 port, a TCP port rule (after
                                   * LANDLOCK), for a sandbox that may bind or reach some ports */
+    CELL_REC_UNREACHABLE = 26,  /* u32 IPv4 address as a number (10.0.2.2 = 0x0a000202): a route in the private
+                                 * net ns that makes this one address unreachable (the user
+                                 * network's gateway, when it must not lead to the host) */
 };
 
 /* Namespaces nested inside the sandbox's user namespace (CELL_REC_NAMESPACES). The user and
@@ -181,6 +184,7 @@ enum cell_step {
     CELL_STEP_LANDLOCK = 66,      /* the ruleset: value = rule index, -1 the ruleset itself, -2-N
                                    * the rule for descriptor N;
                                    * a WARNING when best-effort found no Landlock */
+    CELL_STEP_UNREACHABLE = 67,   /* the route that makes the gateway unreachable (netlink) */
 };
 
 enum cell_report_kind {

@@ -49,6 +49,16 @@ struct cell_trampoline {
  * thread): PR_SET_PDEATHSIG follows the thread that created the child. */
 pid_t cell_spawn(const struct cell_trampoline *t);
 
+/* (helper.c) Starts the user-mode network's helper: `path` with `argv` and `envp`, descriptor 0
+ * /dev/null, 1 and 2 `output` (or /dev/null), descriptor from[i] as to[i] (at most 8), every
+ * signal at its default, and PR_SET_PDEATHSIG SIGKILL: it dies when cell does. Like cell_spawn,
+ * call from the main thread. Returns its pid, or -1 with errno. */
+pid_t cell_spawn_helper(const char *path, char *const argv[], char *const envp[],
+                        const int *from, const int *to, int count, int output);
+
+/* (helper.c) A pidfd for `pid` (readable once it exits), or -1 with errno. */
+int cell_pidfd_open(pid_t pid);
+
 /* (probe.c) Whether the kernel lets this process create a user namespace alone (a child that exits at
  * once): 0, or -1 with errno. Tells a refused user namespace from a refused pid namespace. */
 int cell_probe_user_namespace(void);

@@ -72,6 +72,7 @@ public enum PlanEncoding {
             case .userNamespaceLimit(let n): self.record(CELL_REC_USERNS_LIMIT) { $0.u32(n) }
             case .sharedMemoryLimit(let bytes, let pages): self.record(CELL_REC_IPC_LIMIT) { $0.u64(bytes); $0.u64(pages) }
             case .loopback: self.record(CELL_REC_LOOPBACK)
+            case .unreachable(let address): self.record(CELL_REC_UNREACHABLE) { $0.u32(address) }
             case .root(let base, let size): self.record(CELL_REC_ROOT) { $0.u64(size); $0.string(base) }
             case .mount(let op):
                 self.record(CELL_REC_MOUNT) {
@@ -153,6 +154,7 @@ public enum PlanEncoding {
             case CELL_REC_USERNS_LIMIT: return .userNamespaceLimit(try u32())
             case CELL_REC_IPC_LIMIT: return .sharedMemoryLimit(bytes: try u64(), pages: try u64())
             case CELL_REC_LOOPBACK: return .loopback
+            case CELL_REC_UNREACHABLE: return .unreachable(try u32())
             case CELL_REC_ROOT:
                 let size = try u64()
                 return .root(base: try string(), size: size)

@@ -18,6 +18,9 @@ public enum PlanRecord: Equatable, Sendable {
     case sharedMemoryLimit(bytes: UInt64, pages: UInt64)
     /// lo up, and low ports open to unprivileged servers, in the private network namespace.
     case loopback
+    /// An IPv4 address (as a number) made unreachable in the private network namespace: the
+    /// user network's gateway, when it must not lead to the host's loopback.
+    case unreachable(UInt32)
     /// The new tmpfs root, attached over `base` (inside the sandbox's mount namespace) while built.
     case root(base: String, size: UInt64)
     case mount(MountOperation)
@@ -52,6 +55,8 @@ public enum PlanRecord: Equatable, Sendable {
         case .sharedMemoryLimit(let bytes, let pages):
             return "ipc-limit     kernel.shmmax=\(bytes) kernel.shmall=\(pages) inside (SysV shared memory within the memory limit)"
         case .loopback: return "loopback      lo up; net.ipv4.ip_unprivileged_port_start=0"
+        case .unreachable(let address):
+            return "unreachable   \(address >> 24).\(address >> 16 & 0xff).\(address >> 8 & 0xff).\(address & 0xff) (a route: no packet to it leaves the sandbox)"
         case .root(let base, let size): return "root          a new tmpfs (size=\(ByteSize.format(size))), built over \(base), then pivot_root into it"
         case .mount(let op): return "mount         \(op.summary)"
         case .hostname(let name): return "hostname      \(name)"
