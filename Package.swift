@@ -18,14 +18,18 @@ let package = Package(
     name: "cell",
     products: [
         .executable(name: "cell", targets: ["cell"]),
+        .executable(name: "cell-proxy", targets: ["cell-proxy"]),
     ],
     targets: [
         // Shared vocabulary, below the three parts: system call and capability name tables,
         // the seccomp policy model, limits, mounts, namespaces, the network mode, JSON.
         .target(
             name: "CellPolicy",
-            dependencies: ["CLibseccomp", "CLibcapng"]
+            dependencies: ["CellEgress", "CLibseccomp", "CLibcapng"]
         ),
+        // The egress allow-list (host patterns, ports, which addresses are not public): pure
+        // Swift, shared by the profile loader and the proxy, which links nothing else of cell's.
+        .target(name: "CellEgress"),
         // The profile loader: named TOML security profiles, lookup, extends, merge, validation,
         // built-ins. Produces a Profile; knows nothing of how it is launched.
         .target(
@@ -76,6 +80,13 @@ let package = Package(
             name: "cell",
             dependencies: ["CellCLI"]
         ),
+        // --net proxy's filtering proxy: a helper of its own, dynamically linked against the C
+        // library so that names resolve through the system's resolver (NSS), which a static cell
+        // cannot; it keeps the proxy's code out of every other launch.
+        .executableTarget(
+            name: "cell-proxy",
+            dependencies: ["CellEgress", "CCellSpawn"]
+        ),
         // The profile loader's libFuzzer target (Scripts/fuzz), and its corpus replayer.
         .executableTarget(
             name: "cell-fuzz-profile",
@@ -83,7 +94,7 @@ let package = Package(
         ),
         .testTarget(name: "CellCLITests", dependencies: ["CellCLI", "CellLauncher", "CellPolicy"]),
         .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher", "CellPolicy", "CellAudit", "CCellSpawn"]),
-        .testTarget(name: "CellProfileTests", dependencies: ["CellProfile", "CellPolicy"]),
+        .testTarget(name: "CellProfileTests", dependencies: ["CellProfile", "CellPolicy", "CellEgress"]),
         .testTarget(name: "CellAuditTests", dependencies: ["CellAudit", "CellPolicy"]),
         .testTarget(name: "IntegrationTests"),
     ]

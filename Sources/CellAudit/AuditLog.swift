@@ -69,7 +69,8 @@ public final class AuditLog {
 
     /// The fields an aggregated event keeps: what identifies the key, never the details of one
     /// call (pid, arguments, paths).
-    static let aggregateFields: Set<String> = ["syscall", "nr", "arch", "action", "errno", "which", "value"]
+    static let aggregateFields: Set<String> = ["syscall", "nr", "arch", "action", "errno", "which", "value",
+                                               "protocol", "host", "port", "decision"]
 
     /// Opens (appends to, creating 0600) the audit file, or keeps events in memory only. The file
     /// is opened as every report file is (ReportFile): no symlink, no FIFO, yours.
@@ -127,6 +128,13 @@ public final class AuditLog {
     public func violation(syscall: String, action: String, errno: String? = nil, fields: () -> [(String, JSONField)]) throws(AuditError) {
         violations += 1
         try record("syscall", keyField: "syscall", key: syscall, action: action, variant: errno, fields: fields)
+    }
+
+    /// A connection `--net proxy`'s proxy decided on (`"event":"net"`), keyed by host, port and
+    /// decision; a refusal counts like a denied system call (the summary names it).
+    public func connection(host: String, port: Int, decision: String, fields: () -> [(String, JSONField)]) throws(AuditError) {
+        if decision == "refused" { violations += 1 }
+        try record("net", keyField: "host", key: "\(host):\(port)", action: decision, fields: fields)
     }
 
     /// Records an event the sandbox caused. It is counted under its key; it is written, with
@@ -210,6 +218,16 @@ public final class AuditLog {
             let list = entries.sorted { $0.count > $1.count }.prefix(6).map { "\($0.key) ×\($0.count)" }.joined(separator: ", ")
             let more = entries.count > 6 ? ", ..." : ""
             parts.append("\(total) system call\(total == 1 ? "" : "s") \(action): \(list)\(more)")
+        }
+        // Connections the proxy refused, by host:port, most refused first.
+        var refused: [(key: String, count: Int)] = []
+        for entry in tally where entry.event == "net" && entry.action == "refused" {
+            if let j = refused.firstIndex(where: { $0.key == entry.key }) { refused[j].count += entry.count } else { refused.append((entry.key, entry.count)) }
+        }
+        if !refused.isEmpty {
+            let total = refused.reduce(0) { $0 + $1.count }
+            let list = refused.sorted { $0.count > $1.count }.prefix(6).map { "\($0.key) ×\($0.count)" }.joined(separator: ", ")
+            parts.append("\(total) connection\(total == 1 ? "" : "s") refused: \(list)\(refused.count > 6 ? ", ..." : "")")
         }
         return parts.joined(separator: "; ")
     }

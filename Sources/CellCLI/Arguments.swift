@@ -219,9 +219,16 @@ public enum ArgumentParser {
             options.profile = value
         case .net:
             switch value {
-            case "none", "host", "user": options.request.network = value
-            default: throw UsageError("--net '\(value)' is not a network mode (none, host, user)")
+            case "none", "host", "user", "proxy": options.request.network = value
+            default: throw UsageError("--net '\(value)' is not a network mode (none, host, user, proxy)")
             }
+        case .allowNet:
+            switch EgressRule.parse(value) {
+            case .success(let rule): if !options.request.allowNet.contains(rule) { options.request.allowNet.append(rule) }
+            case .failure(let error): throw UsageError("--allow-net \(error.message)")
+            }
+        case .allowPrivateAddresses:
+            options.request.allowPrivateAddresses = true
         case .netHelper:
             guard let helper = NetworkHelper(rawValue: value) else {
                 throw UsageError("--net-helper '\(value)' is not a user-mode network helper (auto, pasta, slirp4netns)")
@@ -385,6 +392,8 @@ enum RunOption: String, CaseIterable {
     case allowHostLoopback = "--allow-host-loopback"
     case net = "--net"
     case netHelper = "--net-helper"
+    case allowNet = "--allow-net"
+    case allowPrivateAddresses = "--allow-private-addresses"
     case isolation = "--isolation"
     case seccomp = "--seccomp"
     case seccompJSON = "--seccomp-json"
@@ -396,7 +405,7 @@ enum RunOption: String, CaseIterable {
     case tty = "--tty"
     case noTTY = "--no-tty"
 
-    var takesValue: Bool { ![.dryRun, .allowHostLoopback, .asRoot, .asCaller, .tty, .noTTY].contains(self) }
+    var takesValue: Bool { ![.dryRun, .allowHostLoopback, .allowPrivateAddresses, .asRoot, .asCaller, .tty, .noTTY].contains(self) }
 
     var valueHint: String {
         switch self {
@@ -418,7 +427,9 @@ enum RunOption: String, CaseIterable {
         case .cgroup: return "auto|none|PATH"
         case .publish: return "HOSTPORT:SANDBOXPORT"
         case .allowHostLoopback: return ""
-        case .net: return "none|host|user"
+        case .net: return "none|host|user|proxy"
+        case .allowNet: return "HOST[:PORT]"
+        case .allowPrivateAddresses: return ""
         case .netHelper: return "auto|pasta|slirp4netns"
         case .isolation: return "namespaces|landlock|auto"
         case .seccomp: return "default|strict"

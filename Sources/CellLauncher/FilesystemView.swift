@@ -73,6 +73,17 @@ public enum FilesystemView {
                 ops.append(.file(path, contents: "nameserver \(UserNetwork.resolverAddress)\n"))
                 continue
             }
+            // With the proxy there is no DNS inside: the proxy resolves the names it is given.
+            // A resolver on the sandbox's own lo, where nothing listens, fails at once.
+            if name == "resolv.conf" && network == .proxy {
+                ops.append(.file(path, contents: """
+                    # cell --net proxy: no DNS inside. Names resolve through the proxy: programs that
+                    # honour HTTP_PROXY, HTTPS_PROXY or ALL_PROXY (socks5h) give it the name.
+                    nameserver 127.0.0.1
+
+                    """))
+                continue
+            }
             // The sandbox's own hostname resolves, as the host's does on the host: programs look
             // their name up (gethostbyname(gethostname())) and fail or skip work when it does not.
             // A host file that cannot be copied (a symlink, too large) gives way to the

@@ -41,6 +41,9 @@ enum LandlockIsolation {
         }
         if inputs.identity == .root { throw refuse("--as-root (uid 0 inside)") }
         if plan.network == .user { throw .invalid("--isolation landlock cannot give --net user: user-mode networking needs a network namespace") }
+        if plan.network == .proxy {
+            throw .invalid("--isolation landlock cannot give --net proxy: the proxy must be the only route out, which needs a network namespace of the sandbox's own")
+        }
         if plan.network == .none && abi < 4 {
             throw .invalid("--isolation landlock with --net none needs Landlock ABI 4 to forbid TCP; this kernel has ABI \(abi) (--net host accepts the host's network)")
         }

@@ -37,6 +37,8 @@ public struct LaunchPlan: Equatable, Sendable {
     public var allowHostLoopback: Bool
     /// With `--net user`: pasta or slirp4netns (never `.auto`: the planner has chosen).
     public var networkHelper: NetworkHelper
+    /// With `--net proxy`: what the proxy lets through.
+    public var egress: EgressPolicy?
     /// The command's own pty, if it gets one.
     public var terminal: TerminalPlan?
     /// `.namespaces` or `.landlock` (never `.auto`: the planner has chosen).
@@ -72,6 +74,7 @@ public struct LaunchPlan: Equatable, Sendable {
         publish: [PublishedPort] = [],
         allowHostLoopback: Bool = false,
         networkHelper: NetworkHelper = .slirp4netns,
+        egress: EgressPolicy? = nil,
         terminal: TerminalPlan? = nil,
         isolation: Isolation = .namespaces,
         privateDirectory: String? = nil,
@@ -98,6 +101,7 @@ public struct LaunchPlan: Equatable, Sendable {
         self.publish = publish
         self.allowHostLoopback = allowHostLoopback
         self.networkHelper = networkHelper
+        self.egress = egress
         self.terminal = terminal
         self.isolation = isolation
         self.privateDirectory = privateDirectory
@@ -134,6 +138,11 @@ public struct LaunchPlan: Equatable, Sendable {
         case nil: break
         case .some(.none): lines.append("network:      none (a private namespace with only lo)")
         case .some(.host): lines.append("network:      host (the caller's network namespace)")
+        case .some(.proxy):
+            let policy = egress ?? EgressPolicy(rules: [])
+            lines.append("network:      proxy (only lo; HTTP proxy at 127.0.0.1:\(EgressProxyPorts.http), SOCKS5 at 127.0.0.1:\(EgressProxyPorts.socks); allowed: "
+                + (policy.rules.isEmpty ? "nothing" : policy.rules.map(\.description).joined(separator: " "))
+                + (policy.allowPrivateAddresses ? "; private addresses allowed" : "; never to private, loopback or link-local addresses") + ")")
         case .some(.user):
             lines.append("network:      user (\(networkHelper.rawValue); host loopback \(allowHostLoopback ? "reachable at 10.0.2.2" : "unreachable"))"
                 + (publish.isEmpty ? "" : "; published: " + publish.map(\.description).joined(separator: ", ")))
@@ -171,6 +180,9 @@ public struct LaunchPlan: Equatable, Sendable {
         if namespaces.contains(.net) && network == .user && networkHelper == .pasta && !allowHostLoopback {
             records.append(.unreachable(UserNetwork.gatewayAddress))
         }
+        if namespaces.contains(.net) && network == .proxy {
+            records += [.handOutListener(port: EgressProxyPorts.http), .handOutListener(port: EgressProxyPorts.socks)]
+        }
         if namespaces.contains(.mount) {
             records.append(.root(base: rootBase, size: LaunchPlan.rootSize))
             records += mounts.map(PlanRecord.mount)
@@ -192,7 +204,7 @@ public struct LaunchPlan: Equatable, Sendable {
             records += landlock.paths.map { .landlockPath(access: $0.access, path: $0.path) }
         }
         // With user-mode networking the command waits until the helper is attached.
-        if network == .user { records.append(.hold) }
+        if network == .user || network == .proxy { records.append(.hold) }
         records += command.map(PlanRecord.argument) + environment.map(PlanRecord.environment)
         records.append(.endSetup)
         return records

@@ -122,7 +122,20 @@ public enum Launcher {
         // namespace while the command is held (CELL_REC_HOLD), and must never outlive the sandbox.
         var network: UserNetwork?
         defer { network?.stop() }
-        let supervisor = Supervisor(plan: plan, sandbox: sandbox, decisions: filters.decisions, audit: audit, relay: relay) {
+        // --net proxy: cell-proxy on the listeners pid 1 handed out, started while the command
+        // is held likewise; its events are the supervisor's to read.
+        let proxy = plan.network == .proxy ? EgressProxy() : nil
+        defer { proxy?.stop() }
+        let supervisor = Supervisor(plan: plan, sandbox: sandbox, decisions: filters.decisions, audit: audit, relay: relay,
+                                    proxy: proxy) { handedOut in
+            if let proxy {
+                do throws(LaunchError) {
+                    try proxy.start(listeners: handedOut, policy: plan.egress ?? EgressPolicy(rules: []))
+                    return nil
+                } catch {
+                    return error.message
+                }
+            }
             guard plan.network == .user else { return nil }
             let userNetwork = UserNetwork(helper: plan.networkHelper)
             network = userNetwork
@@ -135,6 +148,8 @@ public enum Launcher {
             }
         }
         let end = supervisor.run()
+        // The proxy's last decisions (connections open until the end) belong in this log.
+        proxy?.stop(draining: audit)
         if plan.isolation == .landlock { Descendants.killAll() }
         var exitFields: [(String, JSONField)] = [("status", .int(Int(end.exitStatus)))]
         if case .signaled(let s) = end { exitFields.append(("signal", .int(Int(s)))) } else { exitFields.append(("signal", .null)) }

@@ -72,6 +72,9 @@ public struct RunRequest: Equatable, Sendable {
     public var allowHostLoopback = false
     /// --net-helper; nil: as the profile says (`[network] helper`, default auto).
     public var networkHelper: NetworkHelper?
+    /// --allow-net (each implies --net proxy), added to the profile's `[network] allow`.
+    public var allowNet: [EgressRule] = []
+    public var allowPrivateAddresses = false
     /// --as-root / --as-caller; nil: as the profile says (`identity`, default caller).
     public var inside: SandboxIdentity?
     /// --tty (always) / --no-tty (never); nil: as the profile says (`[terminal] mode`, default auto).
@@ -102,7 +105,18 @@ public enum Planner {
                                       group: identity.innerUID == 0 ? nil : readSmallFile("/etc/group", limit: 4 << 20),
                                       environment: callerEnvironment)
         var namespaces = profile.namespaces
-        let network = request.network.flatMap(NetworkMode.init(rawValue:)) ?? profile.network
+        let named = request.network.flatMap(NetworkMode.init(rawValue:))
+        var network = named ?? profile.network
+        if !request.allowNet.isEmpty {
+            // --allow-net means the proxy; with another network it would be silently meaningless.
+            if let named, named != .proxy {
+                throw .invalid("--allow-net filters --net proxy's connections: it cannot be combined with --net \(named.rawValue)")
+            }
+            network = .proxy
+        }
+        if request.allowPrivateAddresses && network != .proxy {
+            throw .invalid("--allow-private-addresses applies to --net proxy (or --allow-net), not to --net \(network.rawValue)")
+        }
         if network == .host { namespaces.remove(.net) } else { namespaces.insert(.net) }
         if !(profile.publish + request.publish).isEmpty && network != .user {
             throw .invalid("--publish needs user-mode networking (--net user): with --net \(network.rawValue) there is nothing to forward to")
@@ -120,7 +134,10 @@ public enum Planner {
             caller: callerEnvironment,
             user: (user.name, user.home),
             keep: profile.keepEnvironment + request.keepEnvironment,
-            set: profile.setEnvironment.map { ($0.name, $0.value) } + request.environment.map { ($0.name, $0.value) })
+            // With the proxy, the variables that point programs at it come first: a profile or
+            // --env may still override them.
+            set: (network == .proxy ? EgressProxyPorts.environment : [])
+                + profile.setEnvironment.map { ($0.name, $0.value) } + request.environment.map { ($0.name, $0.value) })
         // Working directory: --cwd, else the profile's, else the caller's, falling back to /
         // (with a note) when the sandbox cannot enter it. An explicit one has no fallback.
         let callerDirectory = currentDirectory()
@@ -224,6 +241,8 @@ public enum Planner {
             publish: publish,
             allowHostLoopback: request.allowHostLoopback || profile.allowHostLoopback,
             networkHelper: network == .user ? try UserNetwork.choose(request.networkHelper ?? profile.networkHelper) : .slirp4netns,
+            egress: network == .proxy ? EgressPolicy(rules: profile.egress.rules + request.allowNet.filter { !profile.egress.rules.contains($0) },
+                                                     allowPrivateAddresses: profile.egress.allowPrivateAddresses || request.allowPrivateAddresses) : nil,
             terminal: terminal(request.terminal ?? profile.terminal, isTerminal: { isatty($0) == 1 }, windowSize: windowSize),
             landlock: landlock,
             landlockMode: profile.landlock,

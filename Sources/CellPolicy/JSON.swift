@@ -241,24 +241,6 @@ public enum JSONField: Sendable {
         }
     }
 
-    /// RFC 8259 string: quotes, backslashes and control characters escaped; invalid UTF-8 from
-    /// a sandbox's memory was already replaced when it became a String.
-    public static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            // C1 controls too: a log or a profile shown with cat must not drive the terminal.
-            case let c where c.value < 0x20 || (0x7f...0x9f).contains(c.value):
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    /// RFC 8259 string (CellEgress's `jsonQuoted`, which cell-proxy shares).
+    public static func quote(_ text: String) -> String { jsonQuoted(text) }
 }

@@ -7,6 +7,23 @@ public enum NetworkMode: String, Equatable, Sendable, CaseIterable {
     /// A private network namespace with outbound access through a user-mode helper (pasta or
     /// slirp4netns) on the host.
     case user
+    /// A private network namespace with only `lo`, and a filtering proxy outside reached through
+    /// listeners on its 127.0.0.1: connections by host name, to the allow-list only.
+    case proxy
+}
+
+/// Where `--net proxy`'s proxies listen inside the sandbox, and what the sandbox is told.
+public enum EgressProxyPorts {
+    public static let http: UInt16 = 3128
+    public static let socks: UInt16 = 1080
+
+    /// The variables that point programs at the proxies (both cases: curl reads http_proxy
+    /// only in lower case, many others upper case only). socks5h: names resolve at the proxy.
+    public static var environment: [(String, String)] {
+        let http = "http://127.0.0.1:\(http)", socks = "socks5h://127.0.0.1:\(socks)"
+        return [("HTTP_PROXY", http), ("HTTPS_PROXY", http), ("ALL_PROXY", socks), ("NO_PROXY", "localhost,127.0.0.1"),
+                ("http_proxy", http), ("https_proxy", http), ("all_proxy", socks), ("no_proxy", "localhost,127.0.0.1")]
+    }
 }
 
 /// The program that carries `--net user`'s traffic between the sandbox's network namespace and

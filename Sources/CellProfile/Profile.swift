@@ -12,7 +12,7 @@ public struct Profile: Equatable, Sendable {
             && a.capabilities == b.capabilities && a.seccompPolicy == b.seccompPolicy && a.seccompJSON == b.seccompJSON
             && a.allowSyscalls == b.allowSyscalls && a.denySyscalls == b.denySyscalls && a.seccompRules == b.seccompRules
             && a.nestedNamespaces == b.nestedNamespaces && a.auditLog == b.auditLog && a.limits == b.limits
-            && a.publish == b.publish && a.allowHostLoopback == b.allowHostLoopback && a.networkHelper == b.networkHelper && a.statusJSON == b.statusJSON
+            && a.publish == b.publish && a.allowHostLoopback == b.allowHostLoopback && a.networkHelper == b.networkHelper && a.egress == b.egress && a.statusJSON == b.statusJSON
             && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid && a.identity == b.identity && a.terminal == b.terminal
             && a.landlock == b.landlock && a.isolation == b.isolation
     }
@@ -50,6 +50,8 @@ public struct Profile: Equatable, Sendable {
     public var allowHostLoopback: Bool
     /// The program that carries `--net user`'s traffic (`[network] helper`).
     public var networkHelper: NetworkHelper = .auto
+    /// `[network] allow` and `allow_private_addresses`: what `mode = "proxy"` lets through.
+    public var egress = EgressPolicy(rules: [])
     /// Where to write the end-of-run JSON report (`--status-json`).
     public var statusJSON: String?
     /// When cell runs as root: the host ids the sandbox's root maps to (`--outer-id`).

@@ -167,12 +167,13 @@ struct ProfileDecoder {
         }
         if let table = table(document, [], "network") {
             let base: [PathComponent] = [.key("network")]
-            checkKeys(table, base, ["mode", "helper", "publish", "publish_add", "publish_remove", "allow_host_loopback"])
+            checkKeys(table, base, ["mode", "helper", "publish", "publish_add", "publish_remove", "allow_host_loopback",
+                                    "allow", "allow_add", "allow_remove", "allow_private_addresses"])
             if let mode = string(table, base, "mode") {
                 if let m = NetworkMode(rawValue: mode) {
                     layer.network = m
                 } else {
-                    report(base + [.key("mode")], "unknown network mode '\(mode)' (none, host, user)")
+                    report(base + [.key("mode")], "unknown network mode '\(mode)' (none, host, user, proxy)")
                 }
             }
             if let helper = string(table, base, "helper") {
@@ -184,6 +185,10 @@ struct ProfileDecoder {
             layer.publish.add = ports(table, base, "publish_add") ?? []
             layer.publish.remove = stringList(table, base, "publish_remove") ?? []
             layer.allowHostLoopback = bool(table, base, "allow_host_loopback")
+            layer.allowNet.replace = egressRules(table, base, "allow")
+            layer.allowNet.add = egressRules(table, base, "allow_add") ?? []
+            layer.allowNet.remove = stringList(table, base, "allow_remove") ?? []
+            layer.allowPrivateAddresses = bool(table, base, "allow_private_addresses")
         }
 
         if let table = table(document, [], "limits") {
@@ -427,6 +432,18 @@ struct ProfileDecoder {
     }
 
     // MARK: lists with meaning
+
+    mutating func egressRules(_ t: [String: TOMLNode], _ base: [PathComponent], _ key: String) -> [EgressRule]? {
+        guard let list = stringList(t, base, key) else { return nil }
+        return list.compactMap { text in
+            switch EgressRule.parse(text) {
+            case .success(let rule): return rule
+            case .failure(let error):
+                report(base + [.key(key)], error.message, value: text)
+                return nil
+            }
+        }
+    }
 
     mutating func envPatterns(_ t: [String: TOMLNode], _ base: [PathComponent], _ key: String) -> [String]? {
         guard let list = stringList(t, base, key) else { return nil }

@@ -37,6 +37,8 @@ struct ProfileLayer {
     var publish = ListEdit<PublishedPort>()
     var allowHostLoopback: Bool?
     var networkHelper: NetworkHelper?
+    var allowNet = ListEdit<EgressRule>()
+    var allowPrivateAddresses: Bool?
     var statusJSON: String?
     var outerID: (uid: UInt32, gid: UInt32)?
     var identity: SandboxIdentity?
@@ -91,6 +93,8 @@ struct ProfileLayer {
         p.publish = publish.apply(to: p.publish) { "\($0.hostPort):\($0.sandboxPort)" }
         if let v = allowHostLoopback { p.allowHostLoopback = v }
         if let v = networkHelper { p.networkHelper = v }
+        p.egress.rules = allowNet.apply(to: p.egress.rules) { $0.description }
+        if let v = allowPrivateAddresses { p.egress.allowPrivateAddresses = v }
         if let v = statusJSON { p.statusJSON = v }
         if let v = outerID { p.outerID = v }
         if let v = identity { p.identity = v }

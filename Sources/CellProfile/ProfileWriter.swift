@@ -27,6 +27,8 @@ public enum ProfileWriter {
         out.append("[network]")
         out.append("mode = \(quote(p.network.rawValue))")
         out.append("helper = \(quote(p.networkHelper.rawValue))")
+        out.append("allow = \(list(p.egress.rules.map(\.description)))")
+        out.append("allow_private_addresses = \(p.egress.allowPrivateAddresses)")
         out.append("publish = \(list(p.publish.map { "\($0.hostPort):\($0.sandboxPort)" }))")
         out.append("allow_host_loopback = \(p.allowHostLoopback)")
         out.append("")

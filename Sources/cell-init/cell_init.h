@@ -55,6 +55,8 @@ struct plan_filter {
  * The decoded plan. Strings point into the records' payloads, which are never freed; a `str`
  * is NUL-terminated in place (the format guarantees the byte after it).
  */
+#define CELL_MAX_LISTENERS 4
+
 struct plan {
     enum plan_part part;
     uint32_t records; /* records decoded so far: the next record's index */
@@ -68,6 +70,8 @@ struct plan {
     uint64_t shmmax, shmall;
     int loopback;
     int has_unreachable;
+    uint16_t listeners[CELL_MAX_LISTENERS]; /* CELL_REC_SEND_FD: ports of 127.0.0.1 listeners */
+    uint32_t listener_count;
     uint32_t unreachable; /* IPv4 as a number (host byte order) */
     int has_root;
     uint64_t root_size; /* or CELL_PLAN_NONE_U64 */
@@ -152,6 +156,7 @@ int write_sysctl(const char *path, const char *value);
 /* ---- network.c */
 void set_up_loopback(void);
 void make_unreachable(uint32_t address);
+void hand_out_listeners(const struct plan *p);
 
 /* ---- mounts.c */
 void build_view(const struct plan *p);

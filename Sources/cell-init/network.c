@@ -13,6 +13,7 @@
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -91,4 +92,29 @@ void make_unreachable(uint32_t address) {
     if (reply.error.error != 0)
         fail(CELL_STEP_UNREACHABLE, -reply.error.error, 0);
     close(sock);
+}
+
+/*
+ * --net proxy: the sandbox's only way out. For each CELL_REC_SEND_FD, a TCP socket listening on
+ * 127.0.0.1 of the sandbox's own network namespace (its lo, up in set_up_loopback), handed to
+ * the supervisor ('S'), which gives it to the proxy outside: the proxy accepts the sandbox's
+ * connections from the sandbox's namespace and makes its own from the host's. pid 1 keeps no
+ * copy, so nothing in the sandbox can accept on it or close it, and the port stays taken.
+ */
+void hand_out_listeners(const struct plan *p) {
+    for (uint32_t i = 0; i < p->listener_count; i++) {
+        int sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (sock < 0)
+            fail(CELL_STEP_SEND_FD, errno, p->listeners[i]);
+        struct sockaddr_in address;
+        memset(&address, 0, sizeof address);
+        address.sin_family = AF_INET;
+        address.sin_port = htons(p->listeners[i]);
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (bind(sock, (struct sockaddr *)&address, sizeof address) != 0 || listen(sock, 128) != 0)
+            fail(CELL_STEP_SEND_FD, errno, p->listeners[i]);
+        if (send_up('S', sock) != 0)
+            fail(CELL_STEP_SEND_FD, errno, p->listeners[i]);
+        close(sock);
+    }
 }

@@ -46,7 +46,7 @@ static const struct record_rule rules[] = {
     [CELL_REC_CAPS] = {1, 0, 1, PART_SETUP},
     [CELL_REC_LANDLOCK] = {1, 0, 1, PART_SETUP},
     [CELL_REC_HOLD] = {1, 0, 1, PART_SETUP},
-    [CELL_REC_SEND_FD] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_SEND_FD] = {1, 0, 0, PART_SETUP},
     [CELL_REC_ARG] = {1, 0, 0, PART_SETUP},
     [CELL_REC_ENV] = {1, 0, 0, PART_SETUP},
     [CELL_REC_END_SETUP] = {1, 0, 1, PART_SETUP},
@@ -242,6 +242,7 @@ static void check_setup(const struct plan *p, uint32_t index) {
              (!p->has_root || (p->namespaces & CELL_NS_MOUNT)) &&
              (!p->loopback || (p->namespaces & CELL_NS_NET)) &&
              (!p->has_unreachable || (p->namespaces & CELL_NS_NET)) &&
+             (!p->listener_count || (p->namespaces & CELL_NS_NET)) &&
              (!p->hostname || (p->namespaces & CELL_NS_UTS)) &&
              (!p->has_ipc_limit || (p->namespaces & CELL_NS_IPC));
     if (!ok)
@@ -309,6 +310,14 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         finish(p, &c, index);
         p->loopback = 1;
         break;
+    case CELL_REC_SEND_FD: {
+        uint32_t kind = take_u32(&c), port = take_u32(&c);
+        finish(p, &c, index);
+        if (kind != CELL_SEND_TCP_LISTENER || port == 0 || port > 65535 || p->listener_count >= CELL_MAX_LISTENERS)
+            plan_refuse(p, EINVAL, index);
+        p->listeners[p->listener_count++] = (uint16_t)port;
+        break;
+    }
     case CELL_REC_UNREACHABLE:
         p->unreachable = take_u32(&c);
         finish(p, &c, index);

@@ -108,11 +108,13 @@ int main(void) {
 
     /* 5. lo up and low ports open, in the new network namespace (3), through the host's /proc
      *    likewise; and, for user-mode networking without the host's loopback, its gateway
-     *    made unreachable before the helper attaches (16). */
+     *    made unreachable before the helper attaches (16); for --net proxy, the listeners the
+     *    proxy outside accepts on, handed out while lo is the only interface. */
     if (plan.loopback)
         set_up_loopback();
     if (plan.has_unreachable)
         make_unreachable(plan.unreachable);
+    hand_out_listeners(&plan);
 
     /* 6. The filesystem view: while pid 1 still has every capability, and while the host's
      *    /proc is visible (a new procfs may be mounted only then). After it, no host path. */

@@ -26,7 +26,7 @@ func diagnostics(_ text: String) -> [String] {
 }
 
 struct BuiltinProfilesTests {
-    @Test("every built-in profile loads", arguments: ["default", "strict", "ci", "network"])
+    @Test("every built-in profile loads", arguments: ["default", "strict", "ci", "network", "ci-registries"])
     func loads(name: String) throws {
         let p = try loader(files: [:]).resolve(name)
         #expect(p.name == name)
@@ -34,7 +34,7 @@ struct BuiltinProfilesTests {
         #expect(p.namespaces.isSuperset(of: [.mount, .pid, .net, .ipc, .uts, .cgroup]))
     }
 
-    @Test("show round-trips: the printed TOML loads back to an equal profile", arguments: ["default", "strict", "ci", "network"])
+    @Test("show round-trips: the printed TOML loads back to an equal profile", arguments: ["default", "strict", "ci", "network", "ci-registries"])
     func roundTrip(name: String) throws {
         let p = try loader(files: [:]).resolve(name)
         var back = try resolve(ProfileWriter.toml(p))
@@ -64,7 +64,7 @@ struct BuiltinProfilesTests {
         #expect(ci.keepEnvironment.contains("GITHUB_SHA") && ci.keepEnvironment.contains("CI") && !ci.keepEnvironment.contains { $0.hasSuffix("*") })
     }
 
-    @Test("the pre-parsed built-in profiles are what the TOML parser makes of their text", arguments: ["default", "strict", "ci", "network"])
+    @Test("the pre-parsed built-in profiles are what the TOML parser makes of their text", arguments: ["default", "strict", "ci", "network", "ci-registries"])
     func preParsedMatchesTheParser(name: String) throws {
         let text = try #require(BuiltinProfiles.all[name])
         #expect(BuiltinProfiles.parsed[name] == .table(try TOMLDocument.parse(text)))
@@ -186,6 +186,15 @@ struct ExtendsAndMergeTests {
         #expect(try resolve("").networkHelper == .auto)
         #expect(try resolve("[network]\nmode = \"user\"\nhelper = \"slirp4netns\"\n").networkHelper == .slirp4netns)
         #expect(diagnostics("[network]\nhelper = \"socat\"\n") == ["/p/test.toml:2:10: unknown network helper 'socat' (auto, pasta, slirp4netns)"])
+    }
+
+    @Test("[network] allow and allow_private_addresses: proxy mode's allow-list, each bad entry a diagnostic at its value")
+    func egressAllowList() throws {
+        let p = try resolve("[network]\nmode = \"proxy\"\nallow = [\"pypi.org\", \"*.pythonhosted.org:443\"]\nallow_private_addresses = true\n")
+        #expect(p.network == .proxy && p.egress.rules.map(\.description) == ["pypi.org", "*.pythonhosted.org:443"] && p.egress.allowPrivateAddresses)
+        #expect(diagnostics("[network]\nallow = [\"pypi.org\", \"bad name\"]\n").first?.hasPrefix("/p/test.toml:2:22: 'bad name': not a host name") == true)
+        let extended = try resolve("extends = \"ci-registries\"\n[network]\nallow_add = [\"example.org\"]\nallow_remove = [\"pypi.org\"]\n")
+        #expect(extended.egress.rules.contains(EgressRule(host: "example.org")) && !extended.egress.rules.contains(EgressRule(host: "pypi.org")))
     }
 
     @Test func networkHostDropsTheNetworkNamespace() throws {

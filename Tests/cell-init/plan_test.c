@@ -246,6 +246,11 @@ static void test_optional_records(void) {
     }
     empty(CELL_REC_LOOPBACK);
     u32(rec(CELL_REC_UNREACHABLE), 0x0a000202);
+    for (uint32_t port = 3128; port <= 3129; port++) {
+        struct record *r = rec(CELL_REC_SEND_FD);
+        u32(r, CELL_SEND_TCP_LISTENER);
+        u32(r, port);
+    }
     empty(CELL_REC_HOLD);
     {
         struct record *r = rec(CELL_REC_TERMINAL);
@@ -264,6 +269,7 @@ static void test_optional_records(void) {
     CHECK(decode());
     CHECK(plan.part == PART_HOLD && plan.hold && plan.loopback);
     CHECK(plan.has_unreachable && plan.unreachable == 0x0a000202);
+    CHECK(plan.listener_count == 2 && plan.listeners[0] == 3128 && plan.listeners[1] == 3129);
     CHECK(plan.has_userns_limit && plan.userns_limit == 0);
     CHECK(plan.has_ipc_limit && plan.shmmax == 1 << 20 && plan.shmall == 256);
     CHECK(plan.has_terminal && plan.terminal_rows == 30 && plan.terminal_cols == 100 && plan.terminal_std == 5);
@@ -309,7 +315,7 @@ static void test_type_refusals(void) {
         empty(unknown[i]);
         expect_refused("unknown type", CELL_STEP_PLAN, EINVAL, 1);
     }
-    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_OVERLAY, CELL_REC_SEND_FD, CELL_REC_LANDLOCK_PORT};
+    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_OVERLAY, CELL_REC_LANDLOCK_PORT};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         reset();
         header();
@@ -599,8 +605,8 @@ static void test_setup_refusals(void) {
 
     /* What acts on a namespace needs that namespace to be the sandbox's own. */
     static const uint32_t needs_namespace[] = {CELL_REC_ROOT, CELL_REC_LOOPBACK, CELL_REC_HOSTNAME, CELL_REC_IPC_LIMIT,
-                                               CELL_REC_UNREACHABLE};
-    for (size_t i = 0; i < 5; i++) {
+                                               CELL_REC_UNREACHABLE, CELL_REC_SEND_FD};
+    for (size_t i = 0; i < 6; i++) {
         reset();
         header();
         namespaces(CELL_NS_PID);
@@ -614,12 +620,38 @@ static void test_setup_refusals(void) {
             u64(r, 1);
         } else if (needs_namespace[i] == CELL_REC_UNREACHABLE)
             u32(rec(CELL_REC_UNREACHABLE), 0x0a000202);
+        else if (needs_namespace[i] == CELL_REC_SEND_FD) {
+            struct record *r = rec(CELL_REC_SEND_FD);
+            u32(r, CELL_SEND_TCP_LISTENER);
+            u32(r, 3128);
+        }
         else
             empty(CELL_REC_LOOPBACK);
         string_record(CELL_REC_ARG, "x");
         empty(CELL_REC_END_SETUP);
         expect_refused("a record without its namespace", CELL_STEP_PLAN, EINVAL, 4);
     }
+
+    /* A handed-out descriptor: a known kind, a port, at most four. */
+    static const uint32_t bad_send[][2] = {{2, 3128}, {CELL_SEND_TCP_LISTENER, 0}, {CELL_SEND_TCP_LISTENER, 65536}};
+    for (size_t i = 0; i < 3; i++) {
+        reset();
+        header();
+        namespaces(CELL_NS_NET);
+        struct record *r = rec(CELL_REC_SEND_FD);
+        u32(r, bad_send[i][0]);
+        u32(r, bad_send[i][1]);
+        expect_refused("a bad SEND_FD", CELL_STEP_PLAN, EINVAL, 2);
+    }
+    reset();
+    header();
+    namespaces(CELL_NS_NET);
+    for (uint32_t i = 0; i < 5; i++) {
+        struct record *r = rec(CELL_REC_SEND_FD);
+        u32(r, CELL_SEND_TCP_LISTENER);
+        u32(r, 1000 + i);
+    }
+    expect_refused("a fifth SEND_FD", CELL_STEP_PLAN, EINVAL, 6);
 
     reset();
     header();

@@ -19,8 +19,9 @@
  * stable: new record types get new numbers; a changed layout bumps CELL_PLAN_VERSION.
  *
  * Up the same socket, pid 1 sends one byte carrying a descriptor (SCM_RIGHTS) for each thing
- * the plan asks it to make: 'T' the master of the command's pty (CELL_REC_TERMINAL), during
- * the setup; 'L' the seccomp listener, after loading the filters; 'H' (no descriptor) when it
+ * the plan asks it to make: 'T' the master of the command's pty (CELL_REC_TERMINAL) and 'S'
+ * each CELL_REC_SEND_FD's descriptor, during the setup; 'L' the seccomp listener, after loading
+ * the filters; 'H' (no descriptor) when it
  * holds the command. End of file on the socket, for pid 1, means the supervisor is gone.
  *
  * Reports (struct cell_report, 16 bytes, written whole) go up CELL_FD_REPORT, a pipe whose
@@ -65,7 +66,8 @@ enum cell_record_type {
                                  * scoped: a Landlock ruleset, applied after the last mount, with
                                  * the LANDLOCK_PATH rules after it */
     CELL_REC_HOLD = 14,         /* (none): wait for START before the command is executed */
-    CELL_REC_SEND_FD = 15,      /* reserved: hand a descriptor made inside out to the supervisor */
+    CELL_REC_SEND_FD = 15,      /* u32 kind (CELL_SEND_*), u32 port: a descriptor made inside,
+                                 * handed out to the supervisor ('S'); at most 4 */
     CELL_REC_ARG = 16,          /* str: the command's next argument (argv[0] first) */
     CELL_REC_ENV = 17,          /* str: one NAME=value of the command's environment */
     CELL_REC_END_SETUP = 18,    /* (none): the setup part is complete */
@@ -85,6 +87,13 @@ enum cell_record_type {
     CELL_REC_UNREACHABLE = 26,  /* u32 IPv4 address as a number (10.0.2.2 = 0x0a000202): a route in the private
                                  * net ns that makes this one address unreachable (the user
                                  * network's gateway, when it must not lead to the host) */
+};
+
+/* What a CELL_REC_SEND_FD asks pid 1 to make and hand out. */
+enum {
+    /* A TCP socket listening on 127.0.0.1:port of the sandbox's own network namespace: the
+     * proxy outside accepts the sandbox's connections on it (--net proxy). */
+    CELL_SEND_TCP_LISTENER = 1,
 };
 
 /* Namespaces nested inside the sandbox's user namespace (CELL_REC_NAMESPACES). The user and
@@ -185,6 +194,7 @@ enum cell_step {
                                    * the rule for descriptor N;
                                    * a WARNING when best-effort found no Landlock */
     CELL_STEP_UNREACHABLE = 67,   /* the route that makes the gateway unreachable (netlink) */
+    CELL_STEP_SEND_FD = 68,       /* a handed-out descriptor: value = its port */
 };
 
 enum cell_report_kind {

@@ -73,6 +73,7 @@ public enum PlanEncoding {
             case .sharedMemoryLimit(let bytes, let pages): self.record(CELL_REC_IPC_LIMIT) { $0.u64(bytes); $0.u64(pages) }
             case .loopback: self.record(CELL_REC_LOOPBACK)
             case .unreachable(let address): self.record(CELL_REC_UNREACHABLE) { $0.u32(address) }
+            case .handOutListener(let port): self.record(CELL_REC_SEND_FD) { $0.u32(UInt32(CELL_SEND_TCP_LISTENER)); $0.u32(UInt32(port)) }
             case .root(let base, let size): self.record(CELL_REC_ROOT) { $0.u64(size); $0.string(base) }
             case .mount(let op):
                 self.record(CELL_REC_MOUNT) {
@@ -155,6 +156,11 @@ public enum PlanEncoding {
             case CELL_REC_IPC_LIMIT: return .sharedMemoryLimit(bytes: try u64(), pages: try u64())
             case CELL_REC_LOOPBACK: return .loopback
             case CELL_REC_UNREACHABLE: return .unreachable(try u32())
+            case CELL_REC_SEND_FD:
+                guard try u32() == UInt32(CELL_SEND_TCP_LISTENER), let port = UInt16(exactly: try u32()) else {
+                    throw DecodingError(message: "an unknown hand-out")
+                }
+                return .handOutListener(port: port)
             case CELL_REC_ROOT:
                 let size = try u64()
                 return .root(base: try string(), size: size)

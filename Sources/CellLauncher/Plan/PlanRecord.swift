@@ -21,6 +21,8 @@ public enum PlanRecord: Equatable, Sendable {
     /// An IPv4 address (as a number) made unreachable in the private network namespace: the
     /// user network's gateway, when it must not lead to the host's loopback.
     case unreachable(UInt32)
+    /// A TCP listener on the sandbox's 127.0.0.1:port, handed out to the supervisor (--net proxy).
+    case handOutListener(port: UInt16)
     /// The new tmpfs root, attached over `base` (inside the sandbox's mount namespace) while built.
     case root(base: String, size: UInt64)
     case mount(MountOperation)
@@ -55,6 +57,7 @@ public enum PlanRecord: Equatable, Sendable {
         case .sharedMemoryLimit(let bytes, let pages):
             return "ipc-limit     kernel.shmmax=\(bytes) kernel.shmall=\(pages) inside (SysV shared memory within the memory limit)"
         case .loopback: return "loopback      lo up; net.ipv4.ip_unprivileged_port_start=0"
+        case .handOutListener(let port): return "hand-out     a TCP listener on 127.0.0.1:\(port) inside, to the proxy outside"
         case .unreachable(let address):
             return "unreachable   \(address >> 24).\(address >> 16 & 0xff).\(address >> 8 & 0xff).\(address & 0xff) (a route: no packet to it leaves the sandbox)"
         case .root(let base, let size): return "root          a new tmpfs (size=\(ByteSize.format(size))), built over \(base), then pivot_root into it"

@@ -13,13 +13,18 @@ final class Supervisor {
     let decisions: PolicyDecisions
     let audit: AuditLog
     let relay: SignalRelay
-    /// Called when pid 1 holds the command before its start (CELL_REC_HOLD): prepares what
-    /// must come first (the user-mode network) and returns nil, or why it could not.
-    let whenHeld: () -> String?
+    /// Called when pid 1 holds the command before its start (CELL_REC_HOLD), with the
+    /// descriptors it handed out (CELL_REC_SEND_FD): prepares what must come first (the
+    /// user-mode network, the proxy) and returns nil, or why it could not.
+    let whenHeld: ([Int32]) -> String?
+    /// With --net proxy: its events are read in the loop once it runs, and recorded as they come.
+    private var proxy: EgressProxy?
 
     private(set) var notes: [String] = []
     private(set) var limitsHit: [String] = []
     private var listenerFD: Int32 = -1
+    /// Descriptors pid 1 handed out ('S'), in the plan's order; given to `whenHeld`, then closed.
+    private var handedOut: [Int32] = []
     private var auditor: ViolationAuditor?
     private var terminal: TerminalRelay?
     private var timedOut = false
@@ -30,7 +35,8 @@ final class Supervisor {
     private var killedBy: SandboxEnd?
 
     init(plan: LaunchPlan, sandbox: SandboxProcess, decisions: PolicyDecisions, audit: AuditLog, relay: SignalRelay,
-         whenHeld: @escaping () -> String? = { nil }) {
+         proxy: EgressProxy? = nil, whenHeld: @escaping ([Int32]) -> String? = { _ in nil }) {
+        self.proxy = proxy
         self.plan = plan
         self.sandbox = sandbox
         self.decisions = decisions
@@ -41,6 +47,7 @@ final class Supervisor {
 
     deinit {
         if listenerFD >= 0 { close(listenerFD) }
+        for fd in handedOut { close(fd) }
     }
 
     func run() -> SandboxEnd {
@@ -52,10 +59,13 @@ final class Supervisor {
         var fds = [pollfd(fd: sandbox.reports, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: relay.fd, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: sandbox.control, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: -1, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: -1, events: Int16(POLLIN), revents: 0)]
         loop: while true {
-            // Entries 4-6: the terminal relay's (stdin, the pty's master, stdout), when there is one.
-            fds.removeSubrange(4...)
+            // Entry 4: the proxy's events, once it runs. Entries 5-7: the terminal relay's
+            // (stdin, the pty's master, stdout), when there is one.
+            fds[4].fd = proxy?.events ?? -1
+            fds.removeSubrange(5...)
             fds += terminal?.pollDescriptors ?? []
             let now = monotonicMilliseconds()
             if let t = termAt, now >= t {
@@ -84,10 +94,15 @@ final class Supervisor {
             if fds[1].revents & Int16(POLLIN) != 0 {
                 while let signal = relay.next() { passOn(signal) }
             }
-            if let terminal, fds.count == 7 {
+            if fds[4].revents != 0, let proxy, !proxy.readEvents(into: audit) {
+                // cell-proxy is gone (it exits only when the sandbox's listeners do): the
+                // sandbox has no way out left, and nothing to record.
+                self.proxy = nil
+            }
+            if let terminal, fds.count == 8 {
                 // False when the master is gone, which only the sandbox's end does: its report
                 // (fds[0]) ends the loop.
-                _ = terminal.handle(fds[4...6])
+                _ = terminal.handle(fds[5...7])
                 if terminal.takeHangUp() { kill(sandbox.pid, SIGHUP) }
             }
             if fds[2].revents != 0 {
@@ -129,8 +144,13 @@ final class Supervisor {
             auditor = ViolationAuditor(listener: fd, decisions: decisions, log: audit)
         case UInt8(ascii: "T") where fd >= 0 && terminal == nil && plan.terminal != nil:
             terminal = TerminalRelay(master: fd, plan: plan.terminal!)
+        case UInt8(ascii: "S") where fd >= 0 && plan.network == .proxy && handedOut.count < 2:
+            handedOut.append(fd)
         case UInt8(ascii: "H"):
-            if let problem = whenHeld() {
+            let given = handedOut
+            handedOut = []
+            defer { for fd in given { close(fd) } } // the proxy has its own copies now
+            if let problem = whenHeld(given) {
                 killedBy = .setupFailed(problem)
                 sandbox.kill()
             } else if !sandbox.send(PlanEncoding.encode([.start])) {

@@ -1,0 +1,76 @@
+// cell-proxy — the filtering proxy of `cell run --net proxy`.
+//
+// cell starts it (CellLauncher/Network/EgressProxy.swift) with two listening sockets that the
+// sandbox's pid 1 made on the sandbox's own 127.0.0.1 and handed out (CELL_REC_SEND_FD): an
+// HTTP proxy (plain requests and CONNECT) on descriptor 3, a SOCKS5 proxy on 4. The sandbox has
+// no other way out: its network namespace holds only lo. For every connection a client makes,
+// the proxy takes the host name it asked for, checks it against the allow-list, resolves it
+// through the system's resolver, refuses addresses of this machine and its networks unless
+// allowed, connects to exactly the address it checked (no second resolution, so no DNS
+// rebinding), and carries the bytes. Each decision is one JSON line on descriptor 5, which cell
+// turns into a `net` audit event. It never outlives cell (PR_SET_PDEATHSIG, set by cell).
+//
+// Arguments: --allow RULE (repeatable, EgressRule syntax), --allow-private-addresses,
+// --hosts FILE (names resolved from this file first: tests point names at loopback servers).
+import CellEgress
+import Glibc
+
+struct Configuration: Sendable {
+    var policy = EgressPolicy(rules: [])
+    var hosts: [String: [IPAddress]] = [:]
+}
+
+func parseArguments(_ arguments: [String]) -> Configuration? {
+    var configuration = Configuration()
+    var i = 1
+    while i < arguments.count {
+        switch arguments[i] {
+        case "--allow" where i + 1 < arguments.count:
+            guard case .success(let rule) = EgressRule.parse(arguments[i + 1]) else { return nil }
+            configuration.policy.rules.append(rule)
+            i += 1
+        case "--allow-private-addresses":
+            configuration.policy.allowPrivateAddresses = true
+        case "--hosts" where i + 1 < arguments.count:
+            guard let text = readFile(arguments[i + 1]) else { return nil }
+            configuration.hosts = HostsFile.parse(text)
+            i += 1
+        default:
+            return nil
+        }
+        i += 1
+    }
+    return configuration
+}
+
+signal(SIGPIPE, SIG_IGN)
+guard let configuration = parseArguments(CommandLine.arguments) else {
+    let message = "cell-proxy: bad arguments (it is started by cell run --net proxy)\n"
+    _ = write(2, message, message.utf8.count)
+    exit(2)
+}
+let events = EventChannel(fd: 5)
+let limiter = ConnectionLimiter(maximum: 512)
+for (fd, kind) in [(Int32(3), ClientProtocol.http), (Int32(4), ClientProtocol.socks5)] {
+    startThread {
+        while true {
+            let client = accept(fd, nil, nil)
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE { usleep(1000); continue }
+                exit(0) // the listener is gone: the sandbox is over
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            guard limiter.enter() else {
+                events.send(Decision(protocol: kind, host: "", port: 0, refusedBecause: "more than \(limiter.maximum) connections at once"))
+                close(client)
+                continue
+            }
+            startThread {
+                Connection(client: client, protocol: kind, configuration: configuration, events: events).run()
+                limiter.leave()
+            }
+        }
+    }
+}
+events.ready()
+while true { pause() }
