@@ -131,6 +131,7 @@ public enum Launcher {
             if let proxy {
                 do throws(LaunchError) {
                     try proxy.start(listeners: handedOut, policy: plan.egress ?? EgressPolicy(rules: []))
+                    cgroup?.adopt(proxy.pid)
                     return nil
                 } catch {
                     return error.message
@@ -142,6 +143,7 @@ public enum Launcher {
             do throws(LaunchError) {
                 try userNetwork.start(sandboxPID: sandbox.pid, allowHostLoopback: plan.allowHostLoopback, publish: plan.publish,
                                       rootMapped: plan.identity.innerUID == 0 && plan.identity.innerGID == 0)
+                cgroup?.adopt(userNetwork.pid)
                 return nil
             } catch {
                 return error.message

@@ -114,6 +114,11 @@ public enum Planner {
             }
             network = .proxy
         }
+        // Options that mean something only with user-mode networking are refused without it,
+        // as --publish is: a script that asked for them would otherwise run without.
+        if network != .user, let option = request.allowHostLoopback ? "--allow-host-loopback" : request.networkHelper != nil ? "--net-helper" : nil {
+            throw .invalid("\(option) applies to user-mode networking (--net user), not to --net \(network.rawValue)")
+        }
         if request.allowPrivateAddresses && network != .proxy {
             throw .invalid("--allow-private-addresses applies to --net proxy (or --allow-net), not to --net \(network.rawValue)")
         }

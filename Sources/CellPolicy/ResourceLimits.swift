@@ -137,8 +137,8 @@ public struct ResourceLimits: Equatable, Sendable {
         if cgroup != .none {
             let ceilings = "memory.max \(memory.map(ByteSize.format) ?? "half the machine's memory")"
                 + (processes.map { ", pids.max \($0)" } ?? "")
-            lines.append(cgroup == .auto ? "a cgroup of its own where one is delegated to you (\(ceilings))"
-                                         : "a cgroup of its own under \(cgroup.text) (\(ceilings))")
+            lines.append((cgroup == .auto ? "a cgroup of its own where one is delegated to you" : "a cgroup of its own under \(cgroup.text)")
+                + " (\(ceilings), each where the cgroup offers its controller)")
         }
         if let v = timeout { lines.append("timeout \(Durations.format(v)), then SIGKILL after \(Durations.format(killAfter))") }
         lines.append("core dumps off")

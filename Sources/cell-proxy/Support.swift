@@ -138,3 +138,12 @@ enum HostsFile {
         return out
     }
 }
+
+extension Array where Element == String {
+    /// A NULL-free array of C strings valid for the call.
+    func withCStrings<R>(_ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        let copies = map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        return body(copies.map { UnsafePointer($0) })
+    }
+}

@@ -12,6 +12,7 @@
 //
 // Arguments: --allow RULE (repeatable, EgressRule syntax), --allow-private-addresses,
 // --hosts FILE (names resolved from this file first: tests point names at loopback servers).
+import CCellSpawn
 import CellEgress
 import Glibc
 
@@ -46,6 +47,18 @@ func parseArguments(_ arguments: [String]) -> Configuration? {
 signal(SIGPIPE, SIG_IGN)
 guard let configuration = parseArguments(CommandLine.arguments) else {
     let message = "cell-proxy: bad arguments (it is started by cell run --net proxy)\n"
+    _ = write(2, message, message.utf8.count)
+    exit(2)
+}
+// The proxy's own wall before the first byte from the sandbox (CCellSpawn/confine.c): what the
+// system's resolver reads (its configuration, NSS modules, systemd-resolved's files), TCP
+// connections only to the allow-list's ports and DNS's, no bind, no signal out.
+let readable = ["/etc", "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/run/systemd/resolve", "/var/run/nscd"]
+    + (CommandLine.arguments.firstIndex(of: "--hosts").map { [CommandLine.arguments[$0 + 1]] } ?? [])
+let ports = Array(Set(configuration.policy.rules.flatMap(\.ports) + [53])).sorted()
+let confined = readable.withCStrings { paths in cell_confine_proxy(paths, Int32(readable.count), ports, Int32(ports.count)) }
+guard confined == 0 else {
+    let message = "cell-proxy: cannot confine itself: \(String(cString: strerror(-confined)))\n"
     _ = write(2, message, message.utf8.count)
     exit(2)
 }

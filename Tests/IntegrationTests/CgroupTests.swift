@@ -98,6 +98,27 @@ struct CgroupTests {
         #expect(scope.made().isEmpty, "left behind: \(scope.made())")
     }
 
+    @Test("what a SIGKILLed cell left (empty cell-* cgroups a minute old) is removed by the next launch; a fresh one is not",
+          .enabled(if: DelegatedCgroup.available))
+    func staleCgroupsRemoved() throws {
+        let delegated = try DelegatedCgroup(withChild: true)
+        defer {
+            for name in delegated.made() { rmdir(delegated.path + "/" + name) }
+            delegated.remove()
+        }
+        for name in ["cell-dead", "cell-dead-supervisor", "cell-fresh"] {
+            try #require(mkdir(delegated.path + "/" + name, 0o755) == 0)
+        }
+        // Two minutes old, as a SIGKILLed cell's would be by now.
+        for name in ["cell-dead", "cell-dead-supervisor"] {
+            var times = [timespec(tv_sec: time(nil) - 120, tv_nsec: 0), timespec(tv_sec: time(nil) - 120, tv_nsec: 0)]
+            try #require(utimensat(AT_FDCWD, delegated.path + "/" + name, &times, 0) == 0)
+        }
+        let run = Sandbox.execute(DelegatedCgroup.cell(in: delegated.child!, "run --cgroup \(delegated.path) -- true"))
+        #expect(run.status == 0, "\(run.stderr)")
+        #expect(delegated.made() == ["cell-fresh"], "\(delegated.made())")
+    }
+
     @Test("--cgroup auto (the default) in a delegated cgroup that cannot limit anything (this host: hugetlb only) makes none and says nothing; cell doctor says why",
           .enabled(if: DelegatedCgroup.available))
     func autoWithoutControllers() throws {

@@ -170,7 +170,9 @@ struct ProxyTests {
         #expect(left.isEmpty, "cell-proxy is still running: \(left)")
     }
 
-    @Test("proxy mode's misuses are refused with 125", arguments: [
+    @Test("network options' misuses are refused with 125", arguments: [
+        (["--allow-host-loopback"], "--allow-host-loopback applies to user-mode networking (--net user), not to --net none"),
+        (["--net-helper", "pasta"], "--net-helper applies to user-mode networking"),
         (["--allow-net", "pypi.org", "--net", "user"], "cannot be combined with --net user"),
         (["--allow-net", "pypi.org", "--publish", "8080:80"], "--publish needs user-mode networking"),
         (["--allow-net", "pypi.org", "--isolation", "landlock"], "--isolation landlock cannot give --net proxy"),

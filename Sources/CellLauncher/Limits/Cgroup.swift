@@ -29,7 +29,7 @@ public final class SandboxCgroup {
     public var notes: [String] {
         missing.map { controller in
             controller == "memory"
-                ? "the cgroup has no memory controller: memory is limited per process only (RLIMIT_DATA), not for the sandbox as a whole"
+                ? "the cgroup has no memory controller: no memory ceiling for the sandbox as a whole (memory.max); memory is limited per process only, where --memory is set (RLIMIT_DATA)"
                 : "the cgroup has no pids controller: processes are limited by RLIMIT_NPROC (counted for this sandbox's user namespace)"
         }
     }
@@ -60,9 +60,7 @@ public final class SandboxCgroup {
         let available = (readSmallFile(parent + "/cgroup.controllers") ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
         var wanted = ["memory"]
         if limits.processes != nil { wanted.append("pids") }
-        if limits.cgroup != .auto {
-            missing = wanted.filter { !available.contains($0) && ($0 == "pids" || limits.memory != nil) }
-        }
+        if limits.cgroup != .auto { missing = wanted.filter { !available.contains($0) } }
         if !available.contains("memory") && limits.required.contains("memory") {
             throw .setup("the profile requires a sandbox-wide memory limit, but the cgroup \(parent) has no memory controller (it offers: \(available.isEmpty ? "none" : available.joined(separator: " ")))")
         }
@@ -76,6 +74,7 @@ public final class SandboxCgroup {
 
     private func build(available: [String], wanted: [String]) throws(LaunchError) {
         let parent = placement.parent
+        Self.removeStale(in: parent)
         // Cell leaves the parent first when it runs there: a cgroup with processes of its own
         // cannot hand controllers down.
         if let leaf = placement.supervisor {
@@ -147,12 +146,54 @@ public final class SandboxCgroup {
         }
         guard madeLeaf, let leaf = placement.supervisor else { return }
         madeLeaf = false
+        // Another cell's sandbox may live beside ours (a second cell started alone in the same
+        // delegated cgroup): its limits need the controllers, and the parent cannot take a
+        // process back while it hands them down. Then the leaf stays, empty once cell exits,
+        // for the next launch to remove.
+        let others = Self.cellEntries(in: placement.parent).filter { name in
+            let path = placement.parent + "/" + name
+            return path != leaf && (readSmallFile(path + "/cgroup.events") ?? "").contains("populated 1")
+        }
+        guard others.isEmpty else { return }
         if !enabled.isEmpty {
             _ = writeExisting(placement.parent + "/cgroup.subtree_control", enabled.map { "-" + $0 }.joined(separator: " "))
             enabled = []
         }
         _ = writeExisting(placement.parent + "/cgroup.procs", "0")
         rmdir(leaf)
+    }
+
+    /// Puts a helper of this sandbox (the network's, the proxy) in its cgroup: what the sandbox
+    /// makes it allocate counts against the sandbox's memory.max, not against nothing.
+    public func adopt(_ pid: pid_t) {
+        guard procsFD >= 0, pid > 0 else { return }
+        let text = String(pid)
+        _ = Glibc.write(procsFD, text, text.utf8.count)
+    }
+
+    /// The `cell-*` cgroups in `parent`.
+    static func cellEntries(in parent: String) -> [String] {
+        guard let dir = opendir(parent) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if entry.pointee.d_type == UInt8(DT_DIR) && name.hasPrefix("cell-") { names.append(name) }
+        }
+        return names
+    }
+
+    /// Removes what a cell killed with SIGKILL left: its empty cgroups. Only those unchanged for a
+    /// minute, so that another cell's, made a moment ago and not yet entered, stays; rmdir
+    /// itself refuses one with a process or a child.
+    static func removeStale(in parent: String) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        for name in cellEntries(in: parent) {
+            var st = stat()
+            let path = parent + "/" + name
+            if stat(path, &st) == 0 && now.tv_sec - st.st_mtim.tv_sec > 60 { rmdir(path) }
+        }
     }
 }
 

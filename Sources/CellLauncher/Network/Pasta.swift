@@ -20,22 +20,18 @@ import Glibc
 /// empty root, no capabilities, no_new_privs, its own seccomp filter. It runs in the foreground
 /// (`-f`), as cell's child; attached by pid it never exits on its own, so cell ends it, and
 /// PR_SET_PDEATHSIG ends it if cell is killed. It reports readiness by writing its pid to `-P`,
-/// here a FIFO in a private directory.
+/// here its own stdout, a pipe to cell.
 extension UserNetwork {
     func startPasta(sandboxPID: pid_t, allowHostLoopback: Bool, publish: [PublishedPort]) throws(LaunchError) {
         guard let binary = Self.findExecutable("pasta") else {
             throw .setup("user-mode networking through pasta, which is not installed (apt-get install passt)")
         }
-        var template = Array("/tmp/cell-net-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw .setup("cannot create a directory for pasta's readiness FIFO: \(errorText(errno))") }
-        let directory = String(cString: made)
-        defer { removeTree(directory) }
-        let fifo = directory + "/ready"
-        guard mkfifo(fifo, 0o600) == 0 else { throw .setup("cannot create pasta's readiness FIFO: \(errorText(errno))") }
-        // Opened before pasta opens it for writing, without blocking: pasta's open then returns at once.
-        let ready = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard ready >= 0 else { throw .setup("cannot open pasta's readiness FIFO: \(errorText(errno))") }
-        defer { close(ready) }
+        // Readiness: pasta writes its pid to --pid once attached and configured. Given
+        // /dev/stdout, that is its descriptor 1 reopened, here a pipe to cell: no file to make or
+        // to leave behind, and the pipe's end of file if pasta dies first.
+        var ready: [Int32] = [-1, -1]
+        guard cell_pipe_cloexec(&ready) == 0 else { throw .setup("cannot create a pipe for pasta: \(errorText(errno))") }
+        defer { close(ready[0]); if ready[1] >= 0 { close(ready[1]) } }
 
         var arguments = [binary, "--foreground", "--quiet", "--ipv4-only", "--config-net", "--ns-ifname", "tap0",
                          "--address", "10.0.2.100", "--netmask", "24", "--gateway", "10.0.2.2",
@@ -48,15 +44,17 @@ extension UserNetwork {
             for port in publish { arguments += ["--tcp-ports", "127.0.0.1/\(port.hostPort):\(port.sandboxPort)"] }
         }
         if !allowHostLoopback { arguments.append("--no-map-gw") }
-        arguments += ["--pid", fifo, String(sandboxPID)]
+        arguments += ["--pid", "/dev/stdout", String(sandboxPID)]
 
         let log = cell_memfd("cell-helper-log")
         defer { if log >= 0 { close(log) } }
-        try spawn(arguments, fds: [], log: log)
-        guard waitReady(ready) != nil else {
+        try spawn(arguments, fds: [(ready[1], 1)], log: log)
+        close(ready[1])
+        ready[1] = -1
+        guard waitReady(ready[0]) != nil else {
             let message = Self.readBack(log)
             stop()
-            let hint = message.contains("Failed to bind") ? " (is a published host port in use?)"
+            let hint = message.contains("Failed to bind") ? " (is a published host port in use, or below 1024, which needs privilege?)"
                 : message.contains("External interface") ? " (pasta needs a host interface with an IPv4 default route: --net-helper slirp4netns works without one)" : ""
             throw .setup("pasta did not set up the sandbox's network\(message.isEmpty ? "" : ": " + message)\(hint)")
         }

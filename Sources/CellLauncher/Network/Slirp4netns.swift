@@ -64,7 +64,7 @@ extension UserNetwork {
             let reply = Self.apiCall(socket: "\(dir)/api.sock", request: request)
             if !reply.contains("\"return\"") || reply.contains("\"error\"") {
                 stop()
-                throw .setup("cannot publish \(port): \(reply.isEmpty ? "no answer from slirp4netns" : reply) (is host port \(port.hostPort) in use?)")
+                throw .setup("cannot publish \(port): \(reply.isEmpty ? "no answer from slirp4netns" : reply) (is host port \(port.hostPort) in use\(port.hostPort < 1024 ? ", or privileged (below 1024)" : "")?)")
             }
         }
     }
