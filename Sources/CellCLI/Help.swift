@@ -83,10 +83,22 @@ enum Help {
       --bind SRC[:DST]       make a host path visible read-write
       --tmpfs DST[:size=SIZE][,mode=OCTAL]
                              an empty tmpfs (default 256m, 0755)
-      --net none|host|user   network: a private namespace with only lo (default); the host's
-                             own (less isolation: see SECURITY.md); or outbound user-mode
+      --net none|host|user|proxy
+                             network: a private namespace with only lo (default); the host's
+                             own (less isolation: see SECURITY.md); outbound user-mode
                              networking through pasta or slirp4netns (10.0.2.100/24, DNS at
-                             10.0.2.3, nothing reachable from the host unless published)
+                             10.0.2.3, nothing reachable from the host unless published); or
+                             only lo, with an HTTP proxy at 127.0.0.1:3128 and SOCKS5 at :1080
+                             inside (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY set) that connect only
+                             where --allow-net says, each connection an audit event (TCP only)
+      --allow-net HOST[:PORT]
+                             with the proxy (implies --net proxy): allow HOST ('*.example.org'
+                             for its subdomains, an IP address only as written; no port: 443
+                             and 80); repeatable
+      --allow-private-addresses
+                             let allowed names resolve to loopback, private, link-local and
+                             other non-public addresses (refused by default: a listed name
+                             must not lead to this machine's services)
       --net-helper auto|pasta|slirp4netns
                              which program carries --net user's traffic: auto (default) is
                              pasta where it is installed and the host has a default route,
