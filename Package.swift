@@ -85,7 +85,12 @@ let package = Package(
         // cannot; it keeps the proxy's code out of every other launch.
         .executableTarget(
             name: "cell-proxy",
-            dependencies: ["CellEgress", "CCellSpawn"]
+            dependencies: ["CellEgress", "CCellProxy"]
+        ),
+        // cell-proxy's C: its own Landlock wall, and the splice() relay of a connection's bytes.
+        .target(
+            name: "CCellProxy",
+            cSettings: [.define("_GNU_SOURCE")]
         ),
         // The profile loader's libFuzzer target (Scripts/fuzz), and its corpus replayer.
         .executableTarget(

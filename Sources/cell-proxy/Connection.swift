@@ -1,3 +1,4 @@
+import CCellProxy
 import CellEgress
 import Glibc
 
@@ -246,29 +247,15 @@ struct Connection {
 
     // MARK: the relay
 
-    /// Carries bytes both ways until both sides have closed; a side's end of file is passed
-    /// on as a half-close.
+    /// Carries bytes both ways until both sides have closed (CCellProxy/relay.c: splice, so the
+    /// bytes never pass through this process's memory).
     private func relay(_ upstream: Int32, _ decision: inout Decision) {
         var none = timeval()
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &none, socklen_t(MemoryLayout<timeval>.size))
-        var fds = [pollfd(fd: client, events: Int16(POLLIN), revents: 0), pollfd(fd: upstream, events: Int16(POLLIN), revents: 0)]
-        var buffer = [UInt8](repeating: 0, count: 128 << 10)
-        while fds[0].fd >= 0 || fds[1].fd >= 0 {
-            if poll(&fds, 2, -1) < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            for (i, (from, to)) in [(client, upstream), (upstream, client)].enumerated() where fds[i].revents != 0 {
-                let n = read(from, &buffer, buffer.count)
-                if n <= 0 {
-                    fds[i].fd = -1
-                    shutdown(to, Int32(SHUT_WR))
-                    continue
-                }
-                guard writeAll(to, Array(buffer[0..<n])) else { return }
-                if i == 0 { decision.bytesOut += n } else { decision.bytesIn += n }
-            }
-        }
+        var out: UInt64 = 0, back: UInt64 = 0
+        _ = cell_relay(client, upstream, &out, &back)
+        decision.bytesOut += Int(out)
+        decision.bytesIn += Int(back)
     }
 }
 

@@ -12,7 +12,7 @@
 //
 // Arguments: --allow RULE (repeatable, EgressRule syntax), --allow-private-addresses,
 // --hosts FILE (names resolved from this file first: tests point names at loopback servers).
-import CCellSpawn
+import CCellProxy
 import CellEgress
 import Glibc
 
@@ -50,9 +50,10 @@ guard let configuration = parseArguments(CommandLine.arguments) else {
     _ = write(2, message, message.utf8.count)
     exit(2)
 }
-// The proxy's own wall before the first byte from the sandbox (CCellSpawn/confine.c): what the
+// The proxy's own wall before the first byte from the sandbox: what the
 // system's resolver reads (its configuration, NSS modules, systemd-resolved's files), TCP
 // connections only to the allow-list's ports and DNS's, no bind, no signal out.
+// (CCellProxy/confine.c.)
 let readable = ["/etc", "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/run/systemd/resolve", "/var/run/nscd"]
     + (CommandLine.arguments.firstIndex(of: "--hosts").map { [CommandLine.arguments[$0 + 1]] } ?? [])
 let ports = Array(Set(configuration.policy.rules.flatMap(\.ports) + [53])).sorted()

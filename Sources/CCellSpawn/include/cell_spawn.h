@@ -56,11 +56,6 @@ pid_t cell_spawn(const struct cell_trampoline *t);
 pid_t cell_spawn_helper(const char *path, char *const argv[], char *const envp[],
                         const int *from, const int *to, int count, int output);
 
-/* (confine.c) cell-proxy's own wall: no_new_privs, not dumpable, and where the kernel has
- * Landlock a domain that reads only beneath `read_paths`, connects by TCP only to `ports` (ABI 4)
- * and binds nothing, scoped (ABI 6). 0 (also without Landlock), or -errno. */
-int cell_confine_proxy(const char *const *read_paths, int path_count, const uint16_t *ports, int port_count);
-
 /* (helper.c) A pidfd for `pid` (readable once it exits), or -1 with errno. */
 int cell_pidfd_open(pid_t pid);
 

@@ -10,7 +10,7 @@
  * unix sockets outside itself (ABI 6). Best effort, as cell's own second wall: a kernel without
  * Landlock leaves the rest.
  */
-#include "cell_spawn.h"
+#include "cell_proxy.h"
 
 #include <errno.h>
 #include <fcntl.h>
