@@ -39,21 +39,19 @@ public struct EgressRule: Equatable, Hashable, Sendable, CustomStringConvertible
             hostPart = text[..<colon]
             port = p
         }
-        let host = normalize(String(hostPart))
-        if IPAddress.parse(host) == nil {
-            let name = host.hasPrefix("*.") ? String(host.dropFirst(2)) : host
-            guard isHostName(name) else {
-                return .failure(.init("'\(text)': not a host name (letters, digits, '-' and '.', optionally starting with '*.'), nor an IP address"))
-            }
+        let wildcard = hostPart.hasPrefix("*.")
+        guard let host = canonicalHost(String(wildcard ? hostPart.dropFirst(2) : hostPart)) else {
+            return .failure(.init("'\(text)': not a host name (ASCII letters, digits, '-', '_' and '.', optionally starting with '*.'; "
+                + "an IPv4 address only in dotted decimal), nor an IP address"))
         }
-        return .success(EgressRule(host: host, ports: port.map { [$0] } ?? defaultPorts))
+        if wildcard && IPAddress.parse(host) != nil { return .failure(.init("'\(text)': '*.' goes before a name, not an address")) }
+        return .success(EgressRule(host: wildcard ? "*." + host : host, ports: port.map { [$0] } ?? defaultPorts))
     }
 
     /// Whether a connection to `host` (a name as the client gave it, or an IP literal) on
     /// `port` is allowed by this rule. An IP literal matches only the same literal.
     public func allows(host requested: String, port: UInt16) -> Bool {
-        guard ports.contains(port) else { return false }
-        let name = Self.normalize(requested)
+        guard ports.contains(port), let name = Self.canonicalHost(requested) else { return false }
         if let wanted = IPAddress.parse(host) { return IPAddress.parse(name) == wanted }
         if IPAddress.parse(name) != nil { return false }
         if host.hasPrefix("*.") { return name.hasSuffix(host.dropFirst(1)) && name.count > host.count - 1 }
@@ -61,14 +59,23 @@ public struct EgressRule: Equatable, Hashable, Sendable, CustomStringConvertible
     }
 
     public var description: String {
-        let shown = host.contains(":") ? "[\(host)]" : host
+        let shown = host.contains(":") ? "[\(host)]" : host // an IPv6 literal
         return ports == Self.defaultPorts ? shown : ports.map { "\(shown):\($0)" }.joined(separator: ",")
     }
 
-    static func normalize(_ host: String) -> String {
-        var h = host.lowercased()
-        if h.hasSuffix(".") { h.removeLast() }
-        return h
+    /// The one form a host is compared, resolved and logged in: an IP literal as its canonical
+    /// text; a name in ASCII lower case without a trailing dot. nil for anything else — a NUL, a
+    /// non-ASCII character (U+212A KELVIN SIGN lower-cases to "k"), a name the resolver would
+    /// read as an address in another form ("2130706433", "0x7f.1": a last label that is a
+    /// number), or more than 253 bytes — so that what is checked is exactly what is resolved.
+    public static func canonicalHost(_ raw: String) -> String? {
+        guard !raw.isEmpty, raw.utf8.count <= 254, raw.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
+        if let address = IPAddress.parse(raw) { return address.description }
+        var name = String(decoding: raw.utf8.map { $0 >= 0x41 && $0 <= 0x5a ? $0 + 0x20 : $0 }, as: UTF8.self)
+        if name.hasSuffix(".") { name.removeLast() }
+        guard isHostName(name), let last = name.split(separator: ".").last,
+              !last.allSatisfy({ $0.isNumber }), !last.hasPrefix("0x") else { return nil }
+        return name
     }
 
     static func isHostName(_ name: String) -> Bool {
@@ -84,6 +91,10 @@ public struct EgressRule: Equatable, Hashable, Sendable, CustomStringConvertible
 public struct EgressPolicy: Equatable, Sendable {
     public var rules: [EgressRule]
     public var allowPrivateAddresses: Bool
+    /// The addresses of this machine's own interfaces (the proxy reads them at its start): a
+    /// listed name pointed at one of them would reach this machine's services, whatever kind
+    /// of address it is. Refused unless private addresses are allowed.
+    public var localAddresses: Set<IPAddress> = []
 
     public init(rules: [EgressRule], allowPrivateAddresses: Bool = false) {
         self.rules = rules
@@ -92,16 +103,19 @@ public struct EgressPolicy: Equatable, Sendable {
 
     /// Why a connection to `host`:`port` is refused before any name is resolved, or nil.
     public func refusal(host: String, port: UInt16) -> String? {
-        rules.contains { $0.allows(host: host, port: port) } ? nil
-            : IPAddress.parse(EgressRule.normalize(host)) != nil ? "the address \(host) is not on the allow-list (only listed literals are)"
+        guard EgressRule.canonicalHost(host) != nil else { return "not a host name nor an IP address" }
+        return rules.contains { $0.allows(host: host, port: port) } ? nil
+            : IPAddress.parse(host) != nil ? "the address \(host) is not on the allow-list (only listed literals are)"
             : rules.contains { $0.allows(host: host, port: $0.ports[0]) } ? "port \(port) of \(host) is not on the allow-list"
             : "\(host) is not on the allow-list"
     }
 
     /// Why a resolved address may not be connected to, or nil.
     public func refusal(address: IPAddress) -> String? {
-        guard !allowPrivateAddresses, let kind = address.nonPublicKind else { return nil }
-        return "\(address) is a \(kind) address (--allow-private-addresses allows it)"
+        guard !allowPrivateAddresses else { return nil }
+        if let kind = address.nonPublicKind { return "\(address) is a \(kind) address (--allow-private-addresses allows it)" }
+        if localAddresses.contains(address) { return "\(address) is an address of this machine (--allow-private-addresses allows it)" }
+        return nil
     }
 }
 
@@ -181,11 +195,14 @@ public struct IPAddress: Equatable, Hashable, Sendable, CustomStringConvertible 
             }
         }
         if b[0..<10].allSatisfy({ $0 == 0 }) && b[10] == 0xff && b[11] == 0xff { return "IPv4-mapped" }
-        if b[0..<15].allSatisfy({ $0 == 0 }) { return b[15] == 1 ? "loopback" : b[15] == 0 ? "unspecified" : "reserved" }
+        if b[0..<15].allSatisfy({ $0 == 0 }) { return b[15] == 1 ? "loopback" : b[15] == 0 ? "unspecified" : "IPv4-compatible" }
+        if b[0..<12].allSatisfy({ $0 == 0 }) { return "IPv4-compatible" }
         if b[0] & 0xfe == 0xfc { return "unique local (ULA)" }
         if b[0] == 0xfe && b[1] & 0xc0 == 0x80 { return "link-local" }
         if b[0] == 0xff { return "multicast" }
-        if b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b { return "NAT64" }
+        if b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b && (b[4..<12].allSatisfy { $0 == 0 } || (b[4] == 0 && b[5] == 1)) {
+            return "NAT64" // 64:ff9b::/96 and the local-use 64:ff9b:1::/48
+        }
         if b[0] == 0x20 && b[1] == 0x02 { return "6to4" }
         return nil
     }

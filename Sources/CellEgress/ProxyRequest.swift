@@ -29,6 +29,11 @@ public enum ProxyRequest: Equatable, Sendable {
             return .failure(EgressError("not an HTTP request head"))
         }
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: false).map(String.init)
+        // A bare CR or LF would end a line for some servers and not for this parser: a header
+        // (a second Host, a Proxy-Authorization) smuggled past it.
+        guard !lines.contains(where: { $0.contains("\r") || $0.contains("\n") || $0.utf8.contains(0) }) else {
+            return .failure(EgressError("a bare CR, LF or NUL in the request head"))
+        }
         let requestLine = lines.removeFirst().split(separator: " ", omittingEmptySubsequences: false)
         guard requestLine.count == 3, requestLine[2].hasPrefix("HTTP/1.") else { return .failure(EgressError("a malformed request line")) }
         let method = String(requestLine[0]), target = String(requestLine[1]), version = String(requestLine[2])
@@ -49,6 +54,7 @@ public enum ProxyRequest: Equatable, Sendable {
             return .success(.tunnel(host: host, port: port))
         }
         let host: String, port: UInt16, path: String
+        var uriAuthority: String? // which the server must see as Host
         if target.lowercased().hasPrefix("http://") {
             let rest = target.dropFirst(7)
             let slash = rest.firstIndex(of: "/") ?? rest.endIndex
@@ -56,6 +62,7 @@ public enum ProxyRequest: Equatable, Sendable {
                 return .failure(EgressError("a malformed URL"))
             }
             (host, port, path) = (h, p, slash == rest.endIndex ? "/" : String(rest[slash...]))
+            uriAuthority = String(rest[..<slash])
         } else if target.hasPrefix("/") {
             let hosts = headers.filter { $0.name == "host" }
             guard hosts.count == 1, let value = hosts.first.map({ $0.line.drop { $0 != ":" }.dropFirst().trimmingSpaces() }),
@@ -67,9 +74,16 @@ public enum ProxyRequest: Equatable, Sendable {
             return .failure(EgressError(target.lowercased().hasPrefix("https://")
                 ? "https:// through a plain proxy request: use CONNECT (HTTPS_PROXY)" : "a request target that is not http://"))
         }
+        // One request per connection, to the host that was checked: Host is the URI's, and the
+        // server closes after its answer (a pipelined request for another host would otherwise
+        // reach the checked address unrecorded; the audit log counts connections).
         var out = "\(method) \(path) \(version)\r\n"
-        for header in headers where !proxyHeaders.contains(header.name) { out += header.line + "\r\n" }
-        out += "\r\n"
+        if let uriAuthority { out += "Host: \(uriAuthority)\r\n" }
+        for header in headers where !proxyHeaders.contains(header.name) && header.name != "connection"
+            && !(uriAuthority != nil && header.name == "host") {
+            out += header.line + "\r\n"
+        }
+        out += "Connection: close\r\n\r\n"
         return .success(.forward(host: host, port: port, head: Array(out.utf8)))
     }
 

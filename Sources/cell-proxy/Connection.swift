@@ -135,12 +135,15 @@ struct Connection {
     /// The upstream socket for host:port, or nil with `decision` saying why not. Checks the
     /// name, resolves it, checks each address, and connects to the first one allowed and
     /// reachable: to exactly the address checked, never resolving again.
-    private func open(_ host: String, _ port: UInt16, _ decision: inout Decision) -> Int32? {
-        if let refusal = configuration.policy.refusal(host: host, port: port) {
+    private func open(_ requested: String, _ port: UInt16, _ decision: inout Decision) -> Int32? {
+        if let refusal = configuration.policy.refusal(host: requested, port: port) {
             decision.outcome = .refused
             decision.reason = refusal
             return nil
         }
+        // The name as checked is the name resolved: canonical, ASCII, no NUL.
+        let host = EgressRule.canonicalHost(requested)!
+        decision.host = host
         let addresses = resolve(host)
         guard !addresses.isEmpty else {
             decision.outcome = .failed
@@ -176,7 +179,7 @@ struct Connection {
 
     private func resolve(_ host: String) -> [IPAddress] {
         if let literal = IPAddress.parse(host) { return [literal] }
-        if let listed = configuration.hosts[host.lowercased()] { return listed }
+        if let listed = configuration.hosts[host] { return listed }
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         var list: UnsafeMutablePointer<addrinfo>?

@@ -3,7 +3,8 @@ import Glibc
 
 /// Runs `body` on a detached thread of its own (one per connection: a sandbox's proxy carries a
 /// handful of connections, and blocking code reads as the protocol it speaks).
-func startThread(_ body: @escaping @Sendable () -> Void) {
+@discardableResult
+func startThread(_ body: @escaping @Sendable () -> Void) -> Bool {
     final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
     let box = Unmanaged.passRetained(Box(body)).toOpaque()
     var thread = pthread_t()
@@ -19,6 +20,7 @@ func startThread(_ body: @escaping @Sendable () -> Void) {
     if rc != 0 {
         Unmanaged<Box>.fromOpaque(box).release()
     }
+    return rc == 0
 }
 
 /// A mutex around a value.
@@ -74,8 +76,11 @@ struct Decision: Sendable {
         self.reason = reason
     }
 
+    /// One line, bounded whatever the client sent: a host the policy refused for not being a
+    /// name is cut to 255 bytes (valid names are at most 253); reasons name only valid ones.
     var json: String {
-        "{\"protocol\":\"\(`protocol`.rawValue)\",\"host\":\(jsonQuoted(host)),\"port\":\(port),"
+        let shown = host.utf8.count > 255 ? String(decoding: host.utf8.prefix(255), as: UTF8.self) + "…" : host
+        return "{\"protocol\":\"\(`protocol`.rawValue)\",\"host\":\(jsonQuoted(shown)),\"port\":\(port),"
             + "\"address\":\(address.map(jsonQuoted) ?? "null"),\"decision\":\"\(outcome.rawValue)\","
             + "\"reason\":\(reason.map(jsonQuoted) ?? "null"),\"bytes_out\":\(bytesOut),\"bytes_in\":\(bytesIn),"
             + "\"duration_ms\":\(milliseconds)}\n"
@@ -93,8 +98,7 @@ final class EventChannel: Sendable {
 
     private func write(_ line: String) {
         lock.with { _ in
-            var bytes = Array(line.utf8)
-            if bytes.count > 4000 { bytes = Array(bytes[..<3998]) + Array("}\n".utf8) } // never torn: cell drops what does not parse
+            let bytes = Array(line.utf8)
             var at = 0
             while at < bytes.count {
                 let n = bytes[at...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
@@ -133,7 +137,9 @@ enum HostsFile {
         for line in text.split(separator: "\n") {
             let words = line.prefix { $0 != "#" }.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard words.count >= 2, let address = IPAddress.parse(String(words[0])) else { continue }
-            for name in words.dropFirst() { out[name.lowercased(), default: []].append(address) }
+            for name in words.dropFirst() {
+            if let canonical = EgressRule.canonicalHost(String(name)) { out[canonical, default: []].append(address) }
+        }
         }
         return out
     }

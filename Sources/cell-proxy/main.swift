@@ -45,7 +45,30 @@ func parseArguments(_ arguments: [String]) -> Configuration? {
 }
 
 signal(SIGPIPE, SIG_IGN)
-guard let configuration = parseArguments(CommandLine.arguments) else {
+
+/// This machine's own addresses (its interfaces', in the host's network namespace, where the
+/// proxy runs): a listed name resolving to one of them is refused like a private one.
+func localAddresses() -> Set<IPAddress> {
+    var list: UnsafeMutablePointer<ifaddrs>?
+    guard getifaddrs(&list) == 0 else { return [] }
+    defer { freeifaddrs(list) }
+    var out = Set<IPAddress>()
+    var entry = list
+    while let e = entry {
+        if let sa = e.pointee.ifa_addr {
+            if Int32(sa.pointee.sa_family) == AF_INET {
+                let a = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                out.insert(IPAddress(bytes: withUnsafeBytes(of: a) { Array($0) })!)
+            } else if Int32(sa.pointee.sa_family) == AF_INET6 {
+                let a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                out.insert(IPAddress(bytes: withUnsafeBytes(of: a) { Array($0) })!)
+            }
+        }
+        entry = e.pointee.ifa_next
+    }
+    return out
+}
+guard var parsed = parseArguments(CommandLine.arguments) else {
     let message = "cell-proxy: bad arguments (it is started by cell run --net proxy)\n"
     _ = write(2, message, message.utf8.count)
     exit(2)
@@ -56,13 +79,15 @@ guard let configuration = parseArguments(CommandLine.arguments) else {
 // (CCellProxy/confine.c.)
 let readable = ["/etc", "/usr/lib", "/usr/lib64", "/lib", "/lib64", "/run/systemd/resolve", "/var/run/nscd"]
     + (CommandLine.arguments.firstIndex(of: "--hosts").map { [CommandLine.arguments[$0 + 1]] } ?? [])
-let ports = Array(Set(configuration.policy.rules.flatMap(\.ports) + [53])).sorted()
+let ports = Array(Set(parsed.policy.rules.flatMap(\.ports) + [53])).sorted()
 let confined = readable.withCStrings { paths in cell_confine_proxy(paths, Int32(readable.count), ports, Int32(ports.count)) }
 guard confined == 0 else {
     let message = "cell-proxy: cannot confine itself: \(String(cString: strerror(-confined)))\n"
     _ = write(2, message, message.utf8.count)
     exit(2)
 }
+parsed.policy.localAddresses = localAddresses()
+let configuration = parsed
 let events = EventChannel(fd: 5)
 let limiter = ConnectionLimiter(maximum: 512)
 for (fd, kind) in [(Int32(3), ClientProtocol.http), (Int32(4), ClientProtocol.socks5)] {
@@ -79,8 +104,12 @@ for (fd, kind) in [(Int32(3), ClientProtocol.http), (Int32(4), ClientProtocol.so
                 close(client)
                 continue
             }
-            startThread {
+            let started = startThread {
                 Connection(client: client, protocol: kind, configuration: configuration, events: events).run()
+                limiter.leave()
+            }
+            if !started {
+                close(client)
                 limiter.leave()
             }
         }

@@ -140,6 +140,32 @@ struct ProxyTests {
             """, "\(r.stderr)")
     }
 
+    @Test("names a client may sneak past a wildcard (a NUL, non-ASCII, an address in another form, 3,000 bytes) are refused, each one recorded")
+    func sneakyNames() throws {
+        let server = try HostServer()
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import socket
+            def socks(name):
+                s = socket.create_connection(('127.0.0.1', 1080), timeout=10)
+                s.sendall(b'\\x05\\x01\\x00'); s.recv(2)
+                s.sendall(b'\\x05\\x01\\x00\\x03' + bytes([len(name)]) + name + (\(server.port)).to_bytes(2, 'big'))
+                return s.recv(10)[1]
+            def http(host):
+                s = socket.create_connection(('127.0.0.1', 3128), timeout=10)
+                s.sendall(b'GET http://' + host + b':\(server.port)/page.txt HTTP/1.1\\r\\n\\r\\n')
+                return s.recv(12)[9:12].decode()
+            print([socks(n) for n in (b'localhost\\x00.wild.test', b'127.0.0.1\\x00.wild.test', '\\u212a.wild.test'.encode(), b'2130706433')])
+            print(http(b'a' * 3000 + b'.wild.test'))
+            """
+        let r = server.run(script, ["--allow-net", "*.wild.test:\(server.port)", "--allow-private-addresses", "--audit-log", dir + "/a.jsonl"])
+        #expect(r.stdout == "[2, 2, 2, 2]\n403\n", "\(r.stderr)")
+        let events = try String(contentsOfFile: dir + "/a.jsonl", encoding: .utf8).split(separator: "\n").filter { $0.contains(#""event":"net""#) }
+        #expect(events.count == 5 && events.allSatisfy { $0.contains(#""decision":"refused""#) }, "\(events)")
+        #expect(events.allSatisfy { $0.utf8.count < 1024 }, "each event is bounded")
+    }
+
     @Test("a program that ignores the proxy variables reaches nothing: only lo, no DNS, the host's loopback is the sandbox's own")
     func noOtherWayOut() throws {
         let server = try HostServer()

@@ -87,7 +87,13 @@ final class EgressProxy {
     /// One decision as a `net` event. The host is the sandbox's choice: it is recorded as
     /// JSON (escaped), and the stderr summary escapes it for the terminal.
     private func record(_ line: String, _ audit: AuditLog) {
-        guard let event = try? JSONParser.parse(line), let decision = event["decision"]?.string else { return }
+        guard let event = try? JSONParser.parse(line), let decision = event["decision"]?.string else {
+            // Never dropped: a line that does not parse is counted as a refusal of its own.
+            try? audit.connection(host: "(unreadable)", port: 0, decision: "refused") {
+                [("host", .string("(unreadable)")), ("decision", .string("refused")), ("reason", .string("the proxy's event did not parse"))]
+            }
+            return
+        }
         let host = event["host"]?.string ?? ""
         let port = event["port"]?.int ?? 0
         try? audit.connection(host: host, port: port, decision: decision) {
