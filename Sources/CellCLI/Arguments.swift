@@ -10,6 +10,7 @@ public enum CellCommand: Equatable {
     case auditSummary(String)
     /// `cell doctor [--json]`
     case doctor(json: Bool)
+    case changes(String)
     case help(topic: String?)
     case version
 }
@@ -49,6 +50,10 @@ public enum ArgumentParser {
             if rest.first == "-h" || rest.first == "--help" { return .help(topic: "audit") }
             guard rest.count == 2, rest[0] == "summary" else { throw UsageError("usage: cell audit summary PATH") }
             return .auditSummary(rest[1])
+        case "changes":
+            if rest.first == "-h" || rest.first == "--help" { return .help(topic: "changes") }
+            guard rest.count == 1 else { throw UsageError("usage: cell changes DIR (a directory given to --changes)") }
+            return .changes(rest[0])
         case "doctor":
             switch rest {
             case []: return .doctor(json: false)
@@ -212,6 +217,21 @@ public enum ArgumentParser {
                 throw UsageError("\(option.rawValue) '\(value)': the source must be a path without '..'")
             }
             options.request.mounts.append(.bind(source: parts[0], destination: destination, readOnly: readOnly))
+        case .overlay:
+            let parts = value.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+            guard !parts[0].isEmpty, !parts[0].split(separator: "/").contains(".."),
+                  parts.count == 1 || (parts[1].hasPrefix("/") && SandboxPath.normalize(parts[1]) != nil) else {
+                throw UsageError("--overlay '\(value)' needs SRC[:DST], DST absolute, neither with '..'")
+            }
+            options.request.mounts.append(.overlay(source: parts[0], destination: parts.count == 2 ? parts[1] : nil))
+        case .overlaySize:
+            guard let bytes = ByteSize.parse(value), bytes > 0 else { throw UsageError("--overlay-size '\(value)' is not a size (e.g. 512m, 2g)") }
+            options.request.overlaySize = bytes
+        case .changes:
+            guard value.hasPrefix("/"), let dir = SandboxPath.normalize(value) else {
+                throw UsageError("--changes '\(value)' needs an absolute path to an existing directory")
+            }
+            options.request.changes = dir
         case .tmpfs:
             options.request.mounts.append(try parseTmpfs(value))
         case .profile:
@@ -392,6 +412,9 @@ enum RunOption: String, CaseIterable {
     case allowHostLoopback = "--allow-host-loopback"
     case net = "--net"
     case netHelper = "--net-helper"
+    case overlay = "--overlay"
+    case overlaySize = "--overlay-size"
+    case changes = "--changes"
     case allowNet = "--allow-net"
     case allowPrivateAddresses = "--allow-private-addresses"
     case isolation = "--isolation"
@@ -431,6 +454,9 @@ enum RunOption: String, CaseIterable {
         case .allowNet: return "HOST[:PORT]"
         case .allowPrivateAddresses: return ""
         case .netHelper: return "auto|pasta|slirp4netns"
+        case .overlay: return "SRC[:DST]"
+        case .overlaySize: return "SIZE"
+        case .changes: return "DIR"
         case .isolation: return "namespaces|landlock|auto"
         case .seccomp: return "default|strict"
         case .seccompJSON: return "PATH"

@@ -33,7 +33,7 @@ public enum Cell {
         switch command {
         case .help(let topic):
             let text = topic == "run" ? Help.run : topic == "profile" ? Help.profile : topic == "audit" ? Help.audit
-                : topic == "doctor" ? Help.doctor : Help.overview
+                : topic == "doctor" ? Help.doctor : topic == "changes" ? Help.changes : Help.overview
             writeAll(1, text + "\n")
             return 0
         case .profileList:
@@ -44,6 +44,14 @@ public enum Cell {
             return ProfileCommands.check(files)
         case .auditSummary(let path):
             return AuditCommands.summary(path)
+        case .changes(let dir):
+            do {
+                let changes = try OverlayChanges.list(dir)
+                writeAll(1, changes.map { "\($0.kind.rawValue) \(TerminalText.escaped($0.path))\n" }.joined())
+                return 0
+            } catch {
+                return fail(error.message)
+            }
         case .doctor(let json):
             let report = HostReport(HostProbe.gather())
             writeAll(1, json ? report.json() : report.text())

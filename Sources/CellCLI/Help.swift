@@ -2,7 +2,15 @@ import CellPolicy
 
 /// The text of `cell --help` and `cell run --help`.
 enum Help {
-    static let topics = ["run", "profile", "audit", "doctor"]
+    static let topics = ["run", "profile", "audit", "doctor", "changes"]
+
+    static let changes = """
+    cell changes DIR — what a sandbox changed through its overlay, kept with --changes DIR.
+
+    One line per change, in path order, below the overlaid tree: A added, M changed (the tree
+    had it), D deleted, R a directory replaced as a whole (its new content follows as A).
+    Nothing is applied to the tree: DIR/upper holds the files as the sandbox left them.
+    """
 
     static let doctor = """
     cell doctor [--json] — can this host run cell, and in which mode?
@@ -29,6 +37,7 @@ enum Help {
       cell profile check FILE...              validate profile files, report every problem
       cell audit summary PATH                 a readable digest of an audit log
       cell doctor [--json]                    can this host run cell, in which mode, and why not
+      cell changes DIR                        what a sandbox changed through its overlay
       cell help [run|profile]                 this text, or a command's
       cell --version                          print the version
 
@@ -103,6 +112,12 @@ enum Help {
                              which program carries --net user's traffic: auto (default) is
                              pasta where it is installed and the host has a default route,
                              else slirp4netns; naming one refuses to run without it
+      --overlay SRC[:DST]    the host directory SRC writable at DST through a copy-on-write
+                             overlay: SRC is never modified (refused if a file in it has an
+                             owner or group other than yours: copying it up would fail)
+      --overlay-size SIZE    what the sandbox may write through an overlay (a tmpfs; 1g)
+      --changes DIR          keep an overlay's changes in DIR (an existing directory of
+                             yours) instead of a tmpfs: `cell changes DIR` lists them
       --isolation namespaces|landlock|auto
                              namespaces (default): the full sandbox; landlock: no namespace
                              at all, for hosts that refuse user namespaces (weaker: see

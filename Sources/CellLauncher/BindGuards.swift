@@ -44,12 +44,17 @@ public enum BindGuards {
         var gitTargets: [String] = []
         for op in ops {
             result.append(op)
-            guard op.guarded, op.kind == .bind, !op.device, op.expectedType == UInt32(S_IFDIR), let source = op.source else { continue }
+            guard op.guarded, op.kind == .bind || op.kind == .overlay, !op.device, op.expectedType == UInt32(S_IFDIR),
+                  let source = op.source else { continue }
             let found: Walk
-            if let earlier = walked[source] {
+            // An overlay copies a file up, with its owner, on its first write: the sandbox maps only
+            // the caller's uid and gid, so another owner or group there would fail (EOVERFLOW) in
+            // the middle of a build. Found before anything starts, and named.
+            let owners = op.kind == .overlay ? (uid: geteuid(), gid: getegid()) : nil
+            if let earlier = walked[source], owners == nil {
                 found = earlier
             } else {
-                found = walk(source, budget: budget)
+                found = walk(source, budget: budget, owners: owners)
                 walked[source] = found
                 if found.incomplete {
                     notes.append("stopped looking for sockets, FIFOs and git directories under \(source) after \(budget) directories"
@@ -68,6 +73,11 @@ public enum BindGuards {
                     result.append(mask(inside))
                 case .unlistable:
                     result.append(hide(inside))
+                case .foreign(let uid, let gid):
+                    throw .invalid("cannot overlay \(source): \(TerminalText.escaped(source + relative)) belongs to uid \(uid), gid \(gid), which the "
+                        + "sandbox does not map (it maps only yours), so writing it would fail; give it to yourself (chown), or bind the tree instead")
+                case .git where op.kind == .overlay:
+                    break // its writes go to the overlay's upper layer, never to the host's git
                 case .git(let target) where !op.readOnly && !writableGit:
                     var git = MountOperation.bind(source + relative, inside, readOnly: true)
                     git.expectedType = entry.type
@@ -116,12 +126,15 @@ public enum BindGuards {
             case unlistable
             /// A `.git`; for a file or symlink, the host path of the git directory it names.
             case git(target: String?)
+            /// (Overlays) an entry whose owner or group is not the caller's.
+            case foreign(uid: uid_t, gid: gid_t)
 
             var noun: String {
                 switch self {
                 case .channel: return "a socket or FIFO"
                 case .unlistable: return "a directory it cannot list"
                 case .git: return "a .git"
+                case .foreign: return "a file of another owner"
                 }
             }
         }
@@ -143,7 +156,7 @@ public enum BindGuards {
     /// directory is opened beneath the root's descriptor without following any symlink (one
     /// swapped in meanwhile included). Inside a `.git` only its top level is looked at: git's
     /// fsmonitor daemon puts its socket there; below lie git's own objects, refs and logs.
-    static func walk(_ root: String, budget: Int) -> Walk {
+    static func walk(_ root: String, budget: Int, owners: (uid: uid_t, gid: gid_t)? = nil) -> Walk {
         var result = Walk()
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard rootFD >= 0 else { return result }
@@ -179,6 +192,16 @@ public enum BindGuards {
                 }
                 let path = relative + [0x2f] + name
                 let isGit = name == Array(".git".utf8)
+                if let owners {
+                    var st = stat()
+                    let found = (name + [0]).withUnsafeBufferPointer { bytes in
+                        bytes.withMemoryRebound(to: CChar.self) { fstatat(dirfd(dir), $0.baseAddress!, &st, AT_SYMLINK_NOFOLLOW) }
+                    }
+                    if found == 0 && (st.st_uid != owners.uid || st.st_gid != owners.gid) {
+                        result.entries.append(Entry(kind: .foreign(uid: st.st_uid, gid: st.st_gid), relative: path, type: st.st_mode & S_IFMT))
+                        return result
+                    }
+                }
                 switch type {
                 case Int32(DT_SOCK), Int32(DT_FIFO):
                     result.entries.append(Entry(kind: .channel, relative: path, type: UInt32(type) << 12))

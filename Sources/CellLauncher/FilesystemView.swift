@@ -231,13 +231,16 @@ public enum FilesystemView {
             if op.destination == "/" {
                 throw .invalid("cannot put '\(op.summary)' at / inside the sandbox: the root is cell's own tmpfs; choose a directory below it")
             }
-            guard op.kind == .bind, let source = op.source else {
+            guard op.kind == .bind || op.kind == .overlay, let source = op.source else {
                 settled.append(op)
                 continue
             }
             guard let type = fileType(source) else {
                 if op.optional { continue }
                 throw .invalid("cannot bind \(source): it does not exist on the host")
+            }
+            if op.kind == .overlay && type != UInt32(S_IFDIR) {
+                throw .invalid("cannot overlay \(source): an overlay is of a directory, and this is a \(FileType.name(type))")
             }
             if type == UInt32(S_IFLNK) || realPath(source).map({ $0 != source }) ?? false {
                 if op.optional { continue }
@@ -248,6 +251,20 @@ public enum FilesystemView {
             settled.append(op)
         }
         return settled
+    }
+
+    /// --changes DIR: an existing directory of the caller's, reached without a symlink, outside
+    /// the tree it keeps the changes of (overlayfs refuses an upper layer inside its lower one).
+    public static func checkChangesDirectory(_ dir: String, lower: String) throws(LaunchError) {
+        var st = stat()
+        guard lstat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else {
+            throw .invalid("--changes \(dir): not an existing directory (create it first; cell keeps the overlay's upper layer there)")
+        }
+        guard hostRealPath(dir) == dir else { throw .invalid("--changes \(dir): the path goes through a symlink; name the real path") }
+        guard st.st_uid == geteuid() else { throw .invalid("--changes \(dir): not your directory") }
+        if SandboxPath.isWithin(dir, lower) || SandboxPath.isWithin(lower, dir) {
+            throw .invalid("--changes \(dir): inside the tree it would keep the changes of (\(lower)), or around it; choose a directory elsewhere")
+        }
     }
 
     /// The S_IFMT bits of the host path, not following a final symlink; nil if it cannot be seen.

@@ -59,7 +59,7 @@ public enum LandlockRules {
             let access: UInt64
             switch op.kind {
             case .bind where op.device: access = op.readOnly ? 0 : device
-            case .bind, .tmpfs: access = op.readOnly ? 0 : all
+            case .bind, .tmpfs, .overlay: access = op.readOnly ? 0 : all
             case .devpts: access = device | readDir
             case .proc: access = (read | writeFile | truncate) & all
             case .mqueue, .dir, .file, .symlink, .remountReadOnly: access = 0

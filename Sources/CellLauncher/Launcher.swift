@@ -50,6 +50,12 @@ public enum Launcher {
         }
 
         if let problem = StandardDescriptors.problem(skipping: plan.terminal?.descriptors ?? []) { return failed(problem) }
+        // An overlay's kept changes say which tree they were made over (`cell changes`).
+        for op in plan.mounts where op.kind == .overlay {
+            if let changes = op.changes, let lower = op.source {
+                do { try OverlayChanges.recordLower(lower, in: changes) } catch { return failed(error.message) }
+            }
+        }
         // An unprivileged process can lower its rlimits, never raise them: refuse, do not shrink.
         if let above = plan.limits.aboveHardLimits().first { return failed(above) }
         if let unmet = plan.limits.unmetRequirement() { return failed(unmet) }

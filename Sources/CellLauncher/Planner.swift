@@ -28,6 +28,8 @@ public struct DeniedSyscall: Equatable, Sendable {
 public enum MountRequest: Equatable, Sendable {
     case bind(source: String, destination: String?, readOnly: Bool)
     case tmpfs(destination: String, size: UInt64?, mode: UInt32?)
+    /// --overlay: a copy-on-write view of a host directory.
+    case overlay(source: String, destination: String?)
 }
 
 /// --outer-id UID:GID (root only): the host ids the sandbox maps to.
@@ -75,6 +77,9 @@ public struct RunRequest: Equatable, Sendable {
     /// --allow-net (each implies --net proxy), added to the profile's `[network] allow`.
     public var allowNet: [EgressRule] = []
     public var allowPrivateAddresses = false
+    /// --overlay-size, --changes (the profile's `overlay_size`, `changes` otherwise).
+    public var overlaySize: UInt64?
+    public var changes: String?
     /// --as-root / --as-caller; nil: as the profile says (`identity`, default caller).
     public var inside: SandboxIdentity?
     /// --tty (always) / --no-tty (never); nil: as the profile says (`[terminal] mode`, default auto).
@@ -158,16 +163,23 @@ public enum Planner {
         let boundDirectory = explicitDirectory == nil && profile.workingDirectoryMount != .none ? callerDirectory : nil
         var mounts = profile.filesystemDefaults
             ? FilesystemView.defaultOperations(workingDirectory: boundDirectory,
-                                               workingDirectoryWritable: profile.workingDirectoryMount == .readWrite, user: user,
+                                               workingDirectoryWritable: profile.workingDirectoryMount != .readOnly, user: user,
                                                hostname: request.hostname ?? profile.hostname,
                                                ipcNamespace: namespaces.contains(.ipc), network: network)
             : []
         // The working directory's bind (the default view's last, when there is one) and every
         // mount the user chose are walked by BindGuards.
         var workingDirectoryBound = false
+        let overlaySize = request.overlaySize ?? profile.overlaySize
+        let changes = request.changes ?? profile.changes
         if let cwd = boundDirectory, let last = mounts.indices.last, mounts[last].kind == .bind, mounts[last].source == cwd {
             mounts[last].guarded = true
             workingDirectoryBound = true
+            if profile.workingDirectoryMount == .overlay {
+                mounts[last].kind = .overlay
+                mounts[last].size = overlaySize
+                mounts[last].changes = changes
+            }
         }
         let defaultCount = mounts.count
         mounts += profile.mounts.map(\.operation)
@@ -180,7 +192,23 @@ public enum Planner {
                 mounts.append(.bind(absolute, destination.flatMap { SandboxPath.normalize($0) } ?? absolute, readOnly: readOnly))
             case .tmpfs(let destination, let size, let mode):
                 mounts.append(.tmpfs(destination, size: size ?? FilesystemView.tmpSize, mode: mode ?? 0o755))
+            case .overlay(let source, let destination):
+                guard let absolute = SandboxPath.normalize(source, relativeTo: callerDirectory) else {
+                    throw .invalid("cannot resolve the overlay source '\(source)' (relative to an unknown working directory)")
+                }
+                mounts.append(MountOperation(kind: .overlay, source: absolute,
+                                             destination: destination.flatMap { SandboxPath.normalize($0) } ?? absolute, size: overlaySize))
             }
+        }
+        // The changes of one overlay can be kept: which one must be clear.
+        let overlays = mounts.indices.filter { mounts[$0].kind == .overlay }
+        if let changes {
+            guard overlays.count == 1 else {
+                throw .invalid("--changes keeps the changes of one overlay, and this sandbox has \(overlays.count) "
+                    + "(--overlay, or [filesystem] cwd = \"overlay\")")
+            }
+            try FilesystemView.checkChangesDirectory(changes, lower: mounts[overlays[0]].source ?? "")
+            mounts[overlays[0]].changes = changes
         }
         let kept = try Capabilities.set(profile.capabilities + request.capabilitiesAdded)
         // The policy's base: --seccomp / --seccomp-json, else the profile's.
@@ -253,6 +281,10 @@ public enum Planner {
             landlockMode: profile.landlock,
             notes: guarded.notes + (isolationNote.map { [$0] } ?? []))
         guard isolation == .landlock else { return plan }
+        if plan.mounts.contains(where: { $0.kind == .overlay }) {
+            throw .invalid("--isolation landlock cannot give an overlay (--overlay, or [filesystem] cwd = \"overlay\" as in the ci profile): "
+                + "it is a mount; use cwd = \"rw\" or \"ro\" there")
+        }
         return try LandlockIsolation.adapt(plan, LandlockIsolation.Inputs(
             // The working directory where the view binds it (not /, nor /tmp: the view's own).
             userMounts: try FilesystemView.settle(userMounts), workingDirectory: workingDirectoryBound ? boundDirectory : nil,

@@ -6,6 +6,9 @@ public struct MountOperation: Equatable, Sendable {
     public enum Kind: String, CaseIterable, Sendable {
         case bind, tmpfs, proc, devpts, mqueue, dir, symlink, file
         case remountReadOnly = "remount-ro"
+        /// A copy-on-write view of host directory `source`: writes go to an upper layer (a tmpfs
+        /// of `size`, or `changes`), never to the host.
+        case overlay
     }
 
     public var kind: Kind
@@ -31,6 +34,9 @@ public struct MountOperation: Equatable, Sendable {
     public var size: UInt64?
     /// tmpfs, dir and file mode.
     public var mode: UInt32?
+    /// overlay: the host directory that holds the upper layer (--changes), kept after the run;
+    /// nil: a tmpfs of `size`.
+    public var changes: String?
     /// bind: the type (S_IFMT bits) the planner saw at the source. pid 1 binds only a source
     /// of that type, reached without a symlink, and fails if it changed in between.
     public var expectedType: UInt32?
@@ -92,6 +98,9 @@ public struct MountOperation: Equatable, Sendable {
         case .bind: return "\(readOnly ? "ro-bind" : "bind") \(source ?? "") -> \(destination)\(suffix)"
         case .symlink: return "symlink \(destination) -> \(source ?? "")"
         case .file: return "file \(destination) (\(contents.count) bytes\(mode.map { ", mode=\(String($0, radix: 8))" } ?? ""))"
+        case .overlay:
+            return "overlay \(source ?? "") -> \(destination) (copy-on-write; changes "
+                + (changes.map { "kept in \($0)" } ?? "in a tmpfs of \(ByteSize.format(size ?? 0)), discarded") + ")"
         default: return "\(kind.rawValue) \(destination)\(suffix)"
         }
     }

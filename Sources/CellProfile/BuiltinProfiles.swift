@@ -28,15 +28,16 @@ allow = [
         "ci": #"""
 # ci — for CI jobs: `cell run --profile ci -- make test`.
 #
-# As `default`, but the checkout (the working directory) is writable, so builds can write
-# their outputs; outbound network through user-mode NAT (the host's loopback stays
+# As `default`, but the checkout (the working directory) is writable through a copy-on-write
+# overlay, so builds can write their outputs and the checkout is left exactly as it was (keep
+# the changes with --changes DIR); outbound network through user-mode NAT (the host's loopback stays
 # unreachable); the CI systems' non-secret variables (commit, branch, job) are passed through;
 # CI-sized limits and a timeout. A .git in the checkout stays read-only (writable_git).
-description = "CI jobs: the working directory read-write, outbound network, CI variables (not secrets) kept, a 60m timeout"
+description = "CI jobs: the working directory writable through an overlay (the checkout stays as it was), outbound network, CI variables (not secrets) kept, a 60m timeout"
 extends = "default"
 
 [filesystem]
-cwd = "rw"
+cwd = "overlay"      # writes go to a 1g tmpfs (overlay_size); "rw" writes the checkout itself
 
 [network]
 mode = "user"        # pasta or slirp4netns: outbound only; publish ports with --publish
@@ -220,7 +221,7 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
             ]),
         ]),
         "ci": .table([
-            "description": .string("CI jobs: the working directory read-write, outbound network, CI variables (not secrets) kept, a 60m timeout"),
+            "description": .string("CI jobs: the working directory writable through an overlay (the checkout stays as it was), outbound network, CI variables (not secrets) kept, a 60m timeout"),
             "environment": .table([
                 "keep": .array([
                     .string("CI"),
@@ -308,7 +309,7 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
             ]),
             "extends": .string("default"),
             "filesystem": .table([
-                "cwd": .string("rw"),
+                "cwd": .string("overlay"),
             ]),
             "limits": .table([
                 "pids": .integer(16384),

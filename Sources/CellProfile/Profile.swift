@@ -8,6 +8,7 @@ public struct Profile: Equatable, Sendable {
         a.name == b.name && a.description == b.description && a.hostname == b.hostname
             && a.workingDirectory == b.workingDirectory && a.namespaces == b.namespaces && a.network == b.network
             && a.filesystemDefaults == b.filesystemDefaults && a.workingDirectoryMount == b.workingDirectoryMount && a.writableGit == b.writableGit
+            && a.overlaySize == b.overlaySize && a.changes == b.changes
             && a.mounts == b.mounts && a.keepEnvironment == b.keepEnvironment && a.setEnvironment == b.setEnvironment
             && a.capabilities == b.capabilities && a.seccompPolicy == b.seccompPolicy && a.seccompJSON == b.seccompJSON
             && a.allowSyscalls == b.allowSyscalls && a.denySyscalls == b.denySyscalls && a.seccompRules == b.seccompRules
@@ -32,6 +33,11 @@ public struct Profile: Equatable, Sendable {
     /// A `.git` in a writable bind stays writable (false: it is bound read-only over itself, so
     /// the sandbox cannot plant hooks or config that git on the host would run).
     public var writableGit: Bool
+    /// The size of an overlay's upper layer (a tmpfs): what the sandbox can write through it.
+    public var overlaySize: UInt64 = Profile.defaultOverlaySize
+    /// A host directory for the overlay's upper layer, kept after the run (`cell changes`).
+    public var changes: String?
+    public static let defaultOverlaySize: UInt64 = 1 << 30
     public var mounts: [ProfileMount]
     public var keepEnvironment: [String]
     public var setEnvironment: [EnvironmentVariable]
@@ -82,6 +88,8 @@ public struct Profile: Equatable, Sendable {
 public enum WorkingDirectoryMount: String, Equatable, Sendable, CaseIterable {
     case readOnly = "ro"
     case readWrite = "rw"
+    /// Writable through a copy-on-write overlay: the host's directory is never modified.
+    case overlay
     case none
 }
 

@@ -218,12 +218,14 @@ struct ProfileDecoder {
 
         if let table = table(document, [], "filesystem") {
             let base: [PathComponent] = [.key("filesystem")]
-            checkKeys(table, base, ["defaults", "cwd", "writable_git", "mounts", "mounts_add", "mounts_remove"])
+            checkKeys(table, base, ["defaults", "cwd", "writable_git", "mounts", "mounts_add", "mounts_remove", "overlay_size", "changes"])
+            layer.overlaySize = size(table, base, "overlay_size")
+            layer.changes = path(table, base, "changes")
             layer.filesystemDefaults = bool(table, base, "defaults")
             layer.writableGit = bool(table, base, "writable_git")
             if let mode = string(table, base, "cwd") {
                 if let m = WorkingDirectoryMount(rawValue: mode) { layer.workingDirectoryMount = m } else {
-                    report(base + [.key("cwd")], "filesystem.cwd must be \"ro\", \"rw\" or \"none\", not '\(mode)'")
+                    report(base + [.key("cwd")], "filesystem.cwd must be \"ro\", \"rw\", \"overlay\" or \"none\", not '\(mode)'")
                 }
             }
             layer.mounts.replace = mountList(table, base, "mounts")

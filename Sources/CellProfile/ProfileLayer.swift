@@ -12,6 +12,8 @@ struct ProfileLayer {
     var filesystemDefaults: Bool?
     var workingDirectoryMount: WorkingDirectoryMount?
     var writableGit: Bool?
+    var overlaySize: UInt64?
+    var changes: String?
     var mounts = ListEdit<ProfileMount>()
     var keepEnvironment = ListEdit<String>()
     var setEnvironment: [EnvironmentVariable] = []
@@ -62,6 +64,8 @@ struct ProfileLayer {
         if let v = filesystemDefaults { p.filesystemDefaults = v }
         if let v = workingDirectoryMount { p.workingDirectoryMount = v }
         if let v = writableGit { p.writableGit = v }
+        if let v = overlaySize { p.overlaySize = v }
+        if let v = changes { p.changes = v }
         p.mounts = mounts.apply(to: p.mounts) { $0.destination }
         p.keepEnvironment = keepEnvironment.apply(to: p.keepEnvironment) { $0 }
         for variable in setEnvironment {

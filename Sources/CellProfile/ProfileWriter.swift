@@ -49,6 +49,8 @@ public enum ProfileWriter {
         out.append("defaults = \(p.filesystemDefaults)")
         out.append("cwd = \(quote(p.workingDirectoryMount.rawValue))")
         out.append("writable_git = \(p.writableGit)")
+        out.append("overlay_size = \(quote(ByteSize.format(p.overlaySize)))")
+        if let v = p.changes { out.append("changes = \(quote(v))") }
         if p.mounts.isEmpty {
             out.append("mounts = []")
         } else {

@@ -32,6 +32,7 @@ struct plan_mount {
     const char *source; /* a path, a link target, or a FILE's contents (a blob) */
     size_t source_len;
     const char *dest;   /* absolute and normalized (checked by plan.c) */
+    const char *upper;  /* CELL_OP_OVERLAY: the host directory for the upper layer, or NULL (a tmpfs) */
 };
 
 /* A Landlock rule: a path beneath which `access` is allowed. */

@@ -314,6 +314,54 @@ static void mount_new(int root, const struct plan_mount *m, int create, int inde
     close(target);
 }
 
+/*
+ * A copy-on-write view of a host directory (CELL_OP_OVERLAY): overlayfs, made inside the
+ * sandbox's user namespace (`userxattr`: its own metadata in user.overlay.* xattrs), every
+ * layer given as a descriptor, never as a path the kernel would resolve again:
+ *   - lower: the clone of the host tree taken in step 1 (never through a symlink), made
+ *     read-only: overlayfs never writes there, and now nothing can;
+ *   - upper and work: directories in a fresh tmpfs of the plan's size (the sandbox's writes
+ *     fill it, not the host's disk: ENOSPC at the size), or in the host directory given by
+ *     --changes (opened in step 1, never through a symlink), which keeps them after the run.
+ * The host tree is never modified. Copying up a file whose owner or group the sandbox does not
+ * map fails (EOVERFLOW): the planner refuses such trees before anything starts.
+ */
+static void mount_overlay(int root, const struct plan_mount *m, int lower, int changes, int create, int index) {
+    int target = mount_point(root, m->dest, 1, create);
+    if (target < 0)
+        fail(CELL_STEP_MOUNT_OP, errno, index);
+    if (set_attrs(lower, MOUNT_ATTR_RDONLY) != 0)
+        fail(CELL_STEP_MOUNT_SOURCE, errno, index);
+    int base = changes >= 0 ? changes : new_tmpfs(m->size, 0755, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    if (base < 0)
+        fail(CELL_STEP_MOUNT_OP, errno, index);
+    int layer[2]; /* upper, work */
+    static const char *const names[2] = {"upper", "work"};
+    for (int i = 0; i < 2; i++) {
+        if (mkdirat(base, names[i], 0755) != 0 && errno != EEXIST)
+            fail(CELL_STEP_MOUNT_OP, errno, index);
+        if ((layer[i] = sys_openat2(base, names[i], O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH)) < 0)
+            fail(CELL_STEP_MOUNT_OP, errno, index);
+    }
+    int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
+    if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "upperdir", NULL, layer[0]) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "workdir", NULL, layer[1]) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) != 0 ||
+        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0)
+        fail(CELL_STEP_MOUNT_OP, errno, index);
+    int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned int)op_attrs(m) | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    if (mnt < 0 || attach(mnt, target) != 0)
+        fail(CELL_STEP_MOUNT_OP, errno, index);
+    close(mnt);
+    close(fs);
+    close(layer[0]);
+    close(layer[1]);
+    if (base != changes)
+        close(base);
+    close(target);
+}
+
 /* The mount tree at `dest` read-only: a read-only clone of it attached on top of it (a clone,
  * so that a directory inside a mount, /proc/sys say, is covered without the rest of it).
  * Nothing is created; a file (/proc/sysrq-trigger) works as well as a directory. nodev is not
@@ -410,13 +458,19 @@ void build_view(const struct plan *p) {
 
     /* 1. Every bind source, before anything is mounted over it. */
     int *sources = calloc(p->mount_count + 1, sizeof *sources);
+    int *changes = calloc(p->mount_count + 1, sizeof *changes);
     char *is_tree = calloc(p->mount_count + 1, 1);
-    if (!sources || !is_tree)
+    if (!sources || !changes || !is_tree)
         fail(CELL_STEP_MOUNT_SOURCE, ENOMEM, 0);
     for (size_t i = 0; i < p->mount_count; i++) {
+        const struct plan_mount *m = &p->mounts[i];
         int tree = 0;
-        sources[i] = p->mounts[i].kind == CELL_OP_BIND ? take_source(&p->mounts[i], (int)i, &tree) : -1;
+        sources[i] = m->kind == CELL_OP_BIND || m->kind == CELL_OP_OVERLAY ? take_source(m, (int)i, &tree) : -1;
         is_tree[i] = (char)tree;
+        /* An overlay's changes directory: taken now too, never through a symlink. */
+        changes[i] = m->upper ? sys_openat2(AT_FDCWD, m->upper, O_PATH | O_DIRECTORY | O_CLOEXEC, NO_LINKS) : -1;
+        if (m->upper && changes[i] < 0)
+            fail(CELL_STEP_MOUNT_SOURCE, errno, (int)i);
     }
 
     /* 2. The new root. */
@@ -440,6 +494,9 @@ void build_view(const struct plan *p) {
         case CELL_OP_REMOUNT_RO:
             remount_readonly(root, m, index);
             break;
+        case CELL_OP_OVERLAY:
+            mount_overlay(root, m, sources[i], changes[i], create, index);
+            break;
         case CELL_OP_DIR:
         case CELL_OP_SYMLINK:
         case CELL_OP_FILE:
@@ -451,8 +508,11 @@ void build_view(const struct plan *p) {
         /* Done with the source either way: attached, or (skipped) dissolved on close. */
         if (sources[i] >= 0)
             close(sources[i]);
+        if (changes[i] >= 0)
+            close(changes[i]);
     }
     free(sources);
+    free(changes);
     free(is_tree);
 
     /* 4. Into the new root. pivot_root(".", ".") stacks the old root on the new one; detaching

@@ -39,7 +39,7 @@ static const struct record_rule rules[] = {
     [CELL_REC_LOOPBACK] = {1, 0, 1, PART_SETUP},
     [CELL_REC_ROOT] = {1, 0, 1, PART_SETUP},
     [CELL_REC_MOUNT] = {1, 0, 0, PART_SETUP},
-    [CELL_REC_OVERLAY] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_OVERLAY] = {1, 0, 0, PART_SETUP},
     [CELL_REC_HOSTNAME] = {1, 0, 1, PART_SETUP},
     [CELL_REC_CWD] = {1, 0, 1, PART_SETUP},
     [CELL_REC_RLIMIT] = {1, 0, 0, PART_SETUP},
@@ -179,6 +179,7 @@ static int is_bindable_type(uint32_t t) {
 
 static void decode_mount(struct plan *p, struct cursor *c, uint32_t index) {
     struct plan_mount m;
+    memset(&m, 0, sizeof m);
     m.kind = take_u32(c);
     m.flags = take_u32(c);
     m.expect = take_u32(c);
@@ -336,6 +337,32 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
             plan_refuse(p, EINVAL, index);
         decode_mount(p, &c, index);
         break;
+    case CELL_REC_OVERLAY: {
+        if (!p->has_root)
+            plan_refuse(p, EINVAL, index);
+        struct plan_mount m;
+        memset(&m, 0, sizeof m);
+        m.kind = CELL_OP_OVERLAY;
+        m.flags = take_u32(&c);
+        m.size = take_u64(&c);
+        m.mode = CELL_PLAN_NONE_U32;
+        m.expect = S_IFDIR;
+        m.source = take_str(&c, &m.source_len);
+        m.upper = take_str(&c, &n);
+        m.dest = take_str(&c, &n);
+        finish(p, &c, index);
+        /* Absolute host directories; a tmpfs upper layer with a size, a changes directory
+         * without; only the read-only and noexec flags mean something here. */
+        if (!is_absolute(m.source) || !is_absolute(m.dest) || (m.upper[0] && !is_absolute(m.upper)) ||
+            (m.upper[0] != 0) != (m.size == CELL_PLAN_NONE_U64) || m.size == 0 ||
+            (m.flags & ~(uint32_t)(CELL_OPF_READONLY | CELL_OPF_NOEXEC)) != 0)
+            plan_refuse(p, EINVAL, index);
+        if (!m.upper[0])
+            m.upper = NULL;
+        p->mounts = append(p, p->mounts, &p->mount_count, sizeof m, 0, index);
+        p->mounts[p->mount_count - 1] = m;
+        break;
+    }
     case CELL_REC_HOSTNAME:
         p->hostname = take_str(&c, &p->hostname_len);
         finish(p, &c, index);

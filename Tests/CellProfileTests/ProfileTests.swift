@@ -60,7 +60,7 @@ struct BuiltinProfilesTests {
         let strict = try loader(files: [:]).resolve("strict")
         #expect(strict.seccompPolicy == "strict" && strict.workingDirectoryMount == .none)
         let ci = try loader(files: [:]).resolve("ci")
-        #expect(ci.workingDirectoryMount == .readWrite)
+        #expect(ci.workingDirectoryMount == .overlay)
         #expect(ci.keepEnvironment.contains("GITHUB_SHA") && ci.keepEnvironment.contains("CI") && !ci.keepEnvironment.contains { $0.hasSuffix("*") })
     }
 
@@ -104,7 +104,7 @@ struct ExtendsAndMergeTests {
         ]
         let p = try resolve("extends = \"middle\"\n[capabilities]\nkeep_remove = [\"CAP_CHOWN\"]\n[environment]\nset = { A = \"2\", B = \"3\" }\n", files: files)
         #expect(p.hostname == "base")
-        #expect(p.workingDirectoryMount == .readWrite) // from ci
+        #expect(p.workingDirectoryMount == .overlay) // from ci
         #expect(p.capabilities == ["CAP_KILL"])
         #expect(p.keepEnvironment.contains("CI") && !p.keepEnvironment.contains("CI_*"))
         #expect(p.setEnvironment == [EnvironmentVariable(name: "A", value: "2"), EnvironmentVariable(name: "B", value: "3")])

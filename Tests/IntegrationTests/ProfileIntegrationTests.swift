@@ -31,13 +31,18 @@ struct ProfileIntegrationTests {
         }
     }
 
-    @Test("ci: the working directory is writable; default: read-only; strict: not there")
+    @Test("ci: the working directory is writable through an overlay; cwd = rw writes it; default: read-only; strict: not there")
     func workingDirectoryModes() throws {
         let dir = try Sandbox.writableHostDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let ci = Sandbox.run(["sh", "-c", "pwd; echo built > out.txt"], options: ["-p", "ci"], cwd: dir)
+        let ci = Sandbox.run(["sh", "-c", "pwd; echo built > out.txt; cat out.txt"], options: ["-p", "ci"], cwd: dir)
         #expect(ci.status == 0, "\(ci.stderr)")
-        #expect(ci.stdout == "\(dir)\n")
+        #expect(ci.stdout == "\(dir)\nbuilt\n")
+        #expect(!FileManager.default.fileExists(atPath: "\(dir)/out.txt"), "the overlay wrote through to the checkout")
+        try "extends = \"ci\"\n[filesystem]\ncwd = \"rw\"\n".write(toFile: "\(dir)/rw.toml", atomically: true, encoding: .utf8)
+        chmod("\(dir)/rw.toml", 0o644)
+        let rw = Sandbox.run(["sh", "-c", "echo built > out.txt"], options: ["-p", "\(dir)/rw.toml"], cwd: dir)
+        #expect(rw.status == 0, "\(rw.stderr)")
         #expect(FileManager.default.contents(atPath: "\(dir)/out.txt") == Data("built\n".utf8))
         let owner = try FileManager.default.attributesOfItem(atPath: "\(dir)/out.txt")[.ownerAccountID] as? NSNumber
         #expect(owner?.uint32Value == Sandbox.callerUID)
@@ -126,7 +131,7 @@ struct ProfileIntegrationTests {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let show = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "profile", "show", "ci"])
         #expect(show.status == 0)
-        #expect(show.stdout.contains("cwd = \"rw\""))
+        #expect(show.stdout.contains("cwd = \"overlay\""))
         try show.stdout.write(toFile: "\(dir)/shown.toml", atomically: true, encoding: .utf8)
         chmod("\(dir)/shown.toml", 0o644)
         #expect(Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "profile", "check", "\(dir)/shown.toml"]).status == 0)

@@ -315,7 +315,7 @@ static void test_type_refusals(void) {
         empty(unknown[i]);
         expect_refused("unknown type", CELL_STEP_PLAN, EINVAL, 1);
     }
-    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_OVERLAY, CELL_REC_LANDLOCK_PORT};
+    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_LANDLOCK_PORT};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         reset();
         header();
@@ -403,6 +403,50 @@ static void expect_dest_refused(const char *dest) {
     root();
     bind_to(dest);
     expect_refused(dest, CELL_STEP_PLAN, EINVAL, 3);
+}
+
+static void overlay(uint32_t flags, uint64_t size, const char *lower, const char *changes, const char *dest) {
+    struct record *r = rec(CELL_REC_OVERLAY);
+    u32(r, flags);
+    u64(r, size);
+    str(r, lower);
+    str(r, changes);
+    str(r, dest);
+}
+
+/* An overlay is a mount operation among the others, in record order: a tmpfs upper layer has
+ * a size, a kept one (changes) has none; host paths are absolute. */
+static void test_overlay(void) {
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT);
+    root();
+    overlay(0, 1 << 30, "/home/u/src", "", "/home/u/src");
+    overlay(0, CELL_PLAN_NONE_U64, "/home/u/src", "/home/u/changes", "/work");
+    string_record(CELL_REC_ARG, "true");
+    empty(CELL_REC_END_SETUP);
+    CHECK(decode() && plan.mount_count == 2);
+    CHECK(plan.mounts[0].kind == CELL_OP_OVERLAY && plan.mounts[0].size == 1 << 30 && plan.mounts[0].upper == NULL);
+    CHECK(strcmp(plan.mounts[1].upper, "/home/u/changes") == 0 && strcmp(plan.mounts[1].dest, "/work") == 0);
+    static const struct {
+        uint32_t flags;
+        uint64_t size;
+        const char *lower, *changes, *dest;
+    } bad[] = {
+        {0, CELL_PLAN_NONE_U64, "/src", "", "/src"},       /* a tmpfs upper layer without a size */
+        {0, 1 << 20, "/src", "/changes", "/src"},          /* a kept one with a size */
+        {0, 1 << 20, "src", "", "/src"},                   /* a relative lower */
+        {0, CELL_PLAN_NONE_U64, "/src", "changes", "/src"}, /* a relative changes directory */
+        {CELL_OPF_DEVICE, 1 << 20, "/src", "", "/src"},    /* a flag that means nothing here */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        reset();
+        header();
+        namespaces(CELL_NS_MOUNT);
+        root();
+        overlay(bad[i].flags, bad[i].size, bad[i].lower, bad[i].changes, bad[i].dest);
+        expect_refused("a bad overlay", CELL_STEP_PLAN, EINVAL, 3);
+    }
 }
 
 static void test_mount_refusals(void) {
@@ -838,6 +882,7 @@ int main(void) {
     test_type_refusals();
     test_length_refusals();
     test_mount_refusals();
+    test_overlay();
     test_landlock();
     test_setup_refusals();
     test_filter_refusals();

@@ -57,7 +57,11 @@ enum cell_record_type {
     CELL_REC_MOUNT = 7,         /* u32 kind (CELL_OP_*), u32 flags (CELL_OPF_*), u32 expect
                                  * (a bind source's S_IFMT type, else 0), u32 mode (or NONE),
                                  * u64 size (or NONE), str source, str dest */
-    CELL_REC_OVERLAY = 8,       /* reserved: an overlay whose layers arrive as descriptors */
+    CELL_REC_OVERLAY = 8,       /* u32 flags (CELL_OPF_*), u64 size (of the upper layer's tmpfs;
+                                 * NONE with a changes directory), str lower (a host directory),
+                                 * str changes (a host directory for the upper layer, or ""), str
+                                 * dest: a copy-on-write view of `lower` at `dest` (CELL_OP_OVERLAY
+                                 * among the MOUNT operations, in record order) */
     CELL_REC_HOSTNAME = 9,      /* str name */
     CELL_REC_CWD = 10,          /* str dir, str fallback ("" = none: failing to enter dir fails) */
     CELL_REC_RLIMIT = 11,       /* u32 resource, u64 soft, u64 hard */
@@ -121,6 +125,7 @@ enum cell_mount_kind {
     CELL_OP_SYMLINK = 7,    /* a symlink to `source` */
     CELL_OP_FILE = 8,       /* a file holding `source` (a blob), with `mode` */
     CELL_OP_REMOUNT_RO = 9, /* make the mount tree at `dest` read-only */
+    CELL_OP_OVERLAY = 10,   /* (CELL_REC_OVERLAY) an overlayfs over a clone of `source` */
 };
 
 enum {

@@ -15,6 +15,7 @@ extension MountOperation.Kind {
             case .symlink: return CELL_OP_SYMLINK.rawValue
             case .file: return CELL_OP_FILE.rawValue
             case .remountReadOnly: return CELL_OP_REMOUNT_RO.rawValue
+            case .overlay: return CELL_OP_OVERLAY.rawValue
             }
         }
 

@@ -75,6 +75,15 @@ public enum PlanEncoding {
             case .unreachable(let address): self.record(CELL_REC_UNREACHABLE) { $0.u32(address) }
             case .handOutListener(let port): self.record(CELL_REC_SEND_FD) { $0.u32(UInt32(CELL_SEND_TCP_LISTENER)); $0.u32(UInt32(port)) }
             case .root(let base, let size): self.record(CELL_REC_ROOT) { $0.u64(size); $0.string(base) }
+            case .mount(let op) where op.kind == .overlay:
+                self.record(CELL_REC_OVERLAY) {
+                    // An overlay is never optional once planned (settle left out a missing one).
+                    $0.u32(op.cFlags & UInt32(CELL_OPF_READONLY | CELL_OPF_NOEXEC))
+                    $0.u64(op.changes == nil ? op.size ?? CELL_PLAN_NONE_U64 : CELL_PLAN_NONE_U64)
+                    $0.string(op.source ?? "")
+                    $0.string(op.changes ?? "")
+                    $0.string(op.destination)
+                }
             case .mount(let op):
                 self.record(CELL_REC_MOUNT) {
                     $0.u32(op.kind.cValue)
@@ -164,6 +173,15 @@ public enum PlanEncoding {
             case CELL_REC_ROOT:
                 let size = try u64()
                 return .root(base: try string(), size: size)
+            case CELL_REC_OVERLAY:
+                let flags = try u32(), size = try u64()
+                let lower = try string(), changes = try string()
+                var op = MountOperation(kind: .overlay, source: lower, destination: try string())
+                op.readOnly = flags & UInt32(CELL_OPF_READONLY) != 0
+                op.noexec = flags & UInt32(CELL_OPF_NOEXEC) != 0
+                op.size = size == CELL_PLAN_NONE_U64 ? nil : size
+                op.changes = changes.isEmpty ? nil : changes
+                return .mount(op)
             case CELL_REC_MOUNT:
                 guard let kind = MountOperation.Kind(cValue: try u32()) else { throw DecodingError(message: "an unknown mount kind") }
                 let flags = try u32(), expected = try u32(), mode = try u32(), size = try u64()
