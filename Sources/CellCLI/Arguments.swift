@@ -10,7 +10,7 @@ public enum CellCommand: Equatable {
     case auditSummary(String)
     /// `cell doctor [--json]`
     case doctor(json: Bool)
-    case changes(String)
+    case changes(String, apply: String?)
     case help(topic: String?)
     case version
 }
@@ -52,8 +52,11 @@ public enum ArgumentParser {
             return .auditSummary(rest[1])
         case "changes":
             if rest.first == "-h" || rest.first == "--help" { return .help(topic: "changes") }
-            guard rest.count == 1 else { throw UsageError("usage: cell changes DIR (a directory given to --changes)") }
-            return .changes(rest[0])
+            switch rest.count {
+            case 1: return .changes(rest[0], apply: nil)
+            case 3 where rest[1] == "--apply": return .changes(rest[0], apply: rest[2])
+            default: throw UsageError("usage: cell changes DIR [--apply TARGET] (DIR: a directory given to --changes)")
+            }
         case "doctor":
             switch rest {
             case []: return .doctor(json: false)

@@ -44,10 +44,16 @@ public enum Cell {
             return ProfileCommands.check(files)
         case .auditSummary(let path):
             return AuditCommands.summary(path)
-        case .changes(let dir):
+        case .changes(let dir, let target):
             do {
-                let changes = try OverlayChanges.list(dir)
-                writeAll(1, changes.map { "\($0.kind.rawValue) \(TerminalText.escaped($0.path))\n" }.joined())
+                guard let target else {
+                    let changes = try OverlayChanges.list(dir)
+                    writeAll(1, changes.map { "\($0.kind.rawValue) \(TerminalText.escaped($0.path))\n" }.joined())
+                    return 0
+                }
+                let applied = try OverlayChanges.apply(dir, to: target)
+                for line in applied.skipped { reportLine("note: not applied: " + TerminalText.escaped(line)) }
+                writeAll(1, "\(applied.written) written, \(applied.deleted) deleted in \(TerminalText.escaped(target))\n")
                 return 0
             } catch {
                 return fail(error.message)

@@ -10,6 +10,11 @@ enum Help {
     One line per change, in path order, below the overlaid tree: A added, M changed (the tree
     had it), D deleted, R a directory replaced as a whole (its new content follows as A).
     Nothing is applied to the tree: DIR/upper holds the files as the sandbox left them.
+
+    --apply TARGET writes them into TARGET (the checkout, say), on request only: never through a
+    symlink (each path is reached beneath TARGET without following one), without setuid and
+    setgid bits, nothing under a .git (the host's git would run what a sandbox planted there),
+    no device, FIFO or socket. What is left out is named on stderr.
     """
 
     static let doctor = """
@@ -37,7 +42,7 @@ enum Help {
       cell profile check FILE...              validate profile files, report every problem
       cell audit summary PATH                 a readable digest of an audit log
       cell doctor [--json]                    can this host run cell, in which mode, and why not
-      cell changes DIR                        what a sandbox changed through its overlay
+      cell changes DIR [--apply TARGET]       what a sandbox changed through its overlay
       cell help [run|profile]                 this text, or a command's
       cell --version                          print the version
 

@@ -48,6 +48,30 @@ struct OverlayTests {
         #expect((try? String(contentsOfFile: dir + "/src/a.txt", encoding: .utf8)) == "original\n")
     }
 
+    @Test("cell changes --apply writes the changes into a target, never through a symlink, never into .git")
+    func applyChanges() throws {
+        let dir = try Self.checkout()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for sub in ["changes", "victim", "src/.git/hooks"] { try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true) }
+        // In the tree, a symlink to a directory outside it: the sandbox replaces it with a
+        // directory of its own and writes into that; applying must not write into the victim.
+        try FileManager.default.createSymbolicLink(atPath: dir + "/src/escape", withDestinationPath: dir + "/victim")
+        if Sandbox.isRoot { _ = Sandbox.execute(["chown", "-R", "-h", "65534:65534", dir]) }
+        let r = Sandbox.run(["sh", "-c", "echo changed > a.txt && rm sub/b.txt && mkdir new && echo y > new/y && echo hook > .git/hooks/pre-commit "
+                             + "&& rm escape && mkdir escape && echo evil > escape/evil"],
+                            options: ["--overlay", dir + "/src", "--cwd", dir + "/src", "--changes", dir + "/changes"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let applied = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "changes", dir + "/changes", "--apply", dir + "/src"])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        #expect(applied.stderr.contains("/.git/hooks/pre-commit: under .git, never applied"), "\(applied.stderr)")
+        #expect((try? String(contentsOfFile: dir + "/src/a.txt", encoding: .utf8)) == "changed\n")
+        #expect((try? String(contentsOfFile: dir + "/src/new/y", encoding: .utf8)) == "y\n")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/src/sub/b.txt"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/src/.git/hooks/pre-commit"))
+        #expect((try? FileManager.default.contentsOfDirectory(atPath: dir + "/victim")) == [], "written through the symlink")
+        #expect((try? String(contentsOfFile: dir + "/src/escape/evil", encoding: .utf8)) == "evil\n")
+    }
+
     @Test("a symlink in the tree that points outside reaches nothing of the host")
     func symlinkOut() throws {
         let dir = try Self.checkout()
