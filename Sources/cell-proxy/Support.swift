@@ -46,6 +46,7 @@ final class ConnectionLimiter: Sendable {
     init(maximum: Int) { self.maximum = maximum }
     func enter() -> Bool { count.with { n in n < maximum ? { n += 1; return true }() : false } }
     func leave() { count.with { $0 -= 1 } }
+    var active: Int { count.with { $0 } }
 }
 
 enum ClientProtocol: String, Sendable {

@@ -45,6 +45,12 @@ func parseArguments(_ arguments: [String]) -> Configuration? {
 }
 
 signal(SIGPIPE, SIG_IGN)
+// SIGTERM is how cell says the sandbox is over: blocked in every thread (they inherit this
+// mask) and taken by the main thread with sigwait, which then lets the open connections end.
+var terminate = sigset_t()
+sigemptyset(&terminate)
+sigaddset(&terminate, SIGTERM)
+pthread_sigmask(SIG_BLOCK, &terminate, nil)
 
 /// This machine's own addresses (its interfaces', in the host's network namespace, where the
 /// proxy runs): a listed name resolving to one of them is refused like a private one.
@@ -116,4 +122,13 @@ for (fd, kind) in [(Int32(3), ClientProtocol.http), (Int32(4), ClientProtocol.so
     }
 }
 events.ready()
-while true { pause() }
+// The sandbox is over: no new connection (the listeners close), and the open ones end within
+// moments, their client side being gone; each sends its event. Then the pipe's end of file
+// tells cell that every event is in.
+var signalNumber: Int32 = 0
+while sigwait(&terminate, &signalNumber) != 0 {}
+shutdown(3, Int32(SHUT_RDWR))
+shutdown(4, Int32(SHUT_RDWR))
+let deadline = monotonicMilliseconds() + 2000
+while limiter.active > 0 && monotonicMilliseconds() < deadline { usleep(1000) }
+exit(0)

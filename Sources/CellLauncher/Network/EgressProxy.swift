@@ -106,16 +106,24 @@ final class EgressProxy {
         }
     }
 
-    /// Ends cell-proxy, after reading the events of the connections that were still open: the
-    /// sandbox is over, so their relays end within moments (a quiet 50 ms, 500 ms at most).
+    /// Ends cell-proxy, after the events of the connections that were still open: on SIGTERM it
+    /// closes its listeners, lets those connections end (their sandbox side is gone) and exits;
+    /// the event pipe's end of file says every event is in. SIGKILL if that takes 3 s.
     func stop(draining audit: AuditLog? = nil) {
-        if let audit, events >= 0, pid > 0 {
-            let deadline = monotonicMilliseconds() + 500
-            var pfd = pollfd(fd: events, events: Int16(POLLIN), revents: 0)
-            while monotonicMilliseconds() < deadline, poll(&pfd, 1, 50) == 1, readEvents(into: audit) {}
-        }
         if pid > 0 {
             kill(pid, SIGTERM)
+            if events >= 0 {
+                let deadline = monotonicMilliseconds() + 3000
+                var pfd = pollfd(fd: events, events: Int16(POLLIN), revents: 0)
+                while monotonicMilliseconds() < deadline, poll(&pfd, 1, Int32(max(0, deadline - monotonicMilliseconds()))) == 1 {
+                    guard let audit else {
+                        var sink = [UInt8](repeating: 0, count: 4096)
+                        if read(events, &sink, sink.count) <= 0 { break } else { continue }
+                    }
+                    if !readEvents(into: audit) { break }
+                }
+            }
+            kill(pid, SIGKILL) // gone already, unless it overran its time
             var status: Int32 = 0
             waitpid(pid, &status, 0)
             pid = -1
