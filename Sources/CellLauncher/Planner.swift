@@ -202,6 +202,7 @@ public enum Planner {
         }
         // The changes of one overlay can be kept: which one must be clear.
         let overlays = mounts.indices.filter { mounts[$0].kind == .overlay }
+        for index in overlays where mounts[index].size == nil { mounts[index].size = overlaySize }
         if let changes {
             guard overlays.count == 1 else {
                 throw .invalid("--changes keeps the changes of one overlay, and this sandbox has \(overlays.count) "

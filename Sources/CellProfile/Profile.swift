@@ -106,6 +106,8 @@ public struct EnvironmentVariable: Equatable, Sendable {
 public struct ProfileMount: Equatable, Sendable {
     public enum Kind: String, Equatable, Sendable, CaseIterable {
         case roBind = "ro-bind", bind, tmpfs, dir, symlink
+        /// A host directory writable copy-on-write (`overlay_size`, `changes` apply).
+        case overlay
     }
 
     public var kind: Kind
@@ -129,6 +131,9 @@ public struct ProfileMount: Equatable, Sendable {
         switch kind {
         case .roBind, .bind:
             return .bind(source ?? destination, destination, readOnly: kind == .roBind, optional: optional)
+        case .overlay:
+            // The size is the profile's overlay_size, filled in by the planner.
+            return MountOperation(kind: .overlay, source: source ?? destination, destination: destination, optional: optional)
         case .tmpfs:
             return .tmpfs(destination, size: size ?? SandboxDefaults.tmpSize, mode: mode ?? 0o755)
         case .dir:

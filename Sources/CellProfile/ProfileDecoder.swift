@@ -546,16 +546,16 @@ struct ProfileDecoder {
             }
             checkKeys(m, at, ["type", "source", "dest", "optional", "size", "mode"])
             guard let typeName = string(m, at, "type") else {
-                report(at, "\(key)[\(i)] needs type = \"ro-bind\" | \"bind\" | \"tmpfs\" | \"dir\" | \"symlink\"")
+                report(at, "\(key)[\(i)] needs type = \"ro-bind\" | \"bind\" | \"overlay\" | \"tmpfs\" | \"dir\" | \"symlink\"")
                 continue
             }
             guard let kind = ProfileMount.Kind(rawValue: typeName) else {
-                report(at + [.key("type")], "unknown mount type '\(typeName)' (ro-bind, bind, tmpfs, dir, symlink)")
+                report(at + [.key("type")], "unknown mount type '\(typeName)' (ro-bind, bind, overlay, tmpfs, dir, symlink)")
                 continue
             }
             var source: String?
             switch kind {
-            case .roBind, .bind:
+            case .roBind, .bind, .overlay:
                 source = path(m, at, "source")
                 if m["source"] == nil { report(at, "a \(typeName) needs a source") }
             case .symlink:
@@ -564,7 +564,7 @@ struct ProfileDecoder {
             case .tmpfs, .dir:
                 if m["source"] != nil { report(at + [.key("source")], "a \(typeName) has no source") }
             }
-            let dest = m["dest"] == nil ? (kind == .roBind || kind == .bind ? source : nil) : path(m, at, "dest")
+            let dest = m["dest"] == nil ? (kind == .roBind || kind == .bind || kind == .overlay ? source : nil) : path(m, at, "dest")
             guard let destination = dest else {
                 if m["dest"] == nil { report(at, "\(key)[\(i)] needs dest = \"/absolute/path\"") }
                 continue
@@ -585,7 +585,7 @@ struct ProfileDecoder {
                 if mode == nil || mode! > 0o7777 { report(at + [.key("mode")], "'\(text)' is not an octal mode (e.g. \"0755\")") }
             }
             let optional = bool(m, at, "optional") ?? false
-            if kind == .bind || kind == .roBind, source == nil { continue }
+            if kind == .bind || kind == .roBind || kind == .overlay, source == nil { continue }
             mounts.append(ProfileMount(kind: kind, source: source, destination: destination, optional: optional, size: size, mode: mode))
         }
         return mounts

@@ -72,6 +72,19 @@ struct OverlayTests {
         #expect((try? String(contentsOfFile: dir + "/src/escape/evil", encoding: .utf8)) == "evil\n")
     }
 
+    @Test("a profile's mounts may hold overlays: { type = \"overlay\", source, dest }, overlay_size applies")
+    func profileOverlay() throws {
+        let dir = try Self.checkout()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "[filesystem]\noverlay_size = \"1m\"\nmounts = [{ type = \"overlay\", source = \"\(dir)/src\", dest = \"/work\" }]\n"
+            .write(toFile: dir + "/p.toml", atomically: true, encoding: .utf8)
+        chmod(dir + "/p.toml", 0o644)
+        let r = Sandbox.run(["sh", "-c", "echo new > /work/a.txt && cat /work/a.txt && head -c 3000000 /dev/zero > /work/big; echo $?"],
+                            options: ["-p", dir + "/p.toml"])
+        #expect(r.stdout == "new\n1\n", "\(r.stdout) \(r.stderr)")
+        #expect((try? String(contentsOfFile: dir + "/src/a.txt", encoding: .utf8)) == "original\n")
+    }
+
     @Test("a symlink in the tree that points outside reaches nothing of the host")
     func symlinkOut() throws {
         let dir = try Self.checkout()
