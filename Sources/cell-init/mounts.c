@@ -33,6 +33,7 @@
  * closes the descriptors and dissolves the detached clones with the process.
  */
 #include "cell_init.h"
+#include "view.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,13 +47,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Below the new root only; never through a symlink or a magic link (/proc/self/fd/...). Mount
- * points are crossed on purpose: a destination may lie inside an earlier operation's mount. */
-#define BENEATH (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
-/* A host path: absolute, but still never through a symlink. */
-#define NO_LINKS (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
 
-static int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve) {
+int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve) {
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = (unsigned long long)flags;
@@ -64,7 +60,7 @@ static int clone_tree_at(int fd) {
     return (int)syscall(SYS_open_tree, fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
 }
 
-static int set_attrs(int tree, unsigned long long attrs) {
+int set_attrs(int tree, unsigned long long attrs) {
     struct mount_attr attr;
     memset(&attr, 0, sizeof attr);
     attr.attr_set = attrs;
@@ -72,12 +68,12 @@ static int set_attrs(int tree, unsigned long long attrs) {
 }
 
 /* Attaches the detached mount `tree` on the object `target` refers to. */
-static int attach(int tree, int target) {
+int attach(int tree, int target) {
     return (int)syscall(SYS_move_mount, tree, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH);
 }
 
 /* What an operation's own flags ask of its mount. */
-static unsigned long long op_attrs(const struct plan_mount *m) {
+unsigned long long op_attrs(const struct plan_mount *m) {
     unsigned long long attrs = 0;
     if (m->flags & CELL_OPF_READONLY)
         attrs |= MOUNT_ATTR_RDONLY;
@@ -194,7 +190,7 @@ static int open_parent(int root, const char *dest, int create, char name[NAME_MA
 
 /* The mount point for `dest`: a directory, or an empty regular file for anything else bound.
  * Created unless it must exist already. An O_PATH descriptor, or -1. */
-static int mount_point(int root, const char *dest, int is_dir, int create) {
+int mount_point(int root, const char *dest, int is_dir, int create) {
     char name[NAME_MAX + 1];
     int parent = open_parent(root, dest, create, name);
     if (parent < 0)
@@ -255,7 +251,7 @@ static int new_mount(const char *type, const struct fs_option *options, size_t c
 }
 
 /* A tmpfs with an optional size (bytes) and mode, as fsconfig takes them: text. */
-static int new_tmpfs(uint64_t size, uint32_t mode, unsigned int attrs) {
+int new_tmpfs(uint64_t size, uint32_t mode, unsigned int attrs) {
     char size_text[24], mode_text[24];
     struct fs_option options[2];
     size_t count = 0;
@@ -311,54 +307,6 @@ static void mount_new(int root, const struct plan_mount *m, int create, int inde
     if (mnt < 0 || attach(mnt, target) != 0)
         fail(CELL_STEP_MOUNT_OP, errno, index);
     close(mnt);
-    close(target);
-}
-
-/*
- * A copy-on-write view of a host directory (CELL_OP_OVERLAY): overlayfs, made inside the
- * sandbox's user namespace (`userxattr`: its own metadata in user.overlay.* xattrs), every
- * layer given as a descriptor, never as a path the kernel would resolve again:
- *   - lower: the clone of the host tree taken in step 1 (never through a symlink), made
- *     read-only: overlayfs never writes there, and now nothing can;
- *   - upper and work: directories in a fresh tmpfs of the plan's size (the sandbox's writes
- *     fill it, not the host's disk: ENOSPC at the size), or in the host directory given by
- *     --changes (opened in step 1, never through a symlink), which keeps them after the run.
- * The host tree is never modified. Copying up a file whose owner or group the sandbox does not
- * map fails (EOVERFLOW): the planner refuses such trees before anything starts.
- */
-static void mount_overlay(int root, const struct plan_mount *m, int lower, int changes, int create, int index) {
-    int target = mount_point(root, m->dest, 1, create);
-    if (target < 0)
-        fail(CELL_STEP_MOUNT_OP, errno, index);
-    if (set_attrs(lower, MOUNT_ATTR_RDONLY) != 0)
-        fail(CELL_STEP_MOUNT_SOURCE, errno, index);
-    int base = changes >= 0 ? changes : new_tmpfs(m->size, 0755, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-    if (base < 0)
-        fail(CELL_STEP_MOUNT_OP, errno, index);
-    int layer[2]; /* upper, work */
-    static const char *const names[2] = {"upper", "work"};
-    for (int i = 0; i < 2; i++) {
-        if (mkdirat(base, names[i], 0755) != 0 && errno != EEXIST)
-            fail(CELL_STEP_MOUNT_OP, errno, index);
-        if ((layer[i] = sys_openat2(base, names[i], O_PATH | O_DIRECTORY | O_CLOEXEC, BENEATH)) < 0)
-            fail(CELL_STEP_MOUNT_OP, errno, index);
-    }
-    int fs = (int)syscall(SYS_fsopen, "overlay", FSOPEN_CLOEXEC);
-    if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "lowerdir+", NULL, lower) != 0 ||
-        syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "upperdir", NULL, layer[0]) != 0 ||
-        syscall(SYS_fsconfig, fs, FSCONFIG_SET_FD, "workdir", NULL, layer[1]) != 0 ||
-        syscall(SYS_fsconfig, fs, FSCONFIG_SET_FLAG, "userxattr", NULL, 0) != 0 ||
-        syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0)
-        fail(CELL_STEP_MOUNT_OP, errno, index);
-    int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned int)op_attrs(m) | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-    if (mnt < 0 || attach(mnt, target) != 0)
-        fail(CELL_STEP_MOUNT_OP, errno, index);
-    close(mnt);
-    close(fs);
-    close(layer[0]);
-    close(layer[1]);
-    if (base != changes)
-        close(base);
     close(target);
 }
 

@@ -1,0 +1,28 @@
+/*
+ * view.h — what mounts.c shares with overlay.c: resolving below the new root, and making and
+ * attaching detached mounts (the definitions, and why each is so, are in mounts.c).
+ */
+#ifndef CELL_VIEW_H
+#define CELL_VIEW_H
+
+#include "cell_init.h"
+
+#include <linux/openat2.h>
+
+/* Below the new root only; never through a symlink or a magic link (/proc/self/fd/...). Mount
+ * points are crossed on purpose: a destination may lie inside an earlier operation's mount. */
+#define BENEATH (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+/* A host path: absolute, but still never through a symlink. */
+#define NO_LINKS (RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS)
+
+int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
+int set_attrs(int tree, unsigned long long attrs);
+int attach(int tree, int target);
+unsigned long long op_attrs(const struct plan_mount *m);
+int mount_point(int root, const char *dest, int is_dir, int create);
+int new_tmpfs(uint64_t size, uint32_t mode, unsigned int attrs);
+
+/* overlay.c: the copy-on-write view of a host directory at m->dest (CELL_OP_OVERLAY). */
+void mount_overlay(int root, const struct plan_mount *m, int lower, int changes, int create, int index);
+
+#endif
