@@ -48,7 +48,7 @@ public enum Cell {
             do {
                 guard let target else {
                     let changes = try OverlayChanges.list(dir)
-                    writeAll(1, changes.map { "\($0.kind.rawValue) \(TerminalText.escaped($0.path))\n" }.joined())
+                    writeAll(1, changes.map { $0.line + "\n" }.joined())
                     return 0
                 }
                 let applied = try OverlayChanges.apply(dir, to: target)

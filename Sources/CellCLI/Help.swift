@@ -121,8 +121,9 @@ enum Help {
                              overlay: SRC is never modified (refused if a file in it has an
                              owner or group other than yours: copying it up would fail)
       --overlay-size SIZE    what the sandbox may write through an overlay (a tmpfs; 1g)
-      --changes DIR          keep an overlay's changes in DIR (an existing directory of
-                             yours) instead of a tmpfs: `cell changes DIR` lists them
+      --changes DIR          keep an overlay's changes in DIR (an empty directory of yours,
+                             or an earlier run's over the same tree) instead of a tmpfs, with
+                             no size limit but that disk's: `cell changes DIR` lists them
       --isolation namespaces|landlock|auto
                              namespaces (default): the full sandbox; landlock: no namespace
                              at all, for hosts that refuse user namespaces (weaker: see

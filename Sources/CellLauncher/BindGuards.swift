@@ -34,7 +34,9 @@ public enum BindGuards {
     static let depthLimit = 64
 
     /// `ops` with each walked bind followed by its guards, and a note for every walk cut short.
-    public static func apply(_ ops: [MountOperation], writableGit: Bool,
+    /// `skipping`: host directories not to look into (an overlay's --changes directory inside a
+    /// bound tree: overlayfs works in it, and a guard mounted there would break it).
+    public static func apply(_ ops: [MountOperation], writableGit: Bool, skipping: [String] = [],
                              budget: Int = directoryBudget) throws(LaunchError) -> (ops: [MountOperation], notes: [String]) {
         var result: [MountOperation] = []
         var notes: [String] = []
@@ -51,13 +53,15 @@ public enum BindGuards {
             // the caller's uid and gid, so another owner or group there would fail (EOVERFLOW) in
             // the middle of a build. Found before anything starts, and named.
             let owners = op.kind == .overlay ? (uid: geteuid(), gid: getegid()) : nil
+            let skip = Set(skipping.filter { SandboxPath.isWithin($0, source) && $0 != source }.map { Array($0.dropFirst(source == "/" ? 0 : source.count).utf8) })
             if let earlier = walked[source], owners == nil {
                 found = earlier
             } else {
-                found = walk(source, budget: budget, owners: owners)
+                found = walk(source, budget: budget, owners: owners, skip: skip)
                 walked[source] = found
                 if found.incomplete {
-                    notes.append("stopped looking for sockets, FIFOs and git directories under \(source) after \(budget) directories"
+                    notes.append("stopped looking for sockets, FIFOs" + (owners == nil ? " and git directories" : ", git directories and files of other owners")
+                        + " under \(source) after \(budget) directories"
                         + (found.tooDeep ? " or \(depthLimit) levels" : "") + ": further down, sockets are not masked and nested repositories "
                         + "stay writable; bind a narrower directory")
                 }
@@ -156,7 +160,7 @@ public enum BindGuards {
     /// directory is opened beneath the root's descriptor without following any symlink (one
     /// swapped in meanwhile included). Inside a `.git` only its top level is looked at: git's
     /// fsmonitor daemon puts its socket there; below lie git's own objects, refs and logs.
-    static func walk(_ root: String, budget: Int, owners: (uid: uid_t, gid: gid_t)? = nil) -> Walk {
+    static func walk(_ root: String, budget: Int, owners: (uid: uid_t, gid: gid_t)? = nil, skip: Set<[UInt8]> = []) -> Walk {
         var result = Walk()
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard rootFD >= 0 else { return result }
@@ -191,6 +195,7 @@ public enum BindGuards {
                     type = found == 0 ? Int32(st.st_mode & S_IFMT) >> 12 : 0
                 }
                 let path = relative + [0x2f] + name
+                if skip.contains(path) { continue }
                 let isGit = name == Array(".git".utf8)
                 if let owners {
                     var st = stat()

@@ -235,9 +235,10 @@ public enum FilesystemView {
                 settled.append(op)
                 continue
             }
+            let verb = op.kind == .overlay ? "overlay" : "bind"
             guard let type = fileType(source) else {
                 if op.optional { continue }
-                throw .invalid("cannot bind \(source): it does not exist on the host")
+                throw .invalid("cannot \(verb) \(source): it does not exist on the host")
             }
             if op.kind == .overlay && type != UInt32(S_IFDIR) {
                 throw .invalid("cannot overlay \(source): an overlay is of a directory, and this is a \(FileType.name(type))")
@@ -245,7 +246,7 @@ public enum FilesystemView {
             if type == UInt32(S_IFLNK) || realPath(source).map({ $0 != source }) ?? false {
                 if op.optional { continue }
                 let real = realPath(source).map { " (it leads to \($0))" } ?? ""
-                throw .invalid("cannot bind \(source): the path goes through a symlink\(real); cell never binds through symlinks: name the real path")
+                throw .invalid("cannot \(verb) \(source): the path goes through a symlink\(real); cell never \(verb)s through symlinks: name the real path")
             }
             op.expectedType = type
             settled.append(op)
@@ -265,6 +266,29 @@ public enum FilesystemView {
         if SandboxPath.isWithin(dir, lower) || SandboxPath.isWithin(lower, dir) {
             throw .invalid("--changes \(dir): inside the tree it would keep the changes of (\(lower)), or around it; choose a directory elsewhere")
         }
+        // Empty, or what an earlier run over the same tree left (the changes then continue):
+        // anything else in it would be the sandbox's to read and overwrite, and overlayfs
+        // clears its work directory.
+        let entries = directoryEntries(dir)
+        if !entries.isEmpty {
+            let earlier = readSmallFile(dir + "/" + OverlayChanges.lowerFile).map { String($0.prefix { $0 != "\n" }) }
+            guard Set(entries).isSubset(of: [OverlayChanges.lowerFile, "upper", "work"]), earlier == lower else {
+                throw .invalid("--changes \(dir): not empty, and not the changes of an earlier run over \(lower); give an empty directory")
+            }
+        }
+    }
+
+    /// The names in a directory (not following a symlink), "." and ".." left out.
+    static func directoryEntries(_ dir: String) -> [String] {
+        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0, let listing = fdopendir(fd) else { return [] }
+        defer { closedir(listing) }
+        var names: [String] = []
+        while let entry = readdir(listing) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 
     /// The S_IFMT bits of the host path, not following a final symlink; nil if it cannot be seen.

@@ -204,6 +204,10 @@ public enum Planner {
         let overlays = mounts.indices.filter { mounts[$0].kind == .overlay }
         for index in overlays where mounts[index].size == nil { mounts[index].size = overlaySize }
         if let changes {
+            if request.overlaySize != nil {
+                throw .invalid("--overlay-size bounds a tmpfs upper layer; with --changes the layer is on \(changes)'s disk, "
+                    + "with no limit but that disk's: give one or the other")
+            }
             guard overlays.count == 1 else {
                 throw .invalid("--changes keeps the changes of one overlay, and this sandbox has \(overlays.count) "
                     + "(--overlay, or [filesystem] cwd = \"overlay\")")
@@ -242,7 +246,7 @@ public enum Planner {
             }
         }
         // Sockets, FIFOs and .git in the directories the user bound (BindGuards: why).
-        let guarded = isolation == .namespaces ? try BindGuards.apply(mounts, writableGit: profile.writableGit) : (ops: mounts, notes: [])
+        let guarded = isolation == .namespaces ? try BindGuards.apply(mounts, writableGit: profile.writableGit, skipping: changes.map { [$0] } ?? []) : (ops: mounts, notes: [])
         // The second wall mirrors the view (LandlockRules), when the kernel has Landlock.
         var landlock: LandlockPlan?
         if isolation == .namespaces && profile.landlock != .off && namespaces.contains(.mount) {

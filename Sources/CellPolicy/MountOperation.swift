@@ -100,7 +100,7 @@ public struct MountOperation: Equatable, Sendable {
         case .file: return "file \(destination) (\(contents.count) bytes\(mode.map { ", mode=\(String($0, radix: 8))" } ?? ""))"
         case .overlay:
             return "overlay \(source ?? "") -> \(destination) (copy-on-write; changes "
-                + (changes.map { "kept in \($0)" } ?? "in a tmpfs of \(ByteSize.format(size ?? 0)), discarded") + ")"
+                + (changes.map { "kept in \($0), no size limit but its disk's" } ?? "in a tmpfs of \(ByteSize.format(size ?? 0)), discarded") + ")"
         default: return "\(kind.rawValue) \(destination)\(suffix)"
         }
     }

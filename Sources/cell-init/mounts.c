@@ -225,13 +225,8 @@ static void unreachable(const struct plan_mount *m, int index) {
 
 /* ---------------------------------------------------------------- the operations */
 
-/* A new, detached mount of filesystem `type`: options are key=value, or flags (value NULL). */
-struct fs_option {
-    const char *key;
-    const char *value;
-};
-
-static int new_mount(const char *type, const struct fs_option *options, size_t count, unsigned int attrs) {
+/* (struct fs_option: view.h) */
+int new_mount(const char *type, const struct fs_option *options, size_t count, unsigned int attrs) {
     int fs = (int)syscall(SYS_fsopen, type, FSOPEN_CLOEXEC);
     if (fs < 0)
         return -1;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -29,7 +30,15 @@ void mount_overlay(int root, const struct plan_mount *m, int lower, int changes,
         fail(CELL_STEP_MOUNT_OP, errno, index);
     if (set_attrs(lower, MOUNT_ATTR_RDONLY) != 0)
         fail(CELL_STEP_MOUNT_SOURCE, errno, index);
-    int base = changes >= 0 ? changes : new_tmpfs(m->size, 0755, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
+    /* The tmpfs bounds inodes too (one per 4 KiB of its size): empty files would not count
+     * against the size, and each costs the kernel memory. */
+    char size_text[24], inodes_text[24];
+    const struct fs_option tmpfs_options[] = {
+        {"size", format_unsigned(size_text, m->size, 10)},
+        {"nr_inodes", format_unsigned(inodes_text, m->size / 4096 > 1024 ? m->size / 4096 : 1024, 10)},
+        {"mode", "0755"},
+    };
+    int base = changes >= 0 ? changes : new_mount("tmpfs", tmpfs_options, 3, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
     if (base < 0)
         fail(CELL_STEP_MOUNT_OP, errno, index);
     int layer[2]; /* upper, work */
@@ -48,7 +57,14 @@ void mount_overlay(int root, const struct plan_mount *m, int lower, int changes,
         syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0)
         fail(CELL_STEP_MOUNT_OP, errno, index);
     int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, (unsigned int)op_attrs(m) | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV);
-    if (mnt < 0 || attach(mnt, target) != 0)
+    if (mnt < 0)
+        fail(CELL_STEP_MOUNT_OP, errno, index);
+    /* overlayfs falls back to read-only when it cannot use its work directory (a mount on it,
+     * say): a sandbox that expected to write must not start on a read-only tree. */
+    struct statvfs vfs;
+    if (!(m->flags & CELL_OPF_READONLY) && (fstatvfs(mnt, &vfs) != 0 || (vfs.f_flag & ST_RDONLY)))
+        fail(CELL_STEP_MOUNT_OP, EROFS, index);
+    if (attach(mnt, target) != 0)
         fail(CELL_STEP_MOUNT_OP, errno, index);
     close(mnt);
     close(fs);

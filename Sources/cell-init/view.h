@@ -22,6 +22,13 @@ unsigned long long op_attrs(const struct plan_mount *m);
 int mount_point(int root, const char *dest, int is_dir, int create);
 int new_tmpfs(uint64_t size, uint32_t mode, unsigned int attrs);
 
+/* A new, detached mount of filesystem `type`: options are key=value, or flags (value NULL). */
+struct fs_option {
+    const char *key;
+    const char *value;
+};
+int new_mount(const char *type, const struct fs_option *options, size_t count, unsigned int attrs);
+
 /* overlay.c: the copy-on-write view of a host directory at m->dest (CELL_OP_OVERLAY). */
 void mount_overlay(int root, const struct plan_mount *m, int lower, int changes, int create, int index);
 

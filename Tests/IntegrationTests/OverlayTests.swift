@@ -85,6 +85,52 @@ struct OverlayTests {
         #expect((try? String(contentsOfFile: dir + "/src/a.txt", encoding: .utf8)) == "original\n")
     }
 
+    @Test("--apply leaves out what the host would run or lose: git's hooksPath and .husky, a nested repository's deletion, symlinks out; sparse files stay sparse; odd names are listed")
+    func applyLeavesOut() throws {
+        let dir = try Self.checkout()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for sub in ["changes", "src/.git", "src/nested/.git"] { try FileManager.default.createDirectory(atPath: dir + "/" + sub, withIntermediateDirectories: true) }
+        try "[core]\n\thooksPath = .githooks\n".write(toFile: dir + "/src/.git/config", atomically: false, encoding: .utf8)
+        try "keep\n".write(toFile: dir + "/src/nested/.git/HEAD", atomically: false, encoding: .utf8)
+        if Sandbox.isRoot { _ = Sandbox.execute(["chown", "-R", "-h", "65534:65534", dir]) }
+        let script = "mkdir .githooks .husky && echo x > .githooks/pre-commit && echo x > .husky/pre-commit && rm -r nested "
+            + "&& ln -s /etc/shadow shadow && ln -s ../../x up && ln -s sub/b.txt fine && truncate -s 1G sparse && echo odd > \"$(printf 'odd\\377')\""
+        let r = Sandbox.run(["sh", "-c", script], options: ["--overlay", dir + "/src", "--cwd", dir + "/src", "--changes", dir + "/changes"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let listed = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "changes", dir + "/changes"]).stdout
+        #expect(listed.contains("A /odd\\xff (a name that is not UTF-8: never applied)") && listed.contains("A /shadow -> /etc/shadow"), "\(listed)")
+        let applied = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "changes", dir + "/changes", "--apply", dir + "/src"])
+        #expect(applied.status == 0, "\(applied.stderr)")
+        for gone in ["/.githooks/pre-commit", "/.husky/pre-commit", "/shadow", "/up"] {
+            #expect(!FileManager.default.fileExists(atPath: dir + "/src" + gone), "\(gone) was applied")
+        }
+        #expect(applied.stderr.contains("/nested/: holds a .git") || applied.stderr.contains("/nested: holds a .git"), "\(applied.stderr)")
+        #expect(FileManager.default.fileExists(atPath: dir + "/src/nested/.git/HEAD"))
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/src/fine")) == "sub/b.txt")
+        var st = stat()
+        #expect(stat(dir + "/src/sparse", &st) == 0 && st.st_size == 1 << 30 && st.st_blocks < 64, "blocks: \(st.st_blocks)")
+    }
+
+    @Test("--changes takes an empty directory, or an earlier run's over the same tree (the changes continue), and no --overlay-size")
+    func changesReuse() throws {
+        let dir = try Self.checkout()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Inside the working directory, as a user would put it: the guards must not touch it.
+        try FileManager.default.createDirectory(atPath: dir + "/src/.changes", withIntermediateDirectories: false)
+        try FileManager.default.createDirectory(atPath: dir + "/other", withIntermediateDirectories: false)
+        try "mine\n".write(toFile: dir + "/other/notes", atomically: false, encoding: .utf8)
+        if Sandbox.isRoot { _ = Sandbox.execute(["chown", "-R", "-h", "65534:65534", dir]) }
+        let options = ["--overlay", dir + "/src/sub:/w", "--changes", dir + "/src/.changes"]
+        let first = Sandbox.run(["sh", "-c", "echo 1 > /w/n"], options: options, cwd: dir + "/src")
+        let second = Sandbox.run(["sh", "-c", "cat /w/n && echo 2 > /w/m"], options: options, cwd: dir + "/src")
+        #expect(first.status == 0 && second.status == 0 && second.stdout == "1\n", "\(first.stderr) \(second.stderr)")
+        let full = Sandbox.run(["true"], options: ["--overlay", dir + "/src/sub:/w", "--changes", dir + "/other"])
+        #expect(full.status == 125 && full.stderr.contains("not empty, and not the changes of an earlier run"), "\(full.stderr)")
+        #expect((try? String(contentsOfFile: dir + "/other/notes", encoding: .utf8)) == "mine\n")
+        let sized = Sandbox.run(["true"], options: options + ["--overlay-size", "5m"])
+        #expect(sized.status == 125 && sized.stderr.contains("give one or the other"), "\(sized.stderr)")
+    }
+
     @Test("a symlink in the tree that points outside reaches nothing of the host")
     func symlinkOut() throws {
         let dir = try Self.checkout()
