@@ -11,7 +11,8 @@ struct Connection {
     let events: EventChannel
 
     func run() {
-        defer { close(client) }
+        openSockets.add(client)
+        defer { openSockets.remove(client); close(client) }
         // A client gets 30 s to say where it wants to go; after that only the relay's own end.
         var timeout = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -49,7 +50,7 @@ struct Connection {
             case nil:
                 reply(decision.outcome == .refused ? "403 Forbidden" : "502 Bad Gateway", decision.reason ?? "")
             case let upstream?:
-                defer { close(upstream) }
+                defer { openSockets.remove(upstream); close(upstream) }
                 if case .forward(_, _, let rewritten) = request {
                     guard writeAll(upstream, rewritten + early) else { break }
                     decision.bytesOut += rewritten.count + early.count
@@ -109,6 +110,7 @@ struct Connection {
         let started = monotonicMilliseconds()
         if let upstream = open(host, port, &decision) {
             if writeAll(client, [5, 0, 0, 1, 0, 0, 0, 0, 0, 0]) { relay(upstream, &decision) }
+            openSockets.remove(upstream)
             close(upstream)
         } else {
             // 2: not allowed by the ruleset; 4: host unreachable.
@@ -161,6 +163,7 @@ struct Connection {
             case .success(let fd):
                 decision.outcome = .allowed
                 decision.reason = nil
+                openSockets.add(fd)
                 return fd
             case .failure(let error):
                 failure = "connecting to \(address) port \(port): \(String(cString: strerror(error.code)))"

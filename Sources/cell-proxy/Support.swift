@@ -49,6 +49,16 @@ final class ConnectionLimiter: Sendable {
     var active: Int { count.with { $0 } }
 }
 
+/// Every connection's sockets, so that the end of the sandbox can end them all: a relay whose
+/// client has gone waits for the server's side, which may never come (a half-closed tunnel).
+final class OpenSockets: Sendable {
+    private let sockets = Locked(Set<Int32>())
+    func add(_ fd: Int32) { sockets.with { _ = $0.insert(fd) } }
+    func remove(_ fd: Int32) { sockets.with { _ = $0.remove(fd) } }
+    /// Both directions of every open connection shut: each relay sees its ends and finishes.
+    func shutdownAll() { sockets.with { for fd in $0 { shutdown(fd, Int32(SHUT_RDWR)) } } }
+}
+
 enum ClientProtocol: String, Sendable {
     case http, socks5
 }

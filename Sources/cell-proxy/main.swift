@@ -96,13 +96,14 @@ parsed.policy.localAddresses = localAddresses()
 let configuration = parsed
 let events = EventChannel(fd: 5)
 let limiter = ConnectionLimiter(maximum: 512)
+let openSockets = OpenSockets()
 for (fd, kind) in [(Int32(3), ClientProtocol.http), (Int32(4), ClientProtocol.socks5)] {
     startThread {
         while true {
             let client = accept(fd, nil, nil)
             if client < 0 {
                 if errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE { usleep(1000); continue }
-                exit(0) // the listener is gone: the sandbox is over
+                return // the listener was shut down (SIGTERM, below): the main thread ends the proxy
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             guard limiter.enter() else {
@@ -122,13 +123,14 @@ for (fd, kind) in [(Int32(3), ClientProtocol.http), (Int32(4), ClientProtocol.so
     }
 }
 events.ready()
-// The sandbox is over: no new connection (the listeners close), and the open ones end within
-// moments, their client side being gone; each sends its event. Then the pipe's end of file
-// tells cell that every event is in.
+// The sandbox is over: no new connection (the listeners close), and every open one is shut,
+// since no client is left to wait for its answer; each relay ends and sends its event. Then
+// the pipe's end of file tells cell that every event is in.
 var signalNumber: Int32 = 0
 while sigwait(&terminate, &signalNumber) != 0 {}
 shutdown(3, Int32(SHUT_RDWR))
 shutdown(4, Int32(SHUT_RDWR))
+openSockets.shutdownAll()
 let deadline = monotonicMilliseconds() + 2000
 while limiter.active > 0 && monotonicMilliseconds() < deadline { usleep(1000) }
 exit(0)

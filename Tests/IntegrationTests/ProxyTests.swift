@@ -185,6 +185,24 @@ struct ProxyTests {
         #expect(r.stdout == "['lo']\n0 routes\n127.0.0.1 ConnectionRefusedError\ndns gaierror\n", "\(r.stderr)")
     }
 
+    @Test("a connection still open when the sandbox ends (a half-closed tunnel) is recorded, and ends")
+    func openAtTheEnd() throws {
+        let server = try HostServer()
+        let dir = try Sandbox.writableHostDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = """
+            import os, socket
+            s = socket.create_connection(('127.0.0.1', 3128), timeout=10)
+            s.sendall(b'CONNECT allowed.test:\(server.port) HTTP/1.1\\r\\n\\r\\n')
+            print(s.recv(100).split(b'\\r\\n')[0].decode(), flush=True)
+            os._exit(0)  # the tunnel is still open
+            """
+        let r = server.run(script, ["--allow-net", "allowed.test:\(server.port)", "--allow-private-addresses", "--audit-log", dir + "/a.jsonl"])
+        #expect(r.stdout == "HTTP/1.1 200 Connection established\n", "\(r.stderr)")
+        let events = try String(contentsOfFile: dir + "/a.jsonl", encoding: .utf8).split(separator: "\n").filter { $0.contains(#""event":"net""#) }
+        #expect(events.count == 1 && events.first?.contains(#""decision":"allowed""#) == true, "\(events)")
+    }
+
     @Test("cell-proxy never outlives its sandbox, even when cell is killed")
     func proxyStopsWithTheSandbox() throws {
         let marker = "m\(Int.random(in: 100_000...999_999)).test"
