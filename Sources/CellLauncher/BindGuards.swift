@@ -184,7 +184,7 @@ public enum BindGuards {
             }
             defer { closedir(dir) }
             while let item = readdir(dir) {
-                let name = withUnsafeBytes(of: item.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+                let name = direntName(item)
                 if name == [0x2e] || name == [0x2e, 0x2e] { continue }
                 var type = Int32(item.pointee.d_type)
                 if type == Int32(DT_UNKNOWN) { // filesystems without d_type

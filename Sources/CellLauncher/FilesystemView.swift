@@ -285,7 +285,7 @@ public enum FilesystemView {
         defer { closedir(listing) }
         var names: [String] = []
         while let entry = readdir(listing) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = String(decoding: direntName(entry), as: UTF8.self)
             if name != "." && name != ".." { names.append(name) }
         }
         return names

@@ -60,7 +60,7 @@ public enum OverlayChanges {
         guard fd >= 0, let dir = fdopendir(fd) else { return }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+            let name = direntName(entry)
             if name == [0x2e] || name == [0x2e, 0x2e] { continue }
             let path = prefix + [0x2f] + name
             var st = stat(), inLower = stat()
@@ -269,7 +269,7 @@ extension OverlayChanges {
         guard sub >= 0, let listing = fdopendir(sub) else { return false }
         defer { closedir(listing) }
         while let entry = readdir(listing) {
-            let n = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let n = String(decoding: direntName(entry), as: UTF8.self)
             if n == "." || n == ".." { continue }
             if n == ".git" || (entry.pointee.d_type == UInt8(DT_DIR) && holdsGit(dirfd(listing), n)) { return true }
         }
@@ -285,7 +285,7 @@ extension OverlayChanges {
         guard sub >= 0, let listing = fdopendir(sub) else { return false }
         var names: [String] = []
         while let entry = readdir(listing) {
-            let n = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let n = String(decoding: direntName(entry), as: UTF8.self)
             if n != "." && n != ".." { names.append(n) }
         }
         for n in names { removeBelow(dirfd(listing), n) }

@@ -1,3 +1,4 @@
+import CellPolicy
 import Glibc
 
 /// Removes the directory tree at `path` without following any symlink in it: a directory whose
@@ -20,7 +21,7 @@ private func removeContents(_ fd: Int32) {
     defer { closedir(dir) }
     var directories: [[CChar]] = []
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }.map { CChar(bitPattern: $0) }) + [0] }
+        let name = direntName(entry).map { CChar(bitPattern: $0) } + [0]
         if name == [0x2e, 0] || name == [0x2e, 0x2e, 0] { continue }
         if unlinkat(dirfd(dir), name, 0) != 0 && errno == EISDIR { directories.append(name) }
     }

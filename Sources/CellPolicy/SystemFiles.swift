@@ -77,3 +77,13 @@ public func currentDirectory() -> String? {
 public func errorText(_ code: Int32) -> String {
     String(cString: strerror(code))
 }
+
+/// A directory entry's name, read where it lies. `d_name` is declared as 256 bytes, but the
+/// kernel's record holds only the name and its NUL: copying the whole field (as
+/// `withUnsafeBytes(of: entry.pointee.d_name)` does) can read past the end of readdir's buffer,
+/// and did — a SIGSEGV at a page boundary, seen once in CI.
+public func direntName(_ entry: UnsafeMutablePointer<dirent>) -> [UInt8] {
+    let offset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
+    let start = UnsafeRawPointer(entry).advanced(by: offset).assumingMemoryBound(to: CChar.self)
+    return Array(UnsafeRawBufferPointer(start: start, count: strlen(start)))
+}

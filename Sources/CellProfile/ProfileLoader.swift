@@ -238,7 +238,7 @@ public func directoryEntries(_ path: String) -> [String] {
     defer { closedir(dir) }
     var names: [String] = []
     while let entry = readdir(dir) {
-        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let name = String(decoding: direntName(entry), as: UTF8.self)
         if name != "." && name != ".." { names.append(name) }
     }
     return names

@@ -177,7 +177,7 @@ public final class SandboxCgroup {
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = String(decoding: direntName(entry), as: UTF8.self)
             if entry.pointee.d_type == UInt8(DT_DIR) && name.hasPrefix("cell-") { names.append(name) }
         }
         return names

@@ -32,7 +32,7 @@ enum Descendants {
         guard let dir = opendir("/proc/self/task") else { return pids }
         defer { closedir(dir) }
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let name = String(decoding: direntName(entry), as: UTF8.self)
             guard let tid = Int(name), let text = readSmallFile("/proc/self/task/\(tid)/children", limit: 1 << 20) else { continue }
             for word in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) { if let pid = pid_t(word) { pids.insert(pid) } }
         }
