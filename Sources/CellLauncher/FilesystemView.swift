@@ -269,26 +269,13 @@ public enum FilesystemView {
         // Empty, or what an earlier run over the same tree left (the changes then continue):
         // anything else in it would be the sandbox's to read and overwrite, and overlayfs
         // clears its work directory.
-        let entries = directoryEntries(dir)
+        let entries = directoryEntries(dir, followingSymlink: false)
         if !entries.isEmpty {
             let earlier = readSmallFile(dir + "/" + OverlayChanges.lowerFile).map { String($0.prefix { $0 != "\n" }) }
             guard Set(entries).isSubset(of: [OverlayChanges.lowerFile, "upper", "work"]), earlier == lower else {
                 throw .invalid("--changes \(dir): not empty, and not the changes of an earlier run over \(lower); give an empty directory")
             }
         }
-    }
-
-    /// The names in a directory (not following a symlink), "." and ".." left out.
-    static func directoryEntries(_ dir: String) -> [String] {
-        let fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-        guard fd >= 0, let listing = fdopendir(fd) else { return [] }
-        defer { closedir(listing) }
-        var names: [String] = []
-        while let entry = readdir(listing) {
-            let name = String(decoding: direntName(entry), as: UTF8.self)
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 
     /// The S_IFMT bits of the host path, not following a final symlink; nil if it cannot be seen.

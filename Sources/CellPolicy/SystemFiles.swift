@@ -87,3 +87,20 @@ public func direntName(_ entry: UnsafeMutablePointer<dirent>) -> [UInt8] {
     let start = UnsafeRawPointer(entry).advanced(by: offset).assumingMemoryBound(to: CChar.self)
     return Array(UnsafeRawBufferPointer(start: start, count: strlen(start)))
 }
+
+/// The names in a directory, "." and ".." left out (nothing if it cannot be read).
+/// `followingSymlink: false` refuses a symlink in place of the directory itself.
+public func directoryEntries(_ path: String, followingSymlink: Bool = true) -> [String] {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | (followingSymlink ? 0 : O_NOFOLLOW))
+    guard fd >= 0, let dir = fdopendir(fd) else {
+        if fd >= 0 { close(fd) }
+        return []
+    }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = String(decoding: direntName(entry), as: UTF8.self)
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}

@@ -63,7 +63,7 @@ public struct ProfileLoader {
     public init(variables: ProfileVariables, userDirectory: String?, systemDirectory: String? = "/etc/cell/profiles",
                 builtIns: [String: String] = BuiltinProfiles.all,
                 readFile: @escaping (String) -> String? = { readSmallFile($0) },
-                listDirectory: @escaping (String) -> [String] = directoryEntries) {
+                listDirectory: @escaping (String) -> [String] = { directoryEntries($0) }) {
         self.variables = variables
         self.userDirectory = userDirectory
         self.systemDirectory = systemDirectory
@@ -232,14 +232,4 @@ public struct ProfileDiagnosticList: Error, Equatable, Sendable {
     public init(_ diagnostics: [ProfileDiagnostic]) { self.diagnostics = diagnostics }
 }
 
-/// Names in a directory (nothing if it cannot be read).
-public func directoryEntries(_ path: String) -> [String] {
-    guard let dir = opendir(path) else { return [] }
-    defer { closedir(dir) }
-    var names: [String] = []
-    while let entry = readdir(dir) {
-        let name = String(decoding: direntName(entry), as: UTF8.self)
-        if name != "." && name != ".." { names.append(name) }
-    }
-    return names
-}
+

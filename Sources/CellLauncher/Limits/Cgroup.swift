@@ -173,14 +173,8 @@ public final class SandboxCgroup {
 
     /// The `cell-*` cgroups in `parent`.
     static func cellEntries(in parent: String) -> [String] {
-        guard let dir = opendir(parent) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = String(decoding: direntName(entry), as: UTF8.self)
-            if entry.pointee.d_type == UInt8(DT_DIR) && name.hasPrefix("cell-") { names.append(name) }
-        }
-        return names
+        // cgroupfs holds only cgroups and its interface files, none of them named cell-*.
+        directoryEntries(parent, followingSymlink: false).filter { $0.hasPrefix("cell-") }
     }
 
     /// Removes what a cell killed with SIGKILL left: its empty cgroups. Only those unchanged for a
