@@ -11,6 +11,9 @@ public enum CellCommand: Equatable {
     /// `cell doctor [--json]`
     case doctor(json: Bool)
     case changes(String, apply: String?)
+    /// `cell cache list`, `cell cache clear NAME|SCOPE/NAME|--all` (nil: all).
+    case cacheList
+    case cacheClear(String?)
     case help(topic: String?)
     case version
 }
@@ -56,6 +59,14 @@ public enum ArgumentParser {
             case 1: return .changes(rest[0], apply: nil)
             case 3 where rest[1] == "--apply": return .changes(rest[0], apply: rest[2])
             default: throw UsageError("usage: cell changes DIR [--apply TARGET] (DIR: a directory given to --changes)")
+            }
+        case "cache":
+            switch rest {
+            case ["list"]: return .cacheList
+            case ["clear", "--all"]: return .cacheClear(nil)
+            case let words where words.count == 2 && words[0] == "clear" && !words[1].hasPrefix("-"): return .cacheClear(words[1])
+            case ["-h"], ["--help"]: return .help(topic: "cache")
+            default: throw UsageError("usage: cell cache list | cell cache clear NAME|SCOPE/NAME|--all")
             }
         case "doctor":
             switch rest {
@@ -235,6 +246,19 @@ public enum ArgumentParser {
                 throw UsageError("--changes '\(value)' needs an absolute path to an existing directory")
             }
             options.request.changes = dir
+        case .cache:
+            switch CacheMount.parse(value) {
+            case .success(let cache): options.request.caches.append(cache)
+            case .failure(let error): throw UsageError("--cache \(error.message)")
+            }
+        case .cacheScope:
+            guard let scope = CacheScope(rawValue: value) else { throw UsageError("--cache-scope must be project, profile or user, not '\(value)'") }
+            options.request.cacheScope = scope
+        case .hide:
+            switch HidePattern.parse(value) {
+            case .success(let pattern): options.request.hide.append(pattern)
+            case .failure(let error): throw UsageError("--hide: \(error.message)")
+            }
         case .tmpfs:
             options.request.mounts.append(try parseTmpfs(value))
         case .profile:
@@ -418,6 +442,9 @@ enum RunOption: String, CaseIterable {
     case overlay = "--overlay"
     case overlaySize = "--overlay-size"
     case changes = "--changes"
+    case cache = "--cache"
+    case cacheScope = "--cache-scope"
+    case hide = "--hide"
     case allowNet = "--allow-net"
     case allowPrivateAddresses = "--allow-private-addresses"
     case isolation = "--isolation"
@@ -460,6 +487,9 @@ enum RunOption: String, CaseIterable {
         case .overlay: return "SRC[:DST]"
         case .overlaySize: return "SIZE"
         case .changes: return "DIR"
+        case .cache: return "NAME:DST"
+        case .cacheScope: return "project|profile|user"
+        case .hide: return "GLOB"
         case .isolation: return "namespaces|landlock|auto"
         case .seccomp: return "default|strict"
         case .seccompJSON: return "PATH"

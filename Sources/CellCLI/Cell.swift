@@ -33,7 +33,7 @@ public enum Cell {
         switch command {
         case .help(let topic):
             let text = topic == "run" ? Help.run : topic == "profile" ? Help.profile : topic == "audit" ? Help.audit
-                : topic == "doctor" ? Help.doctor : topic == "changes" ? Help.changes : Help.overview
+                : topic == "doctor" ? Help.doctor : topic == "changes" ? Help.changes : topic == "cache" ? Help.cache : Help.overview
             writeAll(1, text + "\n")
             return 0
         case .profileList:
@@ -58,6 +58,8 @@ public enum Cell {
             } catch {
                 return fail(error.message)
             }
+        case .cacheList, .cacheClear:
+            return CacheCommands.run(command)
         case .doctor(let json):
             let report = HostReport(HostProbe.gather())
             writeAll(1, json ? report.json() : report.text())

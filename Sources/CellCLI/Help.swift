@@ -2,7 +2,7 @@ import CellPolicy
 
 /// The text of `cell --help` and `cell run --help`.
 enum Help {
-    static let topics = ["run", "profile", "audit", "doctor", "changes"]
+    static let topics = ["run", "profile", "audit", "doctor", "changes", "cache"]
 
     static let changes = """
     cell changes DIR — what a sandbox changed through its overlay, kept with --changes DIR.
@@ -15,6 +15,23 @@ enum Help {
     symlink (each path is reached beneath TARGET without following one), without setuid and
     setgid bits, nothing under a .git (the host's git would run what a sandbox planted there),
     no device, FIFO or socket. What is left out is named on stderr.
+    """
+
+    static let cache = """
+    cell cache list | cell cache clear NAME|SCOPE/NAME|--all — the caches given with --cache.
+
+    A cache is a directory of yours that `--cache NAME:DST` (or a profile's `caches`, as in the
+    ci profile: pip, npm, cargo, go, maven) binds read-write at DST, kept between runs. Each is
+    kept per SCOPE: by default the profile and the project (the checkout's top), so one
+    project's job never reads what another's left (--cache-scope profile|user shares wider).
+
+    Layout: $XDG_CACHE_HOME/cell (default ~/.cache/cell), 0700:
+      caches/SCOPE/NAME   what sandboxes are given, and only that
+      scopes/SCOPE        what SCOPE is for (project, profile): cell's own, never given
+
+    list    every cache: SCOPE/NAME, its size, what its scope is for
+    clear   NAME: that cache in every scope; SCOPE/NAME: one; --all: every cache. Never
+            follows a symlink a sandbox left there.
     """
 
     static let doctor = """
@@ -43,6 +60,7 @@ enum Help {
       cell audit summary PATH                 a readable digest of an audit log
       cell doctor [--json]                    can this host run cell, in which mode, and why not
       cell changes DIR [--apply TARGET]       what a sandbox changed through its overlay
+      cell cache list | clear NAME|--all      the persistent caches --cache gives sandboxes
       cell help [run|profile]                 this text, or a command's
       cell --version                          print the version
 
@@ -124,6 +142,17 @@ enum Help {
       --changes DIR          keep an overlay's changes in DIR (an empty directory of yours,
                              or an earlier run's over the same tree) instead of a tmpfs, with
                              no size limit but that disk's: `cell changes DIR` lists them
+      --cache NAME:DST       a persistent cache of yours, read-write at DST (~/ is the home
+                             inside): a second run reuses it (`cell help cache`); repeatable
+      --cache-scope project|profile|user
+                             which runs share a cache: the same project and profile (default),
+                             the same profile, or all of yours (a cache carries one job's
+                             downloads, and what a hostile one planted, to the next)
+      --hide GLOB            what matches GLOB in the trees you bind (the working directory,
+                             --bind, --ro-bind, --overlay) is seen empty and read-only: files
+                             as empty files, directories as empty directories. Anchored at
+                             each tree's root: '**/.env' at any depth, '.git/config' at the
+                             top; '*' and '?' within a name. Repeatable; --dry-run lists them
       --isolation namespaces|landlock|auto
                              namespaces (default): the full sandbox; landlock: no namespace
                              at all, for hosts that refuse user namespaces (weaker: see

@@ -17,6 +17,9 @@ import Glibc
 ///     or submodule's `.git` file, a `.git` symlink) and the git directory a `.git` file or
 ///     symlink points to, when a writable bind holds it, is bound read-only over itself, unless
 ///     the profile says `writable_git`.
+///   - **what the `hide` globs match** (`HidePattern`: secrets such as `.env`, keys,
+///     `.git/config`): a file or symlink is covered by an empty read-only file, a directory by
+///     an empty read-only tmpfs (whose insides are then not walked).
 ///
 /// The walk covers the directories the user chose (the working directory, `--bind`,
 /// `--ro-bind`, profile mounts: `MountOperation.guarded`), not the system directories of the
@@ -36,7 +39,7 @@ public enum BindGuards {
     /// `ops` with each walked bind followed by its guards, and a note for every walk cut short.
     /// `skipping`: host directories not to look into (an overlay's --changes directory inside a
     /// bound tree: overlayfs works in it, and a guard mounted there would break it).
-    public static func apply(_ ops: [MountOperation], writableGit: Bool, skipping: [String] = [],
+    public static func apply(_ ops: [MountOperation], writableGit: Bool, hide: [HidePattern] = [], skipping: [String] = [],
                              budget: Int = directoryBudget) throws(LaunchError) -> (ops: [MountOperation], notes: [String]) {
         var result: [MountOperation] = []
         var notes: [String] = []
@@ -57,13 +60,14 @@ public enum BindGuards {
             if let earlier = walked[source], owners == nil {
                 found = earlier
             } else {
-                found = walk(source, budget: budget, owners: owners, skip: skip)
+                found = walk(source, budget: budget, owners: owners, hide: hide, skip: skip)
                 walked[source] = found
                 if found.incomplete {
                     notes.append("stopped looking for sockets, FIFOs" + (owners == nil ? " and git directories" : ", git directories and files of other owners")
+                        + (hide.isEmpty ? "" : ", and for what the hide patterns match,")
                         + " under \(source) after \(budget) directories"
-                        + (found.tooDeep ? " or \(depthLimit) levels" : "") + ": further down, sockets are not masked and nested repositories "
-                        + "stay writable; bind a narrower directory")
+                        + (found.tooDeep ? " or \(depthLimit) levels" : "") + ": further down, sockets are not masked, nested repositories "
+                        + "stay writable" + (hide.isEmpty ? "" : " and matching files stay visible") + "; bind a narrower directory")
                 }
             }
             for entry in found.entries {
@@ -76,7 +80,9 @@ public enum BindGuards {
                 case .channel:
                     result.append(mask(inside))
                 case .unlistable:
-                    result.append(hide(inside))
+                    result.append(coverUnlistable(inside))
+                case .hidden:
+                    result.append(.hide(inside, type: entry.type))
                 case .foreign(let uid, let gid):
                     throw .invalid("cannot overlay \(source): \(TerminalText.escaped(source + relative)) belongs to uid \(uid), gid \(gid), which the "
                         + "sandbox does not map (it maps only yours), so writing it would fail; give it to yourself (chown), or bind the tree instead")
@@ -116,7 +122,7 @@ public enum BindGuards {
     }
 
     /// An empty read-only tmpfs over a directory cell could not list.
-    static func hide(_ destination: String) -> MountOperation {
+    static func coverUnlistable(_ destination: String) -> MountOperation {
         var op = MountOperation.tmpfs(destination, size: 4096, mode: 0o555, readOnly: true)
         op.mustExist = true
         op.optional = true
@@ -132,6 +138,8 @@ public enum BindGuards {
             case git(target: String?)
             /// (Overlays) an entry whose owner or group is not the caller's.
             case foreign(uid: uid_t, gid: gid_t)
+            /// A file, symlink or directory a hide pattern matches.
+            case hidden(HidePattern)
 
             var noun: String {
                 switch self {
@@ -139,6 +147,7 @@ public enum BindGuards {
                 case .unlistable: return "a directory it cannot list"
                 case .git: return "a .git"
                 case .foreign: return "a file of another owner"
+                case .hidden: return "a file to hide"
                 }
             }
         }
@@ -154,13 +163,14 @@ public enum BindGuards {
         var tooDeep = false
     }
 
-    /// Every socket, FIFO, unlistable directory and `.git` below `root`, breadth first — so
+    /// Every socket, FIFO, unlistable directory, `.git` and hidden entry below `root`, breadth first — so
     /// that a budget cut short still covers the shallow places host services put their
     /// sockets (~/.ssh, ~/.gnupg, a project's top) — and parents before children. Each
     /// directory is opened beneath the root's descriptor without following any symlink (one
     /// swapped in meanwhile included). Inside a `.git` only its top level is looked at: git's
     /// fsmonitor daemon puts its socket there; below lie git's own objects, refs and logs.
-    static func walk(_ root: String, budget: Int, owners: (uid: uid_t, gid: gid_t)? = nil, skip: Set<[UInt8]> = []) -> Walk {
+    static func walk(_ root: String, budget: Int, owners: (uid: uid_t, gid: gid_t)? = nil, hide: [HidePattern] = [],
+                     skip: Set<[UInt8]> = []) -> Walk {
         var result = Walk()
         let rootFD = open(root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard rootFD >= 0 else { return result }
@@ -206,6 +216,12 @@ public enum BindGuards {
                         result.entries.append(Entry(kind: .foreign(uid: st.st_uid, gid: st.st_gid), relative: path, type: st.st_mode & S_IFMT))
                         return result
                     }
+                }
+                // What a hide pattern matches is covered whole: a directory's insides are not
+                // looked at (nothing of them is visible), a symlink is never followed.
+                if [Int32(DT_REG), Int32(DT_DIR), Int32(DT_LNK)].contains(type), let pattern = hide.first(where: { $0.matches(path) }) {
+                    result.entries.append(Entry(kind: .hidden(pattern), relative: path, type: UInt32(type) << 12))
+                    continue
                 }
                 switch type {
                 case Int32(DT_SOCK), Int32(DT_FIFO):

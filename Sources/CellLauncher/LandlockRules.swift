@@ -62,7 +62,7 @@ public enum LandlockRules {
             case .bind, .tmpfs, .overlay: access = op.readOnly ? 0 : all
             case .devpts: access = device | readDir
             case .proc: access = (read | writeFile | truncate) & all
-            case .mqueue, .dir, .file, .symlink, .remountReadOnly: access = 0
+            case .mqueue, .dir, .file, .symlink, .remountReadOnly, .hide: access = 0
             }
             if access != 0 { paths.append(LandlockPlan.PathRule(access: access, path: op.destination)) }
         }

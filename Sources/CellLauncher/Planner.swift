@@ -80,6 +80,10 @@ public struct RunRequest: Equatable, Sendable {
     /// --overlay-size, --changes (the profile's `overlay_size`, `changes` otherwise).
     public var overlaySize: UInt64?
     public var changes: String?
+    /// --cache NAME:DST (a name the profile has too is replaced), --cache-scope, --hide GLOB.
+    public var caches: [CacheMount] = []
+    public var cacheScope: CacheScope?
+    public var hide: [HidePattern] = []
     /// --as-root / --as-caller; nil: as the profile says (`identity`, default caller).
     public var inside: SandboxIdentity?
     /// --tty (always) / --no-tty (never); nil: as the profile says (`[terminal] mode`, default auto).
@@ -245,8 +249,24 @@ public enum Planner {
                 isolation = .namespaces
             }
         }
-        // Sockets, FIFOs and .git in the directories the user bound (BindGuards: why).
-        let guarded = isolation == .namespaces ? try BindGuards.apply(mounts, writableGit: profile.writableGit, skipping: changes.map { [$0] } ?? []) : (ops: mounts, notes: [])
+        var caches = profile.caches
+        for cache in request.caches {
+            caches.removeAll { $0.name == cache.name }
+            caches.append(cache)
+        }
+        let hide = profile.hide + request.hide.filter { !profile.hide.contains($0) }
+        if isolation == .landlock, let what = !caches.isEmpty ? "a cache (--cache, [filesystem] caches as in the ci profile)"
+            : !hide.isEmpty ? "hidden files (--hide, [filesystem] hide as in the ci profile)" : nil {
+            throw .invalid("--isolation landlock cannot give \(what): it takes mounts; clear the list in your profile (caches = [], hide = [])")
+        }
+        // Caches last: each is the caller's own directory, kept between runs, over whatever
+        // the view has at its destination (the home's tmpfs, usually).
+        mounts += try FilesystemView.settle(try cacheMounts(caches, scope: request.cacheScope ?? profile.cacheScope,
+                                                            profile: profile.name, home: user.home, workingDirectory: callerDirectory))
+        // Sockets, FIFOs, .git and what hide matches in the directories the user bound (BindGuards: why).
+        let guarded = isolation == .namespaces
+            ? try BindGuards.apply(mounts, writableGit: profile.writableGit, hide: hide, skipping: changes.map { [$0] } ?? [])
+            : (ops: mounts, notes: [])
         // The second wall mirrors the view (LandlockRules), when the kernel has Landlock.
         var landlock: LandlockPlan?
         if isolation == .namespaces && profile.landlock != .off && namespaces.contains(.mount) {
@@ -300,6 +320,32 @@ public enum Planner {
 }
 
 extension Planner {
+    /// The read-write binds of `caches`, their directories prepared in the caller's CacheStore.
+    /// Not walked by BindGuards: only sandboxes write there, and hide globs are for the trees
+    /// the user bound.
+    static func cacheMounts(_ caches: [CacheMount], scope: CacheScope, profile: String, home: String,
+                            workingDirectory: String?) throws(LaunchError) -> [MountOperation] {
+        guard !caches.isEmpty else { return [] }
+        let store = try CacheStore.forCaller(environment: Dictionary(SandboxEnvironment.callerEnvironment().map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }))
+        let project = CacheStore.project(around: workingDirectory.flatMap(FilesystemView.hostRealPath) ?? "/")
+        let scopeName = CacheStore.scopeName(scope, profile: profile, project: project)
+        let about: String
+        switch scope {
+        case .project: about = "project \(project), profile \(profile)"
+        case .profile: about = "profile \(profile), every project"
+        case .user: about = "every project and profile"
+        }
+        var ops: [MountOperation] = []
+        for cache in caches {
+            guard let destination = cache.destination(home: home) else {
+                throw .invalid("cache '\(cache)': its destination is not a path inside the sandbox")
+            }
+            let directory = try store.prepare(cache.name, scope: scopeName, about: about)
+            ops.append(.bind(directory, destination, readOnly: false))
+        }
+        return ops
+    }
+
     /// Which of the command's descriptors get a pty of its own: with `auto`, those of cell's
     /// stdin, stdout and stderr that are a terminal (a redirected one bypasses the pty, as with
     /// `podman run -t`), so the sandbox never holds a descriptor of the caller's terminal; with

@@ -4,8 +4,8 @@ import Glibc
 /// Removes the directory tree at `path` without following any symlink in it: a directory whose
 /// contents a sandbox made (slirp4netns's socket directory, --isolation landlock's private
 /// directory), once every process of the sandbox is gone. Names stay bytes (a name that is not
-/// UTF-8 is removed like any other), and a directory the sandbox made unreadable (chmod 0) is
-/// made the owner's again before it is emptied: nothing it left may outlive it.
+/// UTF-8 is removed like any other), and a directory the sandbox made unreadable (chmod 0) or
+/// read-only is made the owner's again before it is emptied: nothing it left may outlive it.
 func removeTree(_ path: String) {
     let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { return }
@@ -14,6 +14,9 @@ func removeTree(_ path: String) {
 }
 
 private func removeContents(_ fd: Int32) {
+    // Entries go only from a directory one can write: a tree made read-only (chmod 0555, as Go's
+    // module cache makes its own) is made writable, since it is going anyway.
+    fchmod(fd, 0o700)
     guard let dir = fdopendir(fd) else {
         close(fd)
         return

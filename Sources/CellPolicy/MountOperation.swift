@@ -9,6 +9,9 @@ public struct MountOperation: Equatable, Sendable {
         /// A copy-on-write view of host directory `source`: writes go to an upper layer (a tmpfs
         /// of `size`, or `changes`), never to the host.
         case overlay
+        /// What a `hide` glob matched: an empty read-only file (for a file or symlink) or
+        /// directory over the existing entry at `destination`, of type `expectedType`.
+        case hide
     }
 
     public var kind: Kind
@@ -82,6 +85,11 @@ public struct MountOperation: Equatable, Sendable {
         MountOperation(kind: .dir, destination: destination, mode: mode)
     }
 
+    /// An empty read-only cover for the entry of `type` at `destination` (a hide glob matched it).
+    public static func hide(_ destination: String, type: UInt32) -> MountOperation {
+        MountOperation(kind: .hide, destination: destination, mustExist: true, expectedType: type)
+    }
+
     /// One line for `--dry-run`.
     public var summary: String {
         var flags: [String] = []
@@ -98,6 +106,9 @@ public struct MountOperation: Equatable, Sendable {
         case .bind: return "\(readOnly ? "ro-bind" : "bind") \(source ?? "") -> \(destination)\(suffix)"
         case .symlink: return "symlink \(destination) -> \(source ?? "")"
         case .file: return "file \(destination) (\(contents.count) bytes\(mode.map { ", mode=\(String($0, radix: 8))" } ?? ""))"
+        case .hide:
+            return "hide \(destination) (seen as an empty, read-only \(expectedType == UInt32(S_IFDIR) ? "directory" : "file"): "
+                + "a \(FileType.name(expectedType ?? 0)) a hide pattern matches)"
         case .overlay:
             return "overlay \(source ?? "") -> \(destination) (copy-on-write; changes "
                 + (changes.map { "kept in \($0), no size limit but its disk's" } ?? "in a tmpfs of \(ByteSize.format(size ?? 0)), discarded") + ")"

@@ -38,6 +38,24 @@ extends = "default"
 
 [filesystem]
 cwd = "overlay"      # writes go to a 1g tmpfs (overlay_size); "rw" writes the checkout itself
+# Package managers' download caches, kept between runs (`cell help cache`): per project and
+# profile, in ~/.cache/cell/caches. A cache carries what one job downloaded or built to the
+# next job of the same project: drop it (caches_remove) where that matters more than speed.
+caches = [
+    "pip:~/.cache/pip",
+    "npm:~/.npm",
+    "cargo-registry:~/.cargo/registry", "cargo-git:~/.cargo/git",
+    "go-mod:~/go/pkg/mod", "go-build:~/.cache/go-build",
+    "maven:~/.m2/repository",
+]
+# Seen empty and read-only in the checkout (and any tree bound in): environment files, keys,
+# credentials, and .git/config (a checkout's token lives there: actions/checkout's extraheader).
+hide = [
+    "**/.env", "**/.env.*", "**/*.pem", "**/*.key", "**/*.p12", "**/*.pfx",
+    "**/id_rsa*", "**/id_ecdsa*", "**/id_ed25519*", "**/id_dsa*",
+    "**/.netrc", "**/.npmrc", "**/.pypirc", "**/.git-credentials", "**/.docker/config.json",
+    ".git/config",
+]
 
 [network]
 mode = "user"        # pasta or slirp4netns: outbound only; publish ports with --publish
@@ -309,7 +327,34 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
             ]),
             "extends": .string("default"),
             "filesystem": .table([
+                "caches": .array([
+                    .string("pip:~/.cache/pip"),
+                    .string("npm:~/.npm"),
+                    .string("cargo-registry:~/.cargo/registry"),
+                    .string("cargo-git:~/.cargo/git"),
+                    .string("go-mod:~/go/pkg/mod"),
+                    .string("go-build:~/.cache/go-build"),
+                    .string("maven:~/.m2/repository"),
+                ]),
                 "cwd": .string("overlay"),
+                "hide": .array([
+                    .string("**/.env"),
+                    .string("**/.env.*"),
+                    .string("**/*.pem"),
+                    .string("**/*.key"),
+                    .string("**/*.p12"),
+                    .string("**/*.pfx"),
+                    .string("**/id_rsa*"),
+                    .string("**/id_ecdsa*"),
+                    .string("**/id_ed25519*"),
+                    .string("**/id_dsa*"),
+                    .string("**/.netrc"),
+                    .string("**/.npmrc"),
+                    .string("**/.pypirc"),
+                    .string("**/.git-credentials"),
+                    .string("**/.docker/config.json"),
+                    .string(".git/config"),
+                ]),
             ]),
             "limits": .table([
                 "pids": .integer(16384),

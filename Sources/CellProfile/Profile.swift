@@ -9,6 +9,7 @@ public struct Profile: Equatable, Sendable {
             && a.workingDirectory == b.workingDirectory && a.namespaces == b.namespaces && a.network == b.network
             && a.filesystemDefaults == b.filesystemDefaults && a.workingDirectoryMount == b.workingDirectoryMount && a.writableGit == b.writableGit
             && a.overlaySize == b.overlaySize && a.changes == b.changes
+            && a.caches == b.caches && a.cacheScope == b.cacheScope && a.hide == b.hide
             && a.mounts == b.mounts && a.keepEnvironment == b.keepEnvironment && a.setEnvironment == b.setEnvironment
             && a.capabilities == b.capabilities && a.seccompPolicy == b.seccompPolicy && a.seccompJSON == b.seccompJSON
             && a.allowSyscalls == b.allowSyscalls && a.denySyscalls == b.denySyscalls && a.seccompRules == b.seccompRules
@@ -38,6 +39,12 @@ public struct Profile: Equatable, Sendable {
     /// A host directory for the overlay's upper layer, kept after the run (`cell changes`).
     public var changes: String?
     public static let defaultOverlaySize: UInt64 = 1 << 30
+    /// Persistent caches bound read-write (`[filesystem] caches`, CacheStore), and which runs
+    /// share them (`cache_scope`).
+    public var caches: [CacheMount] = []
+    public var cacheScope: CacheScope = .project
+    /// What the sandbox sees empty in the trees the user binds (`[filesystem] hide`).
+    public var hide: [HidePattern] = []
     public var mounts: [ProfileMount]
     public var keepEnvironment: [String]
     public var setEnvironment: [EnvironmentVariable]

@@ -218,7 +218,8 @@ struct ProfileDecoder {
 
         if let table = table(document, [], "filesystem") {
             let base: [PathComponent] = [.key("filesystem")]
-            checkKeys(table, base, ["defaults", "cwd", "writable_git", "mounts", "mounts_add", "mounts_remove", "overlay_size", "changes"])
+            checkKeys(table, base, ["defaults", "cwd", "writable_git", "mounts", "mounts_add", "mounts_remove", "overlay_size", "changes",
+                                    "caches", "caches_add", "caches_remove", "cache_scope", "hide", "hide_add", "hide_remove"])
             layer.overlaySize = size(table, base, "overlay_size")
             layer.changes = path(table, base, "changes")
             layer.filesystemDefaults = bool(table, base, "defaults")
@@ -231,6 +232,17 @@ struct ProfileDecoder {
             layer.mounts.replace = mountList(table, base, "mounts")
             layer.mounts.add = mountList(table, base, "mounts_add") ?? []
             layer.mounts.remove = (stringList(table, base, "mounts_remove") ?? []).map { SandboxPath.normalize($0) ?? $0 }
+            layer.caches.replace = parsedList(table, base, "caches", CacheMount.parse)
+            layer.caches.add = parsedList(table, base, "caches_add", CacheMount.parse) ?? []
+            layer.caches.remove = stringList(table, base, "caches_remove") ?? []
+            if let scope = string(table, base, "cache_scope") {
+                if let s = CacheScope(rawValue: scope) { layer.cacheScope = s } else {
+                    report(base + [.key("cache_scope")], "filesystem.cache_scope must be \"project\", \"profile\" or \"user\", not '\(scope)'", value: scope)
+                }
+            }
+            layer.hide.replace = parsedList(table, base, "hide", HidePattern.parse)
+            layer.hide.add = parsedList(table, base, "hide_add", HidePattern.parse) ?? []
+            layer.hide.remove = stringList(table, base, "hide_remove") ?? []
         }
 
         if let table = table(document, [], "environment") {
@@ -440,6 +452,20 @@ struct ProfileDecoder {
         return list.compactMap { text in
             switch EgressRule.parse(text) {
             case .success(let rule): return rule
+            case .failure(let error):
+                report(base + [.key(key)], error.message, value: text)
+                return nil
+            }
+        }
+    }
+
+    /// A list of strings, each parsed; a bad one is reported at its own position.
+    mutating func parsedList<T>(_ t: [String: TOMLNode], _ base: [PathComponent], _ key: String,
+                                _ parse: (String) -> Result<T, FilesystemOptionError>) -> [T]? {
+        guard let list = stringList(t, base, key) else { return nil }
+        return list.compactMap { text in
+            switch parse(text) {
+            case .success(let value): return value
             case .failure(let error):
                 report(base + [.key(key)], error.message, value: text)
                 return nil

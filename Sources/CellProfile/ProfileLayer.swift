@@ -14,6 +14,9 @@ struct ProfileLayer {
     var writableGit: Bool?
     var overlaySize: UInt64?
     var changes: String?
+    var caches = ListEdit<CacheMount>()
+    var cacheScope: CacheScope?
+    var hide = ListEdit<HidePattern>()
     var mounts = ListEdit<ProfileMount>()
     var keepEnvironment = ListEdit<String>()
     var setEnvironment: [EnvironmentVariable] = []
@@ -66,6 +69,9 @@ struct ProfileLayer {
         if let v = writableGit { p.writableGit = v }
         if let v = overlaySize { p.overlaySize = v }
         if let v = changes { p.changes = v }
+        p.caches = caches.apply(to: p.caches) { $0.name }
+        if let v = cacheScope { p.cacheScope = v }
+        p.hide = hide.apply(to: p.hide) { $0.text }
         p.mounts = mounts.apply(to: p.mounts) { $0.destination }
         p.keepEnvironment = keepEnvironment.apply(to: p.keepEnvironment) { $0 }
         for variable in setEnvironment {

@@ -51,6 +51,9 @@ public enum ProfileWriter {
         out.append("writable_git = \(p.writableGit)")
         out.append("overlay_size = \(quote(ByteSize.format(p.overlaySize)))")
         if let v = p.changes { out.append("changes = \(quote(v))") }
+        out.append("caches = \(list(p.caches.map(\.description)))")
+        out.append("cache_scope = \(quote(p.cacheScope.rawValue))")
+        out.append("hide = \(list(p.hide.map(\.text)))")
         if p.mounts.isEmpty {
             out.append("mounts = []")
         } else {

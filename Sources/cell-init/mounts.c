@@ -152,7 +152,7 @@ static int open_dir(int dir, const char *name, int create) {
  * `create`. plan.c guarantees `dest` is "/a/b/c": no empty, "." or ".." component, each at
  * most NAME_MAX bytes.
  */
-static int open_parent(int root, const char *dest, int create, char name[NAME_MAX + 1]) {
+int open_parent(int root, const char *dest, int create, char name[NAME_MAX + 1]) {
     const char *last = strrchr(dest, '/');
     size_t parent_len = (size_t)(last - dest);
     char parent[PATH_MAX];
@@ -444,6 +444,9 @@ void build_view(const struct plan *p) {
         case CELL_OP_SYMLINK:
         case CELL_OP_FILE:
             make_entry(root, m, create, index);
+            break;
+        case CELL_OP_HIDE:
+            hide_entry(root, m, index);
             break;
         default: /* plan.c accepts none other */
             fail(CELL_STEP_MOUNT_OP, EINVAL, index);

@@ -193,12 +193,15 @@ static void decode_mount(struct plan *p, struct cursor *c, uint32_t index) {
     /* Every field means something for some kinds only; elsewhere it must be empty, so that a
      * planner's mistake is refused rather than silently ignored. */
     int is_bind = m.kind == CELL_OP_BIND;
+    int is_hide = m.kind == CELL_OP_HIDE;
     int takes_mode = m.kind == CELL_OP_TMPFS || m.kind == CELL_OP_DIR || m.kind == CELL_OP_FILE;
     int takes_source = is_bind || m.kind == CELL_OP_SYMLINK || m.kind == CELL_OP_FILE;
-    int ok = m.kind >= CELL_OP_BIND && m.kind <= CELL_OP_REMOUNT_RO &&
+    int ok = ((m.kind >= CELL_OP_BIND && m.kind <= CELL_OP_REMOUNT_RO) || is_hide) &&
              (m.flags & ~(uint32_t)ALL_MOUNT_FLAGS) == 0 &&
              (is_bind || !(m.flags & CELL_OPF_DEVICE)) &&
-             (is_bind ? (m.expect == 0 || is_bindable_type(m.expect)) : m.expect == 0) &&
+             (is_bind ? (m.expect == 0 || is_bindable_type(m.expect))
+              : is_hide ? (m.expect == S_IFDIR || m.expect == S_IFREG || m.expect == S_IFLNK)
+              : m.expect == 0) &&
              (m.mode == CELL_PLAN_NONE_U32 || (takes_mode && m.mode <= 07777)) &&
              /* size=0 is "no limit" to tmpfs: never what a planner means */
              (m.size == CELL_PLAN_NONE_U64 || (m.kind == CELL_OP_TMPFS && m.size > 0)) &&

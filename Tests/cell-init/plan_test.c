@@ -449,6 +449,41 @@ static void test_overlay(void) {
     }
 }
 
+/* A hide covers an existing file, symlink or directory: it names the type it expects and
+ * carries nothing else (no source, mode or size). */
+static void test_hide(void) {
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT);
+    root();
+    mount_op(CELL_OP_HIDE, CELL_OPF_NO_CREATE, S_IFREG, CELL_PLAN_NONE_U32, CELL_PLAN_NONE_U64, "", 0, "/w/.env");
+    mount_op(CELL_OP_HIDE, CELL_OPF_NO_CREATE, S_IFDIR, CELL_PLAN_NONE_U32, CELL_PLAN_NONE_U64, "", 0, "/w/secrets");
+    string_record(CELL_REC_ARG, "true");
+    empty(CELL_REC_END_SETUP);
+    CHECK(decode() && plan.mount_count == 2);
+    CHECK(plan.mounts[0].kind == CELL_OP_HIDE && plan.mounts[0].expect == S_IFREG && plan.mounts[1].expect == S_IFDIR);
+    static const struct {
+        uint32_t expect, mode;
+        uint64_t size;
+        const char *source;
+    } bad[] = {
+        {0, CELL_PLAN_NONE_U32, CELL_PLAN_NONE_U64, ""},           /* no type */
+        {S_IFCHR, CELL_PLAN_NONE_U32, CELL_PLAN_NONE_U64, ""},     /* a device: masked, not hidden */
+        {S_IFREG, 0644, CELL_PLAN_NONE_U64, ""},                   /* a mode */
+        {S_IFDIR, CELL_PLAN_NONE_U32, 4096, ""},                   /* a size */
+        {S_IFREG, CELL_PLAN_NONE_U32, CELL_PLAN_NONE_U64, "/etc"}, /* a source */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        reset();
+        header();
+        namespaces(CELL_NS_MOUNT);
+        root();
+        mount_op(CELL_OP_HIDE, CELL_OPF_NO_CREATE, bad[i].expect, bad[i].mode, bad[i].size, bad[i].source,
+                 strlen(bad[i].source), "/w/.env");
+        expect_refused("a bad hide", CELL_STEP_PLAN, EINVAL, 3);
+    }
+}
+
 static void test_mount_refusals(void) {
     static const char *const bad_dests[] = {"etc/x", "", "/", "/etc/../x", "/..", "/a/..", "//x", "/a//b",
                                             "/a/", "/./a", "/a/.", "/a/./b"};
@@ -883,6 +918,7 @@ int main(void) {
     test_length_refusals();
     test_mount_refusals();
     test_overlay();
+    test_hide();
     test_landlock();
     test_setup_refusals();
     test_filter_refusals();

@@ -126,6 +126,9 @@ enum cell_mount_kind {
     CELL_OP_FILE = 8,       /* a file holding `source` (a blob), with `mode` */
     CELL_OP_REMOUNT_RO = 9, /* make the mount tree at `dest` read-only */
     CELL_OP_OVERLAY = 10,   /* (CELL_REC_OVERLAY) an overlayfs over a clone of `source` */
+    CELL_OP_HIDE = 11,      /* an empty read-only file (or directory) over the existing entry
+                             * at `dest`, which must be of type `expect` (S_IFREG, S_IFLNK: a
+                             * file; S_IFDIR: a directory) */
 };
 
 enum {

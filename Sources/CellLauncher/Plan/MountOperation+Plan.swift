@@ -16,6 +16,7 @@ extension MountOperation.Kind {
             case .file: return CELL_OP_FILE.rawValue
             case .remountReadOnly: return CELL_OP_REMOUNT_RO.rawValue
             case .overlay: return CELL_OP_OVERLAY.rawValue
+            case .hide: return CELL_OP_HIDE.rawValue
             }
         }
 

@@ -1,0 +1,132 @@
+import CellPolicy
+import Foundation
+import Glibc
+import Testing
+@testable import CellLauncher
+
+/// Hide globs: what they match, and how the bound-tree walk covers it.
+struct HidePatternTests {
+    func matches(_ pattern: String, _ path: String) throws -> Bool {
+        try HidePattern.parse(pattern).get().matches(Array(path.utf8))
+    }
+
+    @Test("** matches any depth, none included; * and ? stay within one name")
+    func matching() throws {
+        #expect(try matches("**/.env", "/.env"))
+        #expect(try matches("**/.env", "/a/b/.env"))
+        #expect(try !matches("**/.env", "/a/.envrc"))
+        #expect(try matches("**/.env.*", "/web/.env.production"))
+        #expect(try !matches("**/.env.*", "/web/.env"))
+        #expect(try matches("**/*.pem", "/certs/.hidden.pem"))
+        #expect(try matches("**/id_rsa*", "/home/.ssh/id_rsa.pub"))
+        #expect(try matches(".git/config", "/.git/config"))
+        #expect(try !matches(".git/config", "/vendor/lib/.git/config"))
+        #expect(try matches("/.git/config", "/.git/config"))
+        #expect(try matches("secrets/**", "/secrets/a/b"))
+        #expect(try !matches("secrets/**", "/other/secrets/a"))
+        #expect(try matches("a/**/z", "/a/z"))
+        #expect(try matches("a/**/z", "/a/b/c/z"))
+        #expect(try !matches("a/*/z", "/a/b/c/z"))
+        #expect(try matches("file?.txt", "/file1.txt"))
+        #expect(try !matches("file?.txt", "/file10.txt"))
+        #expect(try matches("**/*", "/anything"))
+        // Names are bytes: one that is not UTF-8 is matched as it is.
+        #expect(try HidePattern.parse("**/*.key").get().matches(Array("/a/".utf8) + [0xff, 0xfe] + Array(".key".utf8)))
+    }
+
+    @Test("patterns that cannot mean a path below a tree's root are refused", arguments: [
+        "", "a//b", "../x", "a/./b", "**", "**/**", "a**/b", "x/**y",
+    ])
+    func refused(pattern: String) {
+        guard case .failure = HidePattern.parse(pattern) else {
+            Issue.record("'\(pattern)' was accepted")
+            return
+        }
+    }
+
+    @Test("the walk covers matches, never follows a symlink, and does not look inside a hidden directory")
+    func walk() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hide-\(UUID().uuidString)").path
+        let outside = root + ".outside"
+        defer { try? FileManager.default.removeItem(atPath: root); try? FileManager.default.removeItem(atPath: outside) }
+        for dir in ["app/config", "secrets/deep", ".git", "out"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+        }
+        try FileManager.default.createDirectory(atPath: outside, withIntermediateDirectories: true)
+        for file in [".env", "app/config/.env", "app/main.py", "secrets/deep/key.pem", ".git/config", "\(outside)/.env"] {
+            try "x".write(toFile: file.hasPrefix("/") ? file : "\(root)/\(file)", atomically: false, encoding: .utf8)
+        }
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/out/elsewhere", withDestinationPath: outside)
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/app/.env.local", withDestinationPath: "/etc/hostname")
+        let patterns = try ["**/.env", "**/.env.*", "secrets", ".git/config"].map { try HidePattern.parse($0).get() }
+        let bind = BindGuardsTests.directoryBind(root, at: "/w", readOnly: true)
+        let (ops, notes) = try BindGuards.apply([bind], writableGit: false, hide: patterns)
+        #expect(notes.isEmpty)
+        let hidden = ops.filter { $0.kind == .hide }.map { "\($0.destination) \(FileType.name($0.expectedType ?? 0))" }.sorted()
+        #expect(hidden == [
+            "/w/.env regular file", "/w/.git/config regular file", "/w/app/.env.local symlink",
+            "/w/app/config/.env regular file", "/w/secrets directory",
+        ])
+        // Each cover follows the bind it covers, and must find its entry there.
+        #expect(ops.first == bind)
+        #expect(ops.filter { $0.kind == .hide }.allSatisfy { $0.mustExist && $0.source == nil })
+    }
+}
+
+/// Cache names and destinations, and the store that keeps them.
+struct CacheStoreTests {
+    @Test("NAME:DST: names are one plain directory name; DST is absolute or in the home inside")
+    func parsing() throws {
+        #expect(try CacheMount.parse("pip:~/.cache/pip").get() == CacheMount(name: "pip", destination: "~/.cache/pip"))
+        #expect(try CacheMount.parse("go-build:/root/.cache/go-build").get().destination(home: "/home/u") == "/root/.cache/go-build")
+        #expect(try CacheMount.parse("m2:~/.m2").get().destination(home: "/home/u") == "/home/u/.m2")
+        for bad in ["pip", "a/b:~/x", "..:~/x", ".hidden:~/x", ":~/x", "pip:relative", "pip:~/../x", "pip:/a/../b", "p p:~/x"] {
+            guard case .failure = CacheMount.parse(bad) else {
+                Issue.record("'\(bad)' was accepted")
+                continue
+            }
+        }
+    }
+
+    @Test("a scope is keyed by profile and project unless asked otherwise; the project is the checkout's top")
+    func scopes() {
+        let a = CacheStore.scopeName(.project, profile: "ci", project: "/src/a")
+        #expect(a.hasPrefix("ci-") && a != CacheStore.scopeName(.project, profile: "ci", project: "/src/b"))
+        #expect(a != CacheStore.scopeName(.project, profile: "other", project: "/src/a"))
+        #expect(CacheStore.scopeName(.profile, profile: "ci", project: "/src/a") == CacheStore.scopeName(.profile, profile: "ci", project: "/src/b"))
+        #expect(CacheStore.scopeName(.user, profile: "ci", project: "/x") == "user")
+        #expect(CacheStore.scopeName(.project, profile: "./my profile.toml", project: "/x").hasPrefix("__my_profile_toml-"))
+        #expect(CacheStore.project(around: "/src/a/pkg/sub", exists: { $0 == "/src/a/.git" }) == "/src/a")
+        #expect(CacheStore.project(around: "/src/a/pkg", exists: { _ in false }) == "/src/a/pkg")
+        #expect(CacheStore.project(around: "/", exists: { _ in false }) == "/")
+    }
+
+    @Test("prepare makes 0700 directories of the caller's, refuses a symlink in the layout, and clear removes read-only trees")
+    func store() throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("caches-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        let store = try CacheStore.forCaller(environment: ["XDG_CACHE_HOME": base])
+        let pip = try store.prepare("pip", scope: "ci-1", about: "project /src/a, profile ci")
+        #expect(pip == "\(base)/cell/caches/ci-1/pip")
+        var st = stat()
+        #expect(lstat(base + "/cell", &st) == 0 && st.st_mode & 0o777 == 0o700)
+        #expect(readSmallFile("\(base)/cell/scopes/ci-1") == "project /src/a, profile ci\n")
+        // A symlink planted for a cache (say, by a sandbox given the scope's sibling) is refused.
+        try FileManager.default.createSymbolicLink(atPath: "\(base)/cell/caches/ci-1/npm", withDestinationPath: "/etc")
+        #expect(throws: LaunchError.self) { try store.prepare("npm", scope: "ci-1", about: "x") }
+        try FileManager.default.removeItem(atPath: "\(base)/cell/caches/ci-1/npm")
+        // Go makes its module cache read-only; clearing must still remove it.
+        try FileManager.default.createDirectory(atPath: "\(pip)/mod/pkg", withIntermediateDirectories: true)
+        try "x".write(toFile: "\(pip)/mod/pkg/file", atomically: false, encoding: .utf8)
+        chmod("\(pip)/mod/pkg", 0o555)
+        chmod("\(pip)/mod", 0o555)
+        _ = try store.prepare("npm", scope: "ci-2", about: "project /src/b, profile ci")
+        #expect(store.list().map { "\($0.scope)/\($0.name)" } == ["ci-1/pip", "ci-2/npm"])
+        #expect(try store.clear("pip").map(\.name) == ["pip"])
+        #expect(FilesystemView.hostFileType(pip) == nil)
+        #expect(FilesystemView.hostFileType("\(base)/cell/scopes/ci-1") == nil)
+        #expect(throws: LaunchError.self) { try store.clear("../x") }
+        #expect(throws: LaunchError.self) { try store.clear("pip") }
+        #expect(try store.clear(nil).count == 1)
+    }
+}
