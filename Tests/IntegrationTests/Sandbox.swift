@@ -20,10 +20,20 @@ enum Sandbox {
     static let isRoot = geteuid() == 0
     static let inCI = ProcessInfo.processInfo.environment["CI"] == "true"
 
-    /// The prefix that drops root to the unprivileged test uid.
+    /// The prefix that drops root to the unprivileged test uid, with the caches of `--cache`
+    /// and the ci profile kept in `cacheHome`, never in a real user's ~/.cache.
     static var dropPrivileges: [String] {
-        isRoot ? ["setpriv", "--reuid=\(unprivilegedID)", "--regid=\(unprivilegedID)", "--clear-groups"] : []
+        ["env", "XDG_CACHE_HOME=\(cacheHome)"]
+            + (isRoot ? ["setpriv", "--reuid=\(unprivilegedID)", "--regid=\(unprivilegedID)", "--clear-groups"] : [])
     }
+
+    /// One cache home for the whole test run (cell makes its 0700 `cell` directory inside).
+    static let cacheHome: String = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cell-it-cache-\(getpid())").path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        chmod(dir, 0o777)
+        return dir
+    }()
 
     /// Whether a sandbox can start here. In CI the tests always run (and fail loudly if it cannot).
     static let available: Bool = {
@@ -44,7 +54,8 @@ enum Sandbox {
     /// `cell run OPTIONS -- COMMAND`, as the unprivileged uid unless `asRoot`.
     static func run(_ command: [String], options: [String] = [], asRoot: Bool = false,
                     cwd: String = "/", environment: [String: String]? = nil, timeout: TimeInterval = 60) -> Result {
-        let argv = (asRoot ? [] : dropPrivileges) + [cell, "run"] + options + ["--"] + command
+        // Root keeps its caches apart: a `cell` directory is its owner's alone.
+        let argv = (asRoot ? ["env", "XDG_CACHE_HOME=\(cacheHome)/root"] : dropPrivileges) + [cell, "run"] + options + ["--"] + command
         return execute(argv, cwd: cwd, environment: environment, timeout: timeout)
     }
 
