@@ -34,19 +34,25 @@ import Glibc
 /// covered (SECURITY.md).
 public enum BindGuards {
     public static let directoryBudget = 4_000
+    /// With hide patterns the walk must see everything: a larger budget (about 0.5 s of
+    /// directories on ext4 here), and a tree larger still is refused, never half hidden.
+    public static let hideDirectoryBudget = 50_000
     static let depthLimit = 64
 
     /// `ops` with each walked bind followed by its guards, and a note for every walk cut short.
     /// `skipping`: host directories not to look into (an overlay's --changes directory inside a
     /// bound tree: overlayfs works in it, and a guard mounted there would break it).
     public static func apply(_ ops: [MountOperation], writableGit: Bool, hide: [HidePattern] = [], skipping: [String] = [],
-                             budget: Int = directoryBudget) throws(LaunchError) -> (ops: [MountOperation], notes: [String]) {
+                             budget: Int? = nil) throws(LaunchError) -> (ops: [MountOperation], notes: [String]) {
+        let budget = budget ?? (hide.isEmpty ? directoryBudget : hideDirectoryBudget)
         var result: [MountOperation] = []
         var notes: [String] = []
         // A directory bound twice (the working directory, then --bind of it) is walked once; its
         // guards follow each bind, since the later bind covers the earlier's.
         var walked: [String: Walk] = [:]
         var gitTargets: [String] = []
+        // Every guard, in order: a git directory bound again below must be guarded again.
+        var guards: [MountOperation] = []
         for op in ops {
             result.append(op)
             guard op.guarded, op.kind == .bind || op.kind == .overlay, !op.device, op.expectedType == UInt32(S_IFDIR),
@@ -62,12 +68,18 @@ public enum BindGuards {
             } else {
                 found = walk(source, budget: budget, owners: owners, hide: hide, skip: skip)
                 walked[source] = found
+                // A secret left visible because the tree was large is what hide exists to prevent
+                // (a hostile commit adding 50 000 directories would otherwise unhide .git/config).
+                if found.incomplete && !hide.isEmpty {
+                    throw .invalid("cannot look through all of \(source) for the files to hide: it has more than \(budget) directories"
+                        + (found.tooDeep ? " or \(depthLimit) levels" : "") + "; bind a narrower directory, or run without hide patterns "
+                        + "([filesystem] hide = [] in a profile extending this one)")
+                }
                 if found.incomplete {
                     notes.append("stopped looking for sockets, FIFOs" + (owners == nil ? " and git directories" : ", git directories and files of other owners")
-                        + (hide.isEmpty ? "" : ", and for what the hide patterns match,")
                         + " under \(source) after \(budget) directories"
                         + (found.tooDeep ? " or \(depthLimit) levels" : "") + ": further down, sockets are not masked, nested repositories "
-                        + "stay writable" + (hide.isEmpty ? "" : " and matching files stay visible") + "; bind a narrower directory")
+                        + "stay writable; bind a narrower directory")
                 }
             }
             for entry in found.entries {
@@ -76,6 +88,14 @@ public enum BindGuards {
                         + "whose name is not UTF-8: cell cannot name it in the plan to cover it; rename it, or bind a narrower directory")
                 }
                 let inside = op.destination == "/" ? relative : op.destination + relative
+                // A `.git` file naming a directory above itself (`gitdir: ..`, planted by an
+                // earlier run) is not a git directory to guard but a way to bind the tree again.
+                func addTarget(_ target: String?) {
+                    guard let target, !SandboxPath.isWithin(source + relative, target) else { return }
+                    gitTargets.append(target)
+                }
+                let count = result.count
+                defer { guards += result[count...] }
                 switch entry.kind {
                 case .channel:
                     result.append(mask(inside))
@@ -92,9 +112,9 @@ public enum BindGuards {
                     var git = MountOperation.bind(source + relative, inside, readOnly: true)
                     git.expectedType = entry.type
                     result.append(git)
-                    if let target { gitTargets.append(target) }
+                    addTarget(target)
                 case .git(let target):
-                    if let target, !writableGit { gitTargets.append(target) }
+                    if !writableGit { addTarget(target) }
                 }
             }
         }
@@ -107,6 +127,9 @@ public enum BindGuards {
                 var git = MountOperation.bind(target, op.destination + target.dropFirst(source.count), readOnly: true)
                 git.expectedType = UInt32(S_IFDIR)
                 result.append(git)
+                // This bind is a fresh clone of the host's directory: the masks, covers and hides
+                // already made below it would be under it, so they are made again on top.
+                result += guards.filter { SandboxPath.isWithin($0.destination, git.destination) && $0.destination != git.destination }
             }
         }
         return (result, notes)
@@ -234,7 +257,11 @@ public enum BindGuards {
                         result.tooDeep = true
                         continue
                     }
-                    queue.append((path, depth + 1, !isGit))
+                    // Inside a .git only its top level, unless hide patterns may name what lies
+                    // deeper (a submodule's config under .git/modules): then all of it but the
+                    // objects, which hold nothing but git's own compressed history.
+                    if name == Array("objects".utf8) && relative.split(separator: 0x2f).last == Array(".git".utf8)[...] { continue }
+                    queue.append((path, depth + 1, !isGit || !hide.isEmpty))
                 case Int32(DT_REG) where isGit:
                     result.entries.append(Entry(kind: .git(target: gitFileTarget(root: root, relative: relative, dir: dirfd(dir))),
                                                 relative: path, type: UInt32(S_IFREG)))

@@ -120,7 +120,11 @@ public struct CacheStore {
         }
         if chosen.isEmpty, let selector { throw .invalid("cell cache clear: no cache '\(TerminalText.escaped(selector))' (see `cell cache list`)") }
         for entry in chosen {
-            removeTree("\(root)/caches/\(entry.scope)/\(entry.name)")
+            let path = "\(root)/caches/\(entry.scope)/\(entry.name)"
+            removeTree(path)
+            if FilesystemView.hostFileType(path) != nil {
+                throw .invalid("cell cache clear: could not remove all of \(TerminalText.escaped(path)); remove it by hand")
+            }
             // A scope left without caches goes too, with its record.
             if directoryEntries("\(root)/caches/\(entry.scope)", followingSymlink: false).isEmpty {
                 rmdir("\(root)/caches/\(entry.scope)")
@@ -132,12 +136,14 @@ public struct CacheStore {
 
     // MARK: -
 
-    /// `name` in `parent`: a directory of the caller's, 0700 (created so when missing).
+    /// `name` in `parent`: a directory of the caller's, 0700 (created so when missing), as an
+    /// O_PATH descriptor: opened whatever its mode, so that a cache a job left `chmod 000` is
+    /// given back its owner's access (u+rwx) instead of failing every later run.
     private func openOwnDirectory(_ parent: Int32, _ name: String, create: Bool) throws(LaunchError) -> Int32 {
         if create && mkdirat(parent, name, 0o700) != 0 && errno != EEXIST {
             throw .invalid("caches: cannot create \(describe(parent, name)): \(errorText(errno))")
         }
-        let fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+        let fd = openat(parent, name, Int32(StandardDescriptors.O_PATH_) | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else {
             throw .invalid("caches: cannot open \(describe(parent, name)): \(errno == ELOOP || errno == ENOTDIR ? "not a directory (a symlink?)" : errorText(errno))")
         }
@@ -146,9 +152,13 @@ public struct CacheStore {
             close(fd)
             throw .invalid("caches: \(describe(parent, name)) is not yours (uid \(st.st_uid)): cell will not keep caches there")
         }
-        // Cell's own directories are the caller's alone; a NAME directory's mode is its
-        // sandboxes' business.
-        if st.st_mode & 0o077 != 0 && parent == AT_FDCWD { fchmod(fd, 0o700) }
+        // cell's own root is the caller's alone; below it, the owner keeps full access. The
+        // descriptor is the directory itself (O_NOFOLLOW, checked above): chmod through it.
+        let wanted = parent == AT_FDCWD ? UInt32(0o700) : UInt32(st.st_mode & 0o7777) | 0o700
+        if UInt32(st.st_mode & 0o7777) != wanted && chmod("/proc/self/fd/\(fd)", mode_t(wanted)) != 0 {
+            close(fd)
+            throw .invalid("caches: cannot give \(describe(parent, name)) back its owner's access: \(errorText(errno))")
+        }
         return fd
     }
 

@@ -47,19 +47,25 @@ public struct HidePattern: Equatable, Sendable, CustomStringConvertible {
         return Self.match(components[...], names[...])
     }
 
+    /// Components against names, `**` taking any number of names: a table of which suffixes
+    /// match which (time pattern x names, never exponential in the number of `**`).
     private static func match(_ pattern: ArraySlice<[UInt8]>, _ names: ArraySlice<ArraySlice<UInt8>>) -> Bool {
-        guard let first = pattern.first else { return names.isEmpty }
-        if first == anyDepth {
-            // Zero or more names: try every split, shortest first.
-            var rest = names
-            while true {
-                if match(pattern.dropFirst(), rest) { return true }
-                guard !rest.isEmpty else { return false }
-                rest = rest.dropFirst()
+        let p = Array(pattern), n = Array(names)
+        // next[j]: whether p[i+1...] matches n[j...]; row[j]: whether p[i...] does.
+        var next = [Bool](repeating: false, count: n.count + 1)
+        next[n.count] = true
+        for i in stride(from: p.count - 1, through: 0, by: -1) {
+            var row = [Bool](repeating: false, count: n.count + 1)
+            for j in stride(from: n.count, through: 0, by: -1) {
+                if p[i] == anyDepth {
+                    row[j] = next[j] || (j < n.count && row[j + 1])
+                } else {
+                    row[j] = j < n.count && next[j + 1] && matchName(p[i][...], n[j])
+                }
             }
+            next = row
         }
-        guard let name = names.first, matchName(first[...], name) else { return false }
-        return match(pattern.dropFirst(), names.dropFirst())
+        return next[0]
     }
 
     /// One name against one component with `*` and `?` (iterative, backtracking to the last `*`).

@@ -49,12 +49,14 @@ caches = [
     "maven:~/.m2/repository",
 ]
 # Seen empty and read-only in the checkout (and any tree bound in): environment files, keys,
-# credentials, and .git/config (a checkout's token lives there: actions/checkout's extraheader).
+# credentials, and git's config files (a checkout's token lives there: actions/checkout's
+# extraheader, for submodules too). A repository whose format is set there (sha256 objects,
+# worktreeConfig, a partial clone) needs hide_remove = ["**/.git/config"].
 hide = [
     "**/.env", "**/.env.*", "**/*.pem", "**/*.key", "**/*.p12", "**/*.pfx",
     "**/id_rsa*", "**/id_ecdsa*", "**/id_ed25519*", "**/id_dsa*",
     "**/.netrc", "**/.npmrc", "**/.pypirc", "**/.git-credentials", "**/.docker/config.json",
-    ".git/config",
+    "**/.git/config", "**/.git/modules/**/config", "**/.git/worktrees/*/config.worktree",
 ]
 
 [network]
@@ -353,7 +355,9 @@ timeout = "10m"      # wall clock: SIGTERM, then SIGKILL 2 s later
                     .string("**/.pypirc"),
                     .string("**/.git-credentials"),
                     .string("**/.docker/config.json"),
-                    .string(".git/config"),
+                    .string("**/.git/config"),
+                    .string("**/.git/modules/**/config"),
+                    .string("**/.git/worktrees/*/config.worktree"),
                 ]),
             ]),
             "limits": .table([

@@ -73,6 +73,67 @@ struct HidePatternTests {
     }
 }
 
+/// What an earlier hostile run can leave in a writable tree to undo the next run's hides.
+struct HideAttackTests {
+    static func tree() throws -> String {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("hide-attack-\(UUID().uuidString)").path
+        for dir in [".git/modules/lib", "x", "sep/gitdata", "sep/work"] {
+            try FileManager.default.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+        }
+        for file in [".env", ".git/config", ".git/modules/lib/config", "sep/gitdata/config", "sep/gitdata/.env"] {
+            try "secret".write(toFile: "\(root)/\(file)", atomically: false, encoding: .utf8)
+        }
+        return root
+    }
+
+    @Test("a planted `.git` naming a directory above itself does not bind the tree again over its hides")
+    func plantedGitdir() throws {
+        let root = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "gitdir: ..\n".write(toFile: "\(root)/x/.git", atomically: false, encoding: .utf8)
+        let patterns = try ["**/.env", "**/config"].map { try HidePattern.parse($0).get() }
+        let (ops, _) = try BindGuards.apply([BindGuardsTests.directoryBind(root, at: "/w", readOnly: false)], writableGit: false, hide: patterns)
+        #expect(!ops.contains { $0.kind == .bind && $0.destination == "/w" && $0.readOnly }, "\(ops.map(\.summary))")
+        // The last cover of /w/.env comes after the last bind that could hold it.
+        let lastBind = try #require(ops.lastIndex { $0.kind == .bind && SandboxPath.isWithin("/w/.env", $0.destination) })
+        #expect(ops.lastIndex { $0.kind == .hide && $0.destination == "/w/.env" }.map { $0 > lastBind } == true)
+    }
+
+    @Test("a real separate git directory bound read-only again gets its hides again on top")
+    func separateGitdir() throws {
+        let root = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try "gitdir: ../gitdata\n".write(toFile: "\(root)/sep/work/.git", atomically: false, encoding: .utf8)
+        let patterns = try ["**/.env", "**/config"].map { try HidePattern.parse($0).get() }
+        let (ops, _) = try BindGuards.apply([BindGuardsTests.directoryBind(root, at: "/w", readOnly: false)], writableGit: false, hide: patterns)
+        let rebind = try #require(ops.lastIndex { $0.kind == .bind && $0.destination == "/w/sep/gitdata" })
+        let covers = ops[rebind...].filter { $0.kind == .hide }.map(\.destination).sorted()
+        #expect(covers == ["/w/sep/gitdata/.env", "/w/sep/gitdata/config"])
+    }
+
+    @Test("hide looks below .git's top level (a submodule's config), and a tree too large to look through is refused")
+    func depthAndSize() throws {
+        let root = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let patterns = try [".git/modules/**/config"].map { try HidePattern.parse($0).get() }
+        let bind = BindGuardsTests.directoryBind(root, at: "/w", readOnly: true)
+        let (ops, _) = try BindGuards.apply([bind], writableGit: false, hide: patterns)
+        #expect(ops.filter { $0.kind == .hide }.map(\.destination) == ["/w/.git/modules/lib/config"])
+        // Without hide patterns a walk cut short is a note; with them, the launch is refused.
+        #expect(try BindGuards.apply([bind], writableGit: false, budget: 2).notes.count == 1)
+        #expect(throws: LaunchError.self) { try BindGuards.apply([bind], writableGit: false, hide: patterns, budget: 2) }
+    }
+
+    @Test("many ** cannot make matching slow")
+    func noBlowUp() throws {
+        let pattern = try HidePattern.parse("**/a/**/a/**/a/**/a/**/a/**/a/**/a/**/c/b").get()
+        let path = Array(String(repeating: "/a", count: 40).utf8) + Array("/b".utf8)
+        let clock = ContinuousClock()
+        let elapsed = clock.measure { #expect(!pattern.matches(path)) }
+        #expect(elapsed < .milliseconds(100))
+    }
+}
+
 /// Cache names and destinations, and the store that keeps them.
 struct CacheStoreTests {
     @Test("NAME:DST: names are one plain directory name; DST is absolute or in the home inside")
@@ -125,6 +186,20 @@ struct CacheStoreTests {
         #expect(try store.clear("pip").map(\.name) == ["pip"])
         #expect(FilesystemView.hostFileType(pip) == nil)
         #expect(FilesystemView.hostFileType("\(base)/cell/scopes/ci-1") == nil)
+        // A job that locked its cache (chmod 000) does not lock every later run out.
+        let locked = try store.prepare("locked", scope: "ci-3", about: "x")
+        chmod(locked, 0)
+        #expect(try store.prepare("locked", scope: "ci-3", about: "x") == locked)
+        // Nor can nesting deeper than any stack make clear crash or leave it behind.
+        chmod(locked, 0)
+        var deep = locked
+        for _ in 0..<300 { deep += "/d" }
+        #expect(mkdir(locked, 0o700) != 0)
+        chmod(locked, 0o700)
+        try FileManager.default.createDirectory(atPath: String(deep.prefix(3000)), withIntermediateDirectories: true)
+        chmod(locked, 0)
+        #expect(try store.clear("locked").count == 1)
+        #expect(FilesystemView.hostFileType(locked) == nil)
         #expect(throws: LaunchError.self) { try store.clear("../x") }
         #expect(throws: LaunchError.self) { try store.clear("pip") }
         #expect(try store.clear(nil).count == 1)

@@ -79,6 +79,10 @@ struct CacheHideTests {
         // Another project (another working directory) has a cache of that name of its own.
         let other = Sandbox.run(["sh", "-c", "ls -A ~/.cache/\(name)"], options: cache, cwd: b)
         #expect(other.status == 0 && other.stdout == "", "\(other.stdout) \(other.stderr)")
+        // A job that locks its cache (chmod 000) does not lock the next run out of it.
+        #expect(Sandbox.run(["chmod", "000", "\(Sandbox.caller.home)/.cache/\(name)"], options: cache, cwd: a).status == 0)
+        let unlocked = Sandbox.run(["cat", "\(Sandbox.caller.home)/.cache/\(name)/wheel"], options: cache, cwd: a)
+        #expect(unlocked.status == 0 && unlocked.stdout == "downloaded\n", "\(unlocked.stderr)")
         let list = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "cache", "list"])
         #expect(list.status == 0 && list.stdout.components(separatedBy: "/\(name) ").count == 3, "\(list.stdout)")
         #expect(list.stdout.contains("project \(a), profile default"))

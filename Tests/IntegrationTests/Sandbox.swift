@@ -60,8 +60,9 @@ enum Sandbox {
     }
 
     /// Runs any argv to completion, capturing its output.
+    /// `stdin`: a file (opened by the test process) to read standard input from.
     static func execute(_ argv: [String], cwd: String = "/", environment: [String: String]? = nil,
-                        timeout: TimeInterval = 60) -> Result {
+                        timeout: TimeInterval = 60, stdin: String? = nil) -> Result {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = argv
@@ -70,7 +71,7 @@ enum Sandbox {
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        process.standardInput = stdin.flatMap { FileHandle(forReadingAtPath: $0) } ?? FileHandle.nullDevice
         do { try process.run() } catch {
             return Result(status: -1, stdout: "", stderr: "cannot start \(argv): \(error)")
         }
