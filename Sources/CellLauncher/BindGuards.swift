@@ -242,7 +242,8 @@ public enum BindGuards {
                 }
                 // What a hide pattern matches is covered whole: a directory's insides are not
                 // looked at (nothing of them is visible), a symlink is never followed.
-                if [Int32(DT_REG), Int32(DT_DIR), Int32(DT_LNK)].contains(type), let pattern = hide.first(where: { $0.matches(path) }) {
+                if !hide.isEmpty, type == Int32(DT_REG) || type == Int32(DT_DIR) || type == Int32(DT_LNK),
+                   let pattern = hide.first(where: { $0.matches(path) }) {
                     result.entries.append(Entry(kind: .hidden(pattern), relative: path, type: UInt32(type) << 12))
                     continue
                 }

@@ -58,14 +58,21 @@ public struct CacheStore {
     }
 
     /// The project a run belongs to: the nearest directory at or above `directory` holding a
-    /// `.git` (the checkout's top), else `directory` itself.
-    public static func project(around directory: String, exists: (String) -> Bool = { FilesystemView.hostFileType($0) != nil }) -> String {
+    /// `.git` of the caller's (the checkout's top), else `directory` itself. Another user's
+    /// `.git` (a /tmp/.git, say) never joins the caller's projects into one scope.
+    public static func project(around directory: String, isOwnGit: (String) -> Bool = ownEntry) -> String {
         var candidate = directory
         while true {
-            if exists((candidate == "/" ? "" : candidate) + "/.git") { return candidate }
+            if isOwnGit((candidate == "/" ? "" : candidate) + "/.git") { return candidate }
             guard candidate != "/", let slash = candidate.lastIndex(of: "/") else { return directory }
             candidate = slash == candidate.startIndex ? "/" : String(candidate[..<slash])
         }
+    }
+
+    /// Whether `path` exists (not followed) and is the caller's.
+    public static func ownEntry(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0 && st.st_uid == geteuid()
     }
 
     /// The host directory of cache `name` in `scope`, created when missing, with a record of

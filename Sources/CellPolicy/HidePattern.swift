@@ -40,11 +40,12 @@ public struct HidePattern: Equatable, Sendable, CustomStringConvertible {
 
     /// Whether `path` (below a tree's root, "/a/b", as bytes) matches.
     public func matches(_ path: [UInt8]) -> Bool {
-        let names = path.split(separator: Self.slash, omittingEmptySubsequences: true)
-        // Most patterns end in a literal-ish name (`**/.env`): the last names decide quickly.
-        guard let last = names.last, let lastPattern = components.last,
-              lastPattern == Self.anyDepth || Self.matchName(lastPattern[...], last) else { return false }
-        return Self.match(components[...], names[...])
+        // Most patterns end in a literal-ish name (`**/.env`): the last name decides most
+        // entries of a large tree, before the path is split at all.
+        guard let lastPattern = components.last else { return false }
+        let lastStart = path.lastIndex(of: Self.slash).map { $0 + 1 } ?? path.startIndex
+        if lastPattern != Self.anyDepth && !Self.matchName(lastPattern[...], path[lastStart...]) { return false }
+        return Self.match(components[...], path.split(separator: Self.slash, omittingEmptySubsequences: true)[...])
     }
 
     /// Components against names, `**` taking any number of names: a table of which suffixes

@@ -157,9 +157,9 @@ struct CacheStoreTests {
         #expect(CacheStore.scopeName(.profile, profile: "ci", project: "/src/a") == CacheStore.scopeName(.profile, profile: "ci", project: "/src/b"))
         #expect(CacheStore.scopeName(.user, profile: "ci", project: "/x") == "user")
         #expect(CacheStore.scopeName(.project, profile: "./my profile.toml", project: "/x").hasPrefix("__my_profile_toml-"))
-        #expect(CacheStore.project(around: "/src/a/pkg/sub", exists: { $0 == "/src/a/.git" }) == "/src/a")
-        #expect(CacheStore.project(around: "/src/a/pkg", exists: { _ in false }) == "/src/a/pkg")
-        #expect(CacheStore.project(around: "/", exists: { _ in false }) == "/")
+        #expect(CacheStore.project(around: "/src/a/pkg/sub", isOwnGit: { $0 == "/src/a/.git" }) == "/src/a")
+        #expect(CacheStore.project(around: "/src/a/pkg", isOwnGit: { _ in false }) == "/src/a/pkg")
+        #expect(CacheStore.project(around: "/", isOwnGit: { _ in false }) == "/")
     }
 
     @Test("prepare makes 0700 directories of the caller's, refuses a symlink in the layout, and clear removes read-only trees")
