@@ -6,8 +6,7 @@ import Glibc
 enum CacheCommands {
     static func run(_ command: CellCommand) -> Int32 {
         do {
-            let store = try CacheStore.forCaller(environment: Dictionary(
-                SandboxEnvironment.callerEnvironment().map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }))
+            let store = try CacheStore.forCaller()
             switch command {
             case .cacheList:
                 let entries = store.list()

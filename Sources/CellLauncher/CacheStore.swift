@@ -26,7 +26,10 @@ public struct CacheStore {
 
     /// The store of the caller: `$XDG_CACHE_HOME/cell` (absolute), else `$HOME/.cache/cell`,
     /// else the passwd home's. The cache home itself is created (0700) when missing.
-    public static func forCaller(environment: [String: String]) throws(LaunchError) -> CacheStore {
+    /// `environment`: the caller's (nil: cell's own).
+    public static func forCaller(environment: [String: String]? = nil) throws(LaunchError) -> CacheStore {
+        let environment = environment ?? Dictionary(SandboxEnvironment.callerEnvironment().map { ($0.name, $0.value) },
+                                                    uniquingKeysWith: { first, _ in first })
         let base: String
         if let xdg = environment["XDG_CACHE_HOME"], xdg.hasPrefix("/") {
             base = xdg

@@ -326,7 +326,7 @@ extension Planner {
     static func cacheMounts(_ caches: [CacheMount], scope: CacheScope, profile: String, home: String,
                             workingDirectory: String?) throws(LaunchError) -> [MountOperation] {
         guard !caches.isEmpty else { return [] }
-        let store = try CacheStore.forCaller(environment: Dictionary(SandboxEnvironment.callerEnvironment().map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }))
+        let store = try CacheStore.forCaller()
         let project = CacheStore.project(around: workingDirectory.flatMap(FilesystemView.hostRealPath) ?? "/")
         let scopeName = CacheStore.scopeName(scope, profile: profile, project: project)
         let about: String
