@@ -42,27 +42,30 @@ public enum BindGuards {
     /// `ops` with each walked bind followed by its guards, and a note for every walk cut short.
     /// `skipping`: host directories not to look into (an overlay's --changes directory inside a
     /// bound tree: overlayfs works in it, and a guard mounted there would break it).
+    ///
+    /// Two passes: every tree is walked first, since a `.git` file in one bind may name a git
+    /// directory in another; then each bind is followed by the git directories it holds (read-
+    /// only binds of the host's directory, outer ones first) and only then by its guards, so that
+    /// no guard is ever under a bind made after it, and nothing the user mounts later (a tmpfs, a
+    /// cache) is covered by one.
     public static func apply(_ ops: [MountOperation], writableGit: Bool, hide: [HidePattern] = [], skipping: [String] = [],
                              budget: Int? = nil) throws(LaunchError) -> (ops: [MountOperation], notes: [String]) {
         let budget = budget ?? (hide.isEmpty ? directoryBudget : hideDirectoryBudget)
-        var result: [MountOperation] = []
         var notes: [String] = []
         // A directory bound twice (the working directory, then --bind of it) is walked once; its
         // guards follow each bind, since the later bind covers the earlier's.
         var walked: [String: Walk] = [:]
-        var gitTargets: [String] = []
-        // Every guard, in order: a git directory bound again below must be guarded again.
-        var guards: [MountOperation] = []
-        for op in ops {
-            result.append(op)
+        var walks: [Int: Walk] = [:]
+        var gitTargets: Set<String> = []
+        for (index, op) in ops.enumerated() {
             guard op.guarded, op.kind == .bind || op.kind == .overlay, !op.device, op.expectedType == UInt32(S_IFDIR),
                   let source = op.source else { continue }
-            let found: Walk
             // An overlay copies a file up, with its owner, on its first write: the sandbox maps only
             // the caller's uid and gid, so another owner or group there would fail (EOVERFLOW) in
             // the middle of a build. Found before anything starts, and named.
             let owners = op.kind == .overlay ? (uid: geteuid(), gid: getegid()) : nil
             let skip = Set(skipping.filter { SandboxPath.isWithin($0, source) && $0 != source }.map { Array($0.dropFirst(source == "/" ? 0 : source.count).utf8) })
+            let found: Walk
             if let earlier = walked[source], owners == nil {
                 found = earlier
             } else {
@@ -82,20 +85,37 @@ public enum BindGuards {
                         + "stay writable; bind a narrower directory")
                 }
             }
+            walks[index] = found
+            for entry in found.entries {
+                // The git directory a `.git` file or symlink names (--separate-git-dir, worktrees).
+                // One at or above the `.git`'s own directory (`gitdir: ..`, planted by an earlier
+                // run) is not a git directory but a way to bind the tree again: ignored.
+                guard case .git(let target?) = entry.kind, !writableGit, op.kind != .overlay,
+                      let relative = String(validating: entry.relative, as: UTF8.self),
+                      !SandboxPath.isWithin(source + relative, target) else { continue }
+                gitTargets.insert(target)
+            }
+        }
+        let realTargets = gitTargets.filter { FilesystemView.hostFileType($0) == UInt32(S_IFDIR) && FilesystemView.hostRealPath($0) == $0 }
+
+        var result: [MountOperation] = []
+        for (index, op) in ops.enumerated() {
+            result.append(op)
+            guard let found = walks[index], let source = op.source else { continue }
+            // The git directories this writable bind holds, read-only, outer ones first.
+            if op.kind == .bind && !op.readOnly {
+                for target in realTargets.filter({ SandboxPath.isWithin($0, source) }).sorted(by: { $0.count < $1.count }) {
+                    var git = MountOperation.bind(target, op.destination + target.dropFirst(source.count), readOnly: true)
+                    git.expectedType = UInt32(S_IFDIR)
+                    result.append(git)
+                }
+            }
             for entry in found.entries {
                 guard let relative = String(validating: entry.relative, as: UTF8.self) else {
                     throw .invalid("\(source) holds \(entry.kind.noun) at \(TerminalText.escaped(String(decoding: entry.relative, as: UTF8.self))), "
                         + "whose name is not UTF-8: cell cannot name it in the plan to cover it; rename it, or bind a narrower directory")
                 }
                 let inside = op.destination == "/" ? relative : op.destination + relative
-                // A `.git` file naming a directory above itself (`gitdir: ..`, planted by an
-                // earlier run) is not a git directory to guard but a way to bind the tree again.
-                func addTarget(_ target: String?) {
-                    guard let target, !SandboxPath.isWithin(source + relative, target) else { return }
-                    gitTargets.append(target)
-                }
-                let count = result.count
-                defer { guards += result[count...] }
                 switch entry.kind {
                 case .channel:
                     result.append(mask(inside))
@@ -108,28 +128,14 @@ public enum BindGuards {
                         + "sandbox does not map (it maps only yours), so writing it would fail; give it to yourself (chown), or bind the tree instead")
                 case .git where op.kind == .overlay:
                     break // its writes go to the overlay's upper layer, never to the host's git
-                case .git(let target) where !op.readOnly && !writableGit:
+                case .git where !op.readOnly && !writableGit && entry.type != UInt32(S_IFLNK):
+                    // (A `.git` symlink cannot be written through; the directory it names is bound above.)
                     var git = MountOperation.bind(source + relative, inside, readOnly: true)
                     git.expectedType = entry.type
                     result.append(git)
-                    addTarget(target)
-                case .git(let target):
-                    if !writableGit { addTarget(target) }
+                case .git:
+                    break
                 }
-            }
-        }
-        // The git directory a `.git` file or symlink names (--separate-git-dir, worktrees): read-
-        // only wherever a writable walked bind holds it, after everything it could be under.
-        for target in Set(gitTargets).sorted() where FilesystemView.hostFileType(target) == UInt32(S_IFDIR)
-            && FilesystemView.hostRealPath(target) == target {
-            for op in ops where op.guarded && op.kind == .bind && !op.readOnly && op.expectedType == UInt32(S_IFDIR) {
-                guard let source = op.source, SandboxPath.isWithin(target, source) else { continue }
-                var git = MountOperation.bind(target, op.destination + target.dropFirst(source.count), readOnly: true)
-                git.expectedType = UInt32(S_IFDIR)
-                result.append(git)
-                // This bind is a fresh clone of the host's directory: the masks, covers and hides
-                // already made below it would be under it, so they are made again on top.
-                result += guards.filter { SandboxPath.isWithin($0.destination, git.destination) && $0.destination != git.destination }
             }
         }
         return (result, notes)
@@ -259,9 +265,7 @@ public enum BindGuards {
                         continue
                     }
                     // Inside a .git only its top level, unless hide patterns may name what lies
-                    // deeper (a submodule's config under .git/modules): then all of it but the
-                    // objects, which hold nothing but git's own compressed history.
-                    if name == Array("objects".utf8) && relative.split(separator: 0x2f).last == Array(".git".utf8)[...] { continue }
+                    // deeper (a submodule's config under .git/modules): then all of it.
                     queue.append((path, depth + 1, !isGit || !hide.isEmpty))
                 case Int32(DT_REG) where isGit:
                     result.entries.append(Entry(kind: .git(target: gitFileTarget(root: root, relative: relative, dir: dirfd(dir))),

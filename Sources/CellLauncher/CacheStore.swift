@@ -108,7 +108,8 @@ public struct CacheStore {
     public func list() -> [Entry] {
         var entries: [Entry] = []
         for scope in directoryEntries(root + "/caches", followingSymlink: false).sorted() {
-            let about = readSmallFile("\(root)/scopes/\(scope)", limit: 4096)?.split(separator: "\n").first.map(String.init) ?? ""
+            let record = "\(root)/scopes/\(scope)"
+            let about = (FilesystemView.hostFileType(record) == UInt32(S_IFREG) ? readSmallFile(record, limit: 4096) : nil)?.split(separator: "\n").first.map(String.init) ?? ""
             for name in directoryEntries("\(root)/caches/\(scope)", followingSymlink: false).sorted() {
                 entries.append(Entry(scope: scope, name: name, bytes: diskUsage("\(root)/caches/\(scope)/\(name)"), about: about))
             }

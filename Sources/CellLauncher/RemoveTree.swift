@@ -58,7 +58,9 @@ private struct TreeRemover {
         var movedUp = false
         for name in directories {
             if depth >= maximumDepth {
-                // Too deep to descend: up beside the top's entries, for the next pass.
+                // Too deep to descend: up beside the top's entries, for the next pass. (Moving a
+                // directory to another parent rewrites its "..": it must be writable.)
+                _ = chmodOwnDirectory(dirfd(dir), name)
                 while true {
                     lifted += 1
                     let destination = Array(".cell-removing-\(lifted)".utf8CString)

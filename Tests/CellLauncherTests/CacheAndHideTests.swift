@@ -99,16 +99,30 @@ struct HideAttackTests {
         #expect(ops.lastIndex { $0.kind == .hide && $0.destination == "/w/.env" }.map { $0 > lastBind } == true)
     }
 
-    @Test("a real separate git directory bound read-only again gets its hides again on top")
+    @Test("a separate git directory is bound read-only right after its tree's bind: every guard, and every later mount, on top")
     func separateGitdir() throws {
         let root = try Self.tree()
         defer { try? FileManager.default.removeItem(atPath: root) }
         try "gitdir: ../gitdata\n".write(toFile: "\(root)/sep/work/.git", atomically: false, encoding: .utf8)
-        let patterns = try ["**/.env", "**/config"].map { try HidePattern.parse($0).get() }
-        let (ops, _) = try BindGuards.apply([BindGuardsTests.directoryBind(root, at: "/w", readOnly: false)], writableGit: false, hide: patterns)
-        let rebind = try #require(ops.lastIndex { $0.kind == .bind && $0.destination == "/w/sep/gitdata" })
-        let covers = ops[rebind...].filter { $0.kind == .hide }.map(\.destination).sorted()
-        #expect(covers == ["/w/sep/gitdata/.env", "/w/sep/gitdata/config"])
+        let patterns = try ["**/.env", "**/config", "sep/gitdata"].map { try HidePattern.parse($0).get() }
+        let later = MountOperation.tmpfs("/w/sep/gitdata", size: 4096, mode: 0o700)
+        let (ops, _) = try BindGuards.apply([BindGuardsTests.directoryBind(root, at: "/w", readOnly: false), later], writableGit: false, hide: patterns)
+        let rebind = try #require(ops.firstIndex { $0.kind == .bind && $0.destination == "/w/sep/gitdata" })
+        #expect(rebind == 1)
+        // The hide of the directory itself (the review's finding: a gitdir naming a hidden
+        // directory showed it whole), and the user's later tmpfs, both come after it.
+        #expect(ops.firstIndex { $0.kind == .hide && $0.destination == "/w/sep/gitdata" }.map { $0 > rebind } == true)
+        #expect(ops.last == later)
+    }
+
+    @Test("a .git symlink in a writable bind does not make the launch fail: the directory it names is what is guarded")
+    func gitSymlink() throws {
+        let root = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        try FileManager.default.createSymbolicLink(atPath: "\(root)/sep/work/.git", withDestinationPath: "../gitdata")
+        let (ops, _) = try BindGuards.apply([BindGuardsTests.directoryBind(root, at: "/w", readOnly: false)], writableGit: false)
+        #expect(!ops.contains { $0.destination == "/w/sep/work/.git" })
+        #expect(ops.contains { $0.kind == .bind && $0.destination == "/w/sep/gitdata" && $0.readOnly })
     }
 
     @Test("hide looks below .git's top level (a submodule's config), and a tree too large to look through is refused")
@@ -197,6 +211,8 @@ struct CacheStoreTests {
         #expect(mkdir(locked, 0o700) != 0)
         chmod(locked, 0o700)
         try FileManager.default.createDirectory(atPath: String(deep.prefix(3000)), withIntermediateDirectories: true)
+        // A directory made read-only below the depth where removal lifts directories up.
+        chmod(String(deep.prefix(3000 - 3000 % 2 - 200)), 0o500)
         chmod(locked, 0)
         #expect(try store.clear("locked").count == 1)
         #expect(FilesystemView.hostFileType(locked) == nil)

@@ -63,6 +63,17 @@ struct CacheHideTests {
         #expect(try String(contentsOfFile: outside + "/.env", encoding: .utf8) == "OUTSIDE=1\n")
     }
 
+    @Test("a .git file an earlier run planted, naming a hidden directory or the tree itself, un-hides nothing")
+    func plantedGitFiles() throws {
+        let (dir, outside) = try Self.project()
+        defer { for d in [dir, outside] { try? FileManager.default.removeItem(atPath: d) } }
+        let plant = Sandbox.run(["sh", "-c", "mkdir x y && echo 'gitdir: ..' > x/.git && echo 'gitdir: ../web/secrets' > y/.git"],
+                                options: ["--bind", dir], cwd: dir)
+        #expect(plant.status == 0, "\(plant.stderr)")
+        let r = Sandbox.run(["sh", "-c", "cat .env web/secrets/signing.key 2>&1; ls -A web/secrets"], options: ["--bind", dir] + Self.hide, cwd: dir)
+        #expect(r.status == 0 && !r.stdout.contains("hunter2") && !r.stdout.contains("key\n"), "\(r.stdout) \(r.stderr)")
+    }
+
     @Test("a cache written in one run is read in the next, by the same project only; cell cache lists and clears it")
     func cacheKept() throws {
         let a = try Sandbox.writableHostDirectory(), b = try Sandbox.writableHostDirectory()
@@ -83,6 +94,10 @@ struct CacheHideTests {
         #expect(Sandbox.run(["chmod", "000", "\(Sandbox.caller.home)/.cache/\(name)"], options: cache, cwd: a).status == 0)
         let unlocked = Sandbox.run(["cat", "\(Sandbox.caller.home)/.cache/\(name)/wheel"], options: cache, cwd: a)
         #expect(unlocked.status == 0 && unlocked.stdout == "downloaded\n", "\(unlocked.stderr)")
+        // Nor can a tree deeper than clear descends, made read-only down there, outlive clear.
+        let deep = Sandbox.run(["sh", "-c", "cd ~/.cache/\(name) && d=. && for i in $(seq 40); do d=$d/d; done && mkdir -p $d "
+                                + "&& p=. && for i in $(seq 33); do p=$p/d; done && chmod 0500 $p && chmod 0000 d"], options: cache, cwd: b)
+        #expect(deep.status == 0, "\(deep.stderr)")
         let list = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "cache", "list"])
         #expect(list.status == 0 && list.stdout.components(separatedBy: "/\(name) ").count == 3, "\(list.stdout)")
         #expect(list.stdout.contains("project \(a), profile default"))
