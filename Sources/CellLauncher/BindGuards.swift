@@ -87,16 +87,17 @@ public enum BindGuards {
             }
             walks[index] = found
             for entry in found.entries {
-                // The git directory a `.git` file or symlink names (--separate-git-dir, worktrees).
-                // One at or above the `.git`'s own directory (`gitdir: ..`, planted by an earlier
-                // run) is not a git directory but a way to bind the tree again: ignored.
-                guard case .git(let target?) = entry.kind, !writableGit, op.kind != .overlay,
-                      let relative = String(validating: entry.relative, as: UTF8.self),
-                      !SandboxPath.isWithin(source + relative, target) else { continue }
-                gitTargets.insert(target)
+                // The git directory a `.git` file or symlink names (--separate-git-dir, worktrees),
+                // found in any tree (an overlay's too: what it names may lie in a writable bind).
+                guard case .git(let named?) = entry.kind, !writableGit,
+                      let relative = String(validating: entry.relative, as: UTF8.self) else { continue }
+                let gitPath = source == "/" ? relative : source + relative
+                let gitParent = String(gitPath.dropLast(5)) // the directory holding the `.git`
+                for target in gitDirectories(named) where !SandboxPath.isWithin(gitParent, target) {
+                    gitTargets.insert(target)
+                }
             }
         }
-        let realTargets = gitTargets.filter { FilesystemView.hostFileType($0) == UInt32(S_IFDIR) && FilesystemView.hostRealPath($0) == $0 }
 
         var result: [MountOperation] = []
         for (index, op) in ops.enumerated() {
@@ -104,10 +105,14 @@ public enum BindGuards {
             guard let found = walks[index], let source = op.source else { continue }
             // The git directories this writable bind holds, read-only, outer ones first.
             if op.kind == .bind && !op.readOnly {
-                for target in realTargets.filter({ SandboxPath.isWithin($0, source) }).sorted(by: { $0.count < $1.count }) {
-                    var git = MountOperation.bind(target, op.destination + target.dropFirst(source.count), readOnly: true)
+                for target in gitTargets.filter({ SandboxPath.isWithin($0, source) }).sorted(by: { $0.count < $1.count }) {
+                    var git = MountOperation.bind(target, inside(op, target), readOnly: true)
                     git.expectedType = UInt32(S_IFDIR)
                     result.append(git)
+                    if target == source {
+                        notes.append("\(target) is bound read-only although it was asked for writable: a .git file in a bound tree names it "
+                            + "as its git directory (git on the host would run what it holds); remove that .git file if it is not yours")
+                    }
                 }
             }
             for entry in found.entries {
@@ -115,7 +120,7 @@ public enum BindGuards {
                     throw .invalid("\(source) holds \(entry.kind.noun) at \(TerminalText.escaped(String(decoding: entry.relative, as: UTF8.self))), "
                         + "whose name is not UTF-8: cell cannot name it in the plan to cover it; rename it, or bind a narrower directory")
                 }
-                let inside = op.destination == "/" ? relative : op.destination + relative
+                let inside = Self.inside(op, source == "/" ? relative : source + relative)
                 switch entry.kind {
                 case .channel:
                     result.append(mask(inside))
@@ -139,6 +144,29 @@ public enum BindGuards {
             }
         }
         return (result, notes)
+    }
+
+    /// Where the host path `path`, below the bind `op`'s source, appears inside.
+    static func inside(_ op: MountOperation, _ path: String) -> String {
+        let source = op.source ?? "/"
+        let relative = source == "/" ? path : String(path.dropFirst(source.count))
+        return op.destination == "/" ? (relative.isEmpty ? "/" : relative) : op.destination + relative
+    }
+
+    /// The git directories a `.git` file or symlink's target means to git: the directory itself
+    /// and, for a worktree's, the common directory its `commondir` file names (where git reads
+    /// hooks and config) — each as its real path, when it is a directory.
+    static func gitDirectories(_ named: String) -> [String] {
+        guard let real = FilesystemView.hostRealPath(named), FilesystemView.hostFileType(real) == UInt32(S_IFDIR) else { return [] }
+        var found = [real]
+        if FilesystemView.hostFileType(real + "/commondir") == UInt32(S_IFREG),
+           let line = readSmallFile(real + "/commondir", limit: 4096)?.split(separator: "\n").first {
+            let common = line.hasPrefix("/") ? String(line) : real + "/" + line
+            if let commonReal = FilesystemView.hostRealPath(common), FilesystemView.hostFileType(commonReal) == UInt32(S_IFDIR) {
+                found.append(commonReal)
+            }
+        }
+        return found
     }
 
     /// /dev/null, read-only, over a socket or FIFO; skipped if a later mount has hidden it.

@@ -3,8 +3,9 @@ import Glibc
 /// Small file helpers on plain syscalls (Foundation stays off the launch path).
 
 /// The whole content of a small file (e.g. under /proc/sys), or nil if it cannot be read.
+/// O_NONBLOCK: a FIFO planted where a file was expected gives nil instead of blocking cell.
 public func readSmallFile(_ path: String, limit: Int = 1 << 20) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
     if fd < 0 { return nil }
     defer { close(fd) }
     var bytes: [UInt8] = []

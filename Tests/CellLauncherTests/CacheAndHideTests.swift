@@ -115,6 +115,34 @@ struct HideAttackTests {
         #expect(ops.last == later)
     }
 
+    @Test("git directories are guarded wherever the .git naming them is: an overlay, a worktree's common directory, a path through a symlink, a bind of /")
+    func gitDirectoriesFound() throws {
+        let root = try Self.tree()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        for dir in ["A", "B/repo.git/worktrees/wt", "B/bare.git/worktrees/w2", "C"] {
+            try fm.createDirectory(atPath: "\(root)/\(dir)", withIntermediateDirectories: true)
+        }
+        try fm.createSymbolicLink(atPath: "\(root)/lnk", withDestinationPath: "\(root)/B")
+        // An overlay's .git names a directory in a writable bind, through a symlink.
+        try "gitdir: \(root)/lnk/repo.git\n".write(toFile: "\(root)/A/.git", atomically: false, encoding: .utf8)
+        // A worktree of a bare repository: hooks and config are in the common directory.
+        try "gitdir: \(root)/B/bare.git/worktrees/w2\n".write(toFile: "\(root)/C/.git", atomically: false, encoding: .utf8)
+        try "../..\n".write(toFile: "\(root)/B/bare.git/worktrees/w2/commondir", atomically: false, encoding: .utf8)
+        var overlay = BindGuardsTests.directoryBind("\(root)/A", at: "\(root)/A", readOnly: false)
+        overlay.kind = .overlay
+        let ops = [overlay, BindGuardsTests.directoryBind("\(root)/C", at: "\(root)/C", readOnly: true),
+                   BindGuardsTests.directoryBind("\(root)/B", at: "/b", readOnly: false)]
+        let (result, _) = try BindGuards.apply(ops, writableGit: false)
+        let readOnly = result.filter { $0.kind == .bind && $0.readOnly }.map(\.destination)
+        #expect(readOnly.contains("/b/repo.git") && readOnly.contains("/b/bare.git") && readOnly.contains("/b/bare.git/worktrees/w2"), "\(readOnly)")
+        // With / bound elsewhere, the git directory appears below that place, not beside it.
+        let whole = try BindGuards.apply([BindGuardsTests.directoryBind("/", at: "/mnt/r", readOnly: false)], writableGit: false, budget: 1)
+        #expect(!whole.ops.contains { $0.destination.hasPrefix("/mnt/r") && !$0.destination.hasPrefix("/mnt/r/") && $0.destination != "/mnt/r" })
+        #expect(BindGuards.inside(BindGuardsTests.directoryBind("/", at: "/mnt/r", readOnly: false), "/tmp/g") == "/mnt/r/tmp/g")
+        #expect(BindGuards.inside(BindGuardsTests.directoryBind("/src", at: "/", readOnly: false), "/src/g") == "/g")
+    }
+
     @Test("a .git symlink in a writable bind does not make the launch fail: the directory it names is what is guarded")
     func gitSymlink() throws {
         let root = try Self.tree()
