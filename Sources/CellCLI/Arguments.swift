@@ -199,6 +199,7 @@ public enum ArgumentParser {
             options.request.outerID = try parseOuterID(value)
         case .dryRun:
             options.dryRun = true
+            options.request.createsCaches = false
         case .planOut:
             guard !value.isEmpty else { throw UsageError("--plan-out needs a file path") }
             options.planOut = value

@@ -26,8 +26,8 @@ public struct CacheStore {
 
     /// The store of the caller: `$XDG_CACHE_HOME/cell` (absolute), else `$HOME/.cache/cell`,
     /// else the passwd home's. The cache home itself is created (0700) when missing.
-    /// `environment`: the caller's (nil: cell's own).
-    public static func forCaller(environment: [String: String]? = nil) throws(LaunchError) -> CacheStore {
+    /// `environment`: the caller's (nil: cell's own). `create`: false (--dry-run) creates nothing.
+    public static func forCaller(environment: [String: String]? = nil, create: Bool = true) throws(LaunchError) -> CacheStore {
         let environment = environment ?? Dictionary(SandboxEnvironment.callerEnvironment().map { ($0.name, $0.value) },
                                                     uniquingKeysWith: { first, _ in first })
         let base: String
@@ -40,6 +40,7 @@ public struct CacheStore {
         } else {
             throw .invalid("caches: no cache home (set XDG_CACHE_HOME or HOME)")
         }
+        if !create && FilesystemView.hostFileType(base) == nil { return CacheStore(root: base + "/cell") }
         if mkdir(base, 0o700) != 0 && errno != EEXIST {
             throw .invalid("caches: cannot create the cache home \(base): \(errorText(errno)) (set XDG_CACHE_HOME to a directory of yours)")
         }
@@ -80,8 +81,10 @@ public struct CacheStore {
 
     /// The host directory of cache `name` in `scope`, created when missing, with a record of
     /// what the scope is for. Returns its path, for a read-write bind.
-    public func prepare(_ name: String, scope: String, about: String) throws(LaunchError) -> String {
+    /// `create`: false (--dry-run) only names it.
+    public func prepare(_ name: String, scope: String, about: String, create: Bool = true) throws(LaunchError) -> String {
         if let problem = CacheMount.nameProblem(name) { throw .invalid("cache '\(name)': \(problem)") }
+        if !create { return "\(root)/caches/\(scope)/\(name)" }
         let top = try openOwnDirectory(AT_FDCWD, root, create: true)
         defer { close(top) }
         let scopes = try openOwnDirectory(top, "scopes", create: true)

@@ -84,6 +84,8 @@ public struct RunRequest: Equatable, Sendable {
     public var caches: [CacheMount] = []
     public var cacheScope: CacheScope?
     public var hide: [HidePattern] = []
+    /// false (--dry-run): the plan names the cache directories without creating them.
+    public var createsCaches = true
     /// --as-root / --as-caller; nil: as the profile says (`identity`, default caller).
     public var inside: SandboxIdentity?
     /// --tty (always) / --no-tty (never); nil: as the profile says (`[terminal] mode`, default auto).
@@ -261,8 +263,9 @@ public enum Planner {
         }
         // Caches last: each is the caller's own directory, kept between runs, over whatever
         // the view has at its destination (the home's tmpfs, usually).
-        mounts += try FilesystemView.settle(try cacheMounts(caches, scope: request.cacheScope ?? profile.cacheScope,
-                                                            profile: profile.name, home: user.home, workingDirectory: callerDirectory))
+        let cacheOps = try cacheMounts(caches, scope: request.cacheScope ?? profile.cacheScope, profile: profile.name, home: user.home,
+                                       workingDirectory: callerDirectory, create: request.createsCaches)
+        mounts += request.createsCaches ? try FilesystemView.settle(cacheOps) : cacheOps
         // Sockets, FIFOs, .git and what hide matches in the directories the user bound (BindGuards: why).
         let guarded = isolation == .namespaces
             ? try BindGuards.apply(mounts, writableGit: profile.writableGit, hide: hide, skipping: changes.map { [$0] } ?? [])
@@ -324,9 +327,9 @@ extension Planner {
     /// Not walked by BindGuards: only sandboxes write there, and hide globs are for the trees
     /// the user bound.
     static func cacheMounts(_ caches: [CacheMount], scope: CacheScope, profile: String, home: String,
-                            workingDirectory: String?) throws(LaunchError) -> [MountOperation] {
+                            workingDirectory: String?, create: Bool) throws(LaunchError) -> [MountOperation] {
         guard !caches.isEmpty else { return [] }
-        let store = try CacheStore.forCaller()
+        let store = try CacheStore.forCaller(create: create)
         let project = CacheStore.project(around: workingDirectory.flatMap(FilesystemView.hostRealPath) ?? "/")
         let scopeName = CacheStore.scopeName(scope, profile: profile, project: project)
         let about: String
@@ -340,8 +343,9 @@ extension Planner {
             guard let destination = cache.destination(home: home) else {
                 throw .invalid("cache '\(cache)': its destination is not a path inside the sandbox")
             }
-            let directory = try store.prepare(cache.name, scope: scopeName, about: about)
-            ops.append(.bind(directory, destination, readOnly: false))
+            var bind = MountOperation.bind(try store.prepare(cache.name, scope: scopeName, about: about, create: create), destination, readOnly: false)
+            bind.expectedType = UInt32(S_IFDIR)
+            ops.append(bind)
         }
         return ops
     }

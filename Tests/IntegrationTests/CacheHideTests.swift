@@ -80,6 +80,10 @@ struct CacheHideTests {
         defer { for d in [a, b] { try? FileManager.default.removeItem(atPath: d) } }
         let name = "it-\(UUID().uuidString.prefix(8).lowercased())"
         let cache = ["--cache", "\(name):~/.cache/\(name)"]
+        // --dry-run names the cache's directory and creates nothing.
+        let plan = Sandbox.run(["true"], options: cache + ["--dry-run"], cwd: a)
+        #expect(plan.status == 0 && plan.stdout.contains("/\(name) -> \(Sandbox.caller.home)/.cache/\(name)"), "\(plan.stderr)")
+        #expect(Sandbox.execute(["sh", "-c", "ls -d \(Sandbox.cacheHome)/cell/caches/*/\(name)"]).status != 0)
         let first = Sandbox.run(["sh", "-c", "ls -A ~/.cache/\(name); echo downloaded > ~/.cache/\(name)/wheel"], options: cache, cwd: a)
         #expect(first.status == 0 && first.stdout == "", "\(first.stderr)")
         // Kept on the host, in the caller's store, 0700.
