@@ -11,7 +11,10 @@ import Testing
 struct CIProjectTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
     static let downloads = root + "/.build-e2e/pypi"
-    static let sdist = "more-itertools-10.5.0.tar.gz"
+    /// The sdist Scripts/bootstrap downloaded (more-itertools, pinned there), and the directory it unpacks to.
+    static let sdist = ((try? FileManager.default.contentsOfDirectory(atPath: downloads)) ?? [])
+        .first { $0.hasPrefix("more-itertools-") && $0.hasSuffix(".tar.gz") } ?? "more-itertools (not downloaded)"
+    static var unpacked: String { String(sdist.dropLast(".tar.gz".count)) }
 
     /// The project's CI steps (its Makefile's `requirements`, trimmed to what the tests need,
     /// then `coverage`), in a fresh virtual environment in the checkout.
@@ -20,11 +23,11 @@ struct CIProjectTests {
     /// A checkout of the test user's: the sdist unpacked and committed to git, as CI checks out.
     static func checkout(in dir: String) throws -> String {
         let unpack = Sandbox.execute(Sandbox.dropPrivileges + ["sh", "-c", """
-            cd \(dir) && tar xzf - && cd more-itertools-10.5.0 && git init -q && git add -A && \
+            cd \(dir) && tar xzf - && cd \(unpacked) && git init -q && git add -A && \
             git -c user.name=ci -c user.email=ci@localhost commit -qm import
             """], environment: ["HOME": dir, "PATH": "/usr/bin:/bin"], stdin: downloads + "/" + sdist)
         #expect(unpack.status == 0, "\(unpack.stderr)")
-        return dir + "/more-itertools-10.5.0"
+        return dir + "/" + unpacked
     }
 
     /// What the job concluded: unittest's count and verdict, coverage's total.
