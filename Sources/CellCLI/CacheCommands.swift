@@ -4,24 +4,28 @@ import Glibc
 
 /// `cell cache list` and `cell cache clear`: the caches CacheStore keeps for `--cache`.
 enum CacheCommands {
-    static func run(_ command: CellCommand) -> Int32 {
+    /// `cell cache list`
+    static func list() -> Int32 {
         do {
             let store = try CacheStore.forCaller()
-            switch command {
-            case .cacheList:
-                let entries = store.list()
-                guard !entries.isEmpty else {
-                    writeAll(1, "no caches in \(TerminalText.escaped(store.root))/caches\n")
-                    return 0
-                }
-                writeAll(1, table(entries) + "\(entries.count) caches in \(TerminalText.escaped(store.root))/caches\n")
-            case .cacheClear(let selector):
-                let removed = try store.clear(selector)
-                let bytes = removed.reduce(UInt64(0)) { $0 + $1.bytes }
-                writeAll(1, "removed \(removed.count) caches (\(humanSize(bytes)))\n")
-            default:
-                break
+            let entries = store.list()
+            guard !entries.isEmpty else {
+                writeAll(1, "no caches in \(TerminalText.escaped(store.root))/caches\n")
+                return 0
             }
+            writeAll(1, table(entries) + "\(entries.count) caches in \(TerminalText.escaped(store.root))/caches\n")
+            return 0
+        } catch {
+            return Cell.fail(error.message)
+        }
+    }
+
+    /// `cell cache clear NAME|SCOPE/NAME` (nil: `--all`)
+    static func clear(_ selector: String?) -> Int32 {
+        do {
+            let removed = try CacheStore.forCaller().clear(selector)
+            let bytes = removed.reduce(UInt64(0)) { $0 + $1.bytes }
+            writeAll(1, "removed \(removed.count) caches (\(humanSize(bytes)))\n")
             return 0
         } catch {
             return Cell.fail(error.message)

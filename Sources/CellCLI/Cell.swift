@@ -58,8 +58,10 @@ public enum Cell {
             } catch {
                 return fail(error.message)
             }
-        case .cacheList, .cacheClear:
-            return CacheCommands.run(command)
+        case .cacheList:
+            return CacheCommands.list()
+        case .cacheClear(let selector):
+            return CacheCommands.clear(selector)
         case .doctor(let json):
             let report = HostReport(HostProbe.gather())
             writeAll(1, json ? report.json() : report.text())

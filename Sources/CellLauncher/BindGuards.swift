@@ -198,7 +198,7 @@ public enum BindGuards {
             /// (Overlays) an entry whose owner or group is not the caller's.
             case foreign(uid: uid_t, gid: gid_t)
             /// A file, symlink or directory a hide pattern matches.
-            case hidden(HidePattern)
+            case hidden
 
             var noun: String {
                 switch self {
@@ -279,8 +279,8 @@ public enum BindGuards {
                 // What a hide pattern matches is covered whole: a directory's insides are not
                 // looked at (nothing of them is visible), a symlink is never followed.
                 if !hide.isEmpty, type == Int32(DT_REG) || type == Int32(DT_DIR) || type == Int32(DT_LNK),
-                   let pattern = hide.first(where: { $0.matches(path) }) {
-                    result.entries.append(Entry(kind: .hidden(pattern), relative: path, type: UInt32(type) << 12))
+                   hide.contains(where: { $0.matches(path) }) {
+                    result.entries.append(Entry(kind: .hidden, relative: path, type: UInt32(type) << 12))
                     continue
                 }
                 switch type {
