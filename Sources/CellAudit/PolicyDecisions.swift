@@ -17,20 +17,16 @@ public struct PolicyDecisions: Sendable {
         self.rules = Dictionary(grouping: rules, by: \.number)
     }
 
-    /// The action for a call. Several matching rules: the most restrictive wins, as the kernel
-    /// would decide between filters (kill, then errno, then log, then allow).
-    public func decide(number: Int32, args: [UInt64]) -> SeccompPolicy.Action {
-        let matching = (rules[number] ?? []).filter { $0.matches(args) }.map(\.action)
-        guard !matching.isEmpty else { return defaultAction }
-        return matching.min { Self.rank($0) < Self.rank($1) }!
+    /// Whether a call the policy refuses is a violation to record: not when only unaudited rules
+    /// refuse it (clone3's ENOSYS, which steers libc to clone, is no misbehaviour).
+    public func isAudited(number: Int32, args: [UInt64]) -> Bool {
+        let matching = (rules[number] ?? []).filter { $0.matches(args) && $0.action != .allow }
+        return matching.isEmpty || matching.contains(where: \.audited)
     }
 
-    static func rank(_ action: SeccompPolicy.Action) -> Int {
-        switch action {
-        case .kill: return 0
-        case .errno: return 1
-        case .log: return 2
-        case .allow: return 3
-        }
+    /// The action for a call (`ResolvedRule.verdict`: several matching rules, the most
+    /// restrictive wins).
+    public func decide(number: Int32, args: [UInt64]) -> SeccompPolicy.Action {
+        ResolvedRule.verdict(rules[number] ?? [], default: defaultAction, args: args)
     }
 }

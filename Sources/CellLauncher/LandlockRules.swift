@@ -48,8 +48,10 @@ public enum LandlockRules {
     /// The kernel's Landlock ABI (0: none).
     public static func kernelABI() -> UInt32 { UInt32(max(0, cell_landlock_abi())) }
 
-    /// The ruleset mirroring `mounts` on a kernel of `abi` (nil: 0, no Landlock).
-    public static func mirroring(_ mounts: [MountOperation], abi: UInt32, required: Bool) -> LandlockPlan? {
+    /// The ruleset mirroring `mounts` on a kernel of `abi` (nil: 0, no Landlock). With
+    /// `writeOnly` (`[landlock] write`), the writable mounts are writable only beneath those
+    /// paths of theirs; a path in no writable mount is given nothing (the view decides first).
+    public static func mirroring(_ mounts: [MountOperation], abi: UInt32, required: Bool, writeOnly: [String]? = nil) -> LandlockPlan? {
         guard abi > 0 else { return nil }
         let all = handledFS(abi: abi)
         let read = readFile | readDir | execute
@@ -64,7 +66,15 @@ public enum LandlockRules {
             case .proc: access = (read | writeFile | truncate) & all
             case .mqueue, .dir, .file, .symlink, .remountReadOnly, .hide: access = 0
             }
-            if access != 0 { paths.append(LandlockPlan.PathRule(access: access, path: op.destination)) }
+            guard access != 0 else { continue }
+            if let writeOnly, access == all {
+                // A rule gives its rights beneath its path: each listed path inside this mount.
+                for path in writeOnly where SandboxPath.isWithin(path, op.destination) {
+                    paths.append(LandlockPlan.PathRule(access: all, path: path))
+                }
+            } else {
+                paths.append(LandlockPlan.PathRule(access: access, path: op.destination))
+            }
         }
         return LandlockPlan(abi: abi, required: required, handledFS: all, handledNet: 0,
                             scoped: abi >= 6 ? scopeAbstractUnixSocket | scopeSignal : 0, paths: paths)

@@ -234,6 +234,9 @@ public enum Planner {
             base = try DockerSeccompProfile.policy(fromJSON: text, name: path, keptCapabilities: Capabilities.names(kept),
                                                    kernel: kernelVersion())
         }
+        if let only = profile.seccompOnly, let stray = profile.seccompOnlyWhere.first(where: { !only.contains($0.syscall) }) {
+            throw .invalid("[seccomp.only_where] gives arguments for \(stray.syscall), which seccomp.only does not list: add it to only, or remove its line")
+        }
         let seccomp = profile.seccomp(base: base).adjusted(
             allow: request.allowedSyscalls, deny: request.deniedSyscalls.map { ($0.name, $0.errno) })
         for index in mounts.indices.dropFirst(defaultCount) { mounts[index].guarded = true }
@@ -272,13 +275,20 @@ public enum Planner {
             : (ops: mounts, notes: [])
         // The second wall mirrors the view (LandlockRules), when the kernel has Landlock.
         var landlock: LandlockPlan?
+        var landlockNote: String?
         if isolation == .namespaces && profile.landlock != .off && namespaces.contains(.mount) {
             let abi = LandlockRules.kernelABI()
             if abi == 0 && profile.landlock == .required {
                 throw .invalid("the profile requires Landlock ([landlock] mode = \"required\"), but this kernel has none "
                     + "(built without CONFIG_SECURITY_LANDLOCK, or 'landlock' missing from the lsm= boot parameter)")
             }
-            landlock = LandlockRules.mirroring(guarded.ops, abi: abi, required: profile.landlock == .required)
+            landlock = LandlockRules.mirroring(guarded.ops, abi: abi, required: profile.landlock == .required, writeOnly: profile.landlockWrite)
+        }
+        if profile.landlockWrite != nil && landlock == nil {
+            guard isolation == .namespaces && profile.landlock != .off && namespaces.contains(.mount) else {
+                throw .invalid("[landlock] write narrows the Landlock domain of a namespace sandbox: it needs isolation = \"namespaces\", a mount namespace and [landlock] mode \"best-effort\" or \"required\"")
+            }
+            landlockNote = "[landlock] write is not enforced: this kernel has no Landlock (mode \"best-effort\"; \"required\" refuses to run instead)"
         }
         var seccompPolicy = seccomp
         seccompPolicy.underLandlock = landlock != nil
@@ -307,7 +317,7 @@ public enum Planner {
             terminal: terminal(request.terminal ?? profile.terminal, isTerminal: { isatty($0) == 1 }, windowSize: windowSize),
             landlock: landlock,
             landlockMode: profile.landlock,
-            notes: guarded.notes + (isolationNote.map { [$0] } ?? []))
+            notes: guarded.notes + [isolationNote, landlockNote].compactMap { $0 })
         guard isolation == .landlock else { return plan }
         if plan.mounts.contains(where: { $0.kind == .overlay }) {
             throw .invalid("--isolation landlock cannot give an overlay (--overlay, or [filesystem] cwd = \"overlay\" as in the ci profile): "

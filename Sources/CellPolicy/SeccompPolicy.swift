@@ -87,6 +87,9 @@ public struct SeccompPolicy: Equatable, Sendable {
     /// A Landlock domain is applied: the mount calls it has no hook for are refused here, so
     /// that "no mount at all" holds even for a profile that allows @mount.
     public var underLandlock = false
+    /// `[seccomp] only`: an allow-list over this policy (allow rules, one per alternative),
+    /// intersected with it by `SeccompNarrowing`: nil, none.
+    public var only: [Rule]? = nil
 
     public init(name: String, defaultAction: Action, rules: [Rule], allowNestedNamespaces: Bool = false) {
         self.name = name
@@ -291,10 +294,14 @@ public struct SeccompPolicy: Equatable, Sendable {
     }
 
     /// This policy with the user's adjustments applied last (so they win): `--allow-syscall`
-    /// and `--deny-syscall NAME[:ERRNO]`.
+    /// (also added to `only`, when there is one) and `--deny-syscall NAME[:ERRNO]`.
     public func adjusted(allow: [String], deny: [(name: String, errno: Int32)]) -> SeccompPolicy {
         var copy = self
-        for name in allow { copy.rules.append(Rule([name], .allow)) }
+        for name in allow {
+            copy.rules.append(Rule([name], .allow))
+            // Named on the command line: the allow-list of a learned profile takes it too.
+            copy.only?.append(Rule([name], .allow))
+        }
         for (name, code) in deny { copy.rules.append(Rule([name], .errno(code))) }
         return copy
     }
@@ -335,6 +342,25 @@ public struct ResolvedRule: Equatable, Sendable {
             case .greaterOrEqual: return a >= c.value
             case .maskedEqual: return a & c.mask == c.value
             }
+        }
+    }
+}
+
+extension ResolvedRule {
+    /// The verdict `rules` (one syscall's) give a call with `args`: the most restrictive of the
+    /// matching rules, as the kernel decides between filters (kill, then errno, then log, then
+    /// allow); `defaultAction` when none matches.
+    public static func verdict(_ rules: [ResolvedRule], default defaultAction: SeccompPolicy.Action, args: [UInt64]) -> SeccompPolicy.Action {
+        let matching = rules.filter { $0.matches(args) }.map(\.action)
+        return matching.min { rank($0) < rank($1) } ?? defaultAction
+    }
+
+    static func rank(_ action: SeccompPolicy.Action) -> Int {
+        switch action {
+        case .kill: return 0
+        case .errno: return 1
+        case .log: return 2
+        case .allow: return 3
         }
     }
 }

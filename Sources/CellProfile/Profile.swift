@@ -17,6 +17,7 @@ public struct Profile: Equatable, Sendable {
             && a.publish == b.publish && a.allowHostLoopback == b.allowHostLoopback && a.networkHelper == b.networkHelper && a.egress == b.egress && a.statusJSON == b.statusJSON
             && a.outerID?.uid == b.outerID?.uid && a.outerID?.gid == b.outerID?.gid && a.identity == b.identity && a.terminal == b.terminal
             && a.landlock == b.landlock && a.isolation == b.isolation
+            && a.seccompOnly == b.seccompOnly && a.seccompOnlyWhere == b.seccompOnlyWhere && a.landlockWrite == b.landlockWrite
     }
 
     public var name: String
@@ -56,6 +57,13 @@ public struct Profile: Equatable, Sendable {
     public var denySyscalls: [String]
     public var seccompRules: [SyscallRuleSpec]
     public var nestedNamespaces: Bool
+    /// `[seccomp] only`: the calls allowed at all, within the policy (SeccompNarrowing); nil:
+    /// no such list. `only_where`: the arguments some of them are allowed with.
+    public var seccompOnly: [String]? = nil
+    public var seccompOnlyWhere: [ArgumentAlternatives] = []
+    /// `[landlock] write`: writes only beneath these, within what the view makes writable;
+    /// nil: wherever the view is writable.
+    public var landlockWrite: [String]? = nil
     /// The audit log file (JSON Lines); nil: a summary on stderr.
     public var auditLog: String?
     public var limits: ResourceLimits
@@ -148,6 +156,29 @@ public struct ProfileMount: Equatable, Sendable {
         case .symlink:
             return .symlink(source ?? "", at: destination)
         }
+    }
+}
+
+/// `[seccomp.only_where]`: the argument alternatives one call of `only` is allowed with, each
+/// conditions joined by `&&`.
+public struct ArgumentAlternatives: Equatable, Sendable {
+    public var syscall: String
+    public var alternatives: [String]
+
+    public init(syscall: String, alternatives: [String]) {
+        self.syscall = syscall
+        self.alternatives = alternatives
+    }
+
+    /// "arg0 == 1 && arg1 & 0xf == 1" as conditions; nil if any part does not read.
+    public static func parse(_ text: String) -> [SeccompPolicy.Condition]? {
+        var conditions: [SeccompPolicy.Condition] = []
+        for part in text.split(separator: "&&", omittingEmptySubsequences: false) {
+            let words = part.split(separator: " ").joined(separator: " ")
+            guard let condition = SyscallRuleSpec.parseCondition(words) else { return nil }
+            conditions.append(condition)
+        }
+        return conditions
     }
 }
 

@@ -158,11 +158,14 @@ struct ProfileDecoder {
         }
         if let table = table(document, [], "landlock") {
             let base: [PathComponent] = [.key("landlock")]
-            checkKeys(table, base, ["mode"])
+            checkKeys(table, base, ["mode", "write"])
             if let mode = string(table, base, "mode") {
                 if let m = LandlockMode(rawValue: mode) { layer.landlock = m } else {
                     report(base + [.key("mode")], "unknown landlock mode '\(mode)' (best-effort, required, off)")
                 }
+            }
+            if let list = stringList(table, base, "write") {
+                layer.landlockWrite = list.compactMap { expandPath($0, base + [.key("write")]) }
             }
         }
         if let table = table(document, [], "network") {
@@ -276,7 +279,7 @@ struct ProfileDecoder {
         if let table = table(document, [], "seccomp") {
             let base: [PathComponent] = [.key("seccomp")]
             checkKeys(table, base, ["policy", "json", "allow", "allow_add", "allow_remove", "deny", "deny_add",
-                                    "deny_remove", "rules", "rules_add", "nested_namespaces"])
+                                    "deny_remove", "rules", "rules_add", "nested_namespaces", "only", "only_where"])
             if let policy = string(table, base, "policy") {
                 if SeccompPolicy.isBuiltIn(policy) { layer.seccompPolicy = policy } else {
                     report(base + [.key("policy")], "unknown seccomp policy '\(policy)' (default, strict; or json = \"PATH\" for a Docker profile)")
@@ -295,6 +298,8 @@ struct ProfileDecoder {
             layer.seccompRules.replace = ruleList(table, base, "rules")
             layer.seccompRules.add = ruleList(table, base, "rules_add") ?? []
             layer.nestedNamespaces = bool(table, base, "nested_namespaces")
+            layer.seccompOnly = syscallList(table, base, "only", errnoAllowed: false)
+            if let where_ = self.table(table, base, "only_where") { layer.seccompOnlyWhere = alternatives(where_, base + [.key("only_where")]) }
         }
         if let table = table(document, [], "audit") {
             checkKeys(table, [.key("audit")], ["log", "status_json"])
@@ -527,6 +532,32 @@ struct ProfileDecoder {
             }
             return true
         }
+    }
+
+    /// `[seccomp.only_where]`: `name = ["argN OP VALUE && ...", ...]`, each string one
+    /// alternative, its conditions all holding; at most one condition per argument (libseccomp
+    /// compares an argument once in a rule).
+    mutating func alternatives(_ t: [String: TOMLNode], _ base: [PathComponent]) -> [ArgumentAlternatives] {
+        var out: [ArgumentAlternatives] = []
+        for name in t.keys.sorted() {
+            let at = base + [.key(name)]
+            guard checkSyscallName(name, at), let list = stringList(t, base, name) else { continue }
+            if list.isEmpty { report(at, "\(name) = []: no alternative would allow \(name) at all; remove \(name) from seccomp.only instead") }
+            var valid: [String] = []
+            for text in list {
+                guard let conditions = ArgumentAlternatives.parse(text) else {
+                    report(at, "cannot read '\(text)' (conditions joined by &&, e.g. \"arg1 & 0xffffffff == 0x5401\", \"arg0 == 1 && arg1 < 4\")", value: text)
+                    continue
+                }
+                guard Set(conditions.map(\.index)).count == conditions.count else {
+                    report(at, "'\(text)' compares an argument twice: one condition per argument in an alternative", value: text)
+                    continue
+                }
+                valid.append(text)
+            }
+            out.append(ArgumentAlternatives(syscall: name, alternatives: valid))
+        }
+        return out
     }
 
     mutating func ruleList(_ t: [String: TOMLNode], _ base: [PathComponent], _ key: String) -> [SyscallRuleSpec]? {

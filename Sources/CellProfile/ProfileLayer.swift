@@ -28,6 +28,9 @@ struct ProfileLayer {
     var denySyscalls = ListEdit<String>()
     var seccompRules = ListEdit<SyscallRuleSpec>()
     var nestedNamespaces: Bool?
+    var seccompOnly: [String]?
+    var seccompOnlyWhere: [ArgumentAlternatives] = []
+    var landlockWrite: [String]?
     var auditLog: String?
     var memory: UInt64?
     var cpuTime: UInt64?
@@ -89,6 +92,13 @@ struct ProfileLayer {
         p.denySyscalls = denySyscalls.apply(to: p.denySyscalls) { $0.split(separator: ":").first.map(String.init) ?? $0 }
         p.seccompRules = seccompRules.apply(to: p.seccompRules) { $0.syscalls.joined(separator: ",") }
         if let v = nestedNamespaces { p.nestedNamespaces = v }
+        if let v = seccompOnly { p.seccompOnly = v }
+        // only_where: each call's alternatives replace the inherited ones for that call.
+        for entry in seccompOnlyWhere {
+            p.seccompOnlyWhere.removeAll { $0.syscall == entry.syscall }
+            p.seccompOnlyWhere.append(entry)
+        }
+        if let v = landlockWrite { p.landlockWrite = v }
         if let v = auditLog { p.auditLog = v }
         if let v = memory { p.limits.memory = v }
         if let v = cpuTime { p.limits.cpuTime = v }

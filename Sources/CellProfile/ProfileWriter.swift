@@ -23,6 +23,7 @@ public enum ProfileWriter {
         out.append("")
         out.append("[landlock]")
         out.append("mode = \(quote(p.landlock.rawValue))")
+        if let write = p.landlockWrite { out.append("write = \(list(write))") }
         out.append("")
         out.append("[network]")
         out.append("mode = \(quote(p.network.rawValue))")
@@ -97,6 +98,12 @@ public enum ProfileWriter {
             out.append("]")
         }
         out.append("nested_namespaces = \(p.nestedNamespaces)")
+        if let only = p.seccompOnly { out.append("only = \(list(only))") }
+        if !p.seccompOnlyWhere.isEmpty {
+            out.append("")
+            out.append("[seccomp.only_where]")
+            for entry in p.seccompOnlyWhere { out.append("\(entry.syscall) = \(list(entry.alternatives))") }
+        }
         if p.auditLog != nil || p.statusJSON != nil {
             out.append("")
             out.append("[audit]")
@@ -130,6 +137,18 @@ extension Profile {
             return (parts[0], parts.count == 2 ? (ErrnoNames.number(parts[1]) ?? 1) : 1)
         })
         policy.allowNestedNamespaces = nestedNamespaces
+        if let only = seccompOnly {
+            // A call with only_where entries is allowed with those arguments alone.
+            let restricted = Set(seccompOnlyWhere.map(\.syscall))
+            policy.only = only.filter { !restricted.contains($0) }.map { SeccompPolicy.Rule([$0], .allow) }
+            for entry in seccompOnlyWhere where only.contains(entry.syscall) {
+                // The decoder refused what does not read; were one here, it would allow nothing.
+                for text in entry.alternatives {
+                    guard let conditions = ArgumentAlternatives.parse(text) else { continue }
+                    policy.only!.append(.init([entry.syscall], .allow, conditions: conditions))
+                }
+            }
+        }
         return policy
     }
 }

@@ -27,7 +27,7 @@ public enum SeccompCompiler {
     /// allowed: sendmsg runs before anyone holds the listener (a notified call could not be
     /// answered), and a refused one leaves pid 1 unable to start, wait for or report on the
     /// command — a denied close hangs posix_spawn, a denied write loses the command's status.
-    static let initCalls: [(name: String, args: [UInt64])] = [
+    public static let initCalls: [(name: String, args: [UInt64])] = [
         // sendmsg (descriptors up) and send (the hold's 'H'), with MSG_NOSIGNAL as flags.
         ("sendmsg", [0, 0, 0x4000]), ("sendto", [0, 0, 0, 0x4000]), ("read", []), ("write", []), ("close", []), ("pipe2", []), ("fcntl", []),
         ("rt_sigaction", []), ("rt_sigprocmask", []), ("setsid", []), ("wait4", []), ("kill", []),
@@ -53,37 +53,87 @@ public enum SeccompCompiler {
     /// on: no compiled filter is kept anywhere a sandbox could reach or a stale build could
     /// leave behind. The supervisor compiles while pid 1 builds the sandbox (Launcher).
     public static func compileFilters(_ policy: SeccompPolicy, audit: Bool = true, pseudoCode: Bool = false) throws(LaunchError) -> FilterSet {
-        let (merged, separateBaseline) = try mergedRules(policy)
-        let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: merged)
-        if audit {
-            for call in initCalls {
-                guard let nr = Syscalls.number(call.name), nr >= 0 else { continue }
-                // With the arguments pid 1 passes where they are known (clone's flags, against
-                // the baseline's namespace rules); elsewhere no rule but allow may exist at all.
-                let args = call.args + Array(repeating: 0, count: 6 - call.args.count)
-                let conditional = call.args.isEmpty && merged.contains { $0.number == nr && $0.action != .allow }
-                if conditional || decisions.decide(number: nr, args: args) != .allow {
-                    throw .invalid("seccomp policy '\(policy.name)' does not allow \(call.name), which the sandbox's pid 1 needs to start and supervise the command (allow it: --allow-syscall \(call.name))")
-                }
-            }
-        }
-        let policyFilter = try build(name: policy.name, defaultAction: policy.defaultAction, rules: merged, notify: audit, pseudoCode: pseudoCode)
-        let baselineFilter = separateBaseline.isEmpty ? nil
-            : try build(name: "baseline", defaultAction: .allow, rules: separateBaseline, notify: false, pseudoCode: pseudoCode)
-        return FilterSet(baseline: baselineFilter, policy: policyFilter, decisions: decisions)
+        let rules = try filterRules(policy)
+        let decisions = PolicyDecisions(policyName: policy.name, defaultAction: rules.defaultAction, rules: rules.policy)
+        if audit { try checkInitCalls(policy.name, rules, decisions) }
+        let policyFilter = try build(name: policy.name, defaultAction: rules.defaultAction, rules: rules.policy, notify: audit, pseudoCode: pseudoCode)
+        let separateFilter = rules.separate.isEmpty ? nil
+            : try build(name: "baseline", defaultAction: .allow, rules: rules.separate, notify: false, pseudoCode: pseudoCode)
+        return FilterSet(baseline: separateFilter, policy: policyFilter, decisions: decisions)
     }
 
-    /// The rules of the policy filter, with the baseline's joined in (allow-by-default), and the
-    /// baseline rules that need a filter of their own (allow-list).
-    static func mergedRules(_ policy: SeccompPolicy) throws(LaunchError) -> (policy: [ResolvedRule], separateBaseline: [ResolvedRule]) {
+    /// `cell learn`: the sandbox's filters when every call outside `LearnedArguments.core` is to
+    /// be seen. The policy filter notifies the supervisor of them all, which decides each with
+    /// `policy`'s own rules (the decisions returned) and lets it continue where they allow it;
+    /// the separate filter, if `policy` has one, is loaded as it is. The core calls the policy
+    /// allows outright stay plain allows, and so does pid 1's hand-over of the listener (a
+    /// sendmsg with MSG_NOSIGNAL): nobody could answer it yet.
+    public static func learningFilters(_ policy: SeccompPolicy) throws(LaunchError) -> FilterSet {
+        let rules = try filterRules(policy)
+        let decisions = PolicyDecisions(policyName: policy.name, defaultAction: rules.defaultAction, rules: rules.policy)
+        try checkInitCalls(policy.name, rules, decisions)
+        var plain: [ResolvedRule] = []
+        func allowedAsItIs(_ nr: Int32, _ conditions: [SeccompPolicy.Condition]) -> Bool {
+            let own = decisions.rules[nr] ?? []
+            let settled = own.isEmpty || SeccompNarrowing.settles(conditions, own)
+            return settled && decisions.decide(number: nr, args: SeccompNarrowing.representative(conditions)) == .allow
+        }
+        for name in LearnedArguments.core {
+            guard let nr = Syscalls.number(name), nr >= 0, allowedAsItIs(nr, []) else { continue }
+            plain.append(ResolvedRule(syscall: name, number: nr, action: .allow, conditions: []))
+        }
+        let handOver = [SeccompPolicy.Condition(index: 2, .equal, 0x4000)] // MSG_NOSIGNAL
+        if let nr = Syscalls.number("sendmsg"), allowedAsItIs(nr, handOver) {
+            plain.append(ResolvedRule(syscall: "sendmsg", number: nr, action: .allow, conditions: handOver))
+        }
+        // Default: notified (an audited errno compiles to SECCOMP_RET_USER_NOTIF).
+        let learning = try build(name: "learning", defaultAction: SeccompNarrowing.deniedAction, rules: plain, notify: true, pseudoCode: false)
+        let separate = rules.separate.isEmpty ? nil
+            : try build(name: "baseline", defaultAction: .allow, rules: rules.separate, notify: false, pseudoCode: false)
+        return FilterSet(baseline: separate, policy: learning, decisions: decisions)
+    }
+
+    /// Every call pid 1 makes under the filters must be plainly allowed by them.
+    static func checkInitCalls(_ name: String, _ rules: FilterRules, _ decisions: PolicyDecisions) throws(LaunchError) {
+        for call in initCalls {
+            guard let nr = Syscalls.number(call.name), nr >= 0 else { continue }
+            // With the arguments pid 1 passes where they are known (clone's flags, against
+            // the baseline's namespace rules); elsewhere no rule but allow may exist at all.
+            let args = call.args + Array(repeating: 0, count: 6 - call.args.count)
+            let conditional = call.args.isEmpty && rules.policy.contains { $0.number == nr && $0.action != .allow }
+            if conditional || decisions.decide(number: nr, args: args) != .allow {
+                throw .invalid("seccomp policy '\(name)' does not allow \(call.name), which the sandbox's pid 1 needs to start and supervise the command (allow it: --allow-syscall \(call.name))")
+            }
+        }
+    }
+
+    /// The rules of a sandbox's filters: the policy filter's (with its default action) and
+    /// those that need a filter of their own, loaded before it, that notifies nobody.
+    struct FilterRules {
+        var defaultAction: SeccompPolicy.Action
+        var policy: [ResolvedRule]
+        var separate: [ResolvedRule]
+    }
+
+    /// With an allow-by-default policy the baseline's rules join the policy filter's; with an
+    /// allow-list they keep a filter of their own, reduced to the calls the policy allows. With
+    /// `only`, that result is narrowed (SeccompNarrowing).
+    static func filterRules(_ policy: SeccompPolicy) throws(LaunchError) -> FilterRules {
         let policyRules = try resolve(policy)
         let baselineRules = try resolve(policy.baseline())
+        var beneath: FilterRules
         if policy.defaultAction == .allow {
             let settled = Set(policyRules.filter { $0.conditions.isEmpty }.map(\.syscall))
-            return (policyRules + baselineRules.filter { !settled.contains($0.syscall) }, [])
+            beneath = FilterRules(defaultAction: .allow, policy: policyRules + baselineRules.filter { !settled.contains($0.syscall) }, separate: [])
+        } else {
+            let allowed = Set(policyRules.filter { $0.action == .allow }.map(\.syscall))
+            beneath = FilterRules(defaultAction: policy.defaultAction, policy: policyRules, separate: baselineRules.filter { allowed.contains($0.syscall) })
         }
-        let allowed = Set(policyRules.filter { $0.action == .allow }.map(\.syscall))
-        return (policyRules, baselineRules.filter { allowed.contains($0.syscall) })
+        guard let only = policy.only else { return beneath }
+        let list = try resolve(SeccompPolicy(name: policy.name + " (only)", defaultAction: SeccompNarrowing.deniedAction, rules: only))
+        let narrowed = SeccompNarrowing.narrow(only: list, beneathDefault: beneath.defaultAction,
+                                               beneath: beneath.policy, beneathSeparate: beneath.separate)
+        return FilterRules(defaultAction: SeccompNarrowing.deniedAction, policy: narrowed.policy, separate: narrowed.restrictions)
     }
 
     /// The AUDIT_ARCH_* token of the architecture cell runs on.

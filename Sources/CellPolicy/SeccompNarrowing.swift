@@ -1,0 +1,122 @@
+/// `[seccomp] only` (what `cell learn` writes): an allow-list laid over a policy, so that a
+/// profile allows exactly the calls a program was seen making — and never a call, or an argument,
+/// that the policy beneath denies.
+///
+/// The two are intersected here, into filters the kernel enforces together (it applies the
+/// strictest verdict of all the filters a process has):
+///   - the **policy filter** denies (EPERM, audited through the supervisor) every call the list
+///     does not name; it allows a listed call wherever the policy beneath is *settled* for the
+///     listed alternative — every condition the beneath policy has on that call reads only
+///     argument bits the alternative pins (an `ioctl` request, a `socket` family, `clone` flags,
+///     a `personality`) — and that policy allows it; a beneath verdict that denies a call
+///     outright (clone3's ENOSYS, a kill rule) is kept as it is, so libc's fallbacks still work.
+///   - a **restriction filter** (no notification: its refusals are errno answers the kernel gives
+///     directly) carries the beneath policy's own conditional rules for each listed call whose
+///     alternative does not settle them — `openat` with any arguments keeps "no setuid file".
+///     Under a deny-by-default policy the beneath's conditional *allows* replace such an
+///     alternative instead: they are the most the policy grants.
+/// So every call the result allows is allowed by the policy beneath: by its own decision on the
+/// pinned bits, or by its own rules in the second filter.
+public enum SeccompNarrowing {
+    /// The filters' rules: the policy filter's (default: deny, audited) and the restriction
+    /// filter's (default: allow; silent).
+    public struct Filters: Equatable, Sendable {
+        public var policy: [ResolvedRule]
+        public var restrictions: [ResolvedRule]
+    }
+
+    /// The deny-by-default answer of the narrowed policy filter.
+    public static let deniedAction = SeccompPolicy.Action.errno(1)
+
+    /// Intersects `only` (allow rules: one per alternative; no conditions = any arguments) with
+    /// the policy beneath: its default, its rules, and the rules it already keeps in a filter
+    /// of their own (a deny-by-default policy's baseline).
+    public static func narrow(only: [ResolvedRule], beneathDefault: SeccompPolicy.Action,
+                              beneath: [ResolvedRule], beneathSeparate: [ResolvedRule]) -> Filters {
+        let beneathBySyscall = Dictionary(grouping: beneath, by: \.number)
+        let alternatives = Dictionary(grouping: only, by: \.number)
+        var policy: [ResolvedRule] = []
+        var restrictions: [ResolvedRule] = []
+        let beneathAllows = !isDenial(beneathDefault)
+
+        // Listed calls, in the list's order.
+        var seen = Set<Int32>()
+        for rule in only where seen.insert(rule.number).inserted {
+            let rules = beneathBySyscall[rule.number] ?? []
+            var alts = alternatives[rule.number]!.map(\.conditions)
+            if alts.contains(where: \.isEmpty) { alts = [[]] } // any arguments covers the rest
+            func allow(_ conditions: [SeccompPolicy.Condition], _ action: SeccompPolicy.Action) {
+                policy.append(ResolvedRule(syscall: rule.syscall, number: rule.number, action: action, conditions: conditions))
+            }
+            if rules.isEmpty {
+                // The beneath policy's default decides every call of this number.
+                if beneathAllows { alts.forEach { allow($0, beneathDefault) } }
+                continue
+            }
+            if let only = rules.first, rules.count == 1, only.conditions.isEmpty {
+                // One verdict for every call of this number.
+                if isDenial(only.action) { policy.append(only) } else { alts.forEach { allow($0, only.action) } }
+                continue
+            }
+            var needsRestrictions = false
+            for alt in alts {
+                if settles(alt, rules) {
+                    let verdict = ResolvedRule.verdict(rules, default: beneathDefault, args: representative(alt))
+                    if !isDenial(verdict) { allow(alt, verdict) }
+                } else if beneathAllows {
+                    allow(alt, .allow)
+                    needsRestrictions = true
+                } else {
+                    // Deny by default beneath: its conditional allows are all it grants.
+                    for granted in rules where !isDenial(granted.action) && !policy.contains(granted) { policy.append(granted) }
+                    needsRestrictions = true
+                }
+            }
+            if needsRestrictions {
+                restrictions += rules.filter { isDenial($0.action) }
+            }
+        }
+        // Unlisted calls the beneath policy answers in a way of its own (an errno other than
+        // EPERM, unaudited, or a kill): kept, so that libc's fallbacks and kill rules still hold.
+        for rule in beneath where !seen.contains(rule.number) && rule.conditions.isEmpty && isDenial(rule.action)
+            && (rule.action != deniedAction || !rule.audited) {
+            policy.append(rule)
+        }
+        restrictions += beneathSeparate.filter { seen.contains($0.number) }
+        return Filters(policy: policy, restrictions: restrictions)
+    }
+
+    static func isDenial(_ action: SeccompPolicy.Action) -> Bool {
+        switch action {
+        case .allow, .log: return false
+        case .errno, .kill: return true
+        }
+    }
+
+    /// Whether every condition of `rules` reads only bits `alternative` fixes: an argument it
+    /// pins whole (`==`), or bits inside a mask it pins (`&=` with a mask covering the rule's).
+    public static func settles(_ alternative: [SeccompPolicy.Condition], _ rules: [ResolvedRule]) -> Bool {
+        rules.allSatisfy { rule in
+            rule.conditions.allSatisfy { condition in
+                alternative.contains { pin in
+                    guard pin.index == condition.index else { return false }
+                    switch pin.comparison {
+                    case .equal: return true
+                    case .maskedEqual: return condition.comparison == .maskedEqual && condition.mask & ~pin.mask == 0
+                    default: return false
+                    }
+                }
+            }
+        }
+    }
+
+    /// Arguments that satisfy the pins of `alternative` (other bits zero): where the beneath
+    /// policy is settled, its verdict there is its verdict for the whole alternative.
+    public static func representative(_ alternative: [SeccompPolicy.Condition]) -> [UInt64] {
+        var args = [UInt64](repeating: 0, count: 6)
+        for pin in alternative where pin.comparison == .equal || pin.comparison == .maskedEqual {
+            args[pin.index] = pin.value
+        }
+        return args
+    }
+}
