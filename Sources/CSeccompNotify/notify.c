@@ -5,7 +5,11 @@
 #include "cell_notify.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
 #include <linux/seccomp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -109,4 +113,36 @@ long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size, in
     }
     buffer[got] = 0;
     return (long)got;
+}
+
+long cell_read_memory(pid_t pid, uint64_t address, void *buffer, size_t size) {
+    struct iovec local = {buffer, size};
+    struct iovec remote = {(void *)(uintptr_t)address, size};
+    return (long)process_vm_readv(pid, &local, 1, &remote, 1, 0);
+}
+
+int cell_exists_in_root(int root, const char *path) {
+    /* RESOLVE_IN_ROOT: "..", absolute symlinks and the path itself stay inside `root`, as for
+     * the sandbox's processes; no magic link (/proc/self/...) leads out of it. */
+    struct open_how how = {
+        .flags = O_PATH | O_NOFOLLOW | O_CLOEXEC,
+        .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    int fd = (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+    if (fd >= 0) {
+        close(fd);
+        return 1;
+    }
+    return errno == ENOENT || errno == ENOTDIR ? 0 : -1;
+}
+
+int cell_exists_on_host(const char *path) {
+    struct stat st;
+    return fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) == 0;
+}
+
+int cell_open_root(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/root", (int)pid);
+    return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }

@@ -2,11 +2,18 @@ import CSeccompNotify
 import CellPolicy
 import Glibc
 
+/// What the supervisor hands the seccomp listener to: the audit path (ViolationAuditor), or
+/// `cell learn`'s (CallLearner). The supervisor polls the listener and calls `handleOne()`
+/// when it is readable.
+public protocol NotificationHandler: AnyObject {
+    func handleOne() -> ViolationAuditor.Outcome
+}
+
 /// The audit path, in order: a call the filter notified (SECCOMP_RET_USER_NOTIF) → the decision
 /// the policy makes on its registers (`PolicyDecisions`) → the event → the log, written *before*
 /// the call is answered → the answer. The supervisor owns the listener descriptor's lifetime
 /// and polls it; it calls `handleOne()` when the listener is readable and acts on the outcome.
-public final class ViolationAuditor {
+public final class ViolationAuditor: NotificationHandler {
     /// What the supervisor must do after one notification.
     public enum Outcome: Equatable, Sendable {
         /// Answered (denied with an errno, or let through as logged), or the caller was gone.
@@ -35,8 +42,16 @@ public final class ViolationAuditor {
     public func handleOne() -> Outcome {
         var n = cell_notification()
         guard cell_notify_receive(listener, &n) == 0 else { return .answered } // ENOENT: the caller died meanwhile
-        let args = withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) }
-        let action = decisions.decide(number: n.nr, args: args)
+        let args = Self.arguments(n)
+        return handle(n, args: args, action: decisions.decide(number: n.nr, args: args))
+    }
+
+    static func arguments(_ n: cell_notification) -> [UInt64] {
+        withUnsafeBytes(of: n.args) { Array($0.bindMemory(to: UInt64.self)) }
+    }
+
+    /// Records the call as a violation (`action`: the policy's verdict), then answers it.
+    func handle(_ n: cell_notification, args: [UInt64], action: SeccompPolicy.Action) -> Outcome {
         let name = Syscalls.name(n.nr) ?? "syscall_\(n.nr)"
         let word: String
         var errnoValue: Int32 = 1

@@ -14,6 +14,8 @@ public enum CellCommand: Equatable {
     /// `cell cache list`, `cell cache clear NAME|SCOPE/NAME|--all` (nil: all).
     case cacheList
     case cacheClear(String?)
+    /// `cell learn [-o FILE] [--merge FILE] [RUN OPTIONS] -- COMMAND`
+    case learn(LearnOptions)
     case help(topic: String?)
     case version
 }
@@ -28,6 +30,15 @@ public struct RunOptions: Equatable {
     public var planOut: String?
 
     public init() {}
+}
+
+/// Options of `cell learn`: those of `cell run`, and where the profile goes.
+public struct LearnOptions: Equatable {
+    public var run = RunOptions()
+    /// -o/--output; nil: standard output (or, with --merge, the merged file itself).
+    public var output: String?
+    /// --merge: a profile cell learn wrote, to fold this run into.
+    public var merge: String?
 }
 
 /// A mistake on the command line: reported as `cell: MESSAGE` with exit status 125.
@@ -49,6 +60,8 @@ public enum ArgumentParser {
             return try parseRun(rest)
         case "profile":
             return try parseProfile(rest)
+        case "learn":
+            return try parseLearn(rest)
         case "audit":
             if rest.first == "-h" || rest.first == "--help" { return .help(topic: "audit") }
             guard rest.count == 2, rest[0] == "summary" else { throw UsageError("usage: cell audit summary PATH") }
@@ -113,6 +126,46 @@ public enum ArgumentParser {
         default:
             throw UsageError("unknown verb 'cell profile \(verb)' (list, show, check)")
         }
+    }
+
+    /// `cell learn` takes cell run's options besides its own, and the command after `--` only:
+    /// its own options (-o) must never be taken from the command's words.
+    static func parseLearn(_ arguments: [String]) throws(UsageError) -> CellCommand {
+        if arguments.first == "-h" || arguments.first == "--help" { return .help(topic: "learn") }
+        guard let separator = arguments.firstIndex(of: "--") else {
+            throw UsageError("usage: cell learn [-o FILE] [--merge FILE] [RUN OPTIONS] -- COMMAND [ARG...] (the command follows --)")
+        }
+        var learn = LearnOptions()
+        var passed: [String] = []
+        var index = 0
+        while index < separator {
+            let word = arguments[index]
+            var name = word, value: String?
+            if word.hasPrefix("--"), let eq = word.firstIndex(of: "=") {
+                name = String(word[..<eq])
+                value = String(word[word.index(after: eq)...])
+            }
+            guard ["-o", "--output", "--merge"].contains(name) else {
+                if word == "-h" || word == "--help" { return .help(topic: "learn") }
+                passed.append(word)
+                index += 1
+                continue
+            }
+            if value == nil {
+                index += 1
+                guard index < separator else { throw UsageError("\(name) needs a file path") }
+                value = arguments[index]
+            }
+            guard let value, !value.isEmpty else { throw UsageError("\(name) needs a file path") }
+            if name == "--merge" { learn.merge = value } else { learn.output = value }
+            index += 1
+        }
+        guard case .run(let options) = try parseRun(passed + Array(arguments[separator...])) else {
+            return .help(topic: "learn")
+        }
+        if options.dryRun { throw UsageError("cell learn runs the command to see what it does: --dry-run goes with cell run") }
+        learn.run = options
+        return .learn(learn)
     }
 
     static func parseRun(_ arguments: [String]) throws(UsageError) -> CellCommand {

@@ -33,7 +33,7 @@ public enum Cell {
         switch command {
         case .help(let topic):
             let text = topic == "run" ? Help.run : topic == "profile" ? Help.profile : topic == "audit" ? Help.audit
-                : topic == "doctor" ? Help.doctor : topic == "changes" ? Help.changes : topic == "cache" ? Help.cache : Help.overview
+                : topic == "doctor" ? Help.doctor : topic == "changes" ? Help.changes : topic == "cache" ? Help.cache : topic == "learn" ? Help.learn : Help.overview
             writeAll(1, text + "\n")
             return 0
         case .profileList:
@@ -71,6 +71,8 @@ public enum Cell {
             return 0
         case .run(let options):
             return run(options)
+        case .learn(let options):
+            return LearnCommand.learn(options)
         }
     }
 
@@ -90,8 +92,14 @@ public enum Cell {
         }
         if options.planOut != nil && !options.dryRun { return fail("--plan-out goes with --dry-run") }
         if options.dryRun { return dryRun(plan, planOut: options.planOut) }
+        return execute(plan).status
+    }
+
+    /// Runs a planned sandbox and reports its end as `cell run` does; `learning`: as `cell learn`
+    /// (the outcome then holds what the command was seen doing). nil outcome: it never ran.
+    static func execute(_ plan: LaunchPlan, learning: Bool = false) -> (status: Int32, outcome: SandboxOutcome?) {
         guard let helper = InitHelper.locate() else {
-            return fail("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
+            return failed("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
         }
         // The status report's file is opened now, before the sandbox exists (ReportFile): what the
         // sandbox leaves at that path cannot redirect the report or hold cell.
@@ -100,12 +108,12 @@ public enum Cell {
             do {
                 statusFile = try ReportFile.open(path, what: "--status-json", append: false)
             } catch {
-                return fail(error.message)
+                return failed(error.message)
             }
         }
         defer { statusFile.map(ReportFile.release) }
         for note in plan.notes + writableReportNotes(plan) { reportLine("note: \(note)") }
-        let outcome = Launcher.run(plan, initHelper: helper, version: version)
+        let outcome = Launcher.run(plan, initHelper: helper, version: version, learning: learning)
         for note in outcome.notes { reportLine("note: \(note)") }
         switch outcome.end {
         case .setupFailed(let message):
@@ -128,7 +136,11 @@ public enum Cell {
                 ? "--status-json \(statusFile.path) was replaced while the sandbox ran (it is in a directory the sandbox can write?): the report is not there"
                 : "cannot write --status-json \(statusFile.path): \(errorText(code))")
         }
-        return outcome.end.exitStatus
+        return (outcome.end.exitStatus, outcome)
+    }
+
+    static func failed(_ message: String) -> (status: Int32, outcome: SandboxOutcome?) {
+        (fail(message), nil)
     }
 
     /// `--dry-run`: what the supervisor does, then the records pid 1 would execute — decoded

@@ -2,7 +2,38 @@ import CellPolicy
 
 /// The text of `cell --help` and `cell run --help`.
 enum Help {
-    static let topics = ["run", "profile", "audit", "doctor", "changes", "cache"]
+    static let topics = ["run", "profile", "audit", "doctor", "changes", "cache", "learn"]
+
+    static let learn = """
+    cell learn [-o FILE] [--merge FILE] [RUN OPTIONS] -- COMMAND [ARG...]
+      — write a least-privilege profile from one observed run.
+
+    Runs COMMAND once in the sandbox of --profile (default: default), exactly as cell run
+    would, while cell's supervisor sees every system call outside a small always-allowed core
+    (memory, the process's own signals and threads, time, exit, I/O on descriptors it already
+    holds). Each is decided by that profile's own rules: what it allows runs on, what it refuses
+    stays refused (and is audited and recorded as refused).
+
+    The profile written extends the one learned under and narrows it:
+      [seccomp] only          the calls seen and the core; any other is refused (EPERM), audited
+      [seccomp.only_where]    the values seen of the argument that says what a call does:
+                              ioctl requests, socket families, clone and unshare flags, prctl
+                              options, personalities
+      [landlock] write        the directories written beneath (a fresh /tmp or home whole)
+    and records as comments the calls refused, the addresses connected to, and the paths the
+    command looked for that the sandbox does not show but this host has, as mount lines to
+    review. A learned profile never allows more than its base: cell intersects the two at
+    every launch. Paths and addresses are read from the command's memory: a record, never a grant.
+
+    -o, --output FILE   write the profile to FILE (default: standard output)
+    --merge FILE        fold this run into FILE, a profile cell learn wrote, and write it back
+                        (or to -o); the run is learned under the profile FILE extends
+    RUN OPTIONS         those of cell run (cell run --help), but not --dry-run
+
+    Learning is slower than a run (each seen call waits for the supervisor: Scripts/bench
+    measures it). Exit status: the command's, as cell run; 125 when nothing could be learned.
+    The loop: learn, review the file, cell run --profile FILE -- COMMAND, cell audit summary.
+    """
 
     static let changes = """
     cell changes DIR — what a sandbox changed through its overlay, kept with --changes DIR.
@@ -58,6 +89,7 @@ enum Help {
       cell profile show NAME|PATH             a profile fully resolved, as TOML
       cell profile check FILE...              validate profile files, report every problem
       cell audit summary PATH                 a readable digest of an audit log
+      cell learn [-o FILE] -- COMMAND         write a least-privilege profile from one run
       cell doctor [--json]                    can this host run cell, in which mode, and why not
       cell changes DIR [--apply TARGET]       what a sandbox changed through its overlay
       cell cache list | clear NAME|--all      the persistent caches --cache gives sandboxes

@@ -16,6 +16,8 @@ public struct SandboxOutcome: Sendable {
     /// Limits the sandbox ran into, as far as cell can tell: "timeout", "cpu_time" (SIGXCPU),
     /// "file_size" (SIGXFSZ).
     public var limitsHit: [String] = []
+    /// `cell learn`: what the command was seen doing.
+    public var observed: ObservedRun?
 }
 
 /// Executes a launch, as one list of steps: what must exist before the sandbox (audit log,
@@ -26,8 +28,10 @@ public enum Launcher {
     /// Signals that `cell` passes on to the sandbox instead of dying of them.
     public static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
 
-    /// Runs `plan` with the pid-1 program at `initHelper` until the sandbox ends.
-    public static func run(_ plan: LaunchPlan, initHelper: String, version: String) -> SandboxOutcome {
+    /// Runs `plan` with the pid-1 program at `initHelper` until the sandbox ends. `learning`:
+    /// `cell learn`'s run, where every call outside the core is seen (CallLearner) and the
+    /// outcome says what the command did.
+    public static func run(_ plan: LaunchPlan, initHelper: String, version: String, learning: Bool = false) -> SandboxOutcome {
         let started = monotonicMilliseconds()
         func finish(_ end: SandboxEnd, notes: [String] = [], summary: String? = nil, limitsHit: [String] = []) -> SandboxOutcome {
             var usage = rusage()
@@ -109,7 +113,7 @@ public enum Launcher {
         _ = sandbox.send(PlanEncoding.header + PlanEncoding.encode(plan.setupRecords()))
         let filters: FilterSet
         do {
-            filters = try SeccompCompiler.compileFilters(plan.seccomp)
+            filters = learning ? try SeccompCompiler.learningFilters(plan.seccomp) : try SeccompCompiler.compileFilters(plan.seccomp)
         } catch {
             // pid 1 waits for its filters and has run nothing of the caller's: it is ended.
             sandbox.kill()
@@ -132,8 +136,13 @@ public enum Launcher {
         // is held likewise; its events are the supervisor's to read.
         let proxy = plan.network == .proxy ? EgressProxy() : nil
         defer { proxy?.stop() }
-        let supervisor = Supervisor(plan: plan, sandbox: sandbox, decisions: filters.decisions, audit: audit, relay: relay,
-                                    proxy: proxy) { handedOut in
+        var learner: CallLearner?
+        let supervisor = Supervisor(plan: plan, sandbox: sandbox, decisions: filters.decisions, audit: audit, relay: relay, proxy: proxy,
+                                    makeHandler: !learning ? nil : { listener in
+            let handler = CallLearner(listener: listener, decisions: filters.decisions, log: audit, run: ObservedRun(command: plan.command))
+            learner = handler
+            return handler
+        }) { handedOut in
             if let proxy {
                 do throws(LaunchError) {
                     try proxy.start(listeners: handedOut, policy: plan.egress ?? EgressPolicy(rules: []))
@@ -171,6 +180,7 @@ public enum Launcher {
         try? audit.flushSuppressed()
         var outcome = finish(end, notes: (cgroup?.notes ?? []) + supervisor.notes + audit.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil,
                              limitsHit: limitsHit)
+        outcome.observed = learner?.run
         exitFields += [("duration_ms", .int(outcome.durationMilliseconds)), ("max_rss_kb", .int(outcome.maxRSSKilobytes)),
                        ("violations", .int(audit.violations))]
         try? audit.write("exit", exitFields)

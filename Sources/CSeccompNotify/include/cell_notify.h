@@ -33,4 +33,17 @@ int cell_notify_id_valid(int listener, uint64_t id);
  * on past size-1 bytes, or into memory that could not be read). */
 long cell_read_string(pid_t pid, uint64_t address, char *buffer, size_t size, int *terminated);
 
+/* Reads up to `size` bytes of `pid`'s memory at `address` (a socket address, for the record).
+ * Returns the count read, or -1 with errno. */
+long cell_read_memory(pid_t pid, uint64_t address, void *buffer, size_t size);
+/* `cell learn`: whether `path` exists in the tree whose root is the descriptor `root` (a
+ * sandbox's /proc/PID/root), resolved as a process rooted there would, the last component not
+ * followed: 1 yes, 0 no (ENOENT, ENOTDIR), -1 cannot tell (errno). Only an O_PATH lookup:
+ * nothing is opened for reading and no automount is triggered. */
+int cell_exists_in_root(int root, const char *path);
+/* An O_PATH descriptor of /proc/PID/root (the sandbox's root directory), or -1. */
+int cell_open_root(pid_t pid);
+/* Whether `path` exists on cell's side (lstat, AT_NO_AUTOMOUNT): 1 yes, 0 no. */
+int cell_exists_on_host(const char *path);
+
 #endif

@@ -25,7 +25,10 @@ final class Supervisor {
     private var listenerFD: Int32 = -1
     /// Descriptors pid 1 handed out ('S'), in the plan's order; given to `whenHeld`, then closed.
     private var handedOut: [Int32] = []
-    private var auditor: ViolationAuditor?
+    private var handler: NotificationHandler?
+    /// What answers the listener's notifications once pid 1 hands it over: the audit path, or
+    /// `cell learn`'s CallLearner.
+    let makeHandler: (_ listener: Int32) -> NotificationHandler
     private var terminal: TerminalRelay?
     private var timedOut = false
     private var ending: SandboxEnd?
@@ -35,7 +38,9 @@ final class Supervisor {
     private var killedBy: SandboxEnd?
 
     init(plan: LaunchPlan, sandbox: SandboxProcess, decisions: PolicyDecisions, audit: AuditLog, relay: SignalRelay,
-         proxy: EgressProxy? = nil, whenHeld: @escaping ([Int32]) -> String? = { _ in nil }) {
+         proxy: EgressProxy? = nil, makeHandler: ((Int32) -> NotificationHandler)? = nil,
+         whenHeld: @escaping ([Int32]) -> String? = { _ in nil }) {
+        self.makeHandler = makeHandler ?? { ViolationAuditor(listener: $0, decisions: decisions, log: audit) }
         self.proxy = proxy
         self.plan = plan
         self.sandbox = sandbox
@@ -141,7 +146,7 @@ final class Supervisor {
         switch UInt8(byte) {
         case UInt8(ascii: "L") where fd >= 0 && listenerFD < 0:
             listenerFD = fd
-            auditor = ViolationAuditor(listener: fd, decisions: decisions, log: audit)
+            handler = makeHandler(fd)
         case UInt8(ascii: "T") where fd >= 0 && terminal == nil && plan.terminal != nil:
             terminal = TerminalRelay(master: fd, plan: plan.terminal!)
         case UInt8(ascii: "S") where fd >= 0 && plan.network == .proxy && handedOut.count < 2:
@@ -218,11 +223,12 @@ final class Supervisor {
 }
 
 extension Supervisor {
-    /// One notified call, through the audit path (CellAudit's ViolationAuditor): the event is
-    /// written before the call is answered; the supervisor only acts on the outcome.
+    /// One notified call, through the audit path (CellAudit's ViolationAuditor, or CallLearner
+    /// which hands it the refusals): the event is written before the call is answered; the
+    /// supervisor only acts on the outcome.
     private func handleNotification() {
-        guard let auditor else { return }
-        switch auditor.handleOne() {
+        guard let handler else { return }
+        switch handler.handleOne() {
         case .answered:
             break
         case .killSandbox(let syscall):

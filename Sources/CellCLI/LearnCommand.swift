@@ -1,0 +1,110 @@
+import CellLauncher
+import CellPolicy
+import CellProfile
+import Glibc
+
+/// `cell learn`: one observed run of the command, under the profile it names, written as a
+/// profile that extends that one and narrows it (LearnedProfile; `cell help learn`).
+enum LearnCommand {
+    static func learn(_ options: LearnOptions) -> Int32 {
+        var run = options.run
+        // --merge: the earlier runs, and the profile they were learned under.
+        var earlier: LearnedProfile?
+        if let merge = options.merge {
+            guard let text = readSmallFile(merge, limit: 4 << 20) else {
+                return Cell.fail("--merge \(merge): cannot read it: \(errorText(errno))")
+            }
+            do {
+                earlier = try LearnedProfile.read(text, file: merge)
+            } catch {
+                for diagnostic in error.diagnostics { reportLine("\(diagnostic)") }
+                return SandboxEnd.setupFailureStatus
+            }
+            if let named = run.profile, baseSpec(named) != earlier!.base {
+                return Cell.fail("--merge \(merge) was learned under '\(earlier!.base)', not '\(named)': learn it under the same profile (or leave out --profile)")
+            }
+            run.profile = earlier!.base
+        }
+        let baseName = run.profile ?? "default"
+        let profile: Profile
+        do {
+            profile = try ProfileCommands.loader().resolve(baseName)
+        } catch {
+            for diagnostic in error.diagnostics { reportLine("\(diagnostic)") }
+            return SandboxEnd.setupFailureStatus
+        }
+        if profile.seccompOnly != nil {
+            return Cell.fail("the profile '\(baseName)' is itself narrowed to a list of calls (seccomp.only): learn under the profile it extends, and fold the runs together with --merge")
+        }
+        let plan: LaunchPlan
+        do {
+            plan = try Planner.plan(run.request, profile: profile)
+        } catch {
+            return Cell.fail(error.message)
+        }
+        // The profile's file is opened before the sandbox exists (ReportFile): whatever the
+        // sandbox leaves at that path cannot redirect what cell writes.
+        var output: ReportFile.Opened?
+        if let path = options.output ?? options.merge {
+            do {
+                output = try ReportFile.open(path, what: options.output != nil ? "-o" : "--merge", append: false)
+            } catch {
+                return Cell.fail(error.message)
+            }
+        }
+        defer { output.map(ReportFile.release) }
+
+        let (status, outcome) = Cell.execute(plan, learning: true)
+        guard let outcome, var observed = outcome.observed else {
+            if outcome != nil { reportLine("learn: the sandbox ended before its first system call could be seen; nothing was written") }
+            return outcome == nil ? status : SandboxEnd.setupFailureStatus
+        }
+        if case .setupFailed = outcome.end { return status }
+        var learned = LearnedProfile(base: baseSpec(baseName), runs: 1, observed: observed, write: nil)
+        if plan.isolation == .namespaces && profile.landlock != .off && plan.namespaces.contains(.mount) {
+            learned.write = LearnedProfile.writeRules(observed, writable: writableMounts(plan))
+        }
+        if let earlier {
+            observed = earlier.observed
+            observed.merge(learned.observed)
+            observed.command = earlier.observed.command.isEmpty ? learned.observed.command : earlier.observed.command
+            learned.observed = observed
+            learned.runs = earlier.runs + 1
+            if let write = learned.write { learned.write = LearnedProfile.outermost(write + (earlier.write ?? [])) }
+        }
+        let text = learned.render(always: LearnedArguments.core.map { ($0, []) } + SeccompCompiler.initCalls, version: Cell.version)
+        if let output {
+            if let code = ReportFile.replaceContents(output, Array(text.utf8)) {
+                return Cell.fail("cannot write \(output.path): \(errorText(code))")
+            }
+        } else {
+            writeAll(1, text)
+        }
+        let seen = learned.observed
+        reportLine("learn: \(seen.calls.count) calls seen, \(seen.denied.count) refused, \(seen.paths.count) paths, "
+            + "\(seen.connections.count) addresses" + (output.map { "; the profile is in \(TerminalText.escaped($0.path))" } ?? ""))
+        if outcome.end.exitStatus != 0 {
+            reportLine("learn: the command ended with status \(outcome.end.exitStatus): the profile holds what it did until then")
+        }
+        return status
+    }
+
+    /// How the learned profile names its base: a profile's name as it is, a file by its
+    /// absolute path (the learned profile may be read from elsewhere).
+    static func baseSpec(_ nameOrPath: String) -> String {
+        guard ProfileLoader.isPath(nameOrPath), !nameOrPath.hasPrefix("/"), let cwd = currentDirectory() else { return nameOrPath }
+        return SandboxPath.normalize(nameOrPath, relativeTo: cwd) ?? nameOrPath
+    }
+
+    /// The mounts of the view the command can write, for `[landlock] write` (devices aside:
+    /// Landlock's device rules stay as the view has them).
+    static func writableMounts(_ plan: LaunchPlan) -> [LearnedProfile.WritableMount] {
+        plan.mounts.compactMap { op in
+            switch op.kind {
+            case .tmpfs where !op.readOnly: return .init(destination: op.destination, fresh: true)
+            case .bind where !op.readOnly && !op.device, .overlay: return .init(destination: op.destination, fresh: false)
+            default: return nil
+            }
+        }
+    }
+}
