@@ -55,11 +55,12 @@ enum LearnCommand {
         defer { output.map(ReportFile.release) }
 
         let (status, outcome) = Cell.execute(plan, learning: true)
-        guard let outcome, var observed = outcome.observed else {
-            if outcome != nil { reportLine("learn: the sandbox ended before its first system call could be seen; nothing was written") }
-            return outcome == nil ? status : SandboxEnd.setupFailureStatus
+        guard let outcome else { return status }
+        if case .setupFailed = outcome.end { return status } // reported
+        guard var observed = outcome.observed else {
+            reportLine("learn: the sandbox ended before its first system call could be seen; nothing was written")
+            return SandboxEnd.setupFailureStatus
         }
-        if case .setupFailed = outcome.end { return status }
         var learned = LearnedProfile(base: baseSpec(baseName), runs: 1, observed: observed, write: nil)
         if plan.isolation == .namespaces && profile.landlock != .off && plan.namespaces.contains(.mount) {
             learned.write = LearnedProfile.writeRules(observed, writable: writableMounts(plan))

@@ -355,7 +355,7 @@ extension ResolvedRule {
         return matching.min { rank($0) < rank($1) } ?? defaultAction
     }
 
-    static func rank(_ action: SeccompPolicy.Action) -> Int {
+    public static func rank(_ action: SeccompPolicy.Action) -> Int {
         switch action {
         case .kill: return 0
         case .errno: return 1
