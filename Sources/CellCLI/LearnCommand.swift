@@ -73,6 +73,7 @@ enum LearnCommand {
             learned.runs = earlier.runs + 1
             if let write = learned.write { learned.write = LearnedProfile.outermost(write + (earlier.write ?? [])) }
         }
+        learned.writeNotes = LearnedProfile.unnarrowed(learned.write ?? [], writable: writableMounts(plan))
         let text = learned.render(always: LearnedArguments.core.map { ($0, []) } + SeccompCompiler.initCalls, version: Cell.version)
         if let output {
             if let code = ReportFile.replaceContents(output, Array(text.utf8)) {

@@ -18,6 +18,8 @@ public struct LearnedProfile: Equatable, Sendable {
     public var observed: ObservedRun
     /// `[landlock] write`; nil: not written (the base has no Landlock domain to narrow).
     public var write: [String]?
+    /// Said beside the write rules (`unnarrowed`).
+    public var writeNotes: [String] = []
 
     public init(base: String, runs: Int, observed: ObservedRun, write: [String]?) {
         self.base = base
@@ -62,6 +64,15 @@ public struct LearnedProfile: Equatable, Sendable {
             rules.append(directory.count < mount.destination.count ? mount.destination : directory)
         }
         return outermost(rules)
+    }
+
+    /// Writable host trees a rule does not narrow: a Landlock rule reaches beneath every mount
+    /// under its path, so a fresh /tmp written whole covers a project bound at /tmp/project.
+    public static func unnarrowed(_ write: [String], writable: [WritableMount]) -> [String] {
+        writable.filter { !$0.fresh }.compactMap { tree in
+            guard let rule = write.first(where: { $0 != tree.destination && SandboxPath.isWithin(tree.destination, $0) }) else { return nil }
+            return "\(rule) holds \(tree.destination), mounted beneath it: a Landlock rule reaches beneath mounts, so writes there are not narrowed"
+        }
     }
 
     /// Sorted, without paths beneath another of the list.
@@ -148,6 +159,7 @@ public struct LearnedProfile: Equatable, Sendable {
             out.append("")
             out.append("[landlock]")
             out.append("# Writes only beneath these, within what the view makes writable.")
+            for note in writeNotes { out.append("# Note: " + TerminalText.escaped(note)) }
             out.append("write = \(ProfileWriter.list(write))")
         }
         let suggestions = suggestions
