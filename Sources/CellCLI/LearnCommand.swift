@@ -98,13 +98,13 @@ enum LearnCommand {
         return SandboxPath.normalize(nameOrPath, relativeTo: cwd) ?? nameOrPath
     }
 
-    /// The mounts of the view the command can write, for `[landlock] write` (devices aside:
-    /// Landlock's device rules stay as the view has them).
+    /// The mounts of the view the command can write, for `[landlock] write`.
     static func writableMounts(_ plan: LaunchPlan) -> [LearnedProfile.WritableMount] {
         plan.mounts.compactMap { op in
             switch op.kind {
             case .tmpfs where !op.readOnly: return .init(destination: op.destination, fresh: true)
-            case .bind where !op.readOnly && !op.device, .overlay: return .init(destination: op.destination, fresh: false)
+            case .bind where op.device, .devpts: return .init(destination: op.destination, fresh: false, device: true)
+            case .bind where !op.readOnly, .overlay: return .init(destination: op.destination, fresh: false)
             default: return nil
             }
         }

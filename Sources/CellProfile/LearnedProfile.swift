@@ -29,13 +29,16 @@ public struct LearnedProfile: Equatable, Sendable {
     }
 
     /// A mount of the view the command could write: a fresh tmpfs (written anywhere, it holds
-    /// nothing of the host's) or a host tree.
+    /// nothing of the host's), a host tree, or a device (/dev/null: Landlock's device rules
+    /// stay as the view has them, and a write there needs no rule).
     public struct WritableMount: Equatable, Sendable {
         public var destination: String
         public var fresh: Bool
-        public init(destination: String, fresh: Bool) {
+        public var device: Bool
+        public init(destination: String, fresh: Bool, device: Bool = false) {
             self.destination = destination
             self.fresh = fresh
+            self.device = device
         }
     }
 
@@ -47,7 +50,7 @@ public struct LearnedProfile: Equatable, Sendable {
         var rules: [String] = []
         for (path, record) in observed.paths where record.uses.contains(where: \.writes) {
             guard let mount = writable.filter({ SandboxPath.isWithin(path, $0.destination) })
-                .max(by: { $0.destination.count < $1.destination.count }) else { continue }
+                .max(by: { $0.destination.count < $1.destination.count }), !mount.device else { continue }
             if mount.fresh {
                 rules.append(mount.destination)
                 continue
@@ -69,7 +72,7 @@ public struct LearnedProfile: Equatable, Sendable {
     /// Writable host trees a rule does not narrow: a Landlock rule reaches beneath every mount
     /// under its path, so a fresh /tmp written whole covers a project bound at /tmp/project.
     public static func unnarrowed(_ write: [String], writable: [WritableMount]) -> [String] {
-        writable.filter { !$0.fresh }.compactMap { tree in
+        writable.filter { !$0.fresh && !$0.device }.compactMap { tree in
             guard let rule = write.first(where: { $0 != tree.destination && SandboxPath.isWithin(tree.destination, $0) }) else { return nil }
             return "\(rule) holds \(tree.destination), mounted beneath it: a Landlock rule reaches beneath mounts, so writes there are not narrowed"
         }

@@ -129,6 +129,7 @@ struct LearnedProfileTests {
         run.used("/work/p/build/a.o", .create)
         run.used("/work/p/existing.txt", .write)
         run.used("/tmp/cc123.s", .create)
+        run.used("/dev/null", .write)
         run.used("/etc/gitconfig", .lookup, missingButOnHost: true)
         run.used("/proc/self/status", .read, missingButOnHost: true)
         run.used("/home/u/made", .create, missingButOnHost: true)
@@ -138,6 +139,7 @@ struct LearnedProfileTests {
     @Test func writeRulesLiftAboveWhatTheRunMadeAndTakeAFreshTmpfsWhole() {
         let rules = LearnedProfile.writeRules(Self.observed(), writable: [
             .init(destination: "/work/p", fresh: false), .init(destination: "/tmp", fresh: true),
+            .init(destination: "/dev", fresh: true), .init(destination: "/dev/null", fresh: false, device: true),
         ])
         #expect(rules == ["/tmp", "/work/p"]) // build/ was made by the run: its parent; existing.txt beneath /work/p
         var onlyContents = ObservedRun()
