@@ -63,7 +63,7 @@ enum LearnCommand {
         }
         var learned = LearnedProfile(base: baseSpec(baseName), runs: 1, observed: observed, write: nil)
         if plan.isolation == .namespaces && profile.landlock != .off && plan.namespaces.contains(.mount) {
-            learned.write = LearnedProfile.writeRules(observed, writable: writableMounts(plan))
+            learned.write = LearnedProfile.writeRules(observed, view: viewMounts(plan))
         }
         if let earlier {
             observed = earlier.observed
@@ -73,7 +73,7 @@ enum LearnCommand {
             learned.runs = earlier.runs + 1
             if let write = learned.write { learned.write = LearnedProfile.outermost(write + (earlier.write ?? [])) }
         }
-        learned.writeNotes = LearnedProfile.unnarrowed(learned.write ?? [], writable: writableMounts(plan))
+        learned.writeNotes = LearnedProfile.unnarrowed(learned.write ?? [], view: viewMounts(plan))
         let text = learned.render(always: LearnedArguments.core.map { ($0, []) } + SeccompCompiler.initCalls, version: Cell.version)
         if let output {
             if let code = ReportFile.replaceContents(output, Array(text.utf8)) {
@@ -98,14 +98,15 @@ enum LearnCommand {
         return SandboxPath.normalize(nameOrPath, relativeTo: cwd) ?? nameOrPath
     }
 
-    /// The mounts of the view the command can write, for `[landlock] write`.
-    static func writableMounts(_ plan: LaunchPlan) -> [LearnedProfile.WritableMount] {
+    /// The view's mounts, for `[landlock] write` (LearnedProfile.ViewMount).
+    static func viewMounts(_ plan: LaunchPlan) -> [LearnedProfile.ViewMount] {
         plan.mounts.compactMap { op in
             switch op.kind {
-            case .tmpfs where !op.readOnly: return .init(destination: op.destination, fresh: true)
-            case .bind where op.device, .devpts: return .init(destination: op.destination, fresh: false, device: true)
-            case .bind where !op.readOnly, .overlay: return .init(destination: op.destination, fresh: false)
-            default: return nil
+            case .dir, .symlink: return nil // made in a mount, not mounts themselves
+            case .tmpfs where !op.readOnly: return .init(destination: op.destination, kind: .fresh)
+            case .bind where op.device, .devpts: return .init(destination: op.destination, kind: .device)
+            case .bind where !op.readOnly, .overlay: return .init(destination: op.destination, kind: .tree)
+            default: return .init(destination: op.destination, kind: .readOnly)
             }
         }
     }

@@ -28,17 +28,17 @@ public struct LearnedProfile: Equatable, Sendable {
         self.write = write
     }
 
-    /// A mount of the view the command could write: a fresh tmpfs (written anywhere, it holds
-    /// nothing of the host's), a host tree, or a device (/dev/null: Landlock's device rules
-    /// stay as the view has them, and a write there needs no rule).
-    public struct WritableMount: Equatable, Sendable {
+    /// A mount of the view, as far as writing goes: a fresh tmpfs (written anywhere, it holds
+    /// nothing of the host's), a host tree, a device (/dev/null: Landlock's device rules stay
+    /// as the view has them, and a write there needs no rule), or read-only (a write there
+    /// failed, and is no reason for a rule).
+    public struct ViewMount: Equatable, Sendable {
+        public enum Kind: Equatable, Sendable { case fresh, tree, device, readOnly }
         public var destination: String
-        public var fresh: Bool
-        public var device: Bool
-        public init(destination: String, fresh: Bool, device: Bool = false) {
+        public var kind: Kind
+        public init(destination: String, kind: Kind) {
             self.destination = destination
-            self.fresh = fresh
-            self.device = device
+            self.kind = kind
         }
     }
 
@@ -46,14 +46,20 @@ public struct LearnedProfile: Equatable, Sendable {
     /// tmpfs; in a host tree, the file itself when only its contents changed, else its
     /// directory — lifted above directories the run made itself, which a re-run will not find
     /// before it makes them again. Beneath-rules covered by another are dropped.
-    public static func writeRules(_ observed: ObservedRun, writable: [WritableMount]) -> [String] {
+    /// `view`: the mounts in the plan's order (a later one at the same place covers the earlier).
+    public static func writeRules(_ observed: ObservedRun, view: [ViewMount]) -> [String] {
         var rules: [String] = []
         for (path, record) in observed.paths where record.uses.contains(where: \.writes) {
-            guard let mount = writable.filter({ SandboxPath.isWithin(path, $0.destination) })
-                .max(by: { $0.destination.count < $1.destination.count }), !mount.device else { continue }
-            if mount.fresh {
+            // The innermost mount holding the path, the last at its place.
+            guard let mount = view.enumerated().filter({ SandboxPath.isWithin(path, $0.element.destination) })
+                .max(by: { ($0.element.destination.count, $0.offset) < ($1.element.destination.count, $1.offset) })?.element else { continue }
+            switch mount.kind {
+            case .device, .readOnly: continue
+            case .fresh:
                 rules.append(mount.destination)
                 continue
+            case .tree:
+                break
             }
             if record.uses.allSatisfy({ $0 == .write || !$0.writes }) {
                 rules.append(path)
@@ -71,8 +77,8 @@ public struct LearnedProfile: Equatable, Sendable {
 
     /// Writable host trees a rule does not narrow: a Landlock rule reaches beneath every mount
     /// under its path, so a fresh /tmp written whole covers a project bound at /tmp/project.
-    public static func unnarrowed(_ write: [String], writable: [WritableMount]) -> [String] {
-        writable.filter { !$0.fresh && !$0.device }.compactMap { tree in
+    public static func unnarrowed(_ write: [String], view: [ViewMount]) -> [String] {
+        view.filter { $0.kind == .tree }.compactMap { tree in
             guard let rule = write.first(where: { $0 != tree.destination && SandboxPath.isWithin(tree.destination, $0) }) else { return nil }
             return "\(rule) holds \(tree.destination), mounted beneath it: a Landlock rule reaches beneath mounts, so writes there are not narrowed"
         }

@@ -137,14 +137,20 @@ struct LearnedProfileTests {
     }
 
     @Test func writeRulesLiftAboveWhatTheRunMadeAndTakeAFreshTmpfsWhole() {
-        let rules = LearnedProfile.writeRules(Self.observed(), writable: [
-            .init(destination: "/work/p", fresh: false), .init(destination: "/tmp", fresh: true),
-            .init(destination: "/dev", fresh: true), .init(destination: "/dev/null", fresh: false, device: true),
+        let rules = LearnedProfile.writeRules(Self.observed(), view: [
+            .init(destination: "/", kind: .readOnly), .init(destination: "/work/p", kind: .tree), .init(destination: "/tmp", kind: .fresh),
+            .init(destination: "/dev", kind: .fresh), .init(destination: "/dev/null", kind: .device),
+            .init(destination: "/home/u", kind: .fresh), .init(destination: "/home/u", kind: .readOnly), // remounted read-only
         ])
         #expect(rules == ["/tmp", "/work/p"]) // build/ was made by the run: its parent; existing.txt beneath /work/p
         var onlyContents = ObservedRun()
         onlyContents.used("/work/p/existing.txt", .write)
-        #expect(LearnedProfile.writeRules(onlyContents, writable: [.init(destination: "/work/p", fresh: false)]) == ["/work/p/existing.txt"])
+        #expect(LearnedProfile.writeRules(onlyContents, view: [.init(destination: "/work/p", kind: .tree)]) == ["/work/p/existing.txt"])
+        // A write that failed on a read-only bind inside a writable home is no rule for the home.
+        var refused = ObservedRun()
+        refused.used("/home/u/proj/x", .create)
+        #expect(LearnedProfile.writeRules(refused, view: [.init(destination: "/home/u", kind: .fresh),
+                                                          .init(destination: "/home/u/proj", kind: .readOnly)]).isEmpty)
     }
 
     @Test func theProfileLoadsNarrowsAndReadsBackForMerge() throws {
