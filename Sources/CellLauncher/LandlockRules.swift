@@ -17,6 +17,8 @@ public struct LandlockPlan: Equatable, Sendable {
     public var handledNet: UInt64
     public var scoped: UInt64
     public var paths: [PathRule]
+    /// `[landlock] write` narrowed the writable mounts.
+    public var writeNarrowed = false
 }
 
 /// The second wall of a namespace sandbox: a Landlock domain that mirrors the filesystem view.
@@ -77,7 +79,7 @@ public enum LandlockRules {
             }
         }
         return LandlockPlan(abi: abi, required: required, handledFS: all, handledNet: 0,
-                            scoped: abi >= 6 ? scopeAbstractUnixSocket | scopeSignal : 0, paths: paths)
+                            scoped: abi >= 6 ? scopeAbstractUnixSocket | scopeSignal : 0, paths: paths, writeNarrowed: writeOnly != nil)
     }
 
     /// One line for --dry-run and the notes.
@@ -87,6 +89,6 @@ public enum LandlockRules {
         }
         let scoped = plan.scoped == 0 ? "abstract unix sockets and signals not scoped (ABI 6 needed)" : "abstract unix sockets and signals scoped"
         return "ABI \(plan.abi)\(plan.required ? " (required)" : ""): the view mirrored in \(plan.paths.count) path rules, "
-            + "writes only where it is writable; \(scoped)"
+            + (plan.writeNarrowed ? "writes only beneath [landlock] write; " : "writes only where it is writable; ") + scoped
     }
 }

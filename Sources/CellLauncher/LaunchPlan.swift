@@ -154,7 +154,8 @@ public struct LaunchPlan: Equatable, Sendable {
         }
         lines.append("limits:       " + limits.describe().joined(separator: "; "))
         lines.append("landlock:     " + LandlockRules.describe(landlock, mode: landlockMode))
-        lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction)), compiled by libseccomp \(SeccompCompiler.libseccompVersion()) while pid 1 sets up")
+        let narrowed = seccomp.only.map { ", narrowed to a list of \(Set($0.flatMap(\.names)).count) calls (seccomp.only: any other refused, audited)" } ?? ""
+        lines.append("seccomp:      policy '\(seccomp.name)' (default action \(seccomp.defaultAction))\(narrowed), compiled by libseccomp \(SeccompCompiler.libseccompVersion()) while pid 1 sets up")
         lines.append("audit:        \(auditLogPath.map { "JSON Lines to \($0)" } ?? "a summary on stderr")")
         for note in notes { lines.append("note:         \(note)") }
         return lines.joined(separator: "\n")

@@ -126,7 +126,7 @@ public enum Launcher {
             ("namespaces", .strings(plan.namespaceNames)), ("policy", .string(plan.seccomp.name)),
             ("host_pid", .int(Int(sandbox.pid))), ("cell_version", .string(version)),
             ("landlock", plan.landlock.map { .int(Int($0.abi)) } ?? .null), ("isolation", .string(plan.isolation.rawValue)),
-        ])
+        ] + (learning ? [("learning", .bool(true))] : []))
 
         // User-mode networking: the helper (pasta or slirp4netns) attaches to pid 1's network
         // namespace while the command is held (CELL_REC_HOLD), and must never outlive the sandbox.

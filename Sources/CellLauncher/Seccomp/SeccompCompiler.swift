@@ -150,7 +150,9 @@ public enum SeccompCompiler {
     /// libseccomp's readable rendering of filters compiled with `pseudoCode: true`, for --dry-run.
     public static func pseudoCode(_ set: FilterSet) -> String {
         var text = ""
-        if let baseline = set.baseline { text += "# filter 1: baseline\n" + baseline.pseudoCode }
+        if let baseline = set.baseline {
+            text += "# filter 1: rules of their own (an allow-list's baseline; the base's rules a narrowed list keeps): answered by the kernel, not audited\n" + baseline.pseudoCode
+        }
         text += "# filter \(set.baseline == nil ? 1 : 2): policy '\(set.decisions.policyName)' (USER_NOTIF = answered by cell's supervisor, audited)\n"
         return text + set.policy.pseudoCode
     }
