@@ -176,10 +176,10 @@ public enum Cell {
 
     /// A report file the sandbox can reach through a writable bind: it may replace it while it
     /// runs (the report then goes to the file cell opened, which is no longer at the path).
-    static func writableReportNotes(_ plan: LaunchPlan) -> [String] {
+    static func writableReportNotes(_ plan: LaunchPlan, also extra: [(String, String?)] = []) -> [String] {
         // Writable directories only: a device bound writable (/dev/full) holds no files.
         let writable = plan.mounts.filter { $0.kind == .bind && !$0.readOnly && $0.expectedType == UInt32(S_IFDIR) }.compactMap(\.source)
-        return [("--audit-log", plan.auditLogPath), ("--status-json", plan.statusJSONPath)].compactMap { option, path in
+        return ([("--audit-log", plan.auditLogPath), ("--status-json", plan.statusJSONPath)] + extra).compactMap { option, path in
             guard let path, let absolute = SandboxPath.normalize(path, relativeTo: currentDirectory()),
                   let source = writable.first(where: { SandboxPath.isWithin(absolute, $0) }) else { return nil }
             return "\(option) \(path) is inside \(source), which the sandbox can write: it can replace the file while it runs"

@@ -8,20 +8,40 @@ import Glibc
 enum LearnCommand {
     static func learn(_ options: LearnOptions) -> Int32 {
         var run = options.run
+        // The files are opened before the sandbox exists (ReportFile): whatever a sandbox left
+        // at their paths (a symlink, a FIFO) cannot redirect what cell reads or writes.
+        var merge: ReportFile.Opened?
+        var output: ReportFile.Opened?
+        var wrote = false
+        defer {
+            merge.map(ReportFile.release)
+            if let output {
+                // Nothing learned: the empty file -o made is not left behind as a "profile".
+                var st = stat()
+                if !wrote && fstat(output.fd, &st) == 0 && st.st_size == 0 { unlinkat(output.directory, output.name, 0) }
+                ReportFile.release(output)
+            }
+        }
+        do {
+            if let path = options.merge { merge = try ReportFile.open(path, what: "--merge", append: false, readable: true) }
+            if let path = options.output { output = try ReportFile.open(path, what: "-o", append: false) }
+        } catch {
+            return Cell.fail(error.message)
+        }
         // --merge: the earlier runs, and the profile they were learned under.
         var earlier: LearnedProfile?
-        if let merge = options.merge {
-            guard let text = readSmallFile(merge, limit: 4 << 20) else {
-                return Cell.fail("--merge \(merge): cannot read it: \(errorText(errno))")
+        if let merge {
+            guard let bytes = ReportFile.contents(merge, limit: 4 << 20) else {
+                return Cell.fail("--merge \(merge.path): cannot read it: \(errorText(errno))")
             }
             do {
-                earlier = try LearnedProfile.read(text, file: merge)
+                earlier = try LearnedProfile.read(String(decoding: bytes, as: UTF8.self), file: merge.path)
             } catch {
                 for diagnostic in error.diagnostics { reportLine("\(diagnostic)") }
                 return SandboxEnd.setupFailureStatus
             }
             if let named = run.profile, baseSpec(named) != earlier!.base {
-                return Cell.fail("--merge \(merge) was learned under '\(earlier!.base)', not '\(named)': learn it under the same profile (or leave out --profile)")
+                return Cell.fail("--merge \(merge.path) was learned under '\(earlier!.base)', not '\(named)': learn it under the same profile (or leave out --profile)")
             }
             run.profile = earlier!.base
         }
@@ -42,18 +62,9 @@ enum LearnCommand {
         } catch {
             return Cell.fail(error.message)
         }
-        // The profile's file is opened before the sandbox exists (ReportFile): whatever the
-        // sandbox leaves at that path cannot redirect what cell writes.
-        var output: ReportFile.Opened?
-        if let path = options.output ?? options.merge {
-            do {
-                output = try ReportFile.open(path, what: options.output != nil ? "-o" : "--merge", append: false)
-            } catch {
-                return Cell.fail(error.message)
-            }
+        for note in Cell.writableReportNotes(plan, also: [("-o", output?.path), ("--merge", merge?.path)]) {
+            reportLine("note: \(note)")
         }
-        defer { output.map(ReportFile.release) }
-
         let (status, outcome) = Cell.execute(plan, learning: true)
         guard let outcome else { return status }
         if case .setupFailed = outcome.end { return status } // reported
@@ -75,16 +86,17 @@ enum LearnCommand {
         }
         learned.writeNotes = LearnedProfile.unnarrowed(learned.write ?? [], view: viewMounts(plan))
         let text = learned.render(always: LearnedArguments.core.map { ($0, []) } + SeccompCompiler.initCalls, version: Cell.version)
-        if let output {
-            if let code = ReportFile.replaceContents(output, Array(text.utf8)) {
-                return Cell.fail("cannot write \(output.path): \(errorText(code))")
+        if let written = output ?? merge {
+            if let code = ReportFile.replaceContents(written, Array(text.utf8)) {
+                return Cell.fail("cannot write \(written.path): \(errorText(code))")
             }
+            wrote = true
         } else {
             writeAll(1, text)
         }
         let seen = learned.observed
         reportLine("learn: \(seen.calls.count) calls seen, \(seen.denied.count) refused, \(seen.paths.count) paths, "
-            + "\(seen.connections.count) addresses" + (output.map { "; the profile is in \(TerminalText.escaped($0.path))" } ?? ""))
+            + "\(seen.connections.count) addresses" + ((output ?? merge).map { "; the profile is in \(TerminalText.escaped($0.path))" } ?? ""))
         if outcome.end.exitStatus != 0 {
             reportLine("learn: the command ended with status \(outcome.end.exitStatus): the profile holds what it did until then")
         }

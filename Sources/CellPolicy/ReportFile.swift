@@ -26,7 +26,8 @@ public enum ReportFile {
     }
 
     /// Opens (creating, mode 0600) `path` for `what` ("the audit log", "--status-json").
-    public static func open(_ path: String, what: String, append: Bool) throws(LaunchError) -> Opened {
+    /// `readable`: to be read first as well (`cell learn --merge`: the profile it rewrites).
+    public static func open(_ path: String, what: String, append: Bool, readable: Bool = false) throws(LaunchError) -> Opened {
         func refuse(_ reason: String) -> LaunchError { .invalid("cannot use \(path) as \(what): \(reason)") }
         guard let absolute = SandboxPath.normalize(path, relativeTo: currentDirectory()), absolute != "/" else {
             throw refuse("give a file path without '..'")
@@ -40,7 +41,7 @@ public enum ReportFile {
         }
         let name = parts.last!
         // Appending (the audit log): readable too, so the log can see whether its last line ended.
-        let flags = (append ? O_RDWR : O_WRONLY) | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (append ? O_APPEND : 0)
+        let flags = (append || readable ? O_RDWR : O_WRONLY) | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (append ? O_APPEND : 0)
         let fd = openat(directory, name, flags, 0o600)
         guard fd >= 0 else {
             let code = errno
@@ -100,6 +101,21 @@ public enum ReportFile {
         var written = stat(), named = stat()
         guard fstat(file.fd, &written) == 0, fstatat(file.directory, file.name, &named, AT_SYMLINK_NOFOLLOW) == 0,
               written.st_dev == named.st_dev, written.st_ino == named.st_ino else { return ESTALE }
+        return nil
+    }
+
+    /// The whole content of an opened file, if it holds at most `limit` bytes.
+    public static func contents(_ file: Opened, limit: Int) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while bytes.count <= limit {
+            let n = buffer.withUnsafeMutableBytes { pread(file.fd, $0.baseAddress, $0.count, off_t(bytes.count)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { return bytes }
+            bytes += buffer[0..<n]
+        }
+        errno = EFBIG
         return nil
     }
 
