@@ -40,6 +40,8 @@ public struct ObservedRun: Equatable, Sendable {
     public struct Bounds: Equatable, Sendable {
         public var values = 64
         public var paths = 20_000
+        /// Of all the paths together (one may be 4 KiB).
+        public var pathBytes = 4 << 20
         public var connections = 1_000
         public var denials = 1_000
         public init() {}
@@ -55,6 +57,7 @@ public struct ObservedRun: Equatable, Sendable {
     /// What went past a bound, by kind ("paths", "connections", "denials").
     public var dropped: [String: Int] = [:]
     public var bounds = Bounds()
+    private var pathBytes = 0
 
     public init(command: [String] = []) {
         self.command = command
@@ -91,9 +94,12 @@ public struct ObservedRun: Equatable, Sendable {
     public func knows(_ path: String) -> Bool { paths[path] != nil }
 
     public mutating func used(_ path: String, _ use: PathUse, missingButOnHost: Bool = false) {
-        if paths[path] == nil && paths.count >= bounds.paths {
-            dropped["paths", default: 0] += 1
-            return
+        if paths[path] == nil {
+            guard paths.count < bounds.paths && pathBytes + path.utf8.count <= bounds.pathBytes else {
+                dropped["paths", default: 0] += 1
+                return
+            }
+            pathBytes += path.utf8.count
         }
         paths[path, default: Path()].uses.insert(use)
         if missingButOnHost { paths[path]!.missingButOnHost = true }

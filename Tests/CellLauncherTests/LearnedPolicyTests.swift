@@ -191,6 +191,18 @@ struct LearnedProfileTests {
         #expect(throws: ProfileDiagnosticList.self) { try LearnedProfile.read("extends = \"default\"\n", file: "y.toml") }
     }
 
+    @Test func pathsAreBoundedInNumberAndBytes() {
+        var run = ObservedRun()
+        run.bounds.paths = 3
+        for i in 0..<5 { run.used("/p\(i)", .read) }
+        run.used("/p0", .write) // a known path is still recorded
+        #expect(run.paths.count == 3 && run.dropped["paths"] == 2 && run.paths["/p0"]?.uses == [.read, .write])
+        var long = ObservedRun()
+        let path = "/" + String(repeating: "x", count: 4000)
+        for i in 0..<2000 { long.used(path + "\(10_000 + i)", .lookup) } // 4,006 bytes each
+        #expect(long.paths.count == (4 << 20) / 4006 && long.dropped["paths"] == 2000 - long.paths.count)
+    }
+
     @Test func pinnedValuesPastTheBoundBecomeAnyArguments() {
         var run = ObservedRun()
         for request in 0..<UInt64(run.bounds.values + 1) { run.allowed("ioctl", args: [0, request, 0, 0, 0, 0]) }
