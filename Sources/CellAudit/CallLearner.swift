@@ -16,7 +16,7 @@ public final class CallLearner: NotificationHandler {
     let listener: Int32
     let decisions: PolicyDecisions
     let auditor: ViolationAuditor
-    /// What was seen; read by `cell learn` once the sandbox is over.
+    /// What was seen so far (`finish()`: all of it, once the sandbox is over).
     public private(set) var run: ObservedRun
     /// The sandbox's root (its first caller's /proc/PID/root, O_PATH), for "missing in the view".
     private var root: Int32 = -1
@@ -39,6 +39,12 @@ public final class CallLearner: NotificationHandler {
         let action = decisions.decide(number: n.nr, args: args)
         let name = Syscalls.name(n.nr) ?? "syscall_\(n.nr)"
         switch action {
+        case .allow where Syscalls.name(n.nr) == nil:
+            // A number no name stands for (past the table, negative) cannot be listed in a
+            // profile: the learned one refuses it. Counted, so the file says so.
+            run.dropped["calls without a name", default: 0] += 1
+            _ = cell_notify_respond(listener, n.id, 0, 1)
+            return .answered
         case .allow:
             observe(name, pid: pid_t(n.pid), id: n.id, args: args)
             _ = cell_notify_respond(listener, n.id, 0, 1)
@@ -66,11 +72,8 @@ public final class CallLearner: NotificationHandler {
                   let text = String(validating: read.bytes, as: UTF8.self), !text.isEmpty,
                   cell_notify_id_valid(listener, id) != 0,
                   let path = absolute(text, pid: pid, directory: use.directory.map { args[$0] }) else { continue }
-            var missing = false
-            if !run.knows(path) && use.use != .create {
-                missing = lookedForInVain(path, pid: pid)
-            }
-            run.used(path, use.use, missingButOnHost: missing)
+            let missing = !run.knows(path) && use.use != .create && missingInView(path, pid: pid)
+            run.used(path, use.use, missingInView: missing)
         }
     }
 
@@ -89,12 +92,20 @@ public final class CallLearner: NotificationHandler {
         return LearnedPaths.normalize(base.isEmpty ? path : base + "/" + path)
     }
 
-    /// Whether `path` is absent from the sandbox's view but present on the host (checked with
-    /// an O_PATH lookup inside the sandbox's root, and lstat without automounts on the host).
-    private func lookedForInVain(_ path: String, pid: pid_t) -> Bool {
+    /// Whether `path` is absent from the sandbox's view (an O_PATH lookup inside its root).
+    private func missingInView(_ path: String, pid: pid_t) -> Bool {
         if root < 0 { root = cell_open_root(pid) }
-        guard root >= 0, cell_exists_in_root(root, path) == 0 else { return false }
-        return cell_exists_on_host(path) == 1
+        return root >= 0 && cell_exists_in_root(root, path) == 0
+    }
+
+    /// The record, once the sandbox is over: of the paths missing in its view, which the host
+    /// has (lstat, no automount of the last component). Not while it runs: the time a host
+    /// lookup takes, before the call is answered, would tell the sandbox what the host has.
+    public func finish() -> ObservedRun {
+        for (path, record) in run.paths where record.missingInView && !record.missingButOnHost && cell_exists_on_host(path) == 1 {
+            run.paths[path]!.missingButOnHost = true
+        }
+        return run
     }
 
     private func recordAddress(pid: pid_t, id: UInt64, at pointer: UInt64, length: UInt64) {

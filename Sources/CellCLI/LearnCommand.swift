@@ -43,6 +43,7 @@ enum LearnCommand {
             if let named = run.profile, baseSpec(named) != earlier!.base {
                 return Cell.fail("--merge \(merge.path) was learned under '\(earlier!.base)', not '\(named)': learn it under the same profile (or leave out --profile)")
             }
+            if run.profile == nil { reportLine("note: learning under '\(earlier!.base)', the profile \(merge.path) extends") }
             run.profile = earlier!.base
         }
         let baseName = run.profile ?? "default"
@@ -79,16 +80,19 @@ enum LearnCommand {
         if let earlier {
             observed = earlier.observed
             observed.merge(learned.observed)
-            observed.command = earlier.observed.command.isEmpty ? learned.observed.command : earlier.observed.command
+            observed.command = learned.observed.command // the header names the last run
             learned.observed = observed
             learned.runs = earlier.runs + 1
             if let write = learned.write { learned.write = LearnedProfile.outermost(write + (earlier.write ?? [])) }
         }
         learned.writeNotes = LearnedProfile.unnarrowed(learned.write ?? [], view: viewMounts(plan))
+            + LearnedProfile.unrepresentable(learned.observed).prefix(20).map { "no rule can name \($0) (\"${\" or \"..\"): writes there are refused" }
         let text = learned.render(always: LearnedArguments.core.map { ($0, []) } + SeccompCompiler.initCalls, version: Cell.version)
         if let written = output ?? merge {
             if let code = ReportFile.replaceContents(written, Array(text.utf8)) {
-                return Cell.fail("cannot write \(written.path): \(errorText(code))")
+                return Cell.fail(code == ESTALE
+                    ? "\(written.path) was replaced while the sandbox ran (it is in a directory the sandbox can write?): the profile was not written there"
+                    : "cannot write \(written.path): \(errorText(code))")
             }
             wrote = true
         } else {

@@ -180,7 +180,7 @@ public enum Launcher {
         try? audit.flushSuppressed()
         var outcome = finish(end, notes: (cgroup?.notes ?? []) + supervisor.notes + audit.notes, summary: plan.auditLogPath == nil ? audit.summaryLine() : nil,
                              limitsHit: limitsHit)
-        outcome.observed = learner?.run
+        outcome.observed = learner?.finish()
         exitFields += [("duration_ms", .int(outcome.durationMilliseconds)), ("max_rss_kb", .int(outcome.maxRSSKilobytes)),
                        ("violations", .int(audit.violations))]
         try? audit.write("exit", exitFields)

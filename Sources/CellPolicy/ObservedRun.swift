@@ -29,10 +29,14 @@ public struct ObservedRun: Equatable, Sendable {
 
     public struct Path: Equatable, Sendable {
         public var uses: Set<PathUse> = []
-        /// Looked for in the sandbox's view and not there, but present on the host.
+        /// Looked for in the sandbox's view and not there (checked while it ran).
+        public var missingInView = false
+        /// ...but present on the host (checked once the sandbox is over: a check while it runs
+        /// would take a time the sandbox could measure, and so learn what the host has).
         public var missingButOnHost = false
-        public init(uses: Set<PathUse> = [], missingButOnHost: Bool = false) {
+        public init(uses: Set<PathUse> = [], missingInView: Bool = false, missingButOnHost: Bool = false) {
             self.uses = uses
+            self.missingInView = missingInView
             self.missingButOnHost = missingButOnHost
         }
     }
@@ -93,7 +97,7 @@ public struct ObservedRun: Equatable, Sendable {
     /// Whether `path` is recorded already (the supervisor then skips its existence checks).
     public func knows(_ path: String) -> Bool { paths[path] != nil }
 
-    public mutating func used(_ path: String, _ use: PathUse, missingButOnHost: Bool = false) {
+    public mutating func used(_ path: String, _ use: PathUse, missingInView: Bool = false) {
         if paths[path] == nil {
             guard paths.count < bounds.paths && pathBytes + path.utf8.count <= bounds.pathBytes else {
                 dropped["paths", default: 0] += 1
@@ -102,7 +106,7 @@ public struct ObservedRun: Equatable, Sendable {
             pathBytes += path.utf8.count
         }
         paths[path, default: Path()].uses.insert(use)
-        if missingButOnHost { paths[path]!.missingButOnHost = true }
+        if missingInView { paths[path]!.missingInView = true }
     }
 
     public mutating func connected(_ address: String) {
@@ -125,6 +129,7 @@ public struct ObservedRun: Equatable, Sendable {
         for (key, count) in other.denied { denied[key, default: 0] += count }
         for (path, record) in other.paths {
             paths[path, default: Path()].uses.formUnion(record.uses)
+            if record.missingInView { paths[path]!.missingInView = true }
             if record.missingButOnHost { paths[path]!.missingButOnHost = true }
         }
         for (address, count) in other.connections { connections[address, default: 0] += count }

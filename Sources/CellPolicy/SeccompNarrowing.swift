@@ -11,8 +11,9 @@
 ///     a `personality`) — and that policy allows it; a beneath verdict that denies a call
 ///     outright (clone3's ENOSYS, a kill rule) is kept as it is, so libc's fallbacks still work.
 ///   - a **restriction filter** (no notification: its refusals are errno answers the kernel gives
-///     directly) carries the beneath policy's own conditional rules for each listed call whose
-///     alternative does not settle them — `openat` with any arguments keeps "no setuid file".
+///     directly) carries the filter the beneath policy already keeps apart (an allow-list's
+///     baseline), and its own conditional rules for each listed call whose alternative does
+///     not settle them — `openat` with any arguments keeps "no setuid file".
 ///     Under a deny-by-default policy the beneath's conditional *allows* replace such an
 ///     alternative instead: they are the most the policy grants.
 /// So every call the result allows is allowed by the policy beneath: by its own decision on the
@@ -82,7 +83,10 @@ public enum SeccompNarrowing {
             && (rule.action != deniedAction || !rule.audited) {
             policy.append(rule)
         }
-        restrictions += beneathSeparate.filter { seen.contains($0.number) }
+        // The base's own second filter goes along whole: its rules only ever refuse, and for an
+        // unlisted call its answer (strict's clone3 → ENOSYS, which sends libc back to clone)
+        // must stay the one the command gets.
+        restrictions += beneathSeparate
         return Filters(policy: policy, restrictions: restrictions)
     }
 

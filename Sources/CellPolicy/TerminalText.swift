@@ -23,7 +23,7 @@ public enum TerminalText {
         return out
     }
 
-    static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+    public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) { return true }
         guard scalar.value >= 0xa0 else { return false }
         switch scalar.properties.generalCategory {

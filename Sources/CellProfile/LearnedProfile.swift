@@ -49,7 +49,7 @@ public struct LearnedProfile: Equatable, Sendable {
     /// `view`: the mounts in the plan's order (a later one at the same place covers the earlier).
     public static func writeRules(_ observed: ObservedRun, view: [ViewMount]) -> [String] {
         var rules: [String] = []
-        for (path, record) in observed.paths where record.uses.contains(where: \.writes) {
+        for (path, record) in observed.paths where record.uses.contains(where: \.writes) && representable(path) {
             // The innermost mount holding the path, the last at its place.
             guard let mount = view.enumerated().filter({ SandboxPath.isWithin(path, $0.element.destination) })
                 .max(by: { ($0.element.destination.count, $0.offset) < ($1.element.destination.count, $1.offset) })?.element else { continue }
@@ -73,6 +73,17 @@ public struct LearnedProfile: Equatable, Sendable {
             rules.append(directory.count < mount.destination.count ? mount.destination : directory)
         }
         return outermost(rules)
+    }
+
+    /// Whether a path can stand in a profile as itself: the loader expands `${NAME}` and
+    /// refuses `..`, and a ".." after a symlink is not the lexical parent anyway.
+    public static func representable(_ path: String) -> Bool {
+        !path.contains("${") && !path.split(separator: "/").contains("..")
+    }
+
+    /// Written paths no rule could name (`representable`): a re-run is refused there.
+    public static func unrepresentable(_ observed: ObservedRun) -> [String] {
+        observed.paths.filter { $0.value.uses.contains(where: \.writes) && !representable($0.key) }.keys.sorted()
     }
 
     /// Writable host trees a rule does not narrow: a Landlock rule reaches beneath every mount
@@ -102,7 +113,7 @@ public struct LearnedProfile: Equatable, Sendable {
     /// run (it made them itself), and not in the kernel's own trees (the sandbox has its own).
     public var suggestions: [String] {
         observed.paths.filter { path, record in
-            record.missingButOnHost && !record.uses.contains(where: \.writes)
+            record.missingButOnHost && !record.uses.contains(where: \.writes) && Self.representable(path)
                 && !["/proc", "/sys", "/dev"].contains { SandboxPath.isWithin(path, $0) }
         }.keys.sorted()
     }
@@ -115,9 +126,9 @@ public struct LearnedProfile: Equatable, Sendable {
         for call in always { alwaysAllowed.allowed(call.name, args: call.args + Array(repeating: 0, count: 6 - call.args.count)) }
         record.merge(alwaysAllowed)
         let calls = record.calls
-        let quote = ProfileWriter.quote
+        let quote = Self.quote
         var out: [String] = []
-        out.append("# Learned by `cell learn` (cell \(version)) from \(runs) run\(runs == 1 ? "" : "s"); the first:")
+        out.append("# Learned by `cell learn` (cell \(version)) from \(runs) run\(runs == 1 ? "" : "s"); the last:")
         out.append("#   " + TerminalText.escaped(observed.command.map(Self.shellWord).joined(separator: " ")))
         out.append("# It extends \(quote(base)) and narrows it to what the runs did: the system calls below,")
         out.append("# never more than \(quote(base)) allows, and writes only beneath [landlock] write.")
@@ -169,13 +180,14 @@ public struct LearnedProfile: Equatable, Sendable {
             out.append("[landlock]")
             out.append("# Writes only beneath these, within what the view makes writable.")
             for note in writeNotes { out.append("# Note: " + TerminalText.escaped(note)) }
-            out.append("write = \(ProfileWriter.list(write))")
+            out.append("write = [" + write.map(quote).joined(separator: ", ") + "]")
         }
         let suggestions = suggestions
         if !suggestions.isEmpty {
             out.append("")
             out.append("# Paths the runs looked for that the sandbox does not show, but this host has. A record,")
             out.append("# never a grant: to give the command one, review it and uncomment it with the lines around it.")
+            out.append("# (These are paths this host has: keep this file out of the trees you give a sandbox.)")
             out.append("# [filesystem]")
             out.append("# mounts_add = [")
             for path in suggestions {
@@ -184,6 +196,22 @@ public struct LearnedProfile: Equatable, Sendable {
             out.append("# ]")
         }
         return out.joined(separator: "\n") + "\n"
+    }
+
+    /// A TOML string a person can review as it reads: JSON's escapes, and \uXXXX for what a
+    /// terminal or editor would not show as it is (bidirectional controls, line separators).
+    static func quote(_ text: String) -> String {
+        var out = ""
+        for scalar in ProfileWriter.quote(text).unicodeScalars {
+            if scalar.value >= 0x7f && TerminalText.isControl(scalar) {
+                let hex = String(scalar.value, radix: 16, uppercase: true)
+                out += scalar.value <= 0xffff ? "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                                              : "\\U" + String(repeating: "0", count: 8 - hex.count) + hex
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     static func shellWord(_ word: String) -> String {
@@ -240,7 +268,7 @@ public struct LearnedProfile: Equatable, Sendable {
             return (String(rest[..<rest.index(before: open)]), count)
         }
         for line in text.split(separator: "\n") {
-            if line.hasPrefix("#   runs: "), let n = Int(line.dropFirst(10)) { runs = n }
+            if line.hasPrefix("#   runs: "), let n = Int(line.dropFirst(10)), (1..<1_000_000).contains(n) { runs = n }
             if line.hasPrefix("#   refused: "), let (key, n) = counted(line.dropFirst(13)) { observed.denied[key] = n }
             if line.hasPrefix("#   connected: "), let (key, n) = counted(line.dropFirst(15)) { observed.connections[key] = n }
             if line.hasPrefix("#     { type = \"ro-bind\", source = "),

@@ -98,6 +98,7 @@ struct ProfileLayer {
             p.seccompOnlyWhere.removeAll { $0.syscall == entry.syscall }
             p.seccompOnlyWhere.append(entry)
         }
+        p.seccompOnlyWhere.sort { $0.syscall < $1.syscall } // as the file's table reads back
         if let v = landlockWrite { p.landlockWrite = v }
         if let v = auditLog { p.auditLog = v }
         if let v = memory { p.limits.memory = v }

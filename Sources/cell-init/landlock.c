@@ -5,12 +5,16 @@
  * rights this kernel's ABI handles, and for each place in the view what is allowed beneath it.
  * Here pid 1 only opens each place (O_PATH, in the finished view), adds the rules and restricts
  * itself. A place the view does not have (an optional mount left out) is skipped: nothing is
- * allowed there, which is the safe side.
+ * allowed there, which is the safe side. So is one reached through a symlink: the view's mount
+ * points never are (mounts.c), but a `[landlock] write` path lies in a tree the sandbox could
+ * write, where an earlier run may have planted one — to another tree, or to a host file
+ * through /proc/self/fd — and a rule must give rights to the place it names, nothing else.
  *
  * With `required` 0 (best effort), a kernel without Landlock is a warning, not a failure: the
  * namespaces are the first wall and hold alone. Any other error fails the launch.
  */
 #include "cell_init.h"
+#include "view.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,9 +38,9 @@ struct ruleset_attr {
      (1ULL << 14) /* TRUNCATE */ | (1ULL << 15) /* IOCTL_DEV */)
 
 static void add_path_rule(int ruleset, const struct plan_landlock_rule *r, size_t index) {
-    int fd = open(r->path, O_PATH | O_CLOEXEC);
+    int fd = sys_openat2(AT_FDCWD, r->path, O_PATH | O_CLOEXEC, NO_LINKS);
     if (fd < 0) {
-        if (errno == ENOENT)
+        if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR)
             return;
         fail(CELL_STEP_LANDLOCK, errno, (int)index);
     }

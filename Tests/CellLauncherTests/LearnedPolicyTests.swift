@@ -7,11 +7,19 @@ import Testing
 /// `[seccomp] only` over a policy (SeccompNarrowing, through the compiler's filter rules):
 /// a learned profile never allows what its base refuses, argument by argument.
 struct LearnedPolicyTests {
-    /// The verdict of a sandbox's filters together, as the kernel takes it: the strictest.
+    /// The verdict of a sandbox's filters together, as the kernel takes it: a kill or errno of
+    /// either filter before a notification (the policy filter's audited refusals), and between
+    /// two plain errno answers the filter loaded last (the policy filter).
     static func verdict(_ rules: SeccompCompiler.FilterRules, _ nr: Int32, _ args: [UInt64]) -> SeccompPolicy.Action {
-        let policy = ResolvedRule.verdict(rules.policy.filter { $0.number == nr }, default: rules.defaultAction, args: args)
+        let own = rules.policy.filter { $0.number == nr }
+        let policy = ResolvedRule.verdict(own, default: rules.defaultAction, args: args)
         let separate = ResolvedRule.verdict(rules.separate.filter { $0.number == nr }, default: .allow, args: args)
-        return [policy, separate].min { ResolvedRule.rank($0) < ResolvedRule.rank($1) }!
+        let plain = own.contains { $0.matches(args) && !$0.audited && $0.action == policy }
+        switch (policy, separate) {
+        case (.kill, _) where plain, (.errno, _) where plain: return policy
+        case (_, .kill), (_, .errno): return separate
+        default: return policy
+        }
     }
 
     static func allows(_ action: SeccompPolicy.Action) -> Bool { action == .allow || action == .log }
@@ -90,6 +98,13 @@ struct LearnedPolicyTests {
         #expect(Self.allows(Self.verdict(rules, openat, [0, 0, 0o100, 0o644, 0, 0])))
     }
 
+    @Test func underStrictClone3StaysENOSYSSoLibcFallsBackToClone() throws {
+        var policy = SeccompPolicy.strict
+        policy.only = [.init(["read", "write", "clone"], .allow)]
+        let rules = try SeccompCompiler.filterRules(policy)
+        #expect(Self.verdict(rules, Syscalls.number("clone3")!, [0, 0, 0, 0, 0, 0]) == .errno(38))
+    }
+
     @Test func commandLineAllowsWidenTheListAndDeniesNarrowIt() throws {
         var policy = SeccompPolicy.default
         policy.only = [.init(["read"], .allow)]
@@ -130,9 +145,12 @@ struct LearnedProfileTests {
         run.used("/work/p/existing.txt", .write)
         run.used("/tmp/cc123.s", .create)
         run.used("/dev/null", .write)
-        run.used("/etc/gitconfig", .lookup, missingButOnHost: true)
-        run.used("/proc/self/status", .read, missingButOnHost: true)
-        run.used("/home/u/made", .create, missingButOnHost: true)
+        run.used("/etc/gitconfig", .lookup, missingInView: true)
+        run.paths["/etc/gitconfig"]!.missingButOnHost = true
+        run.used("/proc/self/status", .read, missingInView: true)
+        run.paths["/proc/self/status"]!.missingButOnHost = true
+        run.used("/home/u/made", .create, missingInView: true)
+        run.paths["/home/u/made"]!.missingButOnHost = true
         return run
     }
 
@@ -169,6 +187,9 @@ struct LearnedProfileTests {
         #expect(text.contains("#     { type = \"ro-bind\", source = \"/etc/gitconfig\", dest = \"/etc/gitconfig\" },"))
         #expect(!text.contains("/proc/self/status") && !text.contains("\"/home/u/made\""))
         #expect(profile.mounts.isEmpty)
+        // `cell profile show` of it loads back to the same profile (the fuzzer's property).
+        try ProfileFuzzing.check(text)
+        try ProfileFuzzing.check(text.replacingOccurrences(of: "[seccomp.only_where]", with: "[seccomp.only_where]\nzz_none = []\nsocket = [\"arg0 == 1\"]"))
         // --merge reads it back: the same calls, values, record.
         let back = try LearnedProfile.read(text, file: "learned.toml")
         #expect(back.base == "default" && back.runs == 1 && back.write == ["/tmp", "/work/p"])
@@ -176,6 +197,17 @@ struct LearnedProfileTests {
         #expect(back.observed.denied == ["personality(0x40000 PER_LINUX|ADDR_NO_RANDOMIZE)": 1, "ptrace": 1])
         #expect(back.observed.connections == ["inet 127.0.0.1:8080": 1])
         #expect(back.suggestions == ["/etc/gitconfig"])
+    }
+
+    @Test func pathsAProfileCannotNameGetNoRuleAndAReviewerSeesEveryCharacter() {
+        var run = ObservedRun()
+        run.used("/w/${HOME}/x", .create)
+        run.used("/w/a/../b", .create)
+        run.used("/w/ok\u{202E}txt.exe", .write)
+        #expect(LearnedProfile.writeRules(run, view: [.init(destination: "/w", kind: .tree)]) == ["/w/ok\u{202E}txt.exe"])
+        #expect(LearnedProfile.unrepresentable(run) == ["/w/${HOME}/x", "/w/a/../b"])
+        let text = LearnedProfile(base: "default", runs: 1, observed: run, write: ["/w/ok\u{202E}txt.exe"]).render(always: [], version: "t")
+        #expect(text.contains("write = [\"/w/ok\\u202Etxt.exe\"]") && !text.unicodeScalars.contains("\u{202E}"))
     }
 
     @Test func mergeRefusesWhatCellLearnDoesNotWrite() {

@@ -134,6 +134,25 @@ struct LearnTests {
         #expect(text.contains("write = [\"/tmp\", \"\(project.root)/out\"]") && !text.contains("# Note:"), "\(text)")
     }
 
+    @Test("a write rule never follows a symlink an earlier run planted (here to the command's stdin)")
+    func writeRuleThroughASymlink() throws {
+        let project = try Project(files: ["input.txt": "original\n"])
+        defer { project.remove() }
+        // Without a sandbox, writing /proc/self/fd/0 rewrites the file stdin is.
+        let bare = Sandbox.execute(["sh", "-c", "echo bare > /proc/self/fd/0"], stdin: project.root + "/input.txt")
+        #expect(bare.status == 0 && (try? String(contentsOfFile: project.root + "/input.txt", encoding: .utf8)) == "bare\n")
+        try "original\n".write(toFile: project.root + "/input.txt", atomically: false, encoding: .utf8)
+        chown(project.root + "/input.txt", Sandbox.callerUID, Sandbox.callerGID) // the sandbox's user could write it
+        // A profile whose write rule is a symlink a sandbox left in the bound tree.
+        try FileManager.default.createSymbolicLink(atPath: project.root + "/out/in", withDestinationPath: "/proc/self/fd/0")
+        let profile = project.profiles + "/planted.toml"
+        try "extends = \"default\"\n[landlock]\nwrite = [\"\(project.root)/out/in\"]\n".write(toFile: profile, atomically: false, encoding: .utf8)
+        let r = Sandbox.execute(Sandbox.dropPrivileges + [Sandbox.cell, "run", "--profile", profile, "--bind", project.root, "--",
+                                                          "sh", "-c", "echo PWNED > /proc/self/fd/0"], stdin: project.root + "/input.txt")
+        #expect(r.status != 0, "\(r.stderr)")
+        #expect(try String(contentsOfFile: project.root + "/input.txt", encoding: .utf8) == "original\n")
+    }
+
     @Test("a project inside the fresh /tmp is said to be written unnarrowed")
     func projectBeneathTmp() throws {
         let dir = try Sandbox.writableHostDirectory()

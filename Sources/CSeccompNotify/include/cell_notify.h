@@ -43,7 +43,8 @@ long cell_read_memory(pid_t pid, uint64_t address, void *buffer, size_t size);
 int cell_exists_in_root(int root, const char *path);
 /* An O_PATH descriptor of /proc/PID/root (the sandbox's root directory), or -1. */
 int cell_open_root(pid_t pid);
-/* Whether `path` exists on cell's side (lstat, AT_NO_AUTOMOUNT): 1 yes, 0 no. */
+/* Whether `path` exists on cell's side (lstat, AT_NO_AUTOMOUNT: no automount of the last
+ * component; one on the way is mounted, as any lookup would): 1 yes, 0 no. */
 int cell_exists_on_host(const char *path);
 
 #endif
