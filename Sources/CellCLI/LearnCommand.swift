@@ -31,20 +31,12 @@ enum LearnCommand {
         // --merge: the earlier runs, and the profile they were learned under.
         var earlier: LearnedProfile?
         if let merge {
-            guard let bytes = ReportFile.contents(merge, limit: 4 << 20) else {
-                return Cell.fail("--merge \(merge.path): cannot read it: \(errorText(errno))")
-            }
             do {
-                earlier = try LearnedProfile.read(String(decoding: bytes, as: UTF8.self), file: merge.path)
+                earlier = try readEarlier(merge, named: run.profile)
             } catch {
-                for diagnostic in error.diagnostics { reportLine("\(diagnostic)") }
-                return SandboxEnd.setupFailureStatus
+                return error.status
             }
-            if let named = run.profile, baseSpec(named) != earlier!.base {
-                return Cell.fail("--merge \(merge.path) was learned under '\(earlier!.base)', not '\(named)': learn it under the same profile (or leave out --profile)")
-            }
-            if run.profile == nil { reportLine("note: learning under '\(earlier!.base)', the profile \(merge.path) extends") }
-            run.profile = earlier!.base
+            run.profile = earlier?.base
         }
         let baseName = run.profile ?? "default"
         let profile: Profile
@@ -69,24 +61,11 @@ enum LearnCommand {
         let (status, outcome) = Cell.execute(plan, learning: true)
         guard let outcome else { return status }
         if case .setupFailed = outcome.end { return status } // reported
-        guard var observed = outcome.observed else {
+        guard let observed = outcome.observed else {
             reportLine("learn: the sandbox ended before its first system call could be seen; nothing was written")
             return SandboxEnd.setupFailureStatus
         }
-        var learned = LearnedProfile(base: baseSpec(baseName), runs: 1, observed: observed, write: nil)
-        if plan.isolation == .namespaces && profile.landlock != .off && plan.namespaces.contains(.mount) {
-            learned.write = LearnedProfile.writeRules(observed, view: viewMounts(plan))
-        }
-        if let earlier {
-            observed = earlier.observed
-            observed.merge(learned.observed)
-            observed.command = learned.observed.command // the header names the last run
-            learned.observed = observed
-            learned.runs = earlier.runs + 1
-            if let write = learned.write { learned.write = LearnedProfile.outermost(write + (earlier.write ?? [])) }
-        }
-        learned.writeNotes = LearnedProfile.unnarrowed(learned.write ?? [], view: viewMounts(plan))
-            + LearnedProfile.unrepresentable(learned.observed).prefix(20).map { "no rule can name \($0) (\"${\" or \"..\"): writes there are refused" }
+        let learned = assemble(observed, earlier: earlier, base: baseSpec(baseName), plan: plan, profile: profile)
         let text = learned.render(always: LearnedArguments.core.map { ($0, []) } + SeccompCompiler.initCalls, version: Cell.version)
         if let written = output ?? merge {
             if let code = ReportFile.replaceContents(written, Array(text.utf8)) {
@@ -105,6 +84,51 @@ enum LearnCommand {
             reportLine("learn: the command ended with status \(outcome.end.exitStatus): the profile holds what it did until then")
         }
         return status
+    }
+
+    /// A profile cell learn wrote, read from its opened file; refusing one learned under
+    /// another profile than `--profile` names.
+    static func readEarlier(_ file: ReportFile.Opened, named: String?) throws(Reported) -> LearnedProfile {
+        guard let bytes = ReportFile.contents(file, limit: 4 << 20) else {
+            throw Reported(status: Cell.fail("--merge \(file.path): cannot read it: \(errorText(errno))"))
+        }
+        let earlier: LearnedProfile
+        do {
+            earlier = try LearnedProfile.read(String(decoding: bytes, as: UTF8.self), file: file.path)
+        } catch {
+            for diagnostic in error.diagnostics { reportLine("\(diagnostic)") }
+            throw Reported(status: SandboxEnd.setupFailureStatus)
+        }
+        if let named, baseSpec(named) != earlier.base {
+            throw Reported(status: Cell.fail("--merge \(file.path) was learned under '\(earlier.base)', not '\(named)': learn it under the same profile (or leave out --profile)"))
+        }
+        if named == nil { reportLine("note: learning under '\(earlier.base)', the profile \(file.path) extends") }
+        return earlier
+    }
+
+    /// A problem already reported on stderr, and the exit status it ends with.
+    struct Reported: Error {
+        var status: Int32
+    }
+
+    /// This run's record, folded into the earlier runs', with its write rules and notes.
+    static func assemble(_ observed: ObservedRun, earlier: LearnedProfile?, base: String, plan: LaunchPlan, profile: Profile) -> LearnedProfile {
+        let view = viewMounts(plan)
+        var learned = LearnedProfile(base: base, runs: 1, observed: observed, write: nil)
+        if plan.isolation == .namespaces && profile.landlock != .off && plan.namespaces.contains(.mount) {
+            learned.write = LearnedProfile.writeRules(observed, view: view)
+        }
+        if let earlier {
+            var all = earlier.observed
+            all.merge(observed)
+            all.command = observed.command // the header names the last run
+            learned.observed = all
+            learned.runs = earlier.runs + 1
+            if let write = learned.write { learned.write = LearnedProfile.outermost(write + (earlier.write ?? [])) }
+        }
+        learned.writeNotes = LearnedProfile.unnarrowed(learned.write ?? [], view: view)
+            + LearnedProfile.unrepresentable(learned.observed).prefix(20).map { "no rule can name \($0) (\"${\" or \"..\"): writes there are refused" }
+        return learned
     }
 
     /// How the learned profile names its base: a profile's name as it is, a file by its

@@ -54,9 +54,9 @@ public enum SeccompNarrowing {
                 if beneathAllows { alts.forEach { allow($0, beneathDefault) } }
                 continue
             }
-            if let only = rules.first, rules.count == 1, only.conditions.isEmpty {
+            if let single = rules.first, rules.count == 1, single.conditions.isEmpty {
                 // One verdict for every call of this number.
-                if isDenial(only.action) { policy.append(only) } else { alts.forEach { allow($0, only.action) } }
+                if isDenial(single.action) { policy.append(single) } else { alts.forEach { allow($0, single.action) } }
                 continue
             }
             var needsRestrictions = false

@@ -22,6 +22,20 @@ struct ArgumentParserTests {
         }
     }
 
+    @Test func learnTakesRunOptionsItsOwnAndTheCommandAfterDoubleDashOnly() throws {
+        guard case .learn(let o) = try ArgumentParser.parse(["learn", "-o", "p.toml", "--profile", "ci", "--merge=m.toml",
+                                                             "--bind", "/w", "--", "make", "-o", "x"]) else {
+            Issue.record("not a learn command")
+            return
+        }
+        #expect(o.output == "p.toml" && o.merge == "m.toml" && o.run.profile == "ci")
+        #expect(o.run.request.command == ["make", "-o", "x"]) // the command's own -o stays its own
+        #expect(error(["learn", "make"])?.contains("the command follows --") == true)
+        #expect(error(["learn", "-o", "--", "true"])?.contains("-o needs a file path") == true)
+        #expect(error(["learn", "--dry-run", "--", "true"])?.contains("--dry-run goes with cell run") == true)
+        #expect(try ArgumentParser.parse(["learn", "--help"]) == .help(topic: "learn"))
+    }
+
     @Test func commandAfterDoubleDash() throws {
         let o = try run("--hostname", "h", "--", "ls", "--hostname", "-l")
         #expect(o.request.command == ["ls", "--hostname", "-l"])

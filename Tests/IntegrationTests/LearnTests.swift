@@ -50,6 +50,45 @@ struct LearnTests {
         }
     }
 
+    /// A static program (its start needs only what any glibc program's does) that makes two
+    /// calls the learned programs never made: socket(AF_INET) and ptrace. Under the base both
+    /// return as the base says; under a learned profile both must be refused and audited.
+    static func probe(in project: Project) throws -> String {
+        let source = project.profiles + "/probe.c"
+        try """
+        #include <stdio.h>
+        #include <errno.h>
+        #include <sys/ptrace.h>
+        #include <sys/socket.h>
+        int main(void) {
+            int s = socket(AF_INET, SOCK_STREAM, 0);
+            printf("socket %d %d\\n", s >= 0, s < 0 ? errno : 0);
+            long p = ptrace(PTRACE_TRACEME, 0, 0, 0);
+            printf("ptrace %ld\\n", p);
+            return 0;
+        }
+        """.write(toFile: source, atomically: false, encoding: .utf8)
+        let binary = project.profiles + "/probe"
+        let built = Sandbox.execute(["cc", "-static", "-O1", "-o", binary, source])
+        #expect(built.status == 0, "\(built.stderr)")
+        chmod(binary, 0o755)
+        return binary
+    }
+
+    /// The learned profile loads, and refuses (and audits) what the program never did, which
+    /// its base allows: the probe's socket(AF_INET) succeeds under the base, not under it.
+    func checkNarrower(_ profile: String, project: Project, options: [String] = []) throws {
+        let check = Sandbox.execute([Sandbox.cell, "profile", "check", profile])
+        #expect(check.status == 0, "\(check.stdout)\(check.stderr)")
+        let probe = try Self.probe(in: project)
+        let base = Sandbox.run([probe], options: ["--ro-bind", project.profiles] + options, cwd: project.root)
+        #expect(base.stdout.hasPrefix("socket 1 0\n"), "\(base.stdout)\(base.stderr)")
+        let lines = project.auditLines([probe], profile: profile, options: ["--ro-bind", project.profiles] + options)
+        for call in ["socket", "ptrace"] {
+            #expect(lines.contains { $0.contains("\"syscall\":\"\(call)\"") && $0.contains("\"action\":\"denied\"") }, "\(call): \(lines)")
+        }
+    }
+
     static let script = """
     import subprocess, sys
     data = open('input.txt').read()
@@ -106,6 +145,7 @@ struct LearnTests {
         let learned = project.learn(pipeline, to: "pipe.toml")
         #expect(learned.status == 0 && learned.stdout == "APPLE\nFIG\nPEAR\n", "\(learned.stderr)")
         let profile = project.profiles + "/pipe.toml"
+        try checkNarrower(profile, project: project)
         for _ in 0..<5 {
             let (r, violations) = project.run(pipeline, profile: profile)
             #expect(r.status == 0 && r.stdout == "APPLE\nFIG\nPEAR\n" && violations == 0, "\(r.stderr)")
@@ -124,6 +164,7 @@ struct LearnTests {
         let learned = project.learn(compile, to: "cc.toml", options: project.bind)
         #expect(learned.status == 0, "\(learned.stderr)")
         let profile = project.profiles + "/cc.toml"
+        try checkNarrower(profile, project: project, options: project.bind)
         for _ in 0..<5 {
             try? FileManager.default.removeItem(atPath: project.root + "/out/hello")
             let (r, violations) = project.run(compile, profile: profile, options: project.bind)
