@@ -30,6 +30,8 @@ enum Help {
                         (or to -o); the run is learned under the profile FILE extends
     RUN OPTIONS         those of cell run (cell run --help), but not --dry-run
 
+    Learn the way the command will run: at a terminal it makes terminal ioctls that it does not
+    make in a pipe, and each option or input may take another path (--merge adds such runs).
     Learning is slower than a run (each seen call waits for the supervisor: Scripts/bench
     measures it). Exit status: the command's, as cell run; 125 when nothing could be learned.
     The loop: learn, review the file, cell run --profile FILE -- COMMAND, cell audit summary.
