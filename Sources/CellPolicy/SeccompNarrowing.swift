@@ -90,7 +90,7 @@ public enum SeccompNarrowing {
         return Filters(policy: policy, restrictions: restrictions)
     }
 
-    static func isDenial(_ action: SeccompPolicy.Action) -> Bool {
+    public static func isDenial(_ action: SeccompPolicy.Action) -> Bool {
         switch action {
         case .allow, .log: return false
         case .errno, .kill: return true
@@ -99,8 +99,11 @@ public enum SeccompNarrowing {
 
     /// Whether every condition of `rules` reads only bits `alternative` fixes: an argument it
     /// pins whole (`==`), or bits inside a mask it pins (`&=` with a mask covering the rule's).
+    /// Never for an alternative that compares an argument twice (the decoder refuses those; its
+    /// representative would hold one of the two values only).
     public static func settles(_ alternative: [SeccompPolicy.Condition], _ rules: [ResolvedRule]) -> Bool {
-        rules.allSatisfy { rule in
+        guard Set(alternative.map(\.index)).count == alternative.count else { return false }
+        return rules.allSatisfy { rule in
             rule.conditions.allSatisfy { condition in
                 alternative.contains { pin in
                     guard pin.index == condition.index else { return false }

@@ -105,6 +105,17 @@ struct LearnedPolicyTests {
         #expect(Self.verdict(rules, Syscalls.number("clone3")!, [0, 0, 0, 0, 0, 0]) == .errno(38))
     }
 
+    @Test("a call a policy logs outright keeps the baseline's refusals", arguments: ["default", "strict"])
+    func loggedCallsKeepTheBaseline(base: String) throws {
+        var policy = SeccompPolicy.builtIn(base)!
+        policy.rules.append(.init(["ioctl", "socket", "fchmodat"], .log))
+        let rules = try SeccompCompiler.filterRules(policy)
+        #expect(Self.verdict(rules, Syscalls.number("ioctl")!, [0, 0x5412, 0, 0, 0, 0]) == .errno(1)) // TIOCSTI
+        #expect(Self.verdict(rules, Syscalls.number("socket")!, [40, 1, 0, 0, 0, 0]) == .errno(97)) // AF_VSOCK
+        #expect(Self.verdict(rules, Syscalls.number("fchmodat")!, [0, 0, 0o4755, 0, 0, 0]) == .errno(1)) // setuid
+        #expect(Self.verdict(rules, Syscalls.number("ioctl")!, [0, 0x5401, 0, 0, 0, 0]) == .log)
+    }
+
     @Test func commandLineAllowsWidenTheListAndDeniesNarrowIt() throws {
         var policy = SeccompPolicy.default
         policy.only = [.init(["read"], .allow)]

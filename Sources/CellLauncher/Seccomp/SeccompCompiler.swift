@@ -123,10 +123,17 @@ public enum SeccompCompiler {
         let baselineRules = try resolve(policy.baseline())
         var beneath: FilterRules
         if policy.defaultAction == .allow {
-            let settled = Set(policyRules.filter { $0.conditions.isEmpty }.map(\.syscall))
-            beneath = FilterRules(defaultAction: .allow, policy: policyRules + baselineRules.filter { !settled.contains($0.syscall) }, separate: [])
+            // A call the policy refuses outright needs no baseline rule. One it logs outright
+            // (an unconditional `log`) keeps them in a filter of their own: libseccomp cannot
+            // say "log, but refuse these arguments" in one filter, and the baseline must hold.
+            let refused = Set(policyRules.filter { $0.conditions.isEmpty && SeccompNarrowing.isDenial($0.action) }.map(\.syscall))
+            let logged = Set(policyRules.filter { $0.conditions.isEmpty && !SeccompNarrowing.isDenial($0.action) }.map(\.syscall))
+            beneath = FilterRules(defaultAction: .allow,
+                                  policy: policyRules + baselineRules.filter { !refused.contains($0.syscall) && !logged.contains($0.syscall) },
+                                  separate: baselineRules.filter { logged.contains($0.syscall) })
         } else {
-            let allowed = Set(policyRules.filter { $0.action == .allow }.map(\.syscall))
+            // The calls an allow-list lets through, logged or not, keep the baseline's rules.
+            let allowed = Set(policyRules.filter { !SeccompNarrowing.isDenial($0.action) }.map(\.syscall))
             beneath = FilterRules(defaultAction: policy.defaultAction, policy: policyRules, separate: baselineRules.filter { allowed.contains($0.syscall) })
         }
         guard let only = policy.only else { return beneath }
