@@ -18,14 +18,17 @@ public final class CallLearner: NotificationHandler {
     let auditor: ViolationAuditor
     /// What was seen so far (`finish()`: all of it, once the sandbox is over).
     public private(set) var run: ObservedRun
-    /// The sandbox's root (its first caller's /proc/PID/root, O_PATH), for "missing in the view".
+    /// The sandbox's root (its pid 1's /proc/PID/root, O_PATH), for "missing in the view".
     private var root: Int32 = -1
 
-    public init(listener: Int32, decisions: PolicyDecisions, log: AuditLog, run: ObservedRun) {
+    /// `sandboxPID`: the host pid of the sandbox's pid 1, whose root is the view's (it lives
+    /// as long as the sandbox, so its pid is never another process's meanwhile).
+    public init(listener: Int32, decisions: PolicyDecisions, log: AuditLog, run: ObservedRun, sandboxPID: pid_t) {
         self.listener = listener
         self.decisions = decisions
         self.auditor = ViolationAuditor(listener: listener, decisions: decisions, log: log)
         self.run = run
+        root = cell_open_root(sandboxPID)
     }
 
     deinit {
@@ -68,11 +71,13 @@ public final class CallLearner: NotificationHandler {
             recordAddress(pid: pid, id: id, at: args[address.pointer], length: args[address.length])
         }
         for use in LearnedPaths.uses(name, args: args) {
+            // Read from the caller's memory and its /proc entries, then trusted only if the call is
+            // still pending (else the pid may be another process's by now).
             guard let read = ViolationAuditor.readPath(pid: pid, address: args[use.path]), !read.truncated,
                   let text = String(validating: read.bytes, as: UTF8.self), !text.isEmpty,
-                  cell_notify_id_valid(listener, id) != 0,
-                  let path = absolute(text, pid: pid, directory: use.directory.map { args[$0] }) else { continue }
-            let missing = !run.knows(path) && use.use != .create && missingInView(path, pid: pid)
+                  let path = absolute(text, pid: pid, directory: use.directory.map { args[$0] }),
+                  cell_notify_id_valid(listener, id) != 0 else { continue }
+            let missing = !run.knows(path) && use.use != .create && missingInView(path)
             run.used(path, use.use, missingInView: missing)
         }
     }
@@ -93,19 +98,24 @@ public final class CallLearner: NotificationHandler {
     }
 
     /// Whether `path` is absent from the sandbox's view (an O_PATH lookup inside its root).
-    private func missingInView(_ path: String, pid: pid_t) -> Bool {
-        if root < 0 { root = cell_open_root(pid) }
-        return root >= 0 && cell_exists_in_root(root, path) == 0
+    private func missingInView(_ path: String) -> Bool {
+        root >= 0 && cell_exists_in_root(root, path) == 0
     }
 
     /// The record, once the sandbox is over: of the paths missing in its view, which the host
     /// has (lstat, no automount of the last component). Not while it runs: the time a host
     /// lookup takes, before the call is answered, would tell the sandbox what the host has.
     public func finish() -> ObservedRun {
-        for (path, record) in run.paths where record.missingInView && !record.missingButOnHost && cell_exists_on_host(path) == 1 {
+        for (path, record) in run.paths where record.missingInView && !record.missingButOnHost && !Self.kernelTree(path)
+            && cell_exists_on_host(path) == 1 {
             run.paths[path]!.missingButOnHost = true
         }
         return run
+    }
+
+    /// /proc, /sys and /dev: the sandbox has its own; the host's say nothing about its view.
+    static func kernelTree(_ path: String) -> Bool {
+        ["/proc", "/sys", "/dev"].contains { path == $0 || path.hasPrefix($0 + "/") }
     }
 
     private func recordAddress(pid: pid_t, id: UInt64, at pointer: UInt64, length: UInt64) {

@@ -35,7 +35,8 @@ public struct RunOptions: Equatable {
 /// Options of `cell learn`: those of `cell run`, and where the profile goes.
 public struct LearnOptions: Equatable {
     public var run = RunOptions()
-    /// -o/--output; nil: standard output (or, with --merge, the merged file itself).
+    /// -o/--output; nil: standard output (or, with --merge, the merged file itself); "-" also
+    /// standard output.
     public var output: String?
     /// --merge: a profile cell learn wrote, to fold this run into.
     public var merge: String?
@@ -157,6 +158,7 @@ public enum ArgumentParser {
                 value = arguments[index]
             }
             guard let value, !value.isEmpty else { throw UsageError("\(name) needs a file path") }
+            if (name == "--merge" ? learn.merge : learn.output) != nil { throw UsageError("\(name) given twice") }
             if name == "--merge" { learn.merge = value } else { learn.output = value }
             index += 1
         }
@@ -164,6 +166,13 @@ public enum ArgumentParser {
             return .help(topic: "learn")
         }
         if options.dryRun { throw UsageError("cell learn runs the command to see what it does: --dry-run goes with cell run") }
+        // The learned profile extends a profile: a policy chosen on the command line would not
+        // go with it, and the profile would be judged at its next run against another policy.
+        let r = options.request
+        if let option = r.seccompPolicy != nil ? "--seccomp" : r.seccompJSONPath != nil ? "--seccomp-json"
+            : !r.allowedSyscalls.isEmpty ? "--allow-syscall" : !r.deniedSyscalls.isEmpty ? "--deny-syscall" : nil {
+            throw UsageError("cell learn: \(option) would not go with the learned profile, which extends a profile: put it in one ([seccomp] policy, json, allow or deny) and learn under it with --profile")
+        }
         learn.run = options
         return .learn(learn)
     }

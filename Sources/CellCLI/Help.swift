@@ -25,15 +25,18 @@ enum Help {
     review. A learned profile never allows more than its base: cell intersects the two at
     every launch. Paths and addresses are read from the command's memory: a record, never a grant.
 
-    -o, --output FILE   write the profile to FILE (default: standard output)
+    -o, --output FILE   write the profile to FILE (default, and "-": standard output)
     --merge FILE        fold this run into FILE, a profile cell learn wrote, and write it back
                         (or to -o); the run is learned under the profile FILE extends
-    RUN OPTIONS         those of cell run (cell run --help), but not --dry-run
+    RUN OPTIONS         those of cell run (cell run --help), but not --dry-run, nor the policy
+                        options (--seccomp, --seccomp-json, --allow-syscall, --deny-syscall):
+                        the learned profile extends a profile, so put the policy in that one
 
     Learn the way the command will run: at a terminal it makes terminal ioctls that it does not
     make in a pipe, and each option or input may take another path (--merge adds such runs).
     Learning is slower than a run (each seen call waits for the supervisor: Scripts/bench
-    measures it). Exit status: the command's, as cell run; 125 when nothing could be learned.
+    measures it). Exit status: the command's, as cell run. Nothing is written when the sandbox
+    could not be set up (125) or the command not started (126, 127).
     The loop: learn, review the file, cell run --profile FILE -- COMMAND, cell audit summary.
     """
 

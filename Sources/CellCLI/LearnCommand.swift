@@ -23,8 +23,8 @@ enum LearnCommand {
             }
         }
         do {
-            if let path = options.merge { merge = try ReportFile.open(path, what: "--merge", append: false, readable: true) }
-            if let path = options.output { output = try ReportFile.open(path, what: "-o", append: false) }
+            if let path = options.merge { merge = try ReportFile.open(path, what: "--merge", append: false, readable: true, mustExist: true) }
+            if let path = options.output, path != "-" { output = try ReportFile.open(path, what: "-o", append: false) }
         } catch {
             return Cell.fail(error.message)
         }
@@ -60,14 +60,17 @@ enum LearnCommand {
         }
         let (status, outcome) = Cell.execute(plan, learning: true)
         guard let outcome else { return status }
-        if case .setupFailed = outcome.end { return status } // reported
+        switch outcome.end {
+        case .setupFailed, .commandNotExecutable: return status // reported; the command never ran
+        default: break
+        }
         guard let observed = outcome.observed else {
             reportLine("learn: the sandbox ended before its first system call could be seen; nothing was written")
             return SandboxEnd.setupFailureStatus
         }
         let learned = assemble(observed, earlier: earlier, base: baseSpec(baseName), plan: plan, profile: profile)
         let text = learned.render(always: LearnedArguments.core.map { ($0, []) } + SeccompCompiler.initCalls, version: Cell.version)
-        if let written = output ?? merge {
+        if let written = options.output == "-" ? nil : output ?? merge {
             if let code = ReportFile.replaceContents(written, Array(text.utf8)) {
                 return Cell.fail(code == ESTALE
                     ? "\(written.path) was replaced while the sandbox ran (it is in a directory the sandbox can write?): the profile was not written there"
@@ -79,7 +82,7 @@ enum LearnCommand {
         }
         let seen = learned.observed
         reportLine("learn: \(seen.calls.count) calls seen, \(seen.denied.count) refused, \(seen.paths.count) paths, "
-            + "\(seen.connections.count) addresses" + ((output ?? merge).map { "; the profile is in \(TerminalText.escaped($0.path))" } ?? ""))
+            + "\(seen.connections.count) addresses" + ((options.output == "-" ? nil : output ?? merge).map { "; the profile is in \(TerminalText.escaped($0.path))" } ?? ""))
         if outcome.end.exitStatus != 0 {
             reportLine("learn: the command ended with status \(outcome.end.exitStatus): the profile holds what it did until then")
         }

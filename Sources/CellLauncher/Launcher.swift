@@ -139,7 +139,8 @@ public enum Launcher {
         var learner: CallLearner?
         let supervisor = Supervisor(plan: plan, sandbox: sandbox, decisions: filters.decisions, audit: audit, relay: relay, proxy: proxy,
                                     makeHandler: !learning ? nil : { listener in
-            let handler = CallLearner(listener: listener, decisions: filters.decisions, log: audit, run: ObservedRun(command: plan.command))
+            let handler = CallLearner(listener: listener, decisions: filters.decisions, log: audit, run: ObservedRun(command: plan.command),
+                                      sandboxPID: sandbox.pid)
             learner = handler
             return handler
         }) { handedOut in

@@ -27,7 +27,8 @@ public enum ReportFile {
 
     /// Opens (creating, mode 0600) `path` for `what` ("the audit log", "--status-json").
     /// `readable`: to be read first as well (`cell learn --merge`: the profile it rewrites).
-    public static func open(_ path: String, what: String, append: Bool, readable: Bool = false) throws(LaunchError) -> Opened {
+    /// `mustExist`: never create it (`--merge`: a profile to read).
+    public static func open(_ path: String, what: String, append: Bool, readable: Bool = false, mustExist: Bool = false) throws(LaunchError) -> Opened {
         func refuse(_ reason: String) -> LaunchError { .invalid("cannot use \(path) as \(what): \(reason)") }
         guard let absolute = SandboxPath.normalize(path, relativeTo: currentDirectory()), absolute != "/" else {
             throw refuse("give a file path without '..'")
@@ -41,12 +42,13 @@ public enum ReportFile {
         }
         let name = parts.last!
         // Appending (the audit log): readable too, so the log can see whether its last line ended.
-        let flags = (append || readable ? O_RDWR : O_WRONLY) | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (append ? O_APPEND : 0)
+        let flags = (append || readable ? O_RDWR : O_WRONLY) | (mustExist ? 0 : O_CREAT) | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (append ? O_APPEND : 0)
         let fd = openat(directory, name, flags, 0o600)
         guard fd >= 0 else {
             let code = errno
             Glibc.close(directory)
-            throw refuse(code == ELOOP ? "it is a symlink (cell never writes through one)"
+            throw refuse(code == ENOENT && mustExist ? "there is no such file"
+                         : code == ELOOP ? "it is a symlink (cell never writes through one)"
                          : code == ENXIO ? "it is a FIFO or socket, not a regular file" : errorText(code))
         }
         guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_uid == geteuid() else {

@@ -123,7 +123,12 @@ public struct LearnedProfile: Equatable, Sendable {
     public func render(always: [(name: String, args: [UInt64])], version: String) -> String {
         var record = observed
         var alwaysAllowed = ObservedRun()
-        for call in always { alwaysAllowed.allowed(call.name, args: call.args + Array(repeating: 0, count: 6 - call.args.count)) }
+        // Not a call the base refused and never allowed: listing it would change nothing (the
+        // base still refuses it), but would read as if it were allowed.
+        let refusedOnly = Set(observed.denied.keys.map { String($0.prefix { $0 != "(" }) }).subtracting(observed.calls.keys)
+        for call in always where !refusedOnly.contains(call.name) {
+            alwaysAllowed.allowed(call.name, args: call.args + Array(repeating: 0, count: 6 - call.args.count))
+        }
         record.merge(alwaysAllowed)
         let calls = record.calls
         let quote = Self.quote
@@ -131,7 +136,7 @@ public struct LearnedProfile: Equatable, Sendable {
         out.append("# Learned by `cell learn` (cell \(version)) from \(runs) run\(runs == 1 ? "" : "s"); the last:")
         out.append("#   " + TerminalText.escaped(observed.command.map(Self.shellWord).joined(separator: " ")))
         out.append("# It extends \(quote(base)) and narrows it to what the runs did: the system calls below,")
-        out.append("# never more than \(quote(base)) allows, and writes only beneath [landlock] write.")
+        out.append("# never more than \(quote(base)) allows" + (write == nil ? " (writes are not narrowed: no Landlock domain to narrow)." : ", and writes only beneath [landlock] write."))
         out.append("# Review it, then: cell run --profile THIS-FILE -- COMMAND (anything else is refused and")
         out.append("# audited). To fold in another run: cell learn --merge THIS-FILE -- COMMAND")
         out.append("#   runs: \(runs)")

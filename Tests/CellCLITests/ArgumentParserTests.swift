@@ -34,6 +34,9 @@ struct ArgumentParserTests {
         #expect(error(["learn", "-o", "--", "true"])?.contains("-o needs a file path") == true)
         #expect(error(["learn", "--dry-run", "--", "true"])?.contains("--dry-run goes with cell run") == true)
         #expect(try ArgumentParser.parse(["learn", "--help"]) == .help(topic: "learn"))
+        for option in [["--seccomp", "strict"], ["--seccomp-json", "/p.json"], ["--allow-syscall", "ptrace"], ["--deny-syscall", "mprotect"]] {
+            #expect(error(["learn"] + option + ["--", "true"])?.contains("\(option[0]) would not go with the learned profile") == true)
+        }
     }
 
     @Test func commandAfterDoubleDash() throws {

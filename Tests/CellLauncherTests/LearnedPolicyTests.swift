@@ -221,6 +221,16 @@ struct LearnedProfileTests {
         #expect(text.contains("write = [\"/w/ok\\u202Etxt.exe\"]") && !text.unicodeScalars.contains("\u{202E}"))
     }
 
+    @Test func aCoreCallTheBaseRefusedIsNotListed() {
+        var run = ObservedRun()
+        run.refused("mprotect", args: [0, 0, 7, 0, 0, 0])
+        run.refused("personality", args: [0x40000, 0, 0, 0, 0, 0])
+        run.allowed("personality", args: [0xffff_ffff, 0, 0, 0, 0, 0])
+        let text = LearnedProfile(base: "b", runs: 1, observed: run, write: nil)
+            .render(always: [("mprotect", []), ("read", []), ("personality", [])], version: "t")
+        #expect(!text.contains("\"mprotect\",") && text.contains("\"read\"") && text.contains("\"personality\""))
+    }
+
     @Test func mergeRefusesWhatCellLearnDoesNotWrite() {
         let text = """
         # Learned by `cell learn` (cell test) from 1 run; the first:
