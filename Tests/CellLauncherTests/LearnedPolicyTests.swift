@@ -129,6 +129,12 @@ struct LearnedPolicyTests {
         var policy = SeccompPolicy.default
         policy.only = [.init(["read", "write"], .allow)]
         #expect(throws: LaunchError.self) { try SeccompCompiler.compileFilters(policy) }
+        // Nor one whose base refuses pid 1's write for some arguments: the narrowing moves that
+        // rule to the separate filter, and the check looks there too.
+        var conditional = SeccompPolicy.default
+        conditional.rules.append(.init(["write"], .errno(1), conditions: [.init(index: 0, .equal, 1)]))
+        conditional.only = SeccompCompiler.initCalls.map { .init([$0.name], .allow) }
+        #expect(throws: LaunchError.self) { try SeccompCompiler.compileFilters(conditional) }
     }
 
     @Test func learningNotifiesAllButTheCoreAndDecidesWithTheBase() throws {

@@ -99,9 +99,11 @@ public enum SeccompCompiler {
             guard let nr = Syscalls.number(call.name), nr >= 0 else { continue }
             // With the arguments pid 1 passes where they are known (clone's flags, against
             // the baseline's namespace rules); elsewhere no rule but allow may exist at all.
+            // Both filters count: a narrowed policy keeps some of its base's rules in the separate one.
             let args = call.args + Array(repeating: 0, count: 6 - call.args.count)
-            let conditional = call.args.isEmpty && rules.policy.contains { $0.number == nr && $0.action != .allow }
-            if conditional || decisions.decide(number: nr, args: args) != .allow {
+            let conditional = call.args.isEmpty && (rules.policy + rules.separate).contains { $0.number == nr && $0.action != .allow }
+            let separate = ResolvedRule.verdict(rules.separate.filter { $0.number == nr }, default: .allow, args: args)
+            if conditional || decisions.decide(number: nr, args: args) != .allow || separate != .allow {
                 throw .invalid("seccomp policy '\(name)' does not allow \(call.name), which the sandbox's pid 1 needs to start and supervise the command (allow it: --allow-syscall \(call.name))")
             }
         }
