@@ -299,7 +299,7 @@ struct ProfileDecoder {
             layer.seccompRules.add = ruleList(table, base, "rules_add") ?? []
             layer.nestedNamespaces = bool(table, base, "nested_namespaces")
             layer.seccompOnly = syscallList(table, base, "only", errnoAllowed: false)
-            if let where_ = self.table(table, base, "only_where") { layer.seccompOnlyWhere = alternatives(where_, base + [.key("only_where")]) }
+            if let argumentTable = self.table(table, base, "only_where") { layer.seccompOnlyWhere = alternatives(argumentTable, base + [.key("only_where")]) }
         }
         if let table = table(document, [], "audit") {
             checkKeys(table, [.key("audit")], ["log", "status_json"])
