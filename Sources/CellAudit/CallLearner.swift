@@ -40,9 +40,10 @@ public final class CallLearner: NotificationHandler {
         guard cell_notify_receive(listener, &n) == 0 else { return .answered }
         let args = ViolationAuditor.arguments(n)
         let action = decisions.decide(number: n.nr, args: args)
-        let name = Syscalls.name(n.nr) ?? "syscall_\(n.nr)"
+        let known = Syscalls.name(n.nr)
+        let name = known ?? "syscall_\(n.nr)"
         switch action {
-        case .allow where Syscalls.name(n.nr) == nil:
+        case .allow where known == nil:
             // A number no name stands for (past the table, negative) cannot be listed in a
             // profile: the learned one refuses it. Counted, so the file says so.
             run.dropped["calls without a name", default: 0] += 1
@@ -85,16 +86,16 @@ public final class CallLearner: NotificationHandler {
     /// `path` made absolute against the caller's working directory or the directory descriptor
     /// given, as the sandbox names them; nil when that cannot be told.
     private func absolute(_ path: String, pid: pid_t, directory: UInt64?) -> String? {
-        var base: String?
-        if path.hasPrefix("/") {
-            base = ""
-        } else if let directory, Int32(truncatingIfNeeded: directory) != AT_FDCWD {
+        if path.hasPrefix("/") { return LearnedPaths.normalize(path) }
+        let base: String?
+        if let directory, Int32(truncatingIfNeeded: directory) != AT_FDCWD {
             base = readLink("/proc/\(pid)/fd/\(Int32(truncatingIfNeeded: directory))")
         } else {
             base = readLink("/proc/\(pid)/cwd")
         }
-        guard let base, base.isEmpty || base.hasPrefix("/") else { return nil }
-        return LearnedPaths.normalize(base.isEmpty ? path : base + "/" + path)
+        // Not a directory's path ("pipe:[...]", or nothing): the path cannot be told.
+        guard let base, base.hasPrefix("/") else { return nil }
+        return LearnedPaths.normalize(base + "/" + path)
     }
 
     /// Whether `path` is absent from the sandbox's view (an O_PATH lookup inside its root).
@@ -106,21 +107,16 @@ public final class CallLearner: NotificationHandler {
     /// has (lstat, no automount of the last component). Not while it runs: the time a host
     /// lookup takes, before the call is answered, would tell the sandbox what the host has.
     public func finish() -> ObservedRun {
-        for (path, record) in run.paths where record.missingInView && !record.missingButOnHost && !Self.kernelTree(path)
+        for (path, record) in run.paths where record.missingInView && !record.missingButOnHost && !ObservedRun.inKernelTree(path)
             && cell_exists_on_host(path) == 1 {
             run.paths[path]!.missingButOnHost = true
         }
         return run
     }
 
-    /// /proc, /sys and /dev: the sandbox has its own; the host's say nothing about its view.
-    static func kernelTree(_ path: String) -> Bool {
-        ["/proc", "/sys", "/dev"].contains { path == $0 || path.hasPrefix($0 + "/") }
-    }
-
     private func recordAddress(pid: pid_t, id: UInt64, at pointer: UInt64, length: UInt64) {
         guard pointer != 0, length >= 2 else { return }
-        var bytes = [UInt8](repeating: 0, count: Int(min(length, 110)))
+        var bytes = [UInt8](repeating: 0, count: Int(min(length, UInt64(MemoryLayout<sockaddr_un>.size))))
         let n = bytes.withUnsafeMutableBytes { cell_read_memory(pid, pointer, $0.baseAddress, $0.count) }
         guard n >= 2, cell_notify_id_valid(listener, id) != 0,
               let address = LearnedPaths.describeAddress(Array(bytes[0..<n])) else { return }
@@ -180,7 +176,8 @@ enum LearnedPaths {
     /// O_CREAT or O_TMPFILE: create; O_WRONLY, O_RDWR or O_TRUNC: write; else read.
     static func openUse(_ flags: UInt64) -> ObservedRun.PathUse {
         let f = Int32(truncatingIfNeeded: flags)
-        if f & O_CREAT != 0 || f & 0o20000000 != 0 { return .create }
+        let tmpfile: Int32 = 0o20000000 // __O_TMPFILE, which Swift's Glibc does not export
+        if f & O_CREAT != 0 || f & tmpfile != 0 { return .create }
         if f & O_ACCMODE != O_RDONLY || f & O_TRUNC != 0 { return .write }
         return .read
     }

@@ -97,7 +97,8 @@ public enum Cell {
 
     /// Runs a planned sandbox and reports its end as `cell run` does; `learning`: as `cell learn`
     /// (the outcome then holds what the command was seen doing). nil outcome: it never ran.
-    static func execute(_ plan: LaunchPlan, learning: Bool = false) -> (status: Int32, outcome: SandboxOutcome?) {
+    /// `alsoReports`: more files of cell's own (option, path) to note when the sandbox can write them.
+    static func execute(_ plan: LaunchPlan, learning: Bool = false, alsoReports: [(String, String?)] = []) -> (status: Int32, outcome: SandboxOutcome?) {
         guard let helper = InitHelper.locate() else {
             return failed("cannot find the helper cell-init (looked in \(InitHelper.candidates().joined(separator: ", "))); build it with Scripts/build")
         }
@@ -112,7 +113,7 @@ public enum Cell {
             }
         }
         defer { statusFile.map(ReportFile.release) }
-        for note in plan.notes + writableReportNotes(plan) { reportLine("note: \(note)") }
+        for note in plan.notes + writableReportNotes(plan, also: alsoReports) { reportLine("note: \(note)") }
         let outcome = Launcher.run(plan, initHelper: helper, version: version, learning: learning)
         for note in outcome.notes { reportLine("note: \(note)") }
         switch outcome.end {

@@ -55,10 +55,7 @@ enum LearnCommand {
         } catch {
             return Cell.fail(error.message)
         }
-        for note in Cell.writableReportNotes(plan, also: [("-o", output?.path), ("--merge", merge?.path)]) {
-            reportLine("note: \(note)")
-        }
-        let (status, outcome) = Cell.execute(plan, learning: true)
+        let (status, outcome) = Cell.execute(plan, learning: true, alsoReports: [("-o", output?.path), ("--merge", merge?.path)])
         guard let outcome else { return status }
         switch outcome.end {
         case .setupFailed, .commandNotExecutable: return status // reported; the command never ran
@@ -70,7 +67,9 @@ enum LearnCommand {
         }
         let learned = assemble(observed, earlier: earlier, base: baseSpec(baseName), plan: plan, profile: profile)
         let text = learned.render(always: LearnedArguments.core.map { ($0, []) } + SeccompCompiler.initCalls, version: Cell.version)
-        if let written = options.output == "-" ? nil : output ?? merge {
+        // -o, else the --merge file itself, else (or with -o -) standard output.
+        let destination = options.output == "-" ? nil : output ?? merge
+        if let written = destination {
             if let code = ReportFile.replaceContents(written, Array(text.utf8)) {
                 return Cell.fail(code == ESTALE
                     ? "\(written.path) was replaced while the sandbox ran (it is in a directory the sandbox can write?): the profile was not written there"
@@ -82,7 +81,7 @@ enum LearnCommand {
         }
         let seen = learned.observed
         reportLine("learn: \(seen.calls.count) calls seen, \(seen.denied.count) refused, \(seen.paths.count) paths, "
-            + "\(seen.connections.count) addresses" + ((options.output == "-" ? nil : output ?? merge).map { "; the profile is in \(TerminalText.escaped($0.path))" } ?? ""))
+            + "\(seen.connections.count) addresses" + (destination.map { "; the profile is in \(TerminalText.escaped($0.path))" } ?? ""))
         if outcome.end.exitStatus != 0 {
             reportLine("learn: the command ended with status \(outcome.end.exitStatus): the profile holds what it did until then")
         }
@@ -118,7 +117,7 @@ enum LearnCommand {
     static func assemble(_ observed: ObservedRun, earlier: LearnedProfile?, base: String, plan: LaunchPlan, profile: Profile) -> LearnedProfile {
         let view = viewMounts(plan)
         var learned = LearnedProfile(base: base, runs: 1, observed: observed, write: nil)
-        if plan.isolation == .namespaces && profile.landlock != .off && plan.namespaces.contains(.mount) {
+        if Planner.mirrorsViewInLandlock(isolation: plan.isolation, landlock: profile.landlock, namespaces: plan.namespaces) {
             learned.write = LearnedProfile.writeRules(observed, view: view)
         }
         if let earlier {
@@ -145,11 +144,10 @@ enum LearnCommand {
     static func viewMounts(_ plan: LaunchPlan) -> [LearnedProfile.ViewMount] {
         plan.mounts.compactMap { op in
             switch op.kind {
-            case .dir, .symlink: return nil // made in a mount, not mounts themselves
+            case .dir, .symlink, .file: return nil // made in a mount, not mounts themselves
             case .tmpfs where !op.readOnly: return .init(destination: op.destination, kind: .fresh)
-            case .bind where op.device, .devpts: return .init(destination: op.destination, kind: .device)
-            case .bind where !op.readOnly, .overlay: return .init(destination: op.destination, kind: .tree)
-            default: return .init(destination: op.destination, kind: .readOnly)
+            case .bind where !op.readOnly && !op.device, .overlay: return .init(destination: op.destination, kind: .tree)
+            default: return .init(destination: op.destination, kind: .noRule)
             }
         }
     }

@@ -120,7 +120,7 @@ public struct LaunchPlan: Equatable, Sendable {
     /// What the supervisor does around pid 1, for `--dry-run` (pid 1's own part is the records).
     public func describe() -> String {
         var lines: [String] = []
-        lines.append("command:      \(command.map(shellQuoted).joined(separator: " "))")
+        lines.append("command:      \(command.map(TerminalText.shellWord).joined(separator: " "))")
         if isolation == .landlock {
             lines.append("isolation:    landlock: no namespace at all; the command sees the host's processes and network "
                 + "namespace (SECURITY.md); private TMPDIR and HOME \(privateDirectory ?? "")")
@@ -332,10 +332,4 @@ public struct IdentityMapping: Equatable, Sendable {
         let fields = uidMap.utf8.split(whereSeparator: { $0 == 0x20 || $0 == 0x0A || $0 == 0x09 })
         return fields.map { Array($0) } == [Array("0".utf8), Array("0".utf8), Array("4294967295".utf8)]
     }
-}
-
-func shellQuoted(_ word: String) -> String {
-    let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
-    if safe && !word.isEmpty { return word }
-    return "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
 }

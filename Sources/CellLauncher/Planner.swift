@@ -99,6 +99,12 @@ public struct RunRequest: Equatable, Sendable {
 /// Turns a `Profile` and a `RunRequest` into the `LaunchPlan`: everything is decided here, once,
 /// before the sandbox exists.
 public enum Planner {
+    /// Whether a plan's Landlock domain mirrors its view (LandlockRules), where the kernel has
+    /// Landlock: a namespace sandbox with a mount namespace whose profile does not turn it off.
+    public static func mirrorsViewInLandlock(isolation: Isolation, landlock: LandlockMode, namespaces: Set<Namespace>) -> Bool {
+        isolation == .namespaces && landlock != .off && namespaces.contains(.mount)
+    }
+
     /// The whole plan. Precedence: command-line options, then the profile, then cell's base
     /// defaults (which the profile has already filled in). Lists from the command line are
     /// added after the profile's.
@@ -276,7 +282,8 @@ public enum Planner {
         // The second wall mirrors the view (LandlockRules), when the kernel has Landlock.
         var landlock: LandlockPlan?
         var landlockNote: String?
-        if isolation == .namespaces && profile.landlock != .off && namespaces.contains(.mount) {
+        let mirrorsView = Self.mirrorsViewInLandlock(isolation: isolation, landlock: profile.landlock, namespaces: namespaces)
+        if mirrorsView {
             let abi = LandlockRules.kernelABI()
             if abi == 0 && profile.landlock == .required {
                 throw .invalid("the profile requires Landlock ([landlock] mode = \"required\"), but this kernel has none "
@@ -285,7 +292,7 @@ public enum Planner {
             landlock = LandlockRules.mirroring(guarded.ops, abi: abi, required: profile.landlock == .required, writeOnly: profile.landlockWrite)
         }
         if profile.landlockWrite != nil && landlock == nil {
-            guard isolation == .namespaces && profile.landlock != .off && namespaces.contains(.mount) else {
+            guard mirrorsView else {
                 throw .invalid("[landlock] write narrows the Landlock domain of a namespace sandbox: it needs isolation = \"namespaces\", a mount namespace and [landlock] mode \"best-effort\" or \"required\"")
             }
             landlockNote = "[landlock] write is not enforced: this kernel has no Landlock (mode \"best-effort\"; \"required\" refuses to run instead)"

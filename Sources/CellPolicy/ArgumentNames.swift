@@ -7,8 +7,8 @@ public enum ArgumentNames {
         0x540E: "TIOCSCTTY", 0x540F: "TIOCGPGRP", 0x5410: "TIOCSPGRP", 0x5412: "TIOCSTI",
         0x5413: "TIOCGWINSZ", 0x5414: "TIOCSWINSZ", 0x541B: "FIONREAD", 0x541C: "TIOCLINUX",
         0x5421: "FIONBIO", 0x5450: "FIONCLEX", 0x5451: "FIOCLEX", 0x5452: "FIOASYNC",
-        0x8030_5433: "TIOCGPTPEER", 0x8004_5430: "TIOCGPTN", 0x4004_5431: "TIOCSPTLCK",
-        0x8008_6601: "FS_IOC_GETFLAGS", 0x4008_6602: "FS_IOC_SETFLAGS", 0x9409: "BTRFS_IOC_CLONE",
+        0x5441: "TIOCGPTPEER", 0x8004_5430: "TIOCGPTN", 0x4004_5431: "TIOCSPTLCK",
+        0x8008_6601: "FS_IOC_GETFLAGS", 0x4008_6602: "FS_IOC_SETFLAGS",
         0x4004_9409: "FICLONE", 0x4020_940D: "FICLONERANGE", 0xC020_660B: "FS_IOC_FIEMAP",
     ]
 
@@ -48,7 +48,7 @@ public enum ArgumentNames {
         1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE", 4: "PR_SET_DUMPABLE",
         8: "PR_SET_KEEPCAPS", 15: "PR_SET_NAME", 16: "PR_GET_NAME", 22: "PR_SET_SECCOMP", 23: "PR_CAPBSET_READ",
         36: "PR_SET_CHILD_SUBREAPER", 37: "PR_GET_CHILD_SUBREAPER", 38: "PR_SET_NO_NEW_PRIVS",
-        39: "PR_GET_NO_NEW_PRIVS", 47: "PR_CAP_AMBIENT", 0x5359_4d41: "PR_SET_VMA",
+        39: "PR_GET_NO_NEW_PRIVS", 47: "PR_CAP_AMBIENT", 0x5356_4d41: "PR_SET_VMA",
     ]
 
     public static func prctl(_ value: UInt64) -> String? { prctls[value] }
@@ -67,8 +67,10 @@ public enum ArgumentNames {
         switch value & 0xff {
         case 0: words.insert("PER_LINUX", at: 0)
         case 8: words.insert("PER_LINUX32", at: 0)
-        default: break
+        case let persona: words.insert("persona 0x" + String(persona, radix: 16), at: 0)
         }
+        let unnamed = value & ~personalities.reduce(0xff) { $0 | $1.0 }
+        if unnamed != 0 { words.append("0x" + String(unnamed, radix: 16)) }
         return words.joined(separator: "|")
     }
 }

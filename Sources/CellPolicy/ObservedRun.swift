@@ -18,11 +18,8 @@ public struct ObservedRun: Equatable, Sendable {
     }
 
     /// How the command used a path.
-    public enum PathUse: String, CaseIterable, Comparable, Sendable {
+    public enum PathUse: String, CaseIterable, Sendable {
         case lookup, read, execute, write, create, remove
-        public static func < (a: PathUse, b: PathUse) -> Bool {
-            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
-        }
         /// A use that changes the filesystem (a Landlock write right).
         public var writes: Bool { self == .write || self == .create || self == .remove }
     }
@@ -117,7 +114,7 @@ public struct ObservedRun: Equatable, Sendable {
         connections[address, default: 0] += 1
     }
 
-    /// Folds `other` (another run of the same command) into this record.
+    /// Folds `other` (another run of the same command) into this record, within the bounds.
     public mutating func merge(_ other: ObservedRun) {
         for (name, call) in other.calls {
             var mine = calls[name] ?? Call()
@@ -126,14 +123,27 @@ public struct ObservedRun: Equatable, Sendable {
             if mine.values.count > bounds.values { (mine.values, mine.anyArguments) = ([], true) }
             calls[name] = mine
         }
-        for (key, count) in other.denied { denied[key, default: 0] += count }
-        for (path, record) in other.paths {
-            paths[path, default: Path()].uses.formUnion(record.uses)
-            if record.missingInView { paths[path]!.missingInView = true }
-            if record.missingButOnHost { paths[path]!.missingButOnHost = true }
+        for (key, count) in other.denied {
+            if denied[key] == nil && denied.count >= bounds.denials { dropped["denials", default: 0] += count } else { denied[key, default: 0] += count }
         }
-        for (address, count) in other.connections { connections[address, default: 0] += count }
+        for (path, record) in other.paths {
+            for use in record.uses { used(path, use, missingInView: record.missingInView) }
+            if record.missingButOnHost && paths[path] != nil { paths[path]!.missingButOnHost = true }
+        }
+        for (address, count) in other.connections {
+            if connections[address] == nil && connections.count >= bounds.connections {
+                dropped["connections", default: 0] += count
+            } else {
+                connections[address, default: 0] += count
+            }
+        }
         for (kind, count) in other.dropped { dropped[kind, default: 0] += count }
+    }
+
+    /// /proc, /sys and /dev: the sandbox has its own; what the host has there says nothing
+    /// about what the sandbox lacks.
+    public static func inKernelTree(_ path: String) -> Bool {
+        ["/proc", "/sys", "/dev"].contains { path == $0 || path.hasPrefix($0 + "/") }
     }
 }
 

@@ -19,15 +19,19 @@
 /// So every call the result allows is allowed by the policy beneath: by its own decision on the
 /// pinned bits, or by its own rules in the second filter.
 public enum SeccompNarrowing {
-    /// The filters' rules: the policy filter's (default: deny, audited) and the restriction
-    /// filter's (default: allow; silent).
+    /// The filters' rules: the policy filter's (its default refuses, audited) and the
+    /// restriction filter's (default: allow; silent).
     public struct Filters: Equatable, Sendable {
+        public var defaultAction: SeccompPolicy.Action
         public var policy: [ResolvedRule]
         public var restrictions: [ResolvedRule]
     }
 
-    /// The deny-by-default answer of the narrowed policy filter.
-    public static let deniedAction = SeccompPolicy.Action.errno(1)
+    /// What an unlisted call gets: the beneath policy's own refusal when it refuses by default
+    /// (a Docker profile's ENOSYS, which libc falls back from), else EPERM.
+    public static func refusal(beneath defaultAction: SeccompPolicy.Action) -> SeccompPolicy.Action {
+        isDenial(defaultAction) ? defaultAction : .errno(1)
+    }
 
     /// Intersects `only` (allow rules: one per alternative; no conditions = any arguments) with
     /// the policy beneath: its default, its rules, and the rules it already keeps in a filter
@@ -39,6 +43,7 @@ public enum SeccompNarrowing {
         var policy: [ResolvedRule] = []
         var restrictions: [ResolvedRule] = []
         let beneathAllows = !isDenial(beneathDefault)
+        let unlisted = refusal(beneath: beneathDefault)
 
         // Listed calls, in the list's order.
         var seen = Set<Int32>()
@@ -68,8 +73,14 @@ public enum SeccompNarrowing {
                     allow(alt, .allow)
                     needsRestrictions = true
                 } else {
-                    // Deny by default beneath: its conditional allows are all it grants.
-                    for granted in rules where !isDenial(granted.action) && !policy.contains(granted) { policy.append(granted) }
+                    // Deny by default beneath: its conditional allows are all it grants — those the
+                    // alternative can meet, each with the alternative's conditions too where they
+                    // compare other arguments (both must hold), else as it is (within the base).
+                    for granted in rules where !isDenial(granted.action) && compatible(alt, granted.conditions) {
+                        var both = granted
+                        if Set(alt.map(\.index)).isDisjoint(with: granted.conditions.map(\.index)) { both.conditions = alt + granted.conditions }
+                        if !policy.contains(both) { policy.append(both) }
+                    }
                     needsRestrictions = true
                 }
             }
@@ -77,17 +88,17 @@ public enum SeccompNarrowing {
                 restrictions += rules.filter { isDenial($0.action) }
             }
         }
-        // Unlisted calls the beneath policy answers in a way of its own (an errno other than
-        // EPERM, unaudited, or a kill): kept, so that libc's fallbacks and kill rules still hold.
+        // Unlisted calls the beneath policy answers in a way of its own (another errno than
+        // the default refusal, unaudited, or a kill): kept, so that libc's fallbacks and kill rules still hold.
         for rule in beneath where !seen.contains(rule.number) && rule.conditions.isEmpty && isDenial(rule.action)
-            && (rule.action != deniedAction || !rule.audited) {
+            && (rule.action != unlisted || !rule.audited) {
             policy.append(rule)
         }
         // The base's own second filter goes along whole: its rules only ever refuse, and for an
         // unlisted call its answer (strict's clone3 → ENOSYS, which sends libc back to clone)
         // must stay the one the command gets.
         restrictions += beneathSeparate
-        return Filters(policy: policy, restrictions: restrictions)
+        return Filters(defaultAction: unlisted, policy: policy, restrictions: restrictions)
     }
 
     public static func isDenial(_ action: SeccompPolicy.Action) -> Bool {
@@ -115,6 +126,24 @@ public enum SeccompNarrowing {
                 }
             }
         }
+    }
+
+    /// Whether an argument could meet both `alternative` and `conditions`, as far as pins tell:
+    /// false only when a pinned value contradicts one of them (`== V` against a pin V does not
+    /// meet, masked comparisons that disagree on a bit both read); other comparisons may meet.
+    static func compatible(_ alternative: [SeccompPolicy.Condition], _ conditions: [SeccompPolicy.Condition]) -> Bool {
+        for pin in alternative {
+            for c in conditions where c.index == pin.index {
+                switch (pin.comparison, c.comparison) {
+                case (.equal, .equal): if pin.value != c.value { return false }
+                case (.maskedEqual, .equal): if c.value & pin.mask != pin.value { return false }
+                case (.equal, .maskedEqual): if pin.value & c.mask != c.value { return false }
+                case (.maskedEqual, .maskedEqual): if (pin.value ^ c.value) & pin.mask & c.mask != 0 { return false }
+                default: break
+                }
+            }
+        }
+        return true
     }
 
     /// Arguments that satisfy the pins of `alternative` (other bits zero): where the beneath

@@ -23,6 +23,13 @@ public enum TerminalText {
         return out
     }
 
+    /// A word as a POSIX shell reads it back: as it is when plain, else in single quotes.
+    public static func shellWord(_ word: String) -> String {
+        let plain = !word.isEmpty && word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+        if plain { return word }
+        return "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+    }
+
     public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
         if scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value) { return true }
         guard scalar.value >= 0xa0 else { return false }

@@ -29,11 +29,11 @@ public struct LearnedProfile: Equatable, Sendable {
     }
 
     /// A mount of the view, as far as writing goes: a fresh tmpfs (written anywhere, it holds
-    /// nothing of the host's), a host tree, a device (/dev/null: Landlock's device rules stay
-    /// as the view has them, and a write there needs no rule), or read-only (a write there
-    /// failed, and is no reason for a rule).
+    /// nothing of the host's), a host tree, or one whose writes get no rule — read-only (a
+    /// write there failed), a device, /proc, devpts, mqueue (Landlock's rules for those stay as
+    /// the view has them).
     public struct ViewMount: Equatable, Sendable {
-        public enum Kind: Equatable, Sendable { case fresh, tree, device, readOnly }
+        public enum Kind: Equatable, Sendable { case fresh, tree, noRule }
         public var destination: String
         public var kind: Kind
         public init(destination: String, kind: Kind) {
@@ -54,7 +54,7 @@ public struct LearnedProfile: Equatable, Sendable {
             guard let mount = view.enumerated().filter({ SandboxPath.isWithin(path, $0.element.destination) })
                 .max(by: { ($0.element.destination.count, $0.offset) < ($1.element.destination.count, $1.offset) })?.element else { continue }
             switch mount.kind {
-            case .device, .readOnly: continue
+            case .noRule: continue
             case .fresh:
                 rules.append(mount.destination)
                 continue
@@ -114,7 +114,7 @@ public struct LearnedProfile: Equatable, Sendable {
     public var suggestions: [String] {
         observed.paths.filter { path, record in
             record.missingButOnHost && !record.uses.contains(where: \.writes) && Self.representable(path)
-                && !["/proc", "/sys", "/dev"].contains { SandboxPath.isWithin(path, $0) }
+                && !ObservedRun.inKernelTree(path)
         }.keys.sorted()
     }
 
@@ -126,15 +126,13 @@ public struct LearnedProfile: Equatable, Sendable {
         // Not a call the base refused and never allowed: listing it would change nothing (the
         // base still refuses it), but would read as if it were allowed.
         let refusedOnly = Set(observed.denied.keys.map { String($0.prefix { $0 != "(" }) }).subtracting(observed.calls.keys)
-        for call in always where !refusedOnly.contains(call.name) {
-            alwaysAllowed.allowed(call.name, args: call.args + Array(repeating: 0, count: 6 - call.args.count))
-        }
+        for call in always where !refusedOnly.contains(call.name) { alwaysAllowed.allowed(call.name, args: call.args) }
         record.merge(alwaysAllowed)
         let calls = record.calls
         let quote = Self.quote
         var out: [String] = []
         out.append("# Learned by `cell learn` (cell \(version)) from \(runs) run\(runs == 1 ? "" : "s"); the last:")
-        out.append("#   " + TerminalText.escaped(observed.command.map(Self.shellWord).joined(separator: " ")))
+        out.append("#   " + TerminalText.escaped(observed.command.map(TerminalText.shellWord).joined(separator: " ")))
         out.append("# It extends \(quote(base)) and narrows it to what the runs did: the system calls below,")
         out.append("# never more than \(quote(base)) allows" + (write == nil ? " (writes are not narrowed: no Landlock domain to narrow)." : ", and writes only beneath [landlock] write."))
         out.append("# Review it, then: cell run --profile THIS-FILE -- COMMAND (anything else is refused and")
@@ -219,12 +217,6 @@ public struct LearnedProfile: Equatable, Sendable {
         return out
     }
 
-    static func shellWord(_ word: String) -> String {
-        let plain = !word.isEmpty && word.utf8.allSatisfy { b in
-            (b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a) || (b >= 0x30 && b <= 0x39) || "-_./=:,+@%".utf8.contains(b)
-        }
-        return plain ? word : "'" + word.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
-    }
 
     /// Reads a profile `render` wrote, for `--merge`: what it allows and records. Refuses what
     /// cell learn would not have written (an only_where alternative that pins no value), rather
@@ -245,19 +237,24 @@ public struct LearnedProfile: Equatable, Sendable {
         }
         var observed = ObservedRun()
         var runs = 1
-        for case .string(let name) in only { observed.calls[name] = ObservedRun.Call(anyArguments: true) }
+        for item in only {
+            guard case .string(let name) = item else { throw refuse("[seccomp] only holds something other than names: merge by hand") }
+            observed.calls[name] = ObservedRun.Call(anyArguments: true)
+        }
         if case .table(let whereTable)? = seccomp["only_where"] {
             for (name, node) in whereTable {
-                guard let pin = LearnedArguments.pins[name], case .array(let items) = node else {
-                    throw refuse("[seccomp.only_where] \(name) is not what cell learn writes: merge by hand")
+                func notWritten(_ what: String) -> ProfileDiagnosticList {
+                    refuse("[seccomp.only_where] \(name): \(what) is not what cell learn writes: merge by hand")
                 }
+                guard let pin = LearnedArguments.pins[name], observed.calls[name] != nil,
+                      case .array(let items) = node, !items.isEmpty else { throw notWritten("this entry") }
                 var values = Set<UInt64>()
-                for case .string(let alternative) in items {
-                    guard let conditions = ArgumentAlternatives.parse(alternative), conditions.count == 1,
-                          let value = Optional(conditions[0].value), pin.condition(value) == conditions[0] else {
-                        throw refuse("[seccomp.only_where] \(name): '\(alternative)' is not what cell learn writes: merge by hand")
+                for item in items {
+                    guard case .string(let alternative) = item, let conditions = ArgumentAlternatives.parse(alternative),
+                          conditions.count == 1, pin.condition(conditions[0].value) == conditions[0] else {
+                        throw notWritten("'\(item)'")
                     }
-                    values.insert(value)
+                    values.insert(conditions[0].value)
                 }
                 observed.calls[name] = ObservedRun.Call(values: values)
             }
@@ -276,6 +273,10 @@ public struct LearnedProfile: Equatable, Sendable {
             if line.hasPrefix("#   runs: "), let n = Int(line.dropFirst(10)), (1..<1_000_000).contains(n) { runs = n }
             if line.hasPrefix("#   refused: "), let (key, n) = counted(line.dropFirst(13)) { observed.denied[key] = n }
             if line.hasPrefix("#   connected: "), let (key, n) = counted(line.dropFirst(15)) { observed.connections[key] = n }
+            if line.hasPrefix("#   not recorded, past the bound: ") {
+                let words = line.dropFirst(34).split(separator: " ", maxSplits: 1)
+                if words.count == 2, let n = Int(words[0]) { observed.dropped[String(words[1])] = n }
+            }
             if line.hasPrefix("#     { type = \"ro-bind\", source = "),
                case .table(let mount)? = try? TOMLDocument.parse("m = " + line.dropFirst(6).dropLast())["m"],
                case .string(let path)? = mount["source"] {

@@ -174,8 +174,7 @@ public struct ArgumentAlternatives: Equatable, Sendable {
     public static func parse(_ text: String) -> [SeccompPolicy.Condition]? {
         var conditions: [SeccompPolicy.Condition] = []
         for part in text.split(separator: "&&", omittingEmptySubsequences: false) {
-            let words = part.split(separator: " ").joined(separator: " ")
-            guard let condition = SyscallRuleSpec.parseCondition(words) else { return nil }
+            guard let condition = SyscallRuleSpec.parseCondition(String(part)) else { return nil }
             conditions.append(condition)
         }
         return conditions

@@ -9,6 +9,7 @@
  * points never are (mounts.c), but a `[landlock] write` path lies in a tree the sandbox could
  * write, where an earlier run may have planted one — to another tree, or to a host file
  * through /proc/self/fd — and a rule must give rights to the place it names, nothing else.
+ * (ENOTDIR: a file stands where the path wants a directory; the place is not there either.)
  *
  * With `required` 0 (best effort), a kernel without Landlock is a warning, not a failure: the
  * namespaces are the first wall and hold alone. Any other error fails the launch.

@@ -116,6 +116,21 @@ struct LearnedPolicyTests {
         #expect(Self.verdict(rules, Syscalls.number("ioctl")!, [0, 0x5401, 0, 0, 0, 0]) == .log)
     }
 
+    @Test func underADenyDefaultBaseOnlyTheAllowsALearnedValueCanMeetAreKept() throws {
+        // A Docker-like allow-list: personality allowed for three values compared whole, ENOSYS
+        // by default; the learned pin (masked, as cell learn writes it) settles none of them.
+        var policy = SeccompPolicy(name: "json", defaultAction: .errno(38), rules: [.init(["read", "write", "clone"], .allow)]
+            + [0, 8, 0xffff_ffff].map { .init(["personality"], .allow, conditions: [.init(index: 0, .equal, $0)]) })
+        policy.only = [.init(["read"], .allow),
+                       .init(["personality"], .allow, conditions: [.init(index: 0, .maskedEqual, 0xffff_ffff, mask: 0xffff_ffff)])]
+        let rules = try SeccompCompiler.filterRules(policy)
+        let personality = Syscalls.number("personality")!
+        #expect(Self.allows(Self.verdict(rules, personality, [0xffff_ffff, 0, 0, 0, 0, 0])))
+        #expect(!Self.allows(Self.verdict(rules, personality, [8, 0, 0, 0, 0, 0]))) // allowed by the base, never learned
+        // An unlisted call gets the base's own refusal (ENOSYS, which libc falls back from).
+        #expect(Self.verdict(rules, Syscalls.number("getpid")!, [0, 0, 0, 0, 0, 0]) == .errno(38))
+    }
+
     @Test func commandLineAllowsWidenTheListAndDeniesNarrowIt() throws {
         var policy = SeccompPolicy.default
         policy.only = [.init(["read"], .allow)]
@@ -173,9 +188,9 @@ struct LearnedProfileTests {
 
     @Test func writeRulesLiftAboveWhatTheRunMadeAndTakeAFreshTmpfsWhole() {
         let rules = LearnedProfile.writeRules(Self.observed(), view: [
-            .init(destination: "/", kind: .readOnly), .init(destination: "/work/p", kind: .tree), .init(destination: "/tmp", kind: .fresh),
-            .init(destination: "/dev", kind: .fresh), .init(destination: "/dev/null", kind: .device),
-            .init(destination: "/home/u", kind: .fresh), .init(destination: "/home/u", kind: .readOnly), // remounted read-only
+            .init(destination: "/", kind: .noRule), .init(destination: "/work/p", kind: .tree), .init(destination: "/tmp", kind: .fresh),
+            .init(destination: "/dev", kind: .fresh), .init(destination: "/dev/null", kind: .noRule),
+            .init(destination: "/home/u", kind: .fresh), .init(destination: "/home/u", kind: .noRule), // remounted read-only
         ])
         #expect(rules == ["/tmp", "/work/p"]) // build/ was made by the run: its parent; existing.txt beneath /work/p
         var onlyContents = ObservedRun()
@@ -185,7 +200,7 @@ struct LearnedProfileTests {
         var refused = ObservedRun()
         refused.used("/home/u/proj/x", .create)
         #expect(LearnedProfile.writeRules(refused, view: [.init(destination: "/home/u", kind: .fresh),
-                                                          .init(destination: "/home/u/proj", kind: .readOnly)]).isEmpty)
+                                                          .init(destination: "/home/u/proj", kind: .noRule)]).isEmpty)
     }
 
     @Test func theProfileLoadsNarrowsAndReadsBackForMerge() throws {

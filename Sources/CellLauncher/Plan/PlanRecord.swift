@@ -77,7 +77,7 @@ public enum PlanRecord: Equatable, Sendable {
             return "terminal      a pty on the sandbox's devpts, \(rows)x\(columns), master to the supervisor; the command's "
                 + (names.isEmpty ? "controlling terminal only" : names.joined(separator: ", ") + " and controlling terminal")
         case .hold: return "hold          the command waits for the supervisor's start (the network comes first)"
-        case .argument(let word): return "arg           \(shellQuoted(word))"
+        case .argument(let word): return "arg           \(TerminalText.shellWord(word))"
         case .environment(let entry): return "env           \(entry)"
         case .endSetup: return "end-setup"
         case .seccomp(let listener, let bpf):

@@ -43,7 +43,8 @@ public enum SeccompCompiler {
     /// supervisor after it has written the audit event. Plain allows stay plain (kernel-cached).
     ///
     /// With an allow-by-default policy the baseline rules join the policy filter, so baseline
-    /// violations are audited too; the kernel gives ERRNO precedence over USER_NOTIF, so a
+    /// violations are audited too (except for a call the policy logs outright, whose baseline
+    /// rules need the separate filter); the kernel gives ERRNO precedence over USER_NOTIF, so a
     /// separate baseline filter would answer them silently. With an allow-list the baseline
     /// must stay a filter of its own (libseccomp cannot express "allow ioctl except TIOCSTI"
     /// under a deny default), reduced to the calls the policy allows: those it denies are
@@ -83,11 +84,11 @@ public enum SeccompCompiler {
             plain.append(ResolvedRule(syscall: name, number: nr, action: .allow, conditions: []))
         }
         let handOver = [SeccompPolicy.Condition(index: 2, .equal, 0x4000)] // MSG_NOSIGNAL
-        if let nr = Syscalls.number("sendmsg"), allowedAsItIs(nr, handOver) {
+        if let nr = Syscalls.number("sendmsg"), nr >= 0, allowedAsItIs(nr, handOver) {
             plain.append(ResolvedRule(syscall: "sendmsg", number: nr, action: .allow, conditions: handOver))
         }
         // Default: notified (an audited errno compiles to SECCOMP_RET_USER_NOTIF).
-        let learning = try build(name: "learning", defaultAction: SeccompNarrowing.deniedAction, rules: plain, notify: true, pseudoCode: false)
+        let learning = try build(name: "learning", defaultAction: .errno(1), rules: plain, notify: true, pseudoCode: false)
         let separate = rules.separate.isEmpty ? nil
             : try build(name: "baseline", defaultAction: .allow, rules: rules.separate, notify: false, pseudoCode: false)
         return FilterSet(baseline: separate, policy: learning, decisions: decisions)
@@ -125,24 +126,26 @@ public enum SeccompCompiler {
         let baselineRules = try resolve(policy.baseline())
         var beneath: FilterRules
         if policy.defaultAction == .allow {
-            // A call the policy refuses outright needs no baseline rule. One it logs outright
-            // (an unconditional `log`) keeps them in a filter of their own: libseccomp cannot
-            // say "log, but refuse these arguments" in one filter, and the baseline must hold.
+            // A call the policy refuses outright needs no baseline rule. One it lets through
+            // outright with a rule (an unconditional `log`; a plain allow is no rule here) keeps
+            // them in a filter of their own: libseccomp cannot say "log, but refuse these
+            // arguments" in one filter, and the baseline must hold (its refusals there silent).
             let refused = Set(policyRules.filter { $0.conditions.isEmpty && SeccompNarrowing.isDenial($0.action) }.map(\.syscall))
-            let logged = Set(policyRules.filter { $0.conditions.isEmpty && !SeccompNarrowing.isDenial($0.action) }.map(\.syscall))
+            let letThrough = Set(policyRules.filter { $0.conditions.isEmpty && !SeccompNarrowing.isDenial($0.action) }.map(\.syscall))
             beneath = FilterRules(defaultAction: .allow,
-                                  policy: policyRules + baselineRules.filter { !refused.contains($0.syscall) && !logged.contains($0.syscall) },
-                                  separate: baselineRules.filter { logged.contains($0.syscall) })
+                                  policy: policyRules + baselineRules.filter { !refused.contains($0.syscall) && !letThrough.contains($0.syscall) },
+                                  separate: baselineRules.filter { letThrough.contains($0.syscall) })
         } else {
             // The calls an allow-list lets through, logged or not, keep the baseline's rules.
             let allowed = Set(policyRules.filter { !SeccompNarrowing.isDenial($0.action) }.map(\.syscall))
             beneath = FilterRules(defaultAction: policy.defaultAction, policy: policyRules, separate: baselineRules.filter { allowed.contains($0.syscall) })
         }
         guard let only = policy.only else { return beneath }
-        let list = try resolve(SeccompPolicy(name: policy.name + " (only)", defaultAction: SeccompNarrowing.deniedAction, rules: only))
+        // Resolved against a refusing default, so that every allow of the list stays a rule.
+        let list = try resolve(SeccompPolicy(name: policy.name + " (only)", defaultAction: .errno(1), rules: only))
         let narrowed = SeccompNarrowing.narrow(only: list, beneathDefault: beneath.defaultAction,
                                                beneath: beneath.policy, beneathSeparate: beneath.separate)
-        return FilterRules(defaultAction: SeccompNarrowing.deniedAction, policy: narrowed.policy, separate: narrowed.restrictions)
+        return FilterRules(defaultAction: narrowed.defaultAction, policy: narrowed.policy, separate: narrowed.restrictions)
     }
 
     /// The AUDIT_ARCH_* token of the architecture cell runs on.
