@@ -274,9 +274,9 @@ struct FuzzRegressionTests {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/profiles")
 
-    @Test("the fuzz property holds for the built-in and malformed profiles and past crashes")
+    @Test("the fuzz property holds for the built-in and malformed profiles, past crashes and seeds")
     func corpus() throws {
-        let files = try ["malformed", "fuzz-regressions"].flatMap { dir in
+        let files = try ["malformed", "fuzz-regressions", "seeds"].flatMap { dir in
             try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.appendingPathComponent(dir).path).map { dir + "/" + $0 }
         }
         #expect(files.count > 60)
