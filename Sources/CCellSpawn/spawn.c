@@ -136,7 +136,10 @@ pid_t cell_spawn(const struct cell_trampoline *t) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     /* Fork semantics (no stack given, no CLONE_VM): the child runs on its copy of this one. */
-    unsigned long flags = t->user_namespace ? CLONE_NEWUSER | (t->pid_namespace ? CLONE_NEWPID : 0) | SIGCHLD : SIGCHLD;
+    /* The user namespace, when there is one, is created first and owns the pid namespace. A pid
+     * namespace without a new user namespace is cell-runtime's inside an engine's user
+     * namespace, where the caller already has CAP_SYS_ADMIN. */
+    unsigned long flags = (t->user_namespace ? CLONE_NEWUSER : 0) | (t->pid_namespace ? CLONE_NEWPID : 0) | SIGCHLD;
     long pid = syscall(SYS_clone, flags, 0, 0, 0, 0);
     if (pid == 0)
         trampoline(t);

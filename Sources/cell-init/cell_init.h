@@ -57,6 +57,20 @@ struct plan_filter {
  * is NUL-terminated in place (the format guarantees the byte after it).
  */
 #define CELL_MAX_LISTENERS 4
+#define CELL_MAX_JOINS 4     /* net, ipc, uts, cgroup: each joined at most once */
+#define CELL_MAX_GROUPS 64   /* CELL_REC_USER's supplementary groups */
+
+/* A sysctl of the sandbox's own namespaces (CELL_REC_SYSCTL). */
+struct plan_sysctl {
+    const char *name; /* a.b.c */
+    const char *value;
+};
+
+/* A namespace joined by path (CELL_REC_JOIN_NAMESPACE). */
+struct plan_join {
+    uint32_t bit; /* CELL_NS_* */
+    const char *path;
+};
 
 struct plan {
     enum plan_part part;
@@ -77,6 +91,16 @@ struct plan {
     int has_root;
     uint64_t root_size; /* or CELL_PLAN_NONE_U64 */
     const char *root_base;
+    const char *root_tree; /* CELL_REC_ROOT_TREE: the root is this host directory (else NULL) */
+    uint32_t root_flags;   /* CELL_OPF_READONLY: the root tree read-only */
+    struct plan_join joins[CELL_MAX_JOINS]; /* CELL_REC_JOIN_NAMESPACE */
+    size_t join_count;
+    struct plan_sysctl *sysctls; /* CELL_REC_SYSCTL */
+    size_t sysctl_count;
+    int has_user; /* CELL_REC_USER */
+    uint32_t user_uid, user_gid;
+    uint32_t *user_groups;
+    size_t user_group_count;
     struct plan_mount *mounts;
     size_t mount_count;
     const char *hostname; /* NULL: leave it */
@@ -161,6 +185,13 @@ void hand_out_listeners(const struct plan *p);
 
 /* ---- mounts.c */
 void build_view(const struct plan *p);
+
+/* ---- container.c: what an OCI runtime's plan adds (joined namespaces, a bundle's root, the
+ * command's ids) */
+void join_namespaces(const struct plan *p);
+int take_root_tree(const struct plan *p);
+void set_user(const struct plan *p);
+void set_sysctls(const struct plan *p);
 
 /* ---- lockdown.c */
 void set_rlimits(const struct plan *p);

@@ -290,6 +290,9 @@ static void mount_new(int root, const struct plan_mount *m, int create, int inde
         mnt = new_mount("proc", NULL, 0, attrs | MOUNT_ATTR_NOEXEC);
     } else if (m->kind == CELL_OP_MQUEUE) {
         mnt = new_mount("mqueue", NULL, 0, attrs | MOUNT_ATTR_NOEXEC);
+    } else if (m->kind == CELL_OP_SYSFS) {
+        /* Allowed only in a network namespace of the sandbox's own user namespace. */
+        mnt = new_mount("sysfs", NULL, 0, attrs | MOUNT_ATTR_NOEXEC);
     } else {
         /* A private instance: the host's ptys are not in it. */
         /* max: every devpts instance but the host's draws on one pool (kernel.pty.max less
@@ -383,6 +386,8 @@ static void make_entry(int root, const struct plan_mount *m, int create, int ind
 /* The new root, attached over `base` (ROOT): a tmpfs holding only mount points and the plan's
  * files, nosuid and nodev. Returns its descriptor (the mount's root directory). */
 static int make_root(const struct plan *p) {
+    if (p->root_tree)
+        return take_root_tree(p); /* container.c: an OCI bundle's root */
     int base = sys_openat2(AT_FDCWD, p->root_base, O_PATH | O_DIRECTORY | O_CLOEXEC, NO_LINKS);
     if (base < 0)
         fail(CELL_STEP_MOUNT_ROOT, errno, 0);
@@ -432,6 +437,7 @@ void build_view(const struct plan *p) {
         case CELL_OP_PROC:
         case CELL_OP_DEVPTS:
         case CELL_OP_MQUEUE:
+        case CELL_OP_SYSFS:
             mount_new(root, m, create, index);
             break;
         case CELL_OP_REMOUNT_RO:
@@ -468,7 +474,12 @@ void build_view(const struct plan *p) {
         fail(CELL_STEP_PIVOT_ROOT, errno, 0);
     close(root);
     /* The root tmpfs holds only mount points and the plan's files: read-only from now on. Not
-     * recursive: the mounts on it keep their own flags (/tmp and the home stay writable). */
+     * recursive: the mounts on it keep their own flags (/tmp and the home stay writable). A
+     * bundle's root (container.c) is read-only only when its config says so. */
+    if (p->root_tree && !(p->root_flags & CELL_OPF_READONLY)) {
+        umask(saved_umask);
+        return;
+    }
     struct mount_attr attr;
     memset(&attr, 0, sizeof attr);
     attr.attr_set = MOUNT_ATTR_RDONLY;

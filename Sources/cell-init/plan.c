@@ -34,7 +34,7 @@ struct record_rule {
 static const struct record_rule rules[] = {
     [CELL_REC_PLAN] = {1, 0, 1, PART_HEADER},
     [CELL_REC_NAMESPACES] = {1, 0, 1, PART_SETUP},
-    [CELL_REC_JOIN_NAMESPACE] = {1, 1, 0, PART_SETUP},
+    [CELL_REC_JOIN_NAMESPACE] = {1, 0, 0, PART_SETUP},
     [CELL_REC_USERNS_LIMIT] = {1, 0, 1, PART_SETUP},
     [CELL_REC_LOOPBACK] = {1, 0, 1, PART_SETUP},
     [CELL_REC_ROOT] = {1, 0, 1, PART_SETUP},
@@ -58,6 +58,9 @@ static const struct record_rule rules[] = {
     [CELL_REC_LANDLOCK_PATH] = {1, 0, 0, PART_SETUP},
     [CELL_REC_LANDLOCK_PORT] = {1, 1, 0, PART_SETUP},
     [CELL_REC_UNREACHABLE] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_ROOT_TREE] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_USER] = {1, 0, 1, PART_SETUP},
+    [CELL_REC_SYSCTL] = {1, 0, 0, PART_SETUP},
 };
 _Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 32 bits");
 
@@ -196,7 +199,7 @@ static void decode_mount(struct plan *p, struct cursor *c, uint32_t index) {
     int is_hide = m.kind == CELL_OP_HIDE;
     int takes_mode = m.kind == CELL_OP_TMPFS || m.kind == CELL_OP_DIR || m.kind == CELL_OP_FILE;
     int takes_source = is_bind || m.kind == CELL_OP_SYMLINK || m.kind == CELL_OP_FILE;
-    int ok = ((m.kind >= CELL_OP_BIND && m.kind <= CELL_OP_REMOUNT_RO) || is_hide) &&
+    int ok = ((m.kind >= CELL_OP_BIND && m.kind <= CELL_OP_REMOUNT_RO) || is_hide || m.kind == CELL_OP_SYSFS) &&
              (m.flags & ~(uint32_t)ALL_MOUNT_FLAGS) == 0 &&
              (is_bind || !(m.flags & CELL_OPF_DEVICE)) &&
              (is_bind ? (m.expect == 0 || is_bindable_type(m.expect))
@@ -249,6 +252,9 @@ static void check_setup(const struct plan *p, uint32_t index) {
              (!p->listener_count || (p->namespaces & CELL_NS_NET)) &&
              (!p->hostname || (p->namespaces & CELL_NS_UTS)) &&
              (!p->has_ipc_limit || (p->namespaces & CELL_NS_IPC));
+    /* A namespace is joined or made, never both. */
+    for (size_t i = 0; ok && i < p->join_count; i++)
+        ok = !(p->namespaces & p->joins[i].bit);
     if (!ok)
         plan_refuse(p, EINVAL, index);
 }
@@ -331,10 +337,68 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         p->root_size = take_u64(&c);
         p->root_base = take_str(&c, &n);
         finish(p, &c, index);
-        if (!is_absolute(p->root_base) || p->root_size == 0) /* size=0: no limit, as above */
+        if (!is_absolute(p->root_base) || p->root_size == 0 || p->has_root) /* size=0: no limit, as above */
             plan_refuse(p, EINVAL, index);
         p->has_root = 1;
         break;
+    case CELL_REC_ROOT_TREE:
+        p->root_flags = take_u32(&c);
+        p->root_tree = take_str(&c, &n);
+        finish(p, &c, index);
+        /* One root: a tree or a new tmpfs, not both. */
+        if (!is_absolute(p->root_tree) || (p->root_flags & ~(uint32_t)CELL_OPF_READONLY) || p->has_root)
+            plan_refuse(p, EINVAL, index);
+        p->has_root = 1;
+        break;
+    case CELL_REC_JOIN_NAMESPACE: {
+        uint32_t bit = take_u32(&c);
+        const char *path = take_str(&c, &n);
+        finish(p, &c, index);
+        /* Only the namespaces pid 1 could unshare itself, each once; the user and pid
+         * namespaces come from the clone, the mount namespace is the sandbox's own. */
+        int joinable = bit == CELL_NS_NET || bit == CELL_NS_IPC || bit == CELL_NS_UTS || bit == CELL_NS_CGROUP;
+        for (size_t i = 0; i < p->join_count; i++)
+            joinable = joinable && p->joins[i].bit != bit;
+        if (!joinable || !is_absolute(path) || p->join_count >= CELL_MAX_JOINS)
+            plan_refuse(p, EINVAL, index);
+        p->joins[p->join_count].bit = bit;
+        p->joins[p->join_count].path = path;
+        p->join_count++;
+        break;
+    }
+    case CELL_REC_SYSCTL: {
+        struct plan_sysctl s;
+        size_t name_len;
+        s.name = take_str(&c, &name_len);
+        s.value = take_str(&c, &n);
+        finish(p, &c, index);
+        /* A dotted name of plain components: nothing that could climb out of /proc/sys. */
+        int ok = name_len > 0 && name_len < 200 && s.name[0] != '.' && s.name[name_len - 1] != '.' &&
+                 !strstr(s.name, "..");
+        for (size_t i = 0; ok && i < name_len; i++) {
+            char ch = s.name[i];
+            ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
+        }
+        if (!ok)
+            plan_refuse(p, EINVAL, index);
+        p->sysctls = append(p, p->sysctls, &p->sysctl_count, sizeof s, 0, index);
+        p->sysctls[p->sysctl_count - 1] = s;
+        break;
+    }
+    case CELL_REC_USER: {
+        p->user_uid = take_u32(&c);
+        p->user_gid = take_u32(&c);
+        uint32_t count = take_u32(&c);
+        if (count > CELL_MAX_GROUPS)
+            plan_refuse(p, E2BIG, index);
+        p->user_groups = append(p, NULL, &p->user_group_count, sizeof(uint32_t), count ? count - 1 : 0, index);
+        p->user_group_count = count;
+        for (uint32_t i = 0; i < count; i++)
+            p->user_groups[i] = take_u32(&c);
+        finish(p, &c, index);
+        p->has_user = 1;
+        break;
+    }
     case CELL_REC_MOUNT:
         if (!p->has_root) /* operations run below the new root: it must be planned first */
             plan_refuse(p, EINVAL, index);

@@ -98,13 +98,16 @@ int main(void) {
      *    the filters meanwhile; they come later (13). */
     plan_read_setup(&plan, CELL_FD_CONTROL);
 
-    /* 3. The namespaces, before anything that depends on them (mounts, lo, hostname). */
+    /* 3. The namespaces, before anything that depends on them (mounts, lo, hostname): an
+     *    engine's, joined by path while its path is in view (container.c), then our own. */
+    join_namespaces(&plan);
     unshare_namespaces(&plan);
 
     /* 4. No nested user namespaces, and SysV shared memory within the memory limit: through the
      *    host's /proc, still in view and writable (the view in 6 replaces it). */
     limit_user_namespaces(&plan);
     limit_shared_memory(&plan);
+    set_sysctls(&plan); /* an OCI config's own (container.c) */
 
     /* 5. lo up and low ports open, in the new network namespace (3), through the host's /proc
      *    likewise; and, for user-mode networking without the host's loopback, its gateway
@@ -132,6 +135,10 @@ int main(void) {
      *    supervisor's policy check guarantees pid 1 (SeccompCompiler.initCalls). */
     if (plan.has_terminal)
         open_terminal(&plan);
+
+    /* 9b. The config's user (cell-runtime), while pid 1 still has the capabilities to change
+     *     ids; the lock-down below then acts on that user's capabilities. */
+    set_user(&plan);
 
     /* 10. Limits: after the view (which needs many descriptors at once), before the lock-down
      *     (raising a hard limit needs CAP_SYS_RESOURCE). Hard limits make them final. */

@@ -315,7 +315,7 @@ static void test_type_refusals(void) {
         empty(unknown[i]);
         expect_refused("unknown type", CELL_STEP_PLAN, EINVAL, 1);
     }
-    static const uint32_t reserved[] = {CELL_REC_JOIN_NAMESPACE, CELL_REC_LANDLOCK_PORT};
+    static const uint32_t reserved[] = {CELL_REC_LANDLOCK_PORT};
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
         reset();
         header();
@@ -910,7 +910,130 @@ static void test_hold(void) {
     expect_read_refused(sv, 3, CELL_STEP_PLAN, EINVAL, (int)record_count - 1, __LINE__);
 }
 
+static void join(uint32_t bit, const char *path) {
+    struct record *r = rec(CELL_REC_JOIN_NAMESPACE);
+    u32(r, bit);
+    str(r, path);
+}
+
+static void root_tree(uint32_t flags, const char *path) {
+    struct record *r = rec(CELL_REC_ROOT_TREE);
+    u32(r, flags);
+    str(r, path);
+}
+
+static void sysctl(const char *name, const char *value) {
+    struct record *r = rec(CELL_REC_SYSCTL);
+    str(r, name);
+    str(r, value);
+}
+
+/* cell-runtime's records: an engine's namespaces, a bundle's root, the config's ids, sysctls. */
+static void test_container(void) {
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT | CELL_NS_PID | CELL_NS_IPC);
+    join(CELL_NS_NET, "/run/user/1000/netns/cni-1");
+    join(CELL_NS_UTS, "/proc/42/ns/uts");
+    sysctl("net.ipv4.ping_group_range", "0 0");
+    root_tree(CELL_OPF_READONLY, "/var/lib/bundle/rootfs");
+    mount_op(CELL_OP_SYSFS, CELL_OPF_READONLY, 0, CELL_PLAN_NONE_U32, CELL_PLAN_NONE_U64, "", 0, "/sys");
+    {
+        struct record *r = rec(CELL_REC_USER);
+        u32(r, 1000);
+        u32(r, 100);
+        u32(r, 2);
+        u32(r, 10);
+        u32(r, 20);
+    }
+    string_record(CELL_REC_ARG, "/bin/sh");
+    empty(CELL_REC_END_SETUP);
+    CHECK(decode());
+    CHECK(plan.join_count == 2 && plan.joins[0].bit == CELL_NS_NET && strcmp(plan.joins[0].path, "/run/user/1000/netns/cni-1") == 0);
+    CHECK(plan.joins[1].bit == CELL_NS_UTS && strcmp(plan.joins[1].path, "/proc/42/ns/uts") == 0);
+    CHECK(plan.sysctl_count == 1 && strcmp(plan.sysctls[0].name, "net.ipv4.ping_group_range") == 0 && strcmp(plan.sysctls[0].value, "0 0") == 0);
+    CHECK(plan.has_root && plan.root_tree && strcmp(plan.root_tree, "/var/lib/bundle/rootfs") == 0 && plan.root_flags == CELL_OPF_READONLY);
+    CHECK(plan.mount_count == 1 && plan.mounts[0].kind == CELL_OP_SYSFS);
+    CHECK(plan.has_user && plan.user_uid == 1000 && plan.user_gid == 100 && plan.user_group_count == 2);
+    CHECK(plan.user_groups[0] == 10 && plan.user_groups[1] == 20);
+
+    /* A namespace joined and made: which one would the container be in? */
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT | CELL_NS_NET);
+    join(CELL_NS_NET, "/run/netns/x");
+    string_record(CELL_REC_ARG, "/bin/sh");
+    empty(CELL_REC_END_SETUP);
+    expect_refused("a namespace joined and made", CELL_STEP_PLAN, EINVAL, 4);
+
+    /* Only net, ipc, uts and cgroup may be joined; each once; by an absolute path. */
+    static const uint32_t not_joinable[] = {CELL_NS_MOUNT, CELL_NS_PID, CELL_NS_TIME, 1u << 9, 0};
+    for (size_t i = 0; i < sizeof not_joinable / sizeof not_joinable[0]; i++) {
+        reset();
+        header();
+        join(not_joinable[i], "/proc/1/ns/x");
+        expect_refused("a namespace that cannot be joined", CELL_STEP_PLAN, EINVAL, 1);
+    }
+    reset();
+    header();
+    join(CELL_NS_NET, "/a");
+    join(CELL_NS_NET, "/b");
+    expect_refused("a namespace joined twice", CELL_STEP_PLAN, EINVAL, 2);
+    reset();
+    header();
+    join(CELL_NS_IPC, "proc/1/ns/ipc");
+    expect_refused("a relative namespace path", CELL_STEP_PLAN, EINVAL, 1);
+
+    /* One root: a tree or a tmpfs. */
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT);
+    root();
+    root_tree(0, "/rootfs");
+    expect_refused("two roots", CELL_STEP_PLAN, EINVAL, 3);
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT);
+    root_tree(CELL_OPF_NOEXEC, "/rootfs");
+    expect_refused("a root flag other than read-only", CELL_STEP_PLAN, EINVAL, 2);
+    reset();
+    header();
+    root_tree(0, "rootfs");
+    expect_refused("a relative root", CELL_STEP_PLAN, EINVAL, 1);
+
+    /* sysctl names that could leave /proc/sys. */
+    static const char *const bad_names[] = {"", "../../etc/x", "net/ipv4/x", ".net", "net.", "net..x", "Net.x"};
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        reset();
+        header();
+        sysctl(bad_names[i], "1");
+        expect_refused("a bad sysctl name", CELL_STEP_PLAN, EINVAL, 1);
+    }
+
+    /* Groups beyond the limit, and a count the record does not hold. */
+    reset();
+    header();
+    {
+        struct record *r = rec(CELL_REC_USER);
+        u32(r, 0);
+        u32(r, 0);
+        u32(r, CELL_MAX_GROUPS + 1);
+    }
+    expect_refused("too many groups", CELL_STEP_PLAN, E2BIG, 1);
+    reset();
+    header();
+    {
+        struct record *r = rec(CELL_REC_USER);
+        u32(r, 0);
+        u32(r, 0);
+        u32(r, 3);
+        u32(r, 1);
+    }
+    expect_refused("groups cut short", CELL_STEP_PLAN, EINVAL, 1);
+}
+
 int main(void) {
+    test_container();
     test_minimal_plan();
     test_optional_records();
     test_header_refusals();

@@ -50,7 +50,8 @@ enum {
 enum cell_record_type {
     CELL_REC_PLAN = 1,          /* u32 magic, u32 version: always the first record */
     CELL_REC_NAMESPACES = 2,    /* u32 CELL_NS_* bits: namespaces pid 1 unshares inside the user ns */
-    CELL_REC_JOIN_NAMESPACE = 3, /* reserved: u32 CELL_NS_* bit, str path (an engine's namespace) */
+    CELL_REC_JOIN_NAMESPACE = 3, /* u32 CELL_NS_* bit (net, ipc, uts or cgroup), str path: an
+                                  * engine's namespace, joined (setns) instead of unshared */
     CELL_REC_USERNS_LIMIT = 4,  /* u32 value for the sandbox's own user.max_user_namespaces */
     CELL_REC_LOOPBACK = 5,      /* (none): bring lo up and open low ports in the private net ns */
     CELL_REC_ROOT = 6,          /* u64 size, str base: the new tmpfs root, built over `base` */
@@ -91,6 +92,13 @@ enum cell_record_type {
     CELL_REC_UNREACHABLE = 26,  /* u32 IPv4 address as a number (10.0.2.2 = 0x0a000202): a route in the private
                                  * net ns that makes this one address unreachable (the user
                                  * network's gateway, when it must not lead to the host) */
+    CELL_REC_ROOT_TREE = 27,    /* u32 flags (CELL_OPF_READONLY only), str path: instead of ROOT,
+                                 * the root is a clone of the host directory `path` (an OCI
+                                 * bundle's rootfs), nosuid and nodev, mount points made in it */
+    CELL_REC_USER = 28,         /* u32 uid, u32 gid, u32 count, count x u32 groups: the ids the
+                                 * command runs as, taken after the view, before the lock-down */
+    CELL_REC_SYSCTL = 29,       /* str name (a.b.c), str value: written to /proc/sys/a/b/c after
+                                 * the namespaces (the planner allows only namespaced ones) */
 };
 
 /* What a CELL_REC_SEND_FD asks pid 1 to make and hand out. */
@@ -129,6 +137,7 @@ enum cell_mount_kind {
     CELL_OP_HIDE = 11,      /* an empty read-only file (or directory) over the existing entry
                              * at `dest`, which must be of type `expect` (S_IFREG, S_IFLNK: a
                              * file; S_IFDIR: a directory) */
+    CELL_OP_SYSFS = 12,     /* a sysfs of the sandbox's own network namespace */
 };
 
 enum {
@@ -203,6 +212,9 @@ enum cell_step {
                                    * a WARNING when best-effort found no Landlock */
     CELL_STEP_UNREACHABLE = 67,   /* the route that makes the gateway unreachable (netlink) */
     CELL_STEP_SEND_FD = 68,       /* a handed-out descriptor: value = its port */
+    CELL_STEP_JOIN_NAMESPACE = 69, /* opening or entering a joined namespace: value = its CELL_NS_* bit */
+    CELL_STEP_SET_USER = 70,      /* taking the command's ids (CELL_REC_USER) */
+    CELL_STEP_SYSCTL = 71,        /* writing a CELL_REC_SYSCTL: value = its index among them */
 };
 
 enum cell_report_kind {

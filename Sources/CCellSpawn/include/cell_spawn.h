@@ -17,11 +17,13 @@
 
 struct cell_trampoline {
     /* 1: the clone creates the sandbox's user namespace (and the child takes `uid`/`gid` in it
-     * once the maps are written); 0: no namespace at all (--isolation landlock): the child
-     * keeps the caller's ids and has no capability. */
+     * once the maps are written); 0: the child keeps the caller's ids and user namespace
+     * (--isolation landlock: no capability; cell-runtime in an engine's user namespace: the
+     * engine's root). */
     int user_namespace;
     /* 1: the clone also creates the sandbox's pid namespace (it can only be given at clone;
-     * the user namespace, created first, owns it). */
+     * the user namespace, created first, owns it; without one, the caller's user namespace
+     * does: cell-runtime inside an engine's namespace). */
     int pid_namespace;
     /* Read end of a pipe: one byte once the supervisor has written the id maps; EOF: it gave up. */
     int maps_fd;
