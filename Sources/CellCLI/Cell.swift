@@ -5,7 +5,7 @@ import Glibc
 
 /// The `cell` program: parse, dispatch, report. Returns the process exit status.
 public enum Cell {
-    public static let version = "0.1.0"
+    public static let version = InitHelper.cellVersion
 
     public static func main(_ arguments: [String]) -> Int32 {
         // A descriptor 0, 1 or 2 that the caller left closed would be taken by the next one cell
@@ -194,22 +194,5 @@ public enum Cell {
     static func fail(_ message: String) -> Int32 {
         reportLine(message)
         return SandboxEnd.setupFailureStatus
-    }
-}
-
-/// Where the sandbox's pid 1 program lives: next to the cell binary (a build directory), or in
-/// ../libexec/cell/ (an installed tree).
-enum InitHelper {
-    static func candidates() -> [String] {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard n > 0 else { return [] }
-        let executable = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let directory = executable.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        return [directory + "/cell-init", directory + "/../libexec/cell/cell-init"]
-    }
-
-    static func locate() -> String? {
-        candidates().first { access($0, X_OK) == 0 }
     }
 }

@@ -6,23 +6,7 @@ import Glibc
 /// `cell profile list | show | check`, and the loader `cell run` uses.
 enum ProfileCommands {
     /// A loader for this caller: its variables and its profile directory.
-    static func loader() -> ProfileLoader {
-        // Three variables, read with getenv (the first of duplicates, as a table of the whole
-        // environment would keep; building that table showed in a launch's profile).
-        func absolute(_ name: String) -> String? {
-            guard let value = getenv(name) else { return nil }
-            let text = String(cString: value)
-            return text.hasPrefix("/") ? text : nil
-        }
-        let home = absolute("HOME") ?? "/"
-        let configHome = absolute("XDG_CONFIG_HOME") ?? home + "/.config"
-        let variables = ProfileVariables(
-            cwd: currentDirectory() ?? "/",
-            home: home,
-            tmpdir: absolute("TMPDIR") ?? "/tmp",
-            uid: getuid())
-        return ProfileLoader(variables: variables, userDirectory: configHome + "/cell/profiles")
-    }
+    static func loader() -> ProfileLoader { ProfileLoader.forCaller() }
 
     static func list() -> Int32 {
         let entries = loader().listing()

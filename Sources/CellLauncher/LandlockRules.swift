@@ -66,7 +66,7 @@ public enum LandlockRules {
             case .bind, .tmpfs, .overlay: access = op.readOnly ? 0 : all
             case .devpts: access = device | readDir
             case .proc: access = (read | writeFile | truncate) & all
-            case .mqueue, .dir, .file, .symlink, .remountReadOnly, .hide: access = 0
+            case .mqueue, .dir, .file, .symlink, .remountReadOnly, .hide, .sysfs: access = 0
             }
             guard access != 0 else { continue }
             if let writeOnly, access == all {

@@ -53,6 +53,9 @@ public struct LaunchPlan: Equatable, Sendable {
     /// What planning found the user should know before the run (a walk of a bound directory
     /// cut short, say): printed as notes, and by --dry-run.
     public var notes: [String]
+    /// What cell-runtime's plans add (nil for `cell run`): an engine's namespaces, the bundle's
+    /// root, the config's user.
+    public var container: ContainerPlan?
 
     public init(
         command: [String],
@@ -108,13 +111,22 @@ public struct LaunchPlan: Equatable, Sendable {
         self.landlock = landlock
         self.landlockMode = landlockMode
         self.notes = notes
+        self.container = nil
     }
 
     public static let defaultHostname = SandboxDefaults.hostname
 
-    /// Namespaces as the user sees them, the user namespace first.
+    /// Namespaces as the user sees them, the user namespace first (an engine's are named
+    /// "joined").
     public var namespaceNames: [String] {
-        ["user"] + Namespace.allCases.filter { namespaces.contains($0) }.map(\.rawValue)
+        (ownsUserNamespace ? ["user"] : []) + Namespace.allCases.filter { namespaces.contains($0) }.map(\.rawValue)
+            + (container?.joined ?? []).map { "\($0.namespace.rawValue) (joined)" }
+    }
+
+    /// Whether the clone makes the sandbox's user namespace: always for `cell run` with
+    /// namespaces; for cell-runtime, when the config asks for one.
+    public var ownsUserNamespace: Bool {
+        isolation == .namespaces && (container?.newUserNamespace ?? true)
     }
 
     /// What the supervisor does around pid 1, for `--dry-run` (pid 1's own part is the records).
@@ -165,12 +177,15 @@ public struct LaunchPlan: Equatable, Sendable {
     /// the filters follow separately (`FilterSet.records`), compiled while pid 1 sets up.
     public func setupRecords() -> [PlanRecord] {
         var records: [PlanRecord] = [.namespaces(namespaces)]
+        records += (container?.joined ?? []).map { .joinNamespace($0.namespace, path: $0.path) }
         // (Without a user namespace of its own, the sandbox has no sysctl of its own to write:
-        // the baseline filter's namespace rules stand alone.)
-        if isolation == .namespaces && !seccomp.allowNestedNamespaces { records.append(.userNamespaceLimit(0)) }
+        // the baseline filter's namespace rules stand alone. In an engine's user namespace the
+        // sysctl would be the engine's, for every container it runs.)
+        if isolation == .namespaces && ownsUserNamespace && !seccomp.allowNestedNamespaces { records.append(.userNamespaceLimit(0)) }
         // Only root of the sandbox may write its IPC namespace's sysctls (the kernel checks the
         // uid, not a capability): as the caller, SysV shared memory is bounded per process by
         // `addressSpace` only, once attached.
+        records += (container?.sysctls ?? []).map { .sysctl(name: $0.name, value: $0.value) }
         if let memory = limits.memory, namespaces.contains(.ipc), identity.innerUID == 0 {
             let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
             records.append(.sharedMemoryLimit(bytes: memory, pages: max(1, memory / page)))
@@ -184,7 +199,10 @@ public struct LaunchPlan: Equatable, Sendable {
         if namespaces.contains(.net) && network == .proxy {
             records += [.handOutListener(port: EgressProxyPorts.http), .handOutListener(port: EgressProxyPorts.socks)]
         }
-        if namespaces.contains(.mount) {
+        if let root = container?.root, namespaces.contains(.mount) {
+            records.append(.rootTree(path: root.path, readOnly: root.readOnly))
+            records += mounts.map(PlanRecord.mount)
+        } else if namespaces.contains(.mount) {
             records.append(.root(base: rootBase, size: LaunchPlan.rootSize))
             records += mounts.map(PlanRecord.mount)
         }
@@ -193,19 +211,22 @@ public struct LaunchPlan: Equatable, Sendable {
         if let terminal {
             records.append(.terminal(rows: UInt32(terminal.rows), columns: UInt32(terminal.columns), descriptors: terminal.descriptorBits))
         }
+        if let user = container?.user { records.append(.user(uid: user.uid, gid: user.gid, groups: user.groups)) }
         records += limits.rlimits.map { limit in
             // RLIMIT_CPU's hard limit is a second later (see ResourceLimits.rlimits).
             .rlimit(resource: UInt32(limit.resource), soft: limit.value,
                     hard: limit.resource == Int32(RLIMIT_CPU.rawValue) ? limit.value + 1 : limit.value)
         }
         records.append(.capabilities(keptCapabilities))
+        records += (container?.rlimits ?? []).map { .rlimit(resource: $0.resource, soft: $0.soft, hard: $0.hard) }
         if let landlock {
             records.append(.landlock(abi: landlock.abi, required: landlock.required, fs: landlock.handledFS,
                                      net: landlock.handledNet, scoped: landlock.scoped))
             records += landlock.paths.map { .landlockPath(access: $0.access, path: $0.path) }
         }
         // With user-mode networking the command waits until the helper is attached.
-        if network == .user || network == .proxy { records.append(.hold) }
+        // cell-runtime's command waits for `cell-runtime start`.
+        if network == .user || network == .proxy || container != nil { records.append(.hold) }
         records += command.map(PlanRecord.argument) + environment.map(PlanRecord.environment)
         records.append(.endSetup)
         return records

@@ -31,7 +31,11 @@ public enum Launcher {
     /// Runs `plan` with the pid-1 program at `initHelper` until the sandbox ends. `learning`:
     /// `cell learn`'s run, where every call outside the core is seen (CallLearner) and the
     /// outcome says what the command did.
-    public static func run(_ plan: LaunchPlan, initHelper: String, version: String, learning: Bool = false) -> SandboxOutcome {
+    ///
+    /// `whenHeld` (cell-runtime): called with pid 1's pid once the container is built and its
+    /// command held; it returns when the command may start (nil) or must not (why).
+    public static func run(_ plan: LaunchPlan, initHelper: String, version: String, learning: Bool = false,
+                           whenHeld: ((pid_t) -> String?)? = nil) -> SandboxOutcome {
         let started = monotonicMilliseconds()
         func finish(_ end: SandboxEnd, notes: [String] = [], summary: String? = nil, limitsHit: [String] = []) -> SandboxOutcome {
             var usage = rusage()
@@ -111,9 +115,10 @@ public enum Launcher {
         // the filters are needed only at the end of pid 1's setup). A send that fails means
         // pid 1 is gone; its report says why, and the supervisor reads it below.
         _ = sandbox.send(PlanEncoding.header + PlanEncoding.encode(plan.setupRecords()))
-        let filters: FilterSet
+        var filters: FilterSet
         do {
             filters = learning ? try SeccompCompiler.learningFilters(plan.seccomp) : try SeccompCompiler.compileFilters(plan.seccomp)
+            filters.engine = try plan.container?.engineSeccomp.map(SeccompCompiler.engineFilter)
         } catch {
             // pid 1 waits for its filters and has run nothing of the caller's: it is ended.
             sandbox.kill()
@@ -144,6 +149,7 @@ public enum Launcher {
             learner = handler
             return handler
         }) { handedOut in
+            if let whenHeld, let problem = whenHeld(sandbox.pid) { return problem }
             if let proxy {
                 do throws(LaunchError) {
                     try proxy.start(listeners: handedOut, policy: plan.egress ?? EgressPolicy(rules: []))

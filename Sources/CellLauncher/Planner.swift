@@ -232,18 +232,7 @@ public enum Planner {
         if request.seccompPolicy != nil && request.seccompJSONPath != nil {
             throw .invalid("--seccomp and --seccomp-json both choose the policy: give one")
         }
-        var base = SeccompPolicy.builtIn(request.seccompPolicy ?? profile.seccompPolicy) ?? .default
-        if let path = request.seccompJSONPath ?? (request.seccompPolicy == nil ? profile.seccompJSON : nil) {
-            guard let text = readSmallFile(path, limit: 4 << 20) else {
-                throw .invalid("cannot read the seccomp profile \(path): \(errorText(errno))")
-            }
-            base = try DockerSeccompProfile.policy(fromJSON: text, name: path, keptCapabilities: Capabilities.names(kept),
-                                                   kernel: kernelVersion())
-        }
-        if let only = profile.seccompOnly, let stray = profile.seccompOnlyWhere.first(where: { !only.contains($0.syscall) }) {
-            throw .invalid("[seccomp.only_where] gives arguments for \(stray.syscall), which seccomp.only does not list: add it to only, or remove its line")
-        }
-        let seccomp = profile.seccomp(base: base).adjusted(
+        let seccomp = try Planner.seccompPolicy(profile, policy: request.seccompPolicy, json: request.seccompJSONPath, kept: kept).adjusted(
             allow: request.allowedSyscalls, deny: request.deniedSyscalls.map { ($0.name, $0.errno) })
         for index in mounts.indices.dropFirst(defaultCount) { mounts[index].guarded = true }
         let userMounts = Array(mounts[defaultCount...])
@@ -401,4 +390,25 @@ public func kernelVersion() -> (Int, Int) {
     let release = withUnsafeBytes(of: &name.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
     let parts = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
     return parts.count == 2 ? (parts[0], parts[1]) : (0, 0)
+}
+
+extension Planner {
+    /// The profile's system-call policy: its base (`policy` or a Docker-format `json` file, which
+    /// override the profile's own), with the profile's rules and `only` list on it. `kept`: the
+    /// capabilities the sandbox keeps (a Docker profile's rules depend on them). cell-runtime
+    /// uses it for a container's profile as `cell run` does.
+    public static func seccompPolicy(_ profile: Profile, policy: String? = nil, json: String? = nil, kept: UInt64) throws(LaunchError) -> SeccompPolicy {
+        var base = SeccompPolicy.builtIn(policy ?? profile.seccompPolicy) ?? .default
+        if let path = json ?? (policy == nil ? profile.seccompJSON : nil) {
+            guard let text = readSmallFile(path, limit: 4 << 20) else {
+                throw .invalid("cannot read the seccomp profile \(path): \(errorText(errno))")
+            }
+            base = try DockerSeccompProfile.policy(fromJSON: text, name: path, keptCapabilities: Capabilities.names(kept),
+                                                   kernel: kernelVersion())
+        }
+        if let only = profile.seccompOnly, let stray = profile.seccompOnlyWhere.first(where: { !only.contains($0.syscall) }) {
+            throw .invalid("[seccomp.only_where] gives arguments for \(stray.syscall), which seccomp.only does not list: add it to only, or remove its line")
+        }
+        return profile.seccomp(base: base)
+    }
 }

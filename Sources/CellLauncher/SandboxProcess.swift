@@ -45,10 +45,9 @@ final class SandboxProcess {
             throw .setup("cannot open /dev/null for the sandbox's side of the terminal: \(errorText(errno))")
         }
         func stdio(_ fd: Int32) -> Int32 { replaced.contains(fd) ? null : -1 }
-        let userNamespace = plan.isolation == .namespaces
         var trampoline = cell_trampoline(
-            user_namespace: userNamespace ? 1 : 0,
-            pid_namespace: userNamespace && plan.namespaces.contains(.pid) ? 1 : 0, maps_fd: maps[0],
+            user_namespace: plan.ownsUserNamespace ? 1 : 0,
+            pid_namespace: plan.isolation == .namespaces && plan.namespaces.contains(.pid) ? 1 : 0, maps_fd: maps[0],
             supervisor_maps_fd: maps[1], supervisor_control_fd: control[0], control_fd: control[1],
             report_fd: reports[1], init_fd: initFD, uid: plan.identity.innerUID, gid: plan.identity.innerGID,
             drop_groups: plan.identity.denySetgroups ? 0 : 1, stdio: (stdio(0), stdio(1), stdio(2)))
@@ -93,8 +92,9 @@ final class SandboxProcess {
                 throw .setup(SetupFailure.message(step: Int32(CELL_STEP_CGROUP.rawValue), errno: errno, plan: plan))
             }
         }
-        // Without a user namespace (--isolation landlock) there is nothing to map.
-        guard plan.isolation == .namespaces else { return }
+        // Without a user namespace of its own (--isolation landlock; cell-runtime in an
+        // engine's) there is nothing to map.
+        guard plan.ownsUserNamespace else { return }
         // setgroups is settled before gid_map: "deny" is what the kernel requires of an
         // unprivileged map writer (else the sandbox could drop a group that denies it access to
         // a file). A root-run cell leaves it allowed and the trampoline drops every group.

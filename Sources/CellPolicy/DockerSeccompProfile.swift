@@ -27,6 +27,14 @@ public enum DockerSeccompProfile {
         } catch {
             throw .invalid("\(name):\(error.line):\(error.column): \(error.message)")
         }
+        return try policy(from: root, name: name, keptCapabilities: keptCapabilities, architecture: architecture, kernel: kernel)
+    }
+
+    /// The same, from the parsed document (an OCI config's linux.seccomp, which has this shape
+    /// less the includes and excludes).
+    public static func policy(from root: JSONValue, name: String, keptCapabilities: [String],
+                              architecture: String = currentArchitecture,
+                              kernel: (Int, Int) = (6, 0)) throws(LaunchError) -> SeccompPolicy {
         func bad(_ message: String) -> LaunchError { .invalid("\(name): \(message)") }
         guard case .object = root else { throw bad("a seccomp profile is a JSON object") }
         guard let defaultName = root["defaultAction"]?.string else { throw bad("'defaultAction' is missing") }

@@ -12,6 +12,8 @@ public struct MountOperation: Equatable, Sendable {
         /// What a `hide` glob matched: an empty read-only file (for a file or symlink) or
         /// directory over the existing entry at `destination`, of type `expectedType`.
         case hide
+        /// A sysfs of the sandbox's own network namespace (cell-runtime: an OCI config's).
+        case sysfs
     }
 
     public var kind: Kind

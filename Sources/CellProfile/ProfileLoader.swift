@@ -232,4 +232,24 @@ public struct ProfileDiagnosticList: Error, Equatable, Sendable {
     public init(_ diagnostics: [ProfileDiagnostic]) { self.diagnostics = diagnostics }
 }
 
-
+extension ProfileLoader {
+    /// A loader for this process's caller: its variables ($HOME, $XDG_CONFIG_HOME, $TMPDIR, the
+    /// working directory, the uid) and its profile directory. `cell run` and cell-runtime use it.
+    public static func forCaller() -> ProfileLoader {
+        // Three variables, read with getenv (the first of duplicates, as a table of the whole
+        // environment would keep; building that table showed in a launch's profile).
+        func absolute(_ name: String) -> String? {
+            guard let value = getenv(name) else { return nil }
+            let text = String(cString: value)
+            return text.hasPrefix("/") ? text : nil
+        }
+        let home = absolute("HOME") ?? "/"
+        let configHome = absolute("XDG_CONFIG_HOME") ?? home + "/.config"
+        let variables = ProfileVariables(
+            cwd: currentDirectory() ?? "/",
+            home: home,
+            tmpdir: absolute("TMPDIR") ?? "/tmp",
+            uid: getuid())
+        return ProfileLoader(variables: variables, userDirectory: configHome + "/cell/profiles")
+    }
+}

@@ -17,6 +17,7 @@ extension MountOperation.Kind {
             case .remountReadOnly: return CELL_OP_REMOUNT_RO.rawValue
             case .overlay: return CELL_OP_OVERLAY.rawValue
             case .hide: return CELL_OP_HIDE.rawValue
+            case .sysfs: return CELL_OP_SYSFS.rawValue
             }
         }
 

@@ -75,6 +75,16 @@ public enum PlanEncoding {
             case .unreachable(let address): self.record(CELL_REC_UNREACHABLE) { $0.u32(address) }
             case .handOutListener(let port): self.record(CELL_REC_SEND_FD) { $0.u32(UInt32(CELL_SEND_TCP_LISTENER)); $0.u32(UInt32(port)) }
             case .root(let base, let size): self.record(CELL_REC_ROOT) { $0.u64(size); $0.string(base) }
+            case .rootTree(let path, let readOnly):
+                self.record(CELL_REC_ROOT_TREE) { $0.u32(readOnly ? UInt32(CELL_OPF_READONLY) : 0); $0.string(path) }
+            case .joinNamespace(let namespace, let path):
+                self.record(CELL_REC_JOIN_NAMESPACE) { $0.u32(UInt32(namespace.cBit)); $0.string(path) }
+            case .sysctl(let name, let value): self.record(CELL_REC_SYSCTL) { $0.string(name); $0.string(value) }
+            case .user(let uid, let gid, let groups):
+                self.record(CELL_REC_USER) { w in
+                    w.u32(uid); w.u32(gid); w.u32(UInt32(groups.count))
+                    for group in groups { w.u32(group) }
+                }
             case .mount(let op) where op.kind == .overlay:
                 self.record(CELL_REC_OVERLAY) {
                     // An overlay is never optional once planned (settle left out a missing one).
@@ -173,6 +183,22 @@ public enum PlanEncoding {
             case CELL_REC_ROOT:
                 let size = try u64()
                 return .root(base: try string(), size: size)
+            case CELL_REC_ROOT_TREE:
+                let flags = try u32()
+                return .rootTree(path: try string(), readOnly: flags & UInt32(CELL_OPF_READONLY) != 0)
+            case CELL_REC_JOIN_NAMESPACE:
+                let bit = Int(try u32())
+                guard let namespace = Namespace.allCases.first(where: { $0.cBit == bit }) else { throw DecodingError(message: "an unknown namespace") }
+                return .joinNamespace(namespace, path: try string())
+            case CELL_REC_SYSCTL:
+                let name = try string()
+                return .sysctl(name: name, value: try string())
+            case CELL_REC_USER:
+                let uid = try u32(), gid = try u32(), count = try u32()
+                guard count <= 64 else { throw DecodingError(message: "too many groups") }
+                var groups: [UInt32] = []
+                for _ in 0..<count { groups.append(try u32()) }
+                return .user(uid: uid, gid: gid, groups: groups)
             case CELL_REC_OVERLAY:
                 let flags = try u32(), size = try u64()
                 let lower = try string(), changes = try string()

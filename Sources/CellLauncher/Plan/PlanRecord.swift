@@ -25,6 +25,15 @@ public enum PlanRecord: Equatable, Sendable {
     case handOutListener(port: UInt16)
     /// The new tmpfs root, attached over `base` (inside the sandbox's mount namespace) while built.
     case root(base: String, size: UInt64)
+    /// cell-runtime: the root is host directory `path` (an OCI bundle's rootfs), cloned with
+    /// every mount below it, nosuid and nodev; read-only after the operations if `readOnly`.
+    case rootTree(path: String, readOnly: Bool)
+    /// cell-runtime: a namespace an engine made, entered by path instead of unshared.
+    case joinNamespace(Namespace, path: String)
+    /// cell-runtime: the ids the command runs as (the config's process.user).
+    case user(uid: UInt32, gid: UInt32, groups: [UInt32])
+    /// cell-runtime: a sysctl of the container's own namespaces (`net.ipv4.ping_group_range`).
+    case sysctl(name: String, value: String)
     case mount(MountOperation)
     case hostname(String)
     /// An empty fallback: failing to enter the directory fails the launch.
@@ -61,6 +70,12 @@ public enum PlanRecord: Equatable, Sendable {
         case .unreachable(let address):
             return "unreachable   \(address >> 24).\(address >> 16 & 0xff).\(address >> 8 & 0xff).\(address & 0xff) (a route: no packet to it leaves the sandbox)"
         case .root(let base, let size): return "root          a new tmpfs (size=\(ByteSize.format(size))), built over \(base), then pivot_root into it"
+        case .rootTree(let path, let readOnly):
+            return "root          \(path) with its mounts (nosuid, nodev\(readOnly ? ", read-only" : "")), then pivot_root into it"
+        case .joinNamespace(let namespace, let path): return "join          the \(namespace.rawValue) namespace at \(path)"
+        case .user(let uid, let gid, let groups):
+            return "user          uid \(uid), gid \(gid)" + (groups.isEmpty ? ", no supplementary groups" : ", groups " + groups.map(String.init).joined(separator: " "))
+        case .sysctl(let name, let value): return "sysctl        \(name) = \(TerminalText.shellWord(value))"
         case .mount(let op): return "mount         \(op.summary)"
         case .hostname(let name): return "hostname      \(name)"
         case .workingDirectory(let dir, let fallback):

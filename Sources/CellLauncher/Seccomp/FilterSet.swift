@@ -8,11 +8,13 @@ public struct FilterSet: Sendable {
     /// The policy filter: the one with the notification listener.
     public var policy: CompiledFilter
     public var decisions: PolicyDecisions
+    /// cell-runtime: the OCI config's own filter, loaded first, notifying nobody.
+    public var engine: CompiledFilter?
 
     /// The filter part of pid 1's plan, in load order: the baseline first, then the policy,
     /// whose notifications (every audited violation) go to the supervisor.
     public var records: [PlanRecord] {
-        (baseline.map { [PlanRecord.seccomp(listener: false, bpf: $0.bpf)] } ?? [])
+        [engine, baseline].compactMap { $0 }.map { PlanRecord.seccomp(listener: false, bpf: $0.bpf) }
             + [.seccomp(listener: true, bpf: policy.bpf), .endFilters]
     }
 }

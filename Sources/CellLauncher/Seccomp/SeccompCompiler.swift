@@ -96,6 +96,26 @@ public enum SeccompCompiler {
 
     /// Every call pid 1 makes under the filters must be plainly allowed by them.
     static func checkInitCalls(_ name: String, _ rules: FilterRules, _ decisions: PolicyDecisions) throws(LaunchError) {
+        if let call = firstRefusedInitCall(rules, decisions) {
+            throw .invalid("seccomp policy '\(name)' does not allow \(call), which the sandbox's pid 1 needs to start and supervise the command (allow it: --allow-syscall \(call))")
+        }
+    }
+
+    /// cell-runtime: an OCI config's own filter (linux.seccomp), compiled as it is — no
+    /// baseline, no notification — to be loaded beside the profile's. The kernel runs both and
+    /// keeps the stricter answer, so this filter can only take away. pid 1's own calls must
+    /// pass it too.
+    public static func engineFilter(_ policy: SeccompPolicy) throws(LaunchError) -> CompiledFilter {
+        let rules = try resolve(policy)
+        let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: rules)
+        if let call = firstRefusedInitCall(FilterRules(defaultAction: policy.defaultAction, policy: rules, separate: []), decisions) {
+            throw .invalid("the config's linux.seccomp does not allow \(call), which the container's pid 1 (cell-init) needs to start and supervise the process")
+        }
+        return try build(name: policy.name, defaultAction: policy.defaultAction, rules: rules, notify: false, pseudoCode: false)
+    }
+
+    /// The first of `initCalls` the rules do not plainly allow, if any.
+    static func firstRefusedInitCall(_ rules: FilterRules, _ decisions: PolicyDecisions) -> String? {
         for call in initCalls {
             guard let nr = Syscalls.number(call.name), nr >= 0 else { continue }
             // With the arguments pid 1 passes where they are known (clone's flags, against
@@ -105,9 +125,10 @@ public enum SeccompCompiler {
             let conditional = call.args.isEmpty && (rules.policy + rules.separate).contains { $0.number == nr && $0.action != .allow }
             let separate = ResolvedRule.verdict(rules.separate.filter { $0.number == nr }, default: .allow, args: args)
             if conditional || decisions.decide(number: nr, args: args) != .allow || separate != .allow {
-                throw .invalid("seccomp policy '\(name)' does not allow \(call.name), which the sandbox's pid 1 needs to start and supervise the command (allow it: --allow-syscall \(call.name))")
+                return call.name
             }
         }
+        return nil
     }
 
     /// The rules of a sandbox's filters: the policy filter's (with its default action) and
