@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "cell", targets: ["cell"]),
         .executable(name: "cell-proxy", targets: ["cell-proxy"]),
+        .executable(name: "cell-runtime", targets: ["cell-runtime"]),
     ],
     targets: [
         // Shared vocabulary, below the three parts: system call and capability name tables,
@@ -80,6 +81,17 @@ let package = Package(
             name: "cell",
             dependencies: ["CellCLI"]
         ),
+        // The OCI runtime engines call (podman --runtime, containerd): config.json → the
+        // launcher's plan, the runtime's state directory, the monitor that supervises a
+        // container after `create` returns. docs/oci-runtime.md.
+        .target(
+            name: "CellRuntime",
+            dependencies: ["CellLauncher", "CellProfile", "CellPolicy", "CellAudit", "CCellSpawn"]
+        ),
+        .executableTarget(
+            name: "cell-runtime",
+            dependencies: ["CellRuntime"]
+        ),
         // --net proxy's filtering proxy: a helper of its own, dynamically linked against the C
         // library so that names resolve through the system's resolver (NSS), which a static cell
         // cannot; it keeps the proxy's code out of every other launch.
@@ -101,6 +113,7 @@ let package = Package(
         .testTarget(name: "CellLauncherTests", dependencies: ["CellLauncher", "CellPolicy", "CellAudit", "CCellSpawn"]),
         .testTarget(name: "CellProfileTests", dependencies: ["CellProfile", "CellPolicy", "CellEgress"]),
         .testTarget(name: "CellAuditTests", dependencies: ["CellAudit", "CellPolicy"]),
+        .testTarget(name: "CellRuntimeTests", dependencies: ["CellRuntime", "CellLauncher", "CellPolicy", "CellProfile"]),
         .testTarget(name: "IntegrationTests"),
     ]
 )

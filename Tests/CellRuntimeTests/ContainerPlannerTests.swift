@@ -1,0 +1,233 @@
+import CellLauncher
+import CellPolicy
+@testable import CellRuntime
+import Foundation
+import XCTest
+
+/// config.json → LaunchPlan, on the config rootless podman 4.3 wrote on this machine for
+/// `podman run --rm --network none --rootfs DIR /bin/sh -c ...` (Tests/Fixtures/oci), and on
+/// variations of it that cell-runtime must refuse.
+final class ContainerPlannerTests: XCTestCase {
+    static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/oci/podman-rootless-config.json")
+
+    func podmanConfig() throws -> String {
+        try String(contentsOf: Self.fixture, encoding: .utf8)
+    }
+
+    /// The config with `edit` applied to its JSON object.
+    func edited(_ edit: (inout [String: Any]) -> Void) throws -> OCIConfig {
+        var object = try JSONSerialization.jsonObject(with: Data(try podmanConfig().utf8)) as! [String: Any]
+        edit(&object)
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        return try OCIConfig.parse(text, file: "config.json")
+    }
+
+    /// A planner that sees every host path as existing: directories, but for the files podman
+    /// binds and the device nodes.
+    func planner(_ config: OCIConfig, runtimeIsRoot: Bool = true) -> ContainerPlanner {
+        var planner = ContainerPlanner(config: config, bundle: "/bundle", policy: .default, profileName: "default", auditLogPath: nil)
+        planner.runtimeIsRoot = runtimeIsRoot
+        planner.resolve = { $0 }
+        planner.fileType = { path in
+            if path.hasPrefix("/dev/") { return UInt32(S_IFCHR) }
+            if ["hostname", "hosts", ".containerenv", "kcore", "keys", "timer_list", "sched_debug", "latency_stats", "timer_stats"]
+                .contains(where: { path.hasSuffix("/" + $0) }) { return UInt32(S_IFREG) }
+            return UInt32(S_IFDIR)
+        }
+        return planner
+    }
+
+    func refusal(_ config: OCIConfig, runtimeIsRoot: Bool = true) -> String? {
+        do {
+            _ = try planner(config, runtimeIsRoot: runtimeIsRoot).plan()
+            return nil
+        } catch {
+            return error.message
+        }
+    }
+
+    func testPodmanConfigParses() throws {
+        let config = try OCIConfig.parse(try podmanConfig(), file: "config.json")
+        XCTAssertEqual(config.args, ["/bin/sh", "-c", "echo hi; ip link; exit 3"])
+        XCTAssertEqual(config.rootPath, "/tmp/oci/rootfs")
+        XCTAssertEqual(config.namespaces.map(\.type), ["pid", "network", "ipc", "uts", "mount"])
+        XCTAssertEqual(config.mounts.count, 10)
+        XCTAssertEqual(config.capabilities["bounding"]?.count, 11)
+        XCTAssertEqual(config.umask, 18)
+        XCTAssertNotNil(config.seccomp)
+        XCTAssertEqual(config.annotation("io.container.manager"), "libpod")
+        XCTAssertTrue(config.present.isEmpty, "\(config.present)")
+    }
+
+    func testPodmanConfigBecomesAPlan() throws {
+        let plan = try planner(try OCIConfig.parse(try podmanConfig(), file: "config.json")).plan()
+        XCTAssertEqual(plan.namespaces, [.pid, .net, .ipc, .uts, .mount])
+        let container = try XCTUnwrap(plan.container)
+        XCTAssertFalse(container.newUserNamespace, "podman's user namespace is the runtime's own")
+        XCTAssertFalse(plan.ownsUserNamespace)
+        XCTAssertEqual(container.root, ContainerPlan.Root(path: "/tmp/oci/rootfs", readOnly: false))
+        XCTAssertEqual(container.user, ContainerPlan.User(uid: 0, gid: 0, groups: []))
+        XCTAssertEqual(container.sysctls, [ContainerPlan.Sysctl(name: "net.ipv4.ping_group_range", value: "0 0")])
+        XCTAssertEqual(container.rlimits, [ContainerPlan.Rlimit(resource: 7, soft: 20000, hard: 20000),
+                                           ContainerPlan.Rlimit(resource: 6, soft: 32768, hard: 32768)])
+        XCTAssertEqual(Capabilities.names(plan.keptCapabilities).sorted(),
+                       ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
+                        "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"])
+        let engine = try XCTUnwrap(container.engineSeccomp)
+        XCTAssertEqual(engine.defaultAction, .errno(38), "podman's defaultErrnoRet (ENOSYS)")
+
+        func op(_ dest: String) -> MountOperation? { plan.mounts.first { $0.destination == dest } }
+        XCTAssertEqual(op("/proc")?.kind, .proc)
+        XCTAssertEqual(op("/dev")?.kind, .tmpfs)
+        XCTAssertEqual(op("/dev")?.size, 65536 * 1024)
+        XCTAssertEqual(op("/dev")?.mode, 0o755)
+        XCTAssertEqual(op("/sys")?.kind, .sysfs)
+        XCTAssertEqual(op("/sys")?.readOnly, true)
+        XCTAssertEqual(op("/dev/pts")?.kind, .devpts)
+        XCTAssertEqual(op("/dev/mqueue")?.kind, .mqueue)
+        XCTAssertEqual(op("/etc/hosts")?.kind, .bind)
+        XCTAssertEqual(op("/etc/hosts")?.expectedType, UInt32(S_IFREG))
+        XCTAssertEqual(op("/etc/hosts")?.readOnly, false)
+        XCTAssertEqual(op("/sys/fs/cgroup")?.source, "/sys/fs/cgroup")
+        XCTAssertEqual(op("/sys/fs/cgroup")?.readOnly, true, "the host's cgroups, never writable")
+        XCTAssertEqual(op("/dev/null")?.device, true)
+        XCTAssertEqual(op("/dev/ptmx")?.source, "pts/ptmx")
+        XCTAssertEqual(op("/proc/kcore")?.kind, .hide)
+        XCTAssertEqual(op("/proc/acpi")?.kind, .hide)
+        XCTAssertEqual(op("/proc/acpi")?.expectedType, UInt32(S_IFDIR))
+        XCTAssertEqual(op("/proc/sys")?.kind, .remountReadOnly)
+        // The config's mounts come first, in their order; the masks after every mount.
+        XCTAssertEqual(plan.mounts.prefix(3).map(\.destination), ["/proc", "/dev", "/sys"])
+        XCTAssertLessThan(plan.mounts.firstIndex { $0.destination == "/sys/fs/cgroup" }!, plan.mounts.firstIndex { $0.destination == "/proc/kcore" }!)
+
+        let records = plan.setupRecords()
+        XCTAssertEqual(records.first, .namespaces([.pid, .net, .ipc, .uts, .mount]))
+        XCTAssertFalse(records.contains(.userNamespaceLimit(0)), "the engine's user namespace's sysctl is not the container's to set")
+        XCTAssertTrue(records.contains(.rootTree(path: "/tmp/oci/rootfs", readOnly: false)))
+        XCTAssertFalse(records.contains { if case .root = $0 { return true }; return false })
+        XCTAssertTrue(records.contains(.hold), "the process waits for start")
+        XCTAssertTrue(records.contains(.loopback))
+        XCTAssertTrue(records.contains(.hostname("5d0a2d371e5d")))
+        XCTAssertTrue(records.contains(.user(uid: 0, gid: 0, groups: [])))
+        // Every record survives the wire format.
+        XCTAssertEqual(try PlanEncoding.decode(PlanEncoding.header + PlanEncoding.encode(records)), records)
+    }
+
+    func testJoinedNamespacesAndANewUserNamespace() throws {
+        let config = try edited { object in
+            var linux = object["linux"] as! [String: Any]
+            linux["namespaces"] = [["type": "pid"], ["type": "mount"], ["type": "network", "path": "/run/user/1001/netns/netns-1"],
+                                   ["type": "user"], ["type": "ipc", "path": "/proc/7/ns/ipc"]]
+            linux["uidMappings"] = [["containerID": 0, "hostID": 1001, "size": 1]]
+            linux["gidMappings"] = [["containerID": 0, "hostID": 1001, "size": 1]]
+            linux["sysctl"] = nil
+            object["linux"] = linux
+            object["hostname"] = nil
+        }
+        let plan = try planner(config, runtimeIsRoot: false).plan()
+        XCTAssertEqual(plan.namespaces, [.pid, .mount])
+        XCTAssertEqual(plan.container?.joined, [ContainerPlan.Joined(namespace: .net, path: "/run/user/1001/netns/netns-1"),
+                                                ContainerPlan.Joined(namespace: .ipc, path: "/proc/7/ns/ipc")])
+        XCTAssertTrue(plan.ownsUserNamespace)
+        XCTAssertEqual(plan.identity.uidMap, [IDRange(inside: 0, outside: 1001)])
+        XCTAssertTrue(plan.identity.denySetgroups, "an unprivileged map writer must deny setgroups")
+        XCTAssertNil(plan.container?.user, "root of the new namespace already: no ids to take")
+        XCTAssertEqual(plan.mounts.first { $0.destination == "/sys" }?.kind, .bind, "a sysfs needs the network namespace's owner")
+        let records = plan.setupRecords()
+        XCTAssertTrue(records.contains(.joinNamespace(.net, path: "/run/user/1001/netns/netns-1")))
+        XCTAssertFalse(records.contains(.loopback), "an engine's network is the engine's")
+        // The uts namespace is the runtime's here: no hostname of the container's.
+        var named = config
+        named.hostname = "c1"
+        XCTAssertEqual(refusal(named), "hostname needs a uts namespace of the container's own (linux.namespaces)")
+    }
+
+    func testWhatCellRuntimeRefuses() throws {
+        func refused(_ expected: String, file: StaticString = #filePath, line: UInt = #line, _ edit: (inout [String: Any]) -> Void) throws {
+            let message: String?
+            do {
+                message = refusal(try edited(edit))
+            } catch let error as RuntimeError {
+                message = error.message
+            }
+            XCTAssertTrue(message?.contains(expected) == true, "\(message ?? "accepted"): want \(expected)", file: file, line: line)
+        }
+        func linux(_ edit: @escaping (inout [String: Any]) -> Void) -> (inout [String: Any]) -> Void {
+            { object in
+                var section = object["linux"] as! [String: Any]
+                edit(&section)
+                object["linux"] = section
+            }
+        }
+        func process(_ edit: @escaping (inout [String: Any]) -> Void) -> (inout [String: Any]) -> Void {
+            { object in
+                var section = object["process"] as! [String: Any]
+                edit(&section)
+                object["process"] = section
+            }
+        }
+        try refused("OCI hooks are not supported") { $0["hooks"] = ["prestart": [["path": "/bin/true"]]] }
+        try refused("process.terminal is not supported") { process { $0["terminal"] = true }(&$0) }
+        try refused("linux.resources is not supported") { linux { $0["resources"] = ["memory": ["limit": 1 << 20]] }(&$0) }
+        try refused("linux.devices is not supported") { linux { $0["devices"] = [["path": "/dev/sda", "type": "b", "major": 8, "minor": 0]] }(&$0) }
+        try refused("listenerPath is refused") { linux { $0["seccomp"] = ["defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"] }(&$0) }
+        try refused("needs a pid namespace of the container's own") { linux { $0["namespaces"] = [["type": "mount"]] }(&$0) }
+        try refused("joining a pid namespace by path is not supported") {
+            linux { $0["namespaces"] = [["type": "mount"], ["type": "pid", "path": "/proc/1/ns/pid"]] }(&$0)
+        }
+        try refused("joining a user namespace by path is not supported") {
+            linux { $0["namespaces"] = [["type": "mount"], ["type": "pid"], ["type": "user", "path": "/proc/1/ns/user"]] }(&$0)
+        }
+        try refused("must map container id 0") {
+            $0["hostname"] = nil
+            linux {
+                $0["namespaces"] = [["type": "mount"], ["type": "pid"], ["type": "user"]]
+                $0["uidMappings"] = [["containerID": 1, "hostID": 1001, "size": 1]]
+                $0["gidMappings"] = [["containerID": 0, "hostID": 1001, "size": 1]]
+            }(&$0)
+        }
+        try refused("kernel.panic is not a sysctl of a namespace") { linux { $0["sysctl"] = ["kernel.panic": "1"] }(&$0) }
+        try refused("not a sysctl name") { linux { $0["sysctl"] = ["net/../../x": "1"] }(&$0) }
+        try refused("mount type 'overlay' is not supported") {
+            $0["mounts"] = [["destination": "/x", "type": "overlay", "source": "overlay", "options": ["lowerdir=/a"]]]
+        }
+        try refused("rshared propagation is not supported") {
+            $0["mounts"] = [["destination": "/x", "type": "bind", "source": "/srv", "options": ["rbind", "rshared"]]]
+        }
+        try refused("mount option 'idmap' is not supported") {
+            $0["mounts"] = [["destination": "/x", "type": "bind", "source": "/srv", "options": ["rbind", "idmap"]]]
+        }
+        try refused("the destination must be an absolute path without '..'") {
+            $0["mounts"] = [["destination": "/x/../../etc", "type": "tmpfs", "source": "tmpfs"]]
+        }
+        try refused("process.cwd must be an absolute path") { process { $0["cwd"] = "work" }(&$0) }
+        try refused("process.capabilities.bounding: unknown capability") { process { $0["capabilities"] = ["bounding": ["CAP_NOPE"]] }(&$0) }
+        try refused("process.rlimits: unknown type") { process { $0["rlimits"] = [["type": "RLIMIT_NOPE", "soft": 1, "hard": 1]] }(&$0) }
+    }
+
+    func testFieldsOfTheWrongTypeAreNamed() {
+        XCTAssertThrowsError(try OCIConfig.parse(#"{"ociVersion": "1.0.2", "root": {"path": "r"}, "process": {"args": "sh", "cwd": "/"}}"#, file: "c.json")) {
+            XCTAssertEqual(($0 as? RuntimeError)?.message, "c.json: process.args must be an array")
+        }
+        XCTAssertThrowsError(try OCIConfig.parse(#"{"ociVersion": "1.0.2", "root": {"path": "r"}, "process": {"args": ["sh"], "cwd": "/", "user": {"uid": -1}}}"#, file: "c.json")) {
+            XCTAssertEqual(($0 as? RuntimeError)?.message, "c.json: process.user.uid must be an integer from 0 to 4294967295")
+        }
+        XCTAssertThrowsError(try OCIConfig.parse("{\"ociVersion\": ", file: "c.json")) {
+            XCTAssertTrue((($0 as? RuntimeError)?.message ?? "").hasPrefix("c.json:1:"))
+        }
+    }
+
+    /// A non-root process keeps only its ambient capabilities, as under runc; root its permitted
+    /// ones, within the bounding set.
+    func testCapabilitiesFollowTheUser() throws {
+        let user = try edited { object in
+            var process = object["process"] as! [String: Any]
+            process["user"] = ["uid": 1000, "gid": 1000, "additionalGids": [10]]
+            object["process"] = process
+        }
+        let plan = try planner(user).plan()
+        XCTAssertEqual(plan.keptCapabilities, 0)
+        XCTAssertEqual(plan.container?.user, ContainerPlan.User(uid: 1000, gid: 1000, groups: [10]))
+    }
+}
