@@ -71,7 +71,11 @@ public struct Lifecycle {
         }
         let monitor = fork()
         if monitor == 0 {
-            close(ready[0])
+            // The monitor keeps its standard descriptors (the container's, which pid 1 takes
+            // over), the ready pipe and the log: nothing else of the engine's. conmon leaves its
+            // own sync sockets open in the runtime it starts; a monitor that kept them would
+            // hold them open for the container's whole life.
+            closeDescriptors(except: [0, 1, 2, ready[1]] + log.descriptors)
             exit(runMonitor(id: id, bundle: bundle, config: config, plan: plan, helper: helper, ready: ready[1]))
         }
         close(ready[1])
@@ -262,6 +266,12 @@ public struct Lifecycle {
     func processIDs() -> [Int32] {
         directoryEntries("/proc").compactMap { Int32($0) }
     }
+}
+
+/// Closes every open descriptor of this process but `kept`.
+func closeDescriptors(except kept: [Int32]) {
+    let open = directoryEntries("/proc/self/fd").compactMap { Int32($0) }
+    for fd in open where !kept.contains(fd) { close(fd) }
 }
 
 func readAll(_ fd: Int32, limit: Int = 1 << 16) -> String {

@@ -28,6 +28,9 @@ public final class RuntimeLog {
 
     deinit { if let file { ReportFile.release(file) } }
 
+    /// The descriptors the log writes through (the monitor keeps them).
+    var descriptors: [Int32] { file.map { [$0.fd, $0.directory] } ?? [] }
+
     /// One line in the log, and the message on stderr.
     public func error(_ message: String) {
         write(level: "error", message)

@@ -1,0 +1,269 @@
+import Foundation
+import Glibc
+import Testing
+
+/// cell-runtime under a real engine: Debian's rootless podman (through conmon) runs containers
+/// with `--runtime cell-runtime`, as an ordinary user with subordinate ids (Scripts/test makes
+/// `cell-oci` when it runs as root), and the same bundle goes through runc and cell-runtime by
+/// hand. The root filesystem is a static busybox.
+enum OCIEngine {
+    static let user = ProcessInfo.processInfo.environment["CELL_TEST_OCI_USER"] ?? "cell-oci"
+    static let account: (uid: uid_t, gid: gid_t, home: String)? = {
+        guard let entry = getpwnam(user) else { return nil }
+        return (entry.pointee.pw_uid, entry.pointee.pw_gid, String(cString: entry.pointee.pw_dir))
+    }()
+    static var runtime: String { Sandbox.binDirectory + "/cell-runtime" }
+
+    /// podman, runc and busybox installed, the user there, and root to become it.
+    static let available: Bool = {
+        let tools = ["/usr/bin/podman", "/usr/bin/conmon", "/usr/sbin/runc", "/bin/busybox", "/usr/bin/newuidmap"]
+        let ready = Sandbox.isRoot && account != nil && tools.allSatisfy { FileManager.default.isExecutableFile(atPath: $0) }
+        if !ready { print("RuntimeTests: need root, the user \(user) and \(tools.joined(separator: ", ")) (Scripts/test sets them up)") }
+        // In CI they are always there: a missing one fails the run rather than skipping it.
+        return ready || Sandbox.inCI
+    }()
+
+    /// Runs `argv` with its output in files (`output`.1, .2) rather than pipes, and waits for it
+    /// with waitpid. Foundation's Process was seen never to notice `podman run -d`'s exit here
+    /// (runc or cell-runtime alike: podman a zombie, waitUntilExit blocked for good).
+    static func execute(_ argv: [String], output: String, timeout: TimeInterval) -> Sandbox.Result {
+        var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output + ".1", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, output + ".2", O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { for arg in cArgs { free(arg) } }
+        let spawned = posix_spawn(&pid, argv[0], &actions, &attributes, cArgs, environ)
+        guard spawned == 0 else { return Sandbox.Result(status: -1, stdout: "", stderr: "cannot start \(argv[0]): \(spawned)") }
+        var status: Int32 = 0
+        let deadline = Date().addingTimeInterval(timeout)
+        while waitpid(pid, &status, WNOHANG) == 0 {
+            if Date() > deadline { kill(pid, SIGKILL) }
+            usleep(2_000)
+        }
+        func read(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }
+        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Sandbox.Result(status: code, stdout: read(output + ".1"), stderr: read(output + ".2"))
+    }
+
+    /// A directory of the test user's, with a busybox root filesystem and a runtime directory.
+    final class Home {
+        let dir: String
+        var rootfs: String { dir + "/rootfs" }
+        var runtimeDir: String { dir + "/xdg" }
+        var stateDir: String { runtimeDir + "/cell-runtime" }
+
+        init() throws {
+            let account = try #require(OCIEngine.account, "no user \(OCIEngine.user)")
+            // Short: podman refuses a run root path of more than 50 characters.
+            dir = "/tmp/coci-" + String(UUID().uuidString.prefix(8))
+            let made = Sandbox.execute(["sh", "-c", """
+                set -e; mkdir -m 700 \(dir) \(dir)/xdg; mkdir -p \(dir)/rootfs/bin \(dir)/rootfs/proc \(dir)/rootfs/dev \
+                \(dir)/rootfs/sys \(dir)/rootfs/etc \(dir)/rootfs/tmp; cp /bin/busybox \(dir)/rootfs/bin/
+                for a in sh echo cat ls sleep id true unshare mount; do ln -s busybox \(dir)/rootfs/bin/$a; done
+                chown -R \(account.uid):\(account.gid) \(dir)
+                """])
+            #expect(made.status == 0, "\(made.stderr)")
+        }
+
+        /// `argv` as the test user, with a clean environment of its own.
+        func asUser(_ argv: [String], timeout: TimeInterval = 120) -> Sandbox.Result {
+            let account = OCIEngine.account!
+            return OCIEngine.execute(["/usr/bin/setpriv", "--reuid=\(account.uid)", "--regid=\(account.gid)", "--init-groups", "/usr/bin/env", "-i",
+                                      "HOME=\(account.home)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=\(runtimeDir)"] + argv, output: dir + "/.out", timeout: timeout)
+        }
+
+        /// podman with cell-runtime, in the settings this host needs (its cgroups are a hybrid
+        /// layout a plain user cannot write; no journald), with storage, run and temporary
+        /// directories of this test's own: podman otherwise keeps them in the user's home and
+        /// reuses the first run's for every later one.
+        func podman(_ arguments: [String], runtime: String = OCIEngine.runtime) -> Sandbox.Result {
+            asUser(["podman", "--cgroup-manager=cgroupfs", "--events-backend=file", "--root", dir + "/storage", "--runroot", dir + "/run",
+                    "--tmpdir", dir + "/tmp", "--runtime", runtime] + arguments)
+        }
+
+        func cellRuntime(_ arguments: [String]) -> Sandbox.Result {
+            asUser([OCIEngine.runtime, "--root", stateDir] + arguments)
+        }
+
+        func stateEntries() -> [String] {
+            (try? FileManager.default.contentsOfDirectory(atPath: stateDir)) ?? []
+        }
+
+        /// Ends rootless podman's pause process (it keeps the user namespace for later calls):
+        /// started by this test's podman, found by the pid it wrote in this test's runtime directory.
+        deinit {
+            // Whatever a failed test left running: its containers (through podman), then the
+            // pause process this test's podman started (its pid where podman wrote it).
+            func pausePID() -> Int32? {
+                let text = try? String(contentsOfFile: dir + "/tmp/pause.pid", encoding: .utf8)
+                return text.flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }.flatMap { $0 > 1 ? $0 : nil }
+            }
+            let before = pausePID()
+            if FileManager.default.fileExists(atPath: dir + "/storage") { _ = podman(["rm", "--all", "--force", "--time", "0"]) }
+            for pid in Set([before, pausePID()].compactMap { $0 }) { kill(pid, SIGKILL) }
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+    }
+}
+
+@Suite(.enabled(if: Sandbox.available && OCIEngine.available, "rootless podman and runc are not set up here"), .serialized)
+struct RuntimeTests {
+    @Test("podman run --rm through cell-runtime: the output, the exit status, only lo, and nothing left in the state directory")
+    func podmanRun() throws {
+        let home = try OCIEngine.Home()
+        let r = home.podman(["run", "--rm", "--network", "none", "--rootfs", home.rootfs,
+                             "/bin/sh", "-c", "echo hi; ls /sys/class/net; cat /proc/1/cmdline; exit 3"])
+        #expect(r.status == 3, "\(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first == "hi")
+        #expect(lines.dropFirst().first == "lo", "only lo inside: \(lines)")
+        // The container's pid 1 is cell's init, not the command: it forwards signals and reaps.
+        #expect(lines.last?.hasPrefix("cell-init") == true, "\(lines)")
+        #expect(home.stateEntries() == [], "\(home.stateEntries())")
+    }
+
+    @Test("podman run -d, ps, stop, kill, rm: the container's status follows, and delete leaves nothing")
+    func podmanDetached() throws {
+        let home = try OCIEngine.Home()
+        let started = home.podman(["run", "-d", "--network", "none", "--rootfs", home.rootfs, "/bin/sleep", "1000"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let ps = home.podman(["ps", "--format", "{{.ID}} {{.Status}}"])
+        #expect(ps.stdout.contains(String(id.prefix(12)) + " Up"), "\(ps.stdout) \(ps.stderr)")
+        // cell-runtime's own view: running, its pid in a pid namespace of its own.
+        let state = home.cellRuntime(["state", id])
+        let document = try JSONSerialization.jsonObject(with: Data(state.stdout.utf8)) as? [String: Any]
+        #expect(document?["status"] as? String == "running", "\(state.stdout) \(state.stderr)")
+        let pid = document?["pid"] as? Int ?? 0
+        #expect(pid > 0)
+        let hostNamespace = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/pid")) != hostNamespace)
+
+        // podman stop: SIGTERM reaches the command (cell-init forwards it), which dies of it.
+        let stop = home.podman(["stop", "-t", "10", id])
+        #expect(stop.status == 0, "\(stop.stderr)")
+        let stopped = home.podman(["ps", "-a", "--format", "{{.ID}} {{.Status}}"])
+        #expect(stopped.stdout.contains(String(id.prefix(12)) + " Exited (143)"), "\(stopped.stdout)")
+
+        let second = home.podman(["run", "-d", "--network", "none", "--rootfs", home.rootfs, "/bin/sleep", "1000"])
+        let other = second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(home.podman(["kill", other]).status == 0)
+        #expect(eventually(timeout: 20) {
+            home.podman(["ps", "-a", "--format", "{{.ID}} {{.Status}}"]).stdout.contains(String(other.prefix(12)) + " Exited (137)")
+        })
+        #expect(home.podman(["rm", id, other]).status == 0)
+        #expect(home.stateEntries() == [], "\(home.stateEntries())")
+    }
+
+    /// The attack: a container creates a user namespace of its own (the way into most kernel
+    /// bugs a container can reach). Under runc with podman's own filter it can; under
+    /// cell-runtime the default profile refuses it, and the audit log the annotation names says so.
+    @Test("a call podman's filter allows and cell's profile refuses: works under runc, refused and audited under cell-runtime")
+    func seccompDenialIsAudited() throws {
+        let home = try OCIEngine.Home()
+        let probe = ["/bin/sh", "-c", "unshare -U true; echo unshare=$?"]
+        let underRunc = home.podman(["run", "--rm", "--network", "none", "--rootfs", home.rootfs] + probe, runtime: "/usr/sbin/runc")
+        #expect(underRunc.stdout.contains("unshare=0"), "the attack must work without cell: \(underRunc.stdout) \(underRunc.stderr)")
+
+        // The log lands in the runtime user's audit directory (conmon passes the engine's HOME,
+        // not the rest of its environment).
+        let name = "job-\(UUID().uuidString).jsonl"
+        let path = try #require(OCIEngine.account).home + "/.local/state/cell/audit/" + name
+        defer { unlink(path) }
+        let underCell = home.podman(["run", "--rm", "--network", "none", "--annotation", "run.cell.audit-log=\(name)",
+                                     "--rootfs", home.rootfs] + probe)
+        #expect(underCell.stdout.contains("unshare=1"), "\(underCell.stdout) \(underCell.stderr)")
+        let log = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let events = log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        #expect(events.first?["event"] as? String == "start")
+        #expect(events.contains { $0["event"] as? String == "syscall" && $0["syscall"] as? String == "unshare" && $0["action"] as? String == "denied" },
+                "\(log)")
+        #expect(events.last?["event"] as? String == "exit")
+    }
+
+    @Test("the same bundle under runc and cell-runtime: created, running, stopped, gone")
+    func stateTransitionsMatchRunc() throws {
+        let home = try OCIEngine.Home()
+        let account = try #require(OCIEngine.account)
+        // runc's own rootless template, the user's id mapped to root inside, running sleep.
+        let bundle = home.dir + "/bundle"
+        let spec = home.asUser(["sh", "-c", "mkdir \(bundle) && cd \(bundle) && runc spec --rootless && cp -a ../rootfs rootfs"])
+        #expect(spec.status == 0, "\(spec.stderr)")
+        var config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bundle + "/config.json"))) as! [String: Any]
+        var process = config["process"] as! [String: Any]
+        process["args"] = ["/bin/sleep", "1000"]
+        process["terminal"] = false
+        config["process"] = process
+        try JSONSerialization.data(withJSONObject: config).write(to: URL(fileURLWithPath: bundle + "/config.json"))
+        chown(bundle + "/config.json", account.uid, account.gid)
+
+        func transitions(_ runtime: String) -> [String] {
+            let root = home.dir + "/state-" + URL(fileURLWithPath: runtime).lastPathComponent
+            func call(_ arguments: [String]) -> Sandbox.Result { home.asUser([runtime, "--root", root] + arguments) }
+            func status() -> String {
+                let r = call(["state", "t1"])
+                guard r.status == 0 else { return r.stderr.contains("does not exist") ? "gone" : "error: \(r.stderr)" }
+                return ((try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any])?["status"] as? String ?? r.stdout
+            }
+            var seen: [String] = []
+            let created = call(["create", "--bundle", bundle, "--pid-file", home.dir + "/pid", "t1"])
+            if created.status != 0 { return ["create failed: \(created.stderr)"] }
+            seen.append(status())
+            _ = call(["start", "t1"])
+            seen.append(status())
+            _ = call(["kill", "t1", "KILL"])
+            _ = eventually(timeout: 10) { status() == "stopped" }
+            seen.append(status())
+            _ = call(["delete", "t1"])
+            seen.append(status())
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: root)) ?? []
+            if !left.isEmpty { seen.append("left: \(left)") }
+            return seen
+        }
+        let runc = transitions("/usr/sbin/runc")
+        #expect(runc == ["created", "running", "stopped", "gone"])
+        #expect(transitions(OCIEngine.runtime) == runc)
+    }
+
+    @Test("errors as engines read them: JSON lines with level and msg, the phrases they match, nothing left after a failed create")
+    func errors() throws {
+        let home = try OCIEngine.Home()
+        let log = home.dir + "/runtime.log"
+        let missing = home.asUser([OCIEngine.runtime, "--root", home.stateDir, "--log", log, "--log-format", "json", "state", "nosuch"])
+        #expect(missing.status == 1)
+        let line = (try? String(contentsOfFile: log, encoding: .utf8))?.split(separator: "\n").last.map(String.init) ?? ""
+        let entry = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+        #expect(entry?["level"] as? String == "error")
+        #expect((entry?["msg"] as? String)?.contains("does not exist") == true, "\(line)")
+
+        // A config cell-runtime cannot honour: refused, named, and no container left behind.
+        let bundle = home.dir + "/bad"
+        let config = #"{"ociVersion": "1.0.2", "root": {"path": "\#(home.rootfs)"}, "process": {"args": ["/bin/true"], "cwd": "/"}, "#
+            + #""hooks": {"prestart": [{"path": "/bin/true"}]}, "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}}"#
+        _ = home.asUser(["mkdir", bundle])
+        _ = home.asUser(["sh", "-c", "cat > \(bundle)/config.json <<'EOF'\n\(config)\nEOF"])
+        let refused = home.cellRuntime(["create", "--bundle", bundle, "c1"])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("OCI hooks are not supported"), "\(refused.stderr)")
+        #expect(home.stateEntries() == [])
+        let notRunning = home.cellRuntime(["kill", "c1"])
+        #expect(notRunning.stderr.contains("does not exist"), "\(notRunning.stderr)")
+        for unsupported in ["pause", "exec", "update"] {
+            let r = home.cellRuntime([unsupported, "c1"])
+            #expect(r.status == 1 && r.stderr.contains("not supported"), "\(unsupported): \(r.stderr)")
+        }
+    }
+}
