@@ -264,8 +264,8 @@ public struct ContainerPlanner {
                 mode = bits
             // devpts' own options: cell's devpts is always a new instance with ptmxmode=0666,
             // mode=0620 and a cap on its ptys (mounts.c); a gid option names the tty group.
-            case "ptmxmode", "mode", "gid", "max" where mount.type == "devpts": break
-            case "uid", "gid", "nr_inodes" where mount.type == "tmpfs": break
+            case _ where mount.type == "devpts" && ["ptmxmode", "mode", "gid", "max"].contains(key): break
+            case _ where mount.type == "tmpfs" && ["uid", "gid", "nr_inodes"].contains(key): break
             case "shared", "rshared", "unbindable", "runbindable":
                 throw RuntimeError("\(at): \(key) propagation is not supported: every mount of a cell container is private")
             default:

@@ -198,6 +198,13 @@ final class ContainerPlannerTests: XCTestCase {
         try refused("mount option 'idmap' is not supported") {
             $0["mounts"] = [["destination": "/x", "type": "bind", "source": "/srv", "options": ["rbind", "idmap"]]]
         }
+        // An option of another mount type is not accepted on this one.
+        try refused("mount option 'ptmxmode=0666' is not supported") {
+            $0["mounts"] = [["destination": "/x", "type": "bind", "source": "/srv", "options": ["rbind", "ptmxmode=0666"]]]
+        }
+        try refused("mount option 'gid=5' is not supported") {
+            $0["mounts"] = [["destination": "/x", "type": "proc", "source": "proc", "options": ["gid=5"]]]
+        }
         try refused("the destination must be an absolute path without '..'") {
             $0["mounts"] = [["destination": "/x/../../etc", "type": "tmpfs", "source": "tmpfs"]]
         }
