@@ -57,6 +57,8 @@ public struct ContainerPlan: Equatable, Sendable {
         }
     }
 
+    /// The engine's id for the container, named in the audit log's `start` event.
+    public var id: String?
     public var root: Root
     public var joined: [Joined]
     /// nil: the setup's own ids (uid 0) are the command's.
@@ -68,8 +70,9 @@ public struct ContainerPlan: Equatable, Sendable {
     public var rlimits: [Rlimit] = []
     public var sysctls: [Sysctl] = []
     /// The config's own seccomp filter (linux.seccomp), loaded beside the profile's: the kernel
-    /// applies the stricter answer of the two. Its refusals are not audited (they are the
-    /// engine's); the profile's are.
+    /// applies the stricter answer of the two. Its own refusals are not audited (they are the
+    /// engine's); the profile's are, those of calls both refuse included
+    /// (SeccompCompiler.engineFilter).
     public var engineSeccomp: SeccompPolicy?
 
     public init(root: Root, joined: [Joined] = [], user: User? = nil, newUserNamespace: Bool) {

@@ -118,7 +118,9 @@ public enum Launcher {
         var filters: FilterSet
         do {
             filters = learning ? try SeccompCompiler.learningFilters(plan.seccomp) : try SeccompCompiler.compileFilters(plan.seccomp)
-            filters.engine = try plan.container?.engineSeccomp.map(SeccompCompiler.engineFilter)
+            if let engine = plan.container?.engineSeccomp {
+                filters.engine = try SeccompCompiler.engineFilter(engine, deferringTo: filters.decisions)
+            }
         } catch {
             // pid 1 waits for its filters and has run nothing of the caller's: it is ended.
             sandbox.kill()
@@ -131,7 +133,7 @@ public enum Launcher {
             ("namespaces", .strings(plan.namespaceNames)), ("policy", .string(plan.seccomp.name)),
             ("host_pid", .int(Int(sandbox.pid))), ("cell_version", .string(version)),
             ("landlock", plan.landlock.map { .int(Int($0.abi)) } ?? .null), ("isolation", .string(plan.isolation.rawValue)),
-        ] + (learning ? [("learning", .bool(true))] : []))
+        ] + (learning ? [("learning", .bool(true))] : []) + (plan.container?.id.map { [("container", .string($0))] } ?? []))
 
         // User-mode networking: the helper (pasta or slirp4netns) attaches to pid 1's network
         // namespace while the command is held (CELL_REC_HOLD), and must never outlive the sandbox.

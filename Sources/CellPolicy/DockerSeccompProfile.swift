@@ -38,7 +38,12 @@ public enum DockerSeccompProfile {
         func bad(_ message: String) -> LaunchError { .invalid("\(name): \(message)") }
         guard case .object = root else { throw bad("a seccomp profile is a JSON object") }
         guard let defaultName = root["defaultAction"]?.string else { throw bad("'defaultAction' is missing") }
-        let defaultErrno = root["defaultErrnoRet"]?.int.map(Int32.init)
+        func errno(_ value: JSONValue?, _ place: String) throws(LaunchError) -> Int32? {
+            guard let value, !value.isNull else { return nil }
+            guard let n = value.int.flatMap({ Int32(exactly: $0) }), n >= 0 else { throw bad("\(place) must be an errno number") }
+            return n
+        }
+        let defaultErrno = try errno(root["defaultErrnoRet"], "defaultErrnoRet")
         let defaultAction = try action(defaultName, errnoRet: defaultErrno, where: "defaultAction", bad)
 
         let archAliases = Set(architectureNames[architecture] ?? [architecture])
@@ -51,7 +56,7 @@ public enum DockerSeccompProfile {
             if let single = entry["name"]?.string { names.append(single) }
             guard !names.isEmpty else { throw bad("\(place) has no 'names'") }
             guard let actionName = entry["action"]?.string else { throw bad("\(place) has no 'action'") }
-            let ruleAction = try action(actionName, errnoRet: entry["errnoRet"]?.int.map(Int32.init) ?? defaultErrno, where: place, bad)
+            let ruleAction = try action(actionName, errnoRet: try errno(entry["errnoRet"], place + ".errnoRet") ?? defaultErrno, where: place, bad)
 
             if let includes = entry["includes"] {
                 let needCaps = includes["caps"]?.array?.compactMap(\.string) ?? []
@@ -85,7 +90,15 @@ public enum DockerSeccompProfile {
                 }
                 byIndex[index, default: []].append(condition)
             }
-            // One condition per index per rule: duplicates on an index are alternatives.
+            // One condition per index per rule: duplicates on an index are alternatives, whose
+            // combinations are rules — bounded, so that a small file cannot ask for millions.
+            let combinations = byIndex.values.reduce(1) { product, alternatives in
+                let (next, overflow) = product.multipliedReportingOverflow(by: alternatives.count)
+                return overflow ? Int.max : next
+            }
+            guard combinations <= maxAlternatives, rules.count + combinations <= maxRules else {
+                throw bad("\(place): its argument alternatives make \(combinations) rules (at most \(maxAlternatives) a call, \(maxRules) in all)")
+            }
             var combos: [[SeccompPolicy.Condition]] = [[]]
             for index in byIndex.keys.sorted() {
                 combos = combos.flatMap { partial in byIndex[index]!.map { partial + [$0] } }
@@ -96,6 +109,10 @@ public enum DockerSeccompProfile {
         }
         return SeccompPolicy(name: name, defaultAction: defaultAction, rules: rules)
     }
+
+    /// Bounds on the rules a profile's argument alternatives multiply into.
+    static let maxAlternatives = 256
+    static let maxRules = 20_000
 
     static func action(_ name: String, errnoRet: Int32?, where place: String, _ bad: (String) -> LaunchError) throws(LaunchError) -> SeccompPolicy.Action {
         switch name {

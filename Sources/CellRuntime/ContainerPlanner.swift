@@ -34,6 +34,7 @@ public struct ContainerPlanner {
 
     public func plan() throws(RuntimeError) -> LaunchPlan {
         try refuseUnsupported()
+        try checkLimits()
         let spaces = try namespaces()
         let newUser = spaces.user
         guard let cwd = SandboxPath.normalize(config.cwd) else { throw RuntimeError("process.cwd must be an absolute path without '..': \(config.cwd)") }
@@ -57,7 +58,8 @@ public struct ContainerPlanner {
         if let seccomp = config.seccomp {
             do {
                 container.engineSeccomp = try DockerSeccompProfile.policy(from: seccomp, name: "the config's linux.seccomp",
-                                                                         keptCapabilities: Capabilities.names(plan.keptCapabilities))
+                                                                         keptCapabilities: Capabilities.names(plan.keptCapabilities),
+                                                                         kernel: kernelVersion())
             } catch {
                 throw RuntimeError(error.message)
             }
@@ -72,7 +74,7 @@ public struct ContainerPlanner {
         let why: [String: String] = [
             "hooks": "OCI hooks are not supported: cell-runtime runs no program of the config's outside the container",
             "linux.devices": "linux.devices is not supported: a container gets the default devices only (null, zero, full, random, urandom, tty)",
-            "linux.resources": "linux.resources is not supported yet: limits come from the cell profile (annotation run.cell.profile)",
+            "linux.resources": "linux.resources is not supported yet: cell-runtime sets no cgroup limits (the config's rlimits apply)",
             "linux.intelRdt": "linux.intelRdt is not supported", "linux.personality": "linux.personality is not supported",
             "linux.timeOffsets": "linux.timeOffsets is not supported",
             "process.apparmorProfile": "process.apparmorProfile is not supported: cell-runtime applies no AppArmor profile (its walls: namespaces, seccomp, capabilities)",
@@ -89,6 +91,34 @@ public struct ContainerPlanner {
         }
         if config.terminal {
             throw RuntimeError("process.terminal is not supported by this cell-runtime yet (podman run without -t works)")
+        }
+    }
+
+    /// What pid 1's plan format would refuse, refused here by name (pid 1's own refusal could
+    /// only say which record).
+    func checkLimits() throws(RuntimeError) {
+        func plain(_ text: String, _ field: String) throws(RuntimeError) {
+            guard !text.utf8.contains(0) else { throw RuntimeError("\(field) holds a NUL byte") }
+        }
+        for arg in config.args { try plain(arg, "process.args") }
+        for entry in config.env {
+            try plain(entry, "process.env")
+            guard let eq = entry.firstIndex(of: "="), eq != entry.startIndex else { throw RuntimeError("process.env: '\(TerminalText.escaped(entry))' is not NAME=value") }
+        }
+        guard config.args.count + config.env.count + config.mounts.count + config.maskedPaths.count + config.readonlyPaths.count < 3_000 else {
+            throw RuntimeError("the config asks for more than 3000 arguments, variables and mounts together")
+        }
+        if let hostname = config.hostname, hostname.utf8.count > 64 { throw RuntimeError("hostname is longer than 64 bytes") }
+        guard config.additionalGids.count <= 64 else { throw RuntimeError("process.user.additionalGids: at most 64 groups") }
+        if let mask = config.umask, mask > 0o777 { throw RuntimeError("process.user.umask must be 0 to 0777") }
+        let paths = config.mounts.map { ($0.destination, "mounts") } + config.maskedPaths.map { ($0, "linux.maskedPaths") }
+            + config.readonlyPaths.map { ($0, "linux.readonlyPaths") } + [(config.cwd, "process.cwd")]
+        for (path, field) in paths {
+            try plain(path, field)
+            guard path.split(separator: "/").allSatisfy({ $0.utf8.count <= 255 }), path.utf8.count < 4096 else {
+                throw RuntimeError("\(field): a path with a component longer than 255 bytes: \(TerminalText.escaped(String(path.prefix(80))))…")
+            }
+            if field != "process.cwd" && SandboxPath.normalize(path) == "/" { throw RuntimeError("\(field): / itself cannot be mounted over or masked") }
         }
     }
 
@@ -302,11 +332,10 @@ public struct ContainerPlanner {
                     op.expectedType = UInt32(S_IFDIR)
                 }
             case "cgroup", "cgroup2":
-                // Without a cgroup of the container's own, the host's hierarchy, read-only (as
-                // runc without a cgroup namespace): it can be looked at, never written.
-                guard fileType("/sys/fs/cgroup") == UInt32(S_IFDIR) else { throw RuntimeError("\(at): this host has no /sys/fs/cgroup") }
-                op = MountOperation.bind("/sys/fs/cgroup", dest, readOnly: true)
-                op.expectedType = UInt32(S_IFDIR)
+                // cell-runtime places a container in no cgroup of its own (linux.resources is
+                // refused), and the host's hierarchy would show every other cgroup and its
+                // processes: an empty, read-only directory stands in its place.
+                op = MountOperation(kind: .tmpfs, destination: dest, readOnly: true, size: 4096, mode: 0o555)
             default:
                 preconditionFailure("checked above: \(mount.type)")
             }

@@ -49,7 +49,8 @@ public struct Lifecycle {
         if options.consoleSocket != nil && !config.terminal {
             throw RuntimeError("--console-socket is given but process.terminal is false")
         }
-        let plan = try Lifecycle.plan(config, bundle: bundle)
+        var plan = try Lifecycle.plan(config, bundle: bundle)
+        plan.container?.id = id
         guard let helper = InitHelper.locate() else {
             throw RuntimeError("cannot find cell-init (looked in \(InitHelper.candidates().joined(separator: ", ")))")
         }
@@ -124,25 +125,46 @@ public struct Lifecycle {
     func runMonitor(id: String, bundle: String, config: OCIConfig, plan: LaunchPlan, helper: String, ready: Int32) -> Int32 {
         // Its own session: the engine's terminal signals for `create` are not the container's.
         _ = setsid()
+        // The config's umask is pid 1's (and so the process's), inherited through the clone;
+        // the monitor's own files get explicit modes.
         if let mask = config.umask { umask(mode_t(mask)) }
+        // Recorded at once, pid 1 not yet known: `state` says creating, and `delete --force`
+        // can end a container whose create an engine gave up on.
+        guard let own = ProcessInfo.stat(getpid()),
+              (try? store.write(ContainerRecord(id: id, bundle: bundle, pid: 0, pidStart: 0, monitor: getpid(), monitorStart: own.start,
+                                                created: AuditClock.now(), started: false, annotations: config.annotations))) != nil else {
+            _ = "error: cannot record the container in \(store.directory(id))".withCString { write(ready, $0, strlen($0)) }
+            return 1
+        }
         var readyFD = ready
-        func answer(_ text: String) {
-            guard readyFD >= 0 else { return }
-            _ = text.withCString { write(readyFD, $0, strlen($0)) }
+        /// Tells `create`; false when it is gone (an engine's timeout killed it): nobody
+        /// would ever learn of this container, so it is ended.
+        func answer(_ text: String) -> Bool {
+            guard readyFD >= 0 else { return false }
+            let sent = text.withCString { write(readyFD, $0, strlen($0)) } == text.utf8.count
             close(readyFD)
             readyFD = -1
+            return sent
         }
+        var told = false
         let outcome = Launcher.run(plan, initHelper: helper, version: InitHelper.cellVersion) { pid in
             do throws(RuntimeError) {
-                try waitForStart(id: id, bundle: bundle, config: config, pid: pid, created: { answer("ok") })
+                try waitForStart(id: id, bundle: bundle, config: config, pid: pid, monitorStart: own.start) {
+                    told = answer("ok")
+                    return told
+                }
                 return nil
             } catch {
                 return error.message
             }
         }
         if case .setupFailed(let message) = outcome.end {
-            answer("error: " + message)
-            if readyFD < 0 { log.error("container \(id): \(message)") }
+            // Before "ok", create reports it (and removes the directory); after, only the log can.
+            if told {
+                log.error("container \(id): \(message)")
+            } else if !answer("error: " + message) {
+                try? store.remove(id)
+            }
         }
         if let summary = outcome.auditSummary { log.warning("container \(id): \(summary)") }
         for note in outcome.notes { log.warning("container \(id): \(note)") }
@@ -151,12 +173,10 @@ public struct Lifecycle {
 
     /// In the monitor, with the container built and held: records it, says so (`created`), then
     /// waits for `start` on the start FIFO, or for pid 1's end (a delete or kill before start).
-    func waitForStart(id: String, bundle: String, config: OCIConfig, pid: pid_t, created: () -> Void) throws(RuntimeError) {
-        guard let pidInfo = ProcessInfo.stat(pid), let own = ProcessInfo.stat(getpid()) else {
-            throw RuntimeError("cannot read the container's process in /proc")
-        }
+    func waitForStart(id: String, bundle: String, config: OCIConfig, pid: pid_t, monitorStart: UInt64, created: () -> Bool) throws(RuntimeError) {
+        guard let pidInfo = ProcessInfo.stat(pid) else { throw RuntimeError("cannot read the container's process in /proc") }
         let fifo = store.startFIFO(id)
-        guard mkfifo(fifo, 0o600) == 0 else { throw RuntimeError("cannot make \(fifo): \(errorText(errno))") }
+        guard mkfifo(fifo, 0o600) == 0, chmod(fifo, 0o600) == 0 else { throw RuntimeError("cannot make \(fifo): \(errorText(errno))") }
         // Read end for the monitor, and a write end of its own so that the FIFO never reads as
         // hung up between engines' `start` calls; `start` opens it to write one byte.
         let reader = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW)
@@ -164,10 +184,10 @@ public struct Lifecycle {
         let exited = cell_pidfd_open(pid)
         defer { for fd in [reader, keeper, exited] where fd >= 0 { close(fd) } }
         guard reader >= 0, keeper >= 0, exited >= 0 else { throw RuntimeError("cannot open \(fifo): \(errorText(errno))") }
-        var record = ContainerRecord(id: id, bundle: bundle, pid: pid, pidStart: pidInfo.start, monitor: getpid(), monitorStart: own.start,
+        var record = ContainerRecord(id: id, bundle: bundle, pid: pid, pidStart: pidInfo.start, monitor: getpid(), monitorStart: monitorStart,
                                      created: AuditClock.now(), started: false, annotations: config.annotations)
         try store.write(record)
-        created()
+        guard created() else { throw RuntimeError("create ended before the container was ready") }
         var fds = [pollfd(fd: reader, events: Int16(POLLIN), revents: 0), pollfd(fd: exited, events: Int16(POLLIN), revents: 0)]
         while true {
             if poll(&fds, 2, -1) < 0 {
@@ -228,7 +248,7 @@ public struct Lifecycle {
 
     public func kill(id: String, signal: Int32, all: Bool) throws(RuntimeError) {
         let record = try store.read(id)
-        guard let record, StateStore.status(record) != .stopped else { throw RuntimeError("container not running") }
+        guard let record, [.created, .running].contains(StateStore.status(record)) else { throw RuntimeError("container not running") }
         // pid 1 (cell-init) passes the signal on to the process; SIGKILL ends pid 1 and with it
         // the whole pid namespace. --all: every process of the container's pid namespace too.
         var targets = [record.pid]
@@ -243,11 +263,14 @@ public struct Lifecycle {
     public func delete(id: String, force: Bool) throws(RuntimeError) {
         let record = try store.read(id)
         let status = StateStore.status(record)
-        if status == .running && !force {
-            throw RuntimeError("cannot delete container \(id) that is not stopped: running (use --force)")
+        if (status == .running || status == .creating) && !force {
+            throw RuntimeError("cannot delete container \(id) that is not stopped: \(status.rawValue) (use --force)")
         }
-        // A created container never ran its process: deleting it ends it (as runc does).
-        if let record, status != .stopped { Glibc.kill(record.pid, SIGKILL) }
+        // A created container never ran its process: deleting it ends it (as runc does). One
+        // still being created is ended through its monitor, whose death ends pid 1.
+        if let record, status != .stopped {
+            Glibc.kill(record.pid > 0 ? record.pid : record.monitor, SIGKILL)
+        }
         if let record {
             // The monitor writes the audit log's end and leaves: wait for it, so that nothing of
             // the container is left when delete returns.

@@ -126,7 +126,7 @@ public struct StateStore {
         let dir = directory(try checkedID(record.id))
         let temporary = dir + "/state.json.new"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw RuntimeError("cannot write \(temporary): \(errorText(errno))") }
+        guard fd >= 0, fchmod(fd, 0o600) == 0 else { throw RuntimeError("cannot write \(temporary): \(errorText(errno))") }
         let text = record.json
         let written = text.withCString { Glibc.write(fd, $0, strlen($0)) }
         close(fd)
@@ -155,6 +155,8 @@ public struct StateStore {
     /// not a zombie) and started, or not.
     public static func status(_ record: ContainerRecord?) -> ContainerStatus {
         guard let record else { return .creating }
+        // Recorded by the monitor before pid 1 exists: creating while the monitor lives.
+        if record.pid == 0 { return ProcessInfo.isAlive(record.monitor, start: record.monitorStart) ? .creating : .stopped }
         guard ProcessInfo.isAlive(record.pid, start: record.pidStart) else { return .stopped }
         return record.started ? .running : .created
     }

@@ -89,8 +89,8 @@ final class ContainerPlannerTests: XCTestCase {
         XCTAssertEqual(op("/etc/hosts")?.kind, .bind)
         XCTAssertEqual(op("/etc/hosts")?.expectedType, UInt32(S_IFREG))
         XCTAssertEqual(op("/etc/hosts")?.readOnly, false)
-        XCTAssertEqual(op("/sys/fs/cgroup")?.source, "/sys/fs/cgroup")
-        XCTAssertEqual(op("/sys/fs/cgroup")?.readOnly, true, "the host's cgroups, never writable")
+        XCTAssertEqual(op("/sys/fs/cgroup")?.kind, .tmpfs, "not the host's cgroups: an empty stand-in")
+        XCTAssertEqual(op("/sys/fs/cgroup")?.readOnly, true)
         XCTAssertEqual(op("/dev/null")?.device, true)
         XCTAssertEqual(op("/dev/ptmx")?.source, "pts/ptmx")
         XCTAssertEqual(op("/proc/kcore")?.kind, .hide)
@@ -209,8 +209,52 @@ final class ContainerPlannerTests: XCTestCase {
             $0["mounts"] = [["destination": "/x/../../etc", "type": "tmpfs", "source": "tmpfs"]]
         }
         try refused("process.cwd must be an absolute path") { process { $0["cwd"] = "work" }(&$0) }
+        // What pid 1's plan format would refuse is refused here, by name.
+        try refused("process.user.umask must be 0 to 0777") { process { $0["user"] = ["uid": 0, "gid": 0, "umask": 4_294_967_295] }(&$0) }
+        try refused("process.env holds a NUL byte") { process { $0["env"] = ["A=b\u{0}c"] }(&$0) }
+        try refused("is not NAME=value") { process { $0["env"] = ["=x"] }(&$0) }
+        try refused("hostname is longer than 64 bytes") { $0["hostname"] = String(repeating: "h", count: 65) }
+        try refused("at most 64 groups") { process { $0["user"] = ["uid": 0, "gid": 0, "additionalGids": Array(0..<65)] }(&$0) }
+        try refused("a component longer than 255 bytes") {
+            $0["mounts"] = [["destination": "/" + String(repeating: "d", count: 256), "type": "tmpfs", "source": "tmpfs"]]
+        }
+        try refused("linux.readonlyPaths: / itself") { linux { $0["readonlyPaths"] = ["/"] }(&$0) }
+        // A config's filter may not multiply its argument alternatives into millions of rules,
+        // nor give an errno no errno can be.
+        try refused("argument alternatives make 2985984 rules") {
+            linux {
+                $0["seccomp"] = ["defaultAction": "SCMP_ACT_ALLOW", "syscalls": [["names": ["read"], "action": "SCMP_ACT_ERRNO",
+                    "args": (0..<6).flatMap { i in (0..<12).map { ["index": i, "value": $0, "op": "SCMP_CMP_EQ"] } }]]]
+            }(&$0)
+        }
+        try refused("defaultErrnoRet must be an errno number") {
+            linux { $0["seccomp"] = ["defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4_294_967_296] }(&$0)
+        }
         try refused("process.capabilities.bounding: unknown capability") { process { $0["capabilities"] = ["bounding": ["CAP_NOPE"]] }(&$0) }
         try refused("process.rlimits: unknown type") { process { $0["rlimits"] = [["type": "RLIMIT_NOPE", "soft": 1, "hard": 1]] }(&$0) }
+    }
+
+    /// The config's filter steps aside for the calls the profile refuses outright, so that the
+    /// profile's refusal — audited — is the one the kernel applies (an errno of the config's
+    /// would win over the profile's notification). Calls the profile allows keep the config's
+    /// rules.
+    func testTheConfigsFilterDefersToTheAuditedOne() throws {
+        let plan = try planner(try OCIConfig.parse(try podmanConfig(), file: "config.json")).plan()
+        let engine = try XCTUnwrap(plan.container?.engineSeccomp)
+        let audited = try SeccompCompiler.compileFilters(.default).decisions
+        let rules = try SeccompCompiler.engineRules(engine, deferringTo: audited)
+        func actions(_ name: String) -> [SeccompPolicy.Action] { rules.filter { $0.syscall == name }.map(\.action) }
+        // Refused by both (podman: errno 1; cell's default: @swap, @mount, @privileged-misc).
+        XCTAssertEqual(actions("swapoff"), [.allow])
+        XCTAssertEqual(actions("bpf"), [.allow], "podman refuses it by default; cell refuses it outright")
+        XCTAssertEqual(actions("setns"), [.allow], "podman allows it; cell's baseline refuses it: allowed through either way")
+        // Allowed by cell's policy: the config's rules stand, its refusals its own.
+        let personality = rules.filter { $0.syscall == "personality" }
+        XCTAssertFalse(personality.isEmpty)
+        XCTAssertTrue(personality.allSatisfy { $0.action == .allow && $0.conditions.count == 1 }, "podman's personality(N) rules are kept")
+        XCTAssertEqual(engine.defaultAction, .errno(38))
+        // And the filter still lets pid 1 do its work.
+        XCTAssertNoThrow(try SeccompCompiler.engineFilter(engine, deferringTo: audited))
     }
 
     func testFieldsOfTheWrongTypeAreNamed() {

@@ -55,6 +55,13 @@ final class RuntimeStateTests: XCTestCase {
         var reused = record
         reused.pidStart += 1
         XCTAssertEqual(StateStore.status(reused), .stopped, "a pid the kernel reused is not the container's")
+        // Recorded by the monitor before pid 1 exists: creating while the monitor lives.
+        var early = record
+        early.pid = 0
+        early.pidStart = 0
+        XCTAssertEqual(StateStore.status(early), .creating)
+        early.monitorStart += 1
+        XCTAssertEqual(StateStore.status(early), .stopped, "a monitor that is gone creates nothing")
         mkfifo(store.startFIFO("c1"), 0o600)
         try store.remove("c1")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root), [])

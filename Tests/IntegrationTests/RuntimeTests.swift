@@ -72,7 +72,7 @@ enum OCIEngine {
             let made = Sandbox.execute(["sh", "-c", """
                 set -e; mkdir -m 700 \(dir) \(dir)/xdg; mkdir -p \(dir)/rootfs/bin \(dir)/rootfs/proc \(dir)/rootfs/dev \
                 \(dir)/rootfs/sys \(dir)/rootfs/etc \(dir)/rootfs/tmp; cp /bin/busybox \(dir)/rootfs/bin/
-                for a in sh echo cat ls sleep id true unshare mount; do ln -s busybox \(dir)/rootfs/bin/$a; done
+                for a in sh echo cat ls sleep id true unshare mount swapoff; do ln -s busybox \(dir)/rootfs/bin/$a; done
                 chown -R \(account.uid):\(account.gid) \(dir)
                 """])
             #expect(made.status == 0, "\(made.stderr)")
@@ -174,7 +174,7 @@ struct RuntimeTests {
     @Test("a call podman's filter allows and cell's profile refuses: works under runc, refused and audited under cell-runtime")
     func seccompDenialIsAudited() throws {
         let home = try OCIEngine.Home()
-        let probe = ["/bin/sh", "-c", "unshare -U true; echo unshare=$?"]
+        let probe = ["/bin/sh", "-c", "unshare -U true; echo unshare=$?; swapoff /tmp; echo swapoff=$?"]
         let underRunc = home.podman(["run", "--rm", "--network", "none", "--rootfs", home.rootfs] + probe, runtime: "/usr/sbin/runc")
         #expect(underRunc.stdout.contains("unshare=0"), "the attack must work without cell: \(underRunc.stdout) \(underRunc.stderr)")
 
@@ -192,6 +192,11 @@ struct RuntimeTests {
         #expect(events.contains { $0["event"] as? String == "syscall" && $0["syscall"] as? String == "unshare" && $0["action"] as? String == "denied" },
                 "\(log)")
         #expect(events.last?["event"] as? String == "exit")
+        #expect(events.first?["container"] as? String != nil, "the start event names the engine's container")
+        // swapoff is refused by podman's filter and by cell's profile alike: the refusal the
+        // kernel applies is the profile's, so it is recorded (podman's would be silent).
+        #expect(underCell.stdout.contains("swapoff=1"))
+        #expect(events.contains { $0["event"] as? String == "syscall" && $0["syscall"] as? String == "swapoff" }, "\(log)")
     }
 
     @Test("the same bundle under runc and cell-runtime: created, running, stopped, gone")

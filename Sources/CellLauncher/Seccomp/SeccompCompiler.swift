@@ -101,17 +101,40 @@ public enum SeccompCompiler {
         }
     }
 
-    /// cell-runtime: an OCI config's own filter (linux.seccomp), compiled as it is — no
-    /// baseline, no notification — to be loaded beside the profile's. The kernel runs both and
-    /// keeps the stricter answer, so this filter can only take away. pid 1's own calls must
-    /// pass it too.
-    public static func engineFilter(_ policy: SeccompPolicy) throws(LaunchError) -> CompiledFilter {
-        let rules = try resolve(policy)
+    /// cell-runtime: an OCI config's own filter (linux.seccomp), compiled without baseline or
+    /// notification, to be loaded beside the profile's. The kernel runs both and keeps the
+    /// stricter answer, so this filter can only take away — but an errno of its would also win
+    /// over the profile's notification, and the profile's refusal would go unaudited. So for
+    /// every call `audited` (the profile's decisions) refuses whatever its arguments, this
+    /// filter steps aside (an allow) unless it would kill: the call is still refused, by the
+    /// profile, and recorded. pid 1's own calls must pass the filter.
+    public static func engineFilter(_ policy: SeccompPolicy, deferringTo audited: PolicyDecisions) throws(LaunchError) -> CompiledFilter {
+        let rules = try engineRules(policy, deferringTo: audited)
         let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: rules)
         if let call = firstRefusedInitCall(FilterRules(defaultAction: policy.defaultAction, policy: rules, separate: []), decisions) {
             throw .invalid("the config's linux.seccomp does not allow \(call), which the container's pid 1 (cell-init) needs to start and supervise the process")
         }
         return try build(name: policy.name, defaultAction: policy.defaultAction, rules: rules, notify: false, pseudoCode: false)
+    }
+
+    /// The engine filter's rules: `policy`'s, less those of the calls `audited` refuses
+    /// outright (and the engine would not kill for), which are allowed through to it.
+    public static func engineRules(_ policy: SeccompPolicy, deferringTo audited: PolicyDecisions) throws(LaunchError) -> [ResolvedRule] {
+        var rules = try resolve(policy)
+        let refusedOutright = (0...Syscalls.highestKnown).filter { nr in
+            guard Syscalls.name(nr) != nil else { return false }
+            let own = audited.rules[nr] ?? []
+            return own.isEmpty ? SeccompNarrowing.isDenial(audited.defaultAction)
+                : own.contains { $0.conditions.isEmpty && SeccompNarrowing.isDenial($0.action) }
+        }
+        for nr in refusedOutright {
+            let engine = rules.filter { $0.number == nr }
+            let engineKills = engine.contains { $0.action == .kill } || (engine.isEmpty && policy.defaultAction == .kill)
+            guard !engineKills, !engine.isEmpty || policy.defaultAction != .allow, let name = Syscalls.name(nr) else { continue }
+            rules.removeAll { $0.number == nr }
+            rules.append(ResolvedRule(syscall: name, number: nr, action: .allow, conditions: []))
+        }
+        return rules
     }
 
     /// The first of `initCalls` the rules do not plainly allow, if any.
