@@ -135,6 +135,16 @@ struct RuntimeTests {
         #expect(home.stateEntries() == [], "\(home.stateEntries())")
     }
 
+    /// Rootless podman's own network: slirp4netns on a network namespace podman made, which the
+    /// container joins by path (nothing is sent anywhere: the test only looks at the interfaces).
+    @Test("podman's default network: the engine's namespace joined, its tap0 inside")
+    func podmanNetworkJoined() throws {
+        let home = try OCIEngine.Home()
+        let r = home.podman(["run", "--rm", "--rootfs", home.rootfs, "/bin/sh", "-c", "ls /sys/class/net"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.split(separator: "\n").sorted() == ["lo", "tap0"], "\(r.stdout)")
+    }
+
     @Test("podman run -d, ps, stop, kill, rm: the container's status follows, and delete leaves nothing")
     func podmanDetached() throws {
         let home = try OCIEngine.Home()
