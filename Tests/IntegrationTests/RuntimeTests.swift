@@ -72,7 +72,7 @@ enum OCIEngine {
             let made = Sandbox.execute(["sh", "-c", """
                 set -e; mkdir -m 700 \(dir) \(dir)/xdg; mkdir -p \(dir)/rootfs/bin \(dir)/rootfs/proc \(dir)/rootfs/dev \
                 \(dir)/rootfs/sys \(dir)/rootfs/etc \(dir)/rootfs/tmp; cp /bin/busybox \(dir)/rootfs/bin/
-                for a in sh echo cat ls sleep id true unshare mount swapoff; do ln -s busybox \(dir)/rootfs/bin/$a; done
+                for a in sh echo cat ls sleep id true unshare mount swapoff touch; do ln -s busybox \(dir)/rootfs/bin/$a; done
                 chown -R \(account.uid):\(account.gid) \(dir)
                 """])
             #expect(made.status == 0, "\(made.stderr)")
@@ -133,6 +133,19 @@ struct RuntimeTests {
         // The container's pid 1 is cell's init, not the command: it forwards signals and reaps.
         #expect(lines.last?.hasPrefix("cell-init") == true, "\(lines)")
         #expect(home.stateEntries() == [], "\(home.stateEntries())")
+    }
+
+    /// An image in podman's storage (imported from the busybox tree: nothing is pulled), as a CI
+    /// job runs one: its layers' directory is the bundle's root, writable.
+    @Test("an image from podman's storage: run from its layers, its root writable")
+    func podmanImage() throws {
+        let home = try OCIEngine.Home()
+        let global = "--cgroup-manager=cgroupfs --events-backend=file --root \(home.dir)/storage --runroot \(home.dir)/run --tmpdir \(home.dir)/tmp"
+        let imported = home.asUser(["sh", "-c", "cd \(home.rootfs) && tar -c . | podman \(global) import - localhost/cellbox"])
+        #expect(imported.status == 0, "\(imported.stderr)")
+        let r = home.podman(["run", "--rm", "--network", "none", "localhost/cellbox", "/bin/sh", "-c", "touch /new && echo written"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "written\n")
     }
 
     /// Rootless podman's own network: slirp4netns on a network namespace podman made, which the
