@@ -2,12 +2,12 @@ import CellLauncher
 import CellPolicy
 @testable import CellRuntime
 import Foundation
-import XCTest
+import Testing
 
 /// config.json → LaunchPlan, on the config rootless podman 4.3 wrote on this machine for
 /// `podman run --rm --network none --rootfs DIR /bin/sh -c ...` (Tests/Fixtures/oci), and on
 /// variations of it that cell-runtime must refuse.
-final class ContainerPlannerTests: XCTestCase {
+struct ContainerPlannerTests {
     static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/oci/podman-rootless-config.json")
 
@@ -47,74 +47,73 @@ final class ContainerPlannerTests: XCTestCase {
         }
     }
 
-    func testPodmanConfigParses() throws {
+    @Test func podmanConfigParses() throws {
         let config = try OCIConfig.parse(try podmanConfig(), file: "config.json")
-        XCTAssertEqual(config.args, ["/bin/sh", "-c", "echo hi; ip link; exit 3"])
-        XCTAssertEqual(config.rootPath, "/tmp/oci/rootfs")
-        XCTAssertEqual(config.namespaces.map(\.type), ["pid", "network", "ipc", "uts", "mount"])
-        XCTAssertEqual(config.mounts.count, 10)
-        XCTAssertEqual(config.capabilities["bounding"]?.count, 11)
-        XCTAssertEqual(config.umask, 18)
-        XCTAssertNotNil(config.seccomp)
-        XCTAssertEqual(config.annotation("io.container.manager"), "libpod")
-        XCTAssertTrue(config.present.isEmpty, "\(config.present)")
+        #expect(config.args == ["/bin/sh", "-c", "echo hi; ip link; exit 3"])
+        #expect(config.rootPath == "/tmp/oci/rootfs")
+        #expect(config.namespaces.map(\.type) == ["pid", "network", "ipc", "uts", "mount"])
+        #expect(config.mounts.count == 10)
+        #expect(config.capabilities["bounding"]?.count == 11)
+        #expect(config.umask == 18)
+        #expect(config.seccomp != nil)
+        #expect(config.annotation("io.container.manager") == "libpod")
+        #expect(config.present.isEmpty, "\(config.present)")
     }
 
-    func testPodmanConfigBecomesAPlan() throws {
+    @Test func podmanConfigBecomesAPlan() throws {
         let plan = try planner(try OCIConfig.parse(try podmanConfig(), file: "config.json")).plan()
-        XCTAssertEqual(plan.namespaces, [.pid, .net, .ipc, .uts, .mount])
-        let container = try XCTUnwrap(plan.container)
-        XCTAssertFalse(container.newUserNamespace, "podman's user namespace is the runtime's own")
-        XCTAssertFalse(plan.ownsUserNamespace)
-        XCTAssertEqual(container.root, ContainerPlan.Root(path: "/tmp/oci/rootfs", readOnly: false))
-        XCTAssertEqual(container.user, ContainerPlan.User(uid: 0, gid: 0, groups: []))
-        XCTAssertEqual(container.sysctls, [ContainerPlan.Sysctl(name: "net.ipv4.ping_group_range", value: "0 0")])
-        XCTAssertEqual(container.rlimits, [ContainerPlan.Rlimit(resource: 7, soft: 20000, hard: 20000),
+        #expect(plan.namespaces == [.pid, .net, .ipc, .uts, .mount])
+        let container = try #require(plan.container)
+        #expect(!(container.newUserNamespace), "podman's user namespace is the runtime's own")
+        #expect(!(plan.ownsUserNamespace))
+        #expect(container.root == ContainerPlan.Root(path: "/tmp/oci/rootfs", readOnly: false))
+        #expect(container.user == ContainerPlan.User(uid: 0, gid: 0, groups: []))
+        #expect(container.sysctls == [ContainerPlan.Sysctl(name: "net.ipv4.ping_group_range", value: "0 0")])
+        #expect(container.rlimits == [ContainerPlan.Rlimit(resource: 7, soft: 20000, hard: 20000),
                                            ContainerPlan.Rlimit(resource: 6, soft: 32768, hard: 32768)])
-        XCTAssertEqual(Capabilities.names(plan.keptCapabilities).sorted(),
-                       ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
+        #expect(Capabilities.names(plan.keptCapabilities).sorted() == ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
                         "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT"])
-        let engine = try XCTUnwrap(container.engineSeccomp)
-        XCTAssertEqual(engine.defaultAction, .errno(38), "podman's defaultErrnoRet (ENOSYS)")
+        let engine = try #require(container.engineSeccomp)
+        #expect(engine.defaultAction == .errno(38), "podman's defaultErrnoRet (ENOSYS)")
 
         func op(_ dest: String) -> MountOperation? { plan.mounts.first { $0.destination == dest } }
-        XCTAssertEqual(op("/proc")?.kind, .proc)
-        XCTAssertEqual(op("/dev")?.kind, .tmpfs)
-        XCTAssertEqual(op("/dev")?.size, 65536 * 1024)
-        XCTAssertEqual(op("/dev")?.mode, 0o755)
-        XCTAssertEqual(op("/sys")?.kind, .sysfs)
-        XCTAssertEqual(op("/sys")?.readOnly, true)
-        XCTAssertEqual(op("/dev/pts")?.kind, .devpts)
-        XCTAssertEqual(op("/dev/mqueue")?.kind, .mqueue)
-        XCTAssertEqual(op("/etc/hosts")?.kind, .bind)
-        XCTAssertEqual(op("/etc/hosts")?.expectedType, UInt32(S_IFREG))
-        XCTAssertEqual(op("/etc/hosts")?.readOnly, false)
-        XCTAssertEqual(op("/sys/fs/cgroup")?.kind, .tmpfs, "not the host's cgroups: an empty stand-in")
-        XCTAssertEqual(op("/sys/fs/cgroup")?.readOnly, true)
-        XCTAssertEqual(op("/dev/null")?.device, true)
-        XCTAssertEqual(op("/dev/ptmx")?.source, "pts/ptmx")
-        XCTAssertEqual(op("/proc/kcore")?.kind, .hide)
-        XCTAssertEqual(op("/proc/acpi")?.kind, .hide)
-        XCTAssertEqual(op("/proc/acpi")?.expectedType, UInt32(S_IFDIR))
-        XCTAssertEqual(op("/proc/sys")?.kind, .remountReadOnly)
+        #expect(op("/proc")?.kind == .proc)
+        #expect(op("/dev")?.kind == .tmpfs)
+        #expect(op("/dev")?.size == 65536 * 1024)
+        #expect(op("/dev")?.mode == 0o755)
+        #expect(op("/sys")?.kind == .sysfs)
+        #expect(op("/sys")?.readOnly == true)
+        #expect(op("/dev/pts")?.kind == .devpts)
+        #expect(op("/dev/mqueue")?.kind == .mqueue)
+        #expect(op("/etc/hosts")?.kind == .bind)
+        #expect(op("/etc/hosts")?.expectedType == UInt32(S_IFREG))
+        #expect(op("/etc/hosts")?.readOnly == false)
+        #expect(op("/sys/fs/cgroup")?.kind == .tmpfs, "not the host's cgroups: an empty stand-in")
+        #expect(op("/sys/fs/cgroup")?.readOnly == true)
+        #expect(op("/dev/null")?.device == true)
+        #expect(op("/dev/ptmx")?.source == "pts/ptmx")
+        #expect(op("/proc/kcore")?.kind == .hide)
+        #expect(op("/proc/acpi")?.kind == .hide)
+        #expect(op("/proc/acpi")?.expectedType == UInt32(S_IFDIR))
+        #expect(op("/proc/sys")?.kind == .remountReadOnly)
         // The config's mounts come first, in their order; the masks after every mount.
-        XCTAssertEqual(plan.mounts.prefix(3).map(\.destination), ["/proc", "/dev", "/sys"])
-        XCTAssertLessThan(plan.mounts.firstIndex { $0.destination == "/sys/fs/cgroup" }!, plan.mounts.firstIndex { $0.destination == "/proc/kcore" }!)
+        #expect(plan.mounts.prefix(3).map(\.destination) == ["/proc", "/dev", "/sys"])
+        #expect(plan.mounts.firstIndex { $0.destination == "/sys/fs/cgroup" }! < plan.mounts.firstIndex { $0.destination == "/proc/kcore" }!)
 
         let records = plan.setupRecords()
-        XCTAssertEqual(records.first, .namespaces([.pid, .net, .ipc, .uts, .mount]))
-        XCTAssertFalse(records.contains(.userNamespaceLimit(0)), "the engine's user namespace's sysctl is not the container's to set")
-        XCTAssertTrue(records.contains(.rootTree(path: "/tmp/oci/rootfs", readOnly: false)))
-        XCTAssertFalse(records.contains { if case .root = $0 { return true }; return false })
-        XCTAssertTrue(records.contains(.hold), "the process waits for start")
-        XCTAssertTrue(records.contains(.loopback))
-        XCTAssertTrue(records.contains(.hostname("5d0a2d371e5d")))
-        XCTAssertTrue(records.contains(.user(uid: 0, gid: 0, groups: [])))
+        #expect(records.first == .namespaces([.pid, .net, .ipc, .uts, .mount]))
+        #expect(!(records.contains(.userNamespaceLimit(0))), "the engine's user namespace's sysctl is not the container's to set")
+        #expect(records.contains(.rootTree(path: "/tmp/oci/rootfs", readOnly: false)))
+        #expect(!(records.contains { if case .root = $0 { return true }; return false }))
+        #expect(records.contains(.hold), "the process waits for start")
+        #expect(records.contains(.loopback))
+        #expect(records.contains(.hostname("5d0a2d371e5d")))
+        #expect(records.contains(.user(uid: 0, gid: 0, groups: [])))
         // Every record survives the wire format.
-        XCTAssertEqual(try PlanEncoding.decode(PlanEncoding.header + PlanEncoding.encode(records)), records)
+        #expect(try PlanEncoding.decode(PlanEncoding.header + PlanEncoding.encode(records)) == records)
     }
 
-    func testJoinedNamespacesAndANewUserNamespace() throws {
+    @Test func joinedNamespacesAndANewUserNamespace() throws {
         let config = try edited { object in
             var linux = object["linux"] as! [String: Any]
             linux["namespaces"] = [["type": "pid"], ["type": "mount"], ["type": "network", "path": "/run/user/1001/netns/netns-1"],
@@ -126,32 +125,32 @@ final class ContainerPlannerTests: XCTestCase {
             object["hostname"] = nil
         }
         let plan = try planner(config, runtimeIsRoot: false).plan()
-        XCTAssertEqual(plan.namespaces, [.pid, .mount])
-        XCTAssertEqual(plan.container?.joined, [ContainerPlan.Joined(namespace: .net, path: "/run/user/1001/netns/netns-1"),
+        #expect(plan.namespaces == [.pid, .mount])
+        #expect(plan.container?.joined == [ContainerPlan.Joined(namespace: .net, path: "/run/user/1001/netns/netns-1"),
                                                 ContainerPlan.Joined(namespace: .ipc, path: "/proc/7/ns/ipc")])
-        XCTAssertTrue(plan.ownsUserNamespace)
-        XCTAssertEqual(plan.identity.uidMap, [IDRange(inside: 0, outside: 1001)])
-        XCTAssertTrue(plan.identity.denySetgroups, "an unprivileged map writer must deny setgroups")
-        XCTAssertNil(plan.container?.user, "root of the new namespace already: no ids to take")
-        XCTAssertEqual(plan.mounts.first { $0.destination == "/sys" }?.kind, .bind, "a sysfs needs the network namespace's owner")
+        #expect(plan.ownsUserNamespace)
+        #expect(plan.identity.uidMap == [IDRange(inside: 0, outside: 1001)])
+        #expect(plan.identity.denySetgroups, "an unprivileged map writer must deny setgroups")
+        #expect(plan.container?.user == nil, "root of the new namespace already: no ids to take")
+        #expect(plan.mounts.first { $0.destination == "/sys" }?.kind == .bind, "a sysfs needs the network namespace's owner")
         let records = plan.setupRecords()
-        XCTAssertTrue(records.contains(.joinNamespace(.net, path: "/run/user/1001/netns/netns-1")))
-        XCTAssertFalse(records.contains(.loopback), "an engine's network is the engine's")
+        #expect(records.contains(.joinNamespace(.net, path: "/run/user/1001/netns/netns-1")))
+        #expect(!(records.contains(.loopback)), "an engine's network is the engine's")
         // The uts namespace is the runtime's here: no hostname of the container's.
         var named = config
         named.hostname = "c1"
-        XCTAssertEqual(refusal(named), "hostname needs a uts namespace of the container's own (linux.namespaces)")
+        #expect(refusal(named) == "hostname needs a uts namespace of the container's own (linux.namespaces)")
     }
 
-    func testWhatCellRuntimeRefuses() throws {
-        func refused(_ expected: String, file: StaticString = #filePath, line: UInt = #line, _ edit: (inout [String: Any]) -> Void) throws {
+    @Test func whatCellRuntimeRefuses() throws {
+        func refused(_ expected: String, sourceLocation: SourceLocation = #_sourceLocation, _ edit: (inout [String: Any]) -> Void) throws {
             let message: String?
             do {
                 message = refusal(try edited(edit))
             } catch let error as RuntimeError {
                 message = error.message
             }
-            XCTAssertTrue(message?.contains(expected) == true, "\(message ?? "accepted"): want \(expected)", file: file, line: line)
+            #expect(message?.contains(expected) == true, "\(message ?? "accepted"): want \(expected)")
         }
         func linux(_ edit: @escaping (inout [String: Any]) -> Void) -> (inout [String: Any]) -> Void {
             { object in
@@ -238,47 +237,55 @@ final class ContainerPlannerTests: XCTestCase {
     /// profile's refusal — audited — is the one the kernel applies (an errno of the config's
     /// would win over the profile's notification). Calls the profile allows keep the config's
     /// rules.
-    func testTheConfigsFilterDefersToTheAuditedOne() throws {
+    @Test func theConfigsFilterDefersToTheAuditedOne() throws {
         let plan = try planner(try OCIConfig.parse(try podmanConfig(), file: "config.json")).plan()
-        let engine = try XCTUnwrap(plan.container?.engineSeccomp)
+        let engine = try #require(plan.container?.engineSeccomp)
         let audited = try SeccompCompiler.compileFilters(.default).decisions
         let rules = try SeccompCompiler.engineRules(engine, deferringTo: audited)
         func actions(_ name: String) -> [SeccompPolicy.Action] { rules.filter { $0.syscall == name }.map(\.action) }
         // Refused by both (podman: errno 1; cell's default: @swap, @mount, @privileged-misc).
-        XCTAssertEqual(actions("swapoff"), [.allow])
-        XCTAssertEqual(actions("bpf"), [.allow], "podman refuses it by default; cell refuses it outright")
-        XCTAssertEqual(actions("setns"), [.allow], "podman allows it; cell's baseline refuses it: allowed through either way")
+        #expect(actions("swapoff") == [.allow])
+        #expect(actions("bpf") == [.allow], "podman refuses it by default; cell refuses it outright")
+        #expect(actions("setns") == [.allow], "podman allows it; cell's baseline refuses it: allowed through either way")
         // Allowed by cell's policy: the config's rules stand, its refusals its own.
         let personality = rules.filter { $0.syscall == "personality" }
-        XCTAssertFalse(personality.isEmpty)
-        XCTAssertTrue(personality.allSatisfy { $0.action == .allow && $0.conditions.count == 1 }, "podman's personality(N) rules are kept")
-        XCTAssertEqual(engine.defaultAction, .errno(38))
+        #expect(!(personality.isEmpty))
+        #expect(personality.allSatisfy { $0.action == .allow && $0.conditions.count == 1 }, "podman's personality(N) rules are kept")
+        #expect(engine.defaultAction == .errno(38))
         // And the filter still lets pid 1 do its work.
-        XCTAssertNoThrow(try SeccompCompiler.engineFilter(engine, deferringTo: audited))
+        _ = try SeccompCompiler.engineFilter(engine, deferringTo: audited)
     }
 
-    func testFieldsOfTheWrongTypeAreNamed() {
-        XCTAssertThrowsError(try OCIConfig.parse(#"{"ociVersion": "1.0.2", "root": {"path": "r"}, "process": {"args": "sh", "cwd": "/"}}"#, file: "c.json")) {
-            XCTAssertEqual(($0 as? RuntimeError)?.message, "c.json: process.args must be an array")
-        }
-        XCTAssertThrowsError(try OCIConfig.parse(#"{"ociVersion": "1.0.2", "root": {"path": "r"}, "process": {"args": ["sh"], "cwd": "/", "user": {"uid": -1}}}"#, file: "c.json")) {
-            XCTAssertEqual(($0 as? RuntimeError)?.message, "c.json: process.user.uid must be an integer from 0 to 4294967295")
-        }
-        XCTAssertThrowsError(try OCIConfig.parse("{\"ociVersion\": ", file: "c.json")) {
-            XCTAssertTrue((($0 as? RuntimeError)?.message ?? "").hasPrefix("c.json:1:"))
-        }
+    @Test func fieldsOfTheWrongTypeAreNamed() {
+        #expect(runtimeError { _ = try OCIConfig.parse(#"{"ociVersion": "1.0.2", "root": {"path": "r"}, "process": {"args": "sh", "cwd": "/"}}"#, file: "c.json") }
+                == "c.json: process.args must be an array")
+        #expect(runtimeError { _ = try OCIConfig.parse(#"{"ociVersion": "1.0.2", "root": {"path": "r"}, "process": {"args": ["sh"], "cwd": "/", "user": {"uid": -1}}}"#, file: "c.json") }
+                == "c.json: process.user.uid must be an integer from 0 to 4294967295")
+        #expect(runtimeError { _ = try OCIConfig.parse("{\"ociVersion\": ", file: "c.json") }?.hasPrefix("c.json:1:") == true)
     }
 
     /// A non-root process keeps only its ambient capabilities, as under runc; root its permitted
     /// ones, within the bounding set.
-    func testCapabilitiesFollowTheUser() throws {
+    @Test func capabilitiesFollowTheUser() throws {
         let user = try edited { object in
             var process = object["process"] as! [String: Any]
             process["user"] = ["uid": 1000, "gid": 1000, "additionalGids": [10]]
             object["process"] = process
         }
         let plan = try planner(user).plan()
-        XCTAssertEqual(plan.keptCapabilities, 0)
-        XCTAssertEqual(plan.container?.user, ContainerPlan.User(uid: 1000, gid: 1000, groups: [10]))
+        #expect(plan.keptCapabilities == 0)
+        #expect(plan.container?.user == ContainerPlan.User(uid: 1000, gid: 1000, groups: [10]))
+    }
+}
+
+/// The message of the RuntimeError `body` throws, or nil when it throws none.
+func runtimeError(_ body: () throws -> Void) -> String? {
+    do {
+        try body()
+        return nil
+    } catch let error as RuntimeError {
+        return error.message
+    } catch {
+        return "\(error)"
     }
 }
