@@ -5,7 +5,7 @@ import CellPolicy
 import CellProfile
 import Glibc
 
-/// The container lifecycle engines drive: create → start → (kill) → delete, and state.
+/// The container lifecycle engines drive: create → start → (kill) → delete, and state and ps.
 ///
 /// Who supervises after `create` returns (docs/oci-runtime.md): `create` forks a **monitor**,
 /// which runs the same launcher and supervisor as `cell run` — it clones the container's pid 1
@@ -278,6 +278,20 @@ public struct Lifecycle {
             if ProcessInfo.isAlive(record.monitor, start: record.monitorStart) { Glibc.kill(record.monitor, SIGKILL) }
         }
         try store.remove(id)
+    }
+
+    /// The container's processes: pid 1 and every process of its pid namespace, as host pids
+    /// (as runc's `ps --format json` gives them), with their command lines.
+    public func processes(id: String) throws(RuntimeError) -> [(pid: Int32, command: String)] {
+        let record = try store.read(id)
+        guard let record, [.created, .running].contains(StateStore.status(record)), let namespace = namespaceOf(record.pid) else {
+            throw RuntimeError("container not running")
+        }
+        let pids = [record.pid] + processIDs().filter { $0 != record.pid && namespaceOf($0) == namespace }.sorted()
+        return pids.map { pid in
+            let raw = readSmallFile("/proc/\(pid)/cmdline") ?? ""
+            return (pid, raw.split(separator: "\0").joined(separator: " "))
+        }
     }
 
     func namespaceOf(_ pid: Int32) -> String? {

@@ -17,6 +17,7 @@ public enum RuntimeCommandLine {
       cell-runtime state ID                                 the runtime-spec state (JSON)
       cell-runtime kill [--all] ID [SIGNAL]                 signal it (default TERM; a number or a name)
       cell-runtime delete [--force] ID                      remove it (--force: a running one too)
+      cell-runtime ps [--format table|json] ID              the container's processes (host pids)
       cell-runtime features                                 what this runtime supports (JSON)
       cell-runtime --version
 
@@ -25,7 +26,7 @@ public enum RuntimeCommandLine {
       --pid-file FILE           where the monitor's pid is written (the process engines reap)
       --console-socket SOCK     refused for now: process.terminal is not supported yet
       --preserve-fds N          only 0 for now
-      --no-pivot, OCI hooks, pause, resume, update, exec, ps: not supported (a clear error)
+      --no-pivot, OCI hooks, pause, resume, update, exec: not supported (a clear error)
 
     global options:
       --root DIR                state directory (default $XDG_RUNTIME_DIR/cell-runtime;
@@ -112,10 +113,10 @@ public enum RuntimeCommandLine {
             guard rest.isEmpty else { throw RuntimeError("features takes no arguments") }
             writeOut(Features.document())
             return 0
-        case "create", "start", "state", "kill", "delete":
+        case "create", "start", "state", "kill", "delete", "ps":
             break
-        case "run", "exec", "ps", "pause", "resume", "update", "checkpoint", "restore", "events", "spec", "list":
-            throw RuntimeError("\(command) is not supported by cell-runtime (create, start, state, kill, delete, features are)")
+        case "run", "exec", "pause", "resume", "update", "checkpoint", "restore", "events", "spec", "list":
+            throw RuntimeError("\(command) is not supported by cell-runtime (create, start, state, kill, delete, ps, features are)")
         default:
             throw RuntimeError("unknown command '\(TerminalText.escaped(command))' (cell-runtime --help)")
         }
@@ -139,6 +140,12 @@ public enum RuntimeCommandLine {
             try lifecycle.start(id: try options.id())
         case "state":
             writeOut(try lifecycle.state(id: try options.id()))
+        case "ps":
+            let format = options.values["--format"] ?? "table"
+            guard format == "table" || format == "json" else { throw RuntimeError("--format must be table or json, not '\(format)'") }
+            let processes = try lifecycle.processes(id: try options.id())
+            writeOut(format == "json" ? "[" + processes.map { String($0.pid) }.joined(separator: ",") + "]\n"
+                     : "PID\tCMD\n" + processes.map { "\($0.pid)\t\(TerminalText.escaped($0.command))\n" }.joined())
         case "kill":
             let id = try options.id()
             let signal = try options.positional.count > 1 ? Signals.parse(options.positional[1]) : SIGTERM
@@ -161,7 +168,7 @@ struct CommandOptions {
     var positional: [String] = []
 
     /// Per command: options that take a value, and flags.
-    static let valued: [String: Set<String>] = ["create": ["--bundle", "--pid-file", "--console-socket", "--preserve-fds"]]
+    static let valued: [String: Set<String>] = ["create": ["--bundle", "--pid-file", "--console-socket", "--preserve-fds"], "ps": ["--format"]]
     static let flagNames: [String: Set<String>] = ["create": ["--no-new-keyring"], "kill": ["--all"], "delete": ["--force"]]
     static let refused: Set<String> = ["--no-pivot", "--notify-socket", "--detach"]
     static let maxPositional = ["kill": 2]

@@ -104,6 +104,8 @@ final class RuntimeStateTests {
         let kill = try CommandOptions.parse("kill", &words)
         #expect(kill.flags == ["--all"])
         #expect(kill.positional == ["id1", "KILL"])
+        words = ["--format", "json", "id1"][...]
+        #expect(try CommandOptions.parse("ps", &words).values == ["--format": "json"])
         words = ["id1", "extra"][...]
         #expect(runtimeError { _ = try CommandOptions.parse("delete", &words) } == "delete: too many arguments: id1 extra")
         var globals = RuntimeCommandLine.Globals()

@@ -174,6 +174,13 @@ struct RuntimeTests {
         #expect(pid > 0)
         let hostNamespace = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")
         #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/pid")) != hostNamespace)
+        // ps: pid 1 and the command, as host pids (JSON, as containerd reads it), and a table.
+        let listed = home.cellRuntime(["ps", "--format", "json", id])
+        let pids = (try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8))) as? [Int] ?? []
+        #expect(pids.count == 2 && pids.first == pid, "\(listed.stdout) \(listed.stderr)")
+        let sleeper = try #require(pids.last)
+        #expect((try? String(contentsOfFile: "/proc/\(sleeper)/cmdline", encoding: .utf8)) == "/bin/sleep\u{0}1000\u{0}")
+        #expect(home.cellRuntime(["ps", id]).stdout.contains("\(sleeper)\t/bin/sleep 1000"))
 
         // podman stop: SIGTERM reaches the command (cell-init forwards it), which dies of it.
         let stop = home.podman(["stop", "-t", "10", id])
