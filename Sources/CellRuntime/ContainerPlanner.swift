@@ -20,9 +20,9 @@ public struct ContainerPlanner {
     /// write maps and keep setgroups allowed.
     public var runtimeIsRoot: Bool = geteuid() == 0
     /// The host's file types, by path (lstat; nil when missing): tests give their own.
-    public var fileType: (String) -> UInt32? = ContainerPlanner.lstatType
+    public var fileType: (String) -> UInt32? = FilesystemView.hostFileType
     /// A host path with every symlink resolved, or nil: tests give their own.
-    public var resolve: (String) -> String? = ContainerPlanner.realPath
+    public var resolve: (String) -> String? = FilesystemView.hostRealPath
 
     public init(config: OCIConfig, bundle: String, policy: SeccompPolicy, profileName: String, auditLogPath: String?) {
         self.config = config
@@ -382,19 +382,5 @@ public struct ContainerPlanner {
             guard !entry.value.contains("\0") else { throw RuntimeError("linux.sysctl: \(name)'s value holds a NUL") }
             return ContainerPlan.Sysctl(name: name, value: entry.value)
         }
-    }
-
-    // MARK: - the host
-
-    public static func lstatType(_ path: String) -> UInt32? {
-        var st = stat()
-        guard lstat(path, &st) == 0 else { return nil }
-        return UInt32(st.st_mode) & UInt32(S_IFMT)
-    }
-
-    public static func realPath(_ path: String) -> String? {
-        guard let resolved = realpath(path, nil) else { return nil }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }

@@ -93,10 +93,11 @@ public struct Lifecycle {
             try? store.remove(id)
             throw RuntimeError(answer.hasPrefix("error: ") ? String(answer.dropFirst(7)) : "the container's monitor ended before the container was created")
         }
-        if let pidFile, ReportFile.replaceContents(pidFile, Array("\(monitor)".utf8)) != nil {
-            // The engine cannot follow a container whose pid it was not told: end it.
-            if let record = try? store.read(id) { Glibc.kill(record.pid, SIGKILL) }
-            throw RuntimeError("cannot write the pid file \(pidFile.path): \(errorText(errno))")
+        if let pidFile, let code = ReportFile.replaceContents(pidFile, Array("\(monitor)".utf8)) {
+            // The engine cannot follow a container whose pid it was not told: end it, and
+            // leave nothing of it behind.
+            try? delete(id: id, force: true)
+            throw RuntimeError("cannot write the pid file \(pidFile.path): \(errorText(code))")
         }
     }
 

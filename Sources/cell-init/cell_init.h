@@ -150,6 +150,31 @@ __attribute__((noreturn)) void fail(int step, int error, int value);
 /* One byte up CELL_FD_CONTROL carrying `fd` (SCM_RIGHTS); 0, or -1 with errno. */
 int send_up(char byte, int fd);
 
+/*
+ * A bounds-checked reader of a record's fields. A field that does not fit sets `bad` and makes
+ * every later take a no-op, so a record's fields are taken in one straight sequence and checked
+ * once, by finish(), before any of them is used.
+ */
+struct cursor {
+    char *at;
+    size_t left;
+    int bad;
+};
+
+/* ---- plan_fields.c: taking a record's fields (a field that does not fit marks the cursor bad,
+ * and finish() refuses the record) and growing the plan's arrays */
+uint32_t take_u32(struct cursor *c);
+uint64_t take_u64(struct cursor *c);
+char *take_blob(struct cursor *c, size_t *len);
+char *take_str(struct cursor *c, size_t *len);
+void finish(const struct plan *p, const struct cursor *c, uint32_t index);
+void *append(const struct plan *p, void *array, size_t *count, size_t size, size_t extra, uint32_t index);
+void append_string(const struct plan *p, char ***array, size_t *count, char *s, uint32_t index);
+int is_absolute(const char *s);
+
+/* ---- plan_container.c: ROOT_TREE, JOIN_NAMESPACE, USER, SYSCTL */
+void decode_container_record(struct plan *p, uint32_t type, struct cursor *c, uint32_t index);
+
 /* ---- plan.c */
 void plan_init(struct plan *p);
 /* Decodes one record into `p`; any refusal is fail() with the record's index. Pure: reads

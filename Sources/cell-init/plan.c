@@ -77,83 +77,6 @@ __attribute__((noreturn)) void plan_refuse(const struct plan *p, int error, uint
 }
 
 
-/*
- * A bounds-checked reader of a record's fields. A field that does not fit sets `bad` and makes
- * every later take a no-op, so a record's fields are taken in one straight sequence and checked
- * once, by finish(), before any of them is used.
- */
-struct cursor {
-    char *at;
-    size_t left;
-    int bad;
-};
-
-static uint32_t take_u32(struct cursor *c) {
-    if (c->bad || c->left < 4) {
-        c->bad = 1;
-        return 0;
-    }
-    uint32_t v = plan_le32((const unsigned char *)c->at);
-    c->at += 4;
-    c->left -= 4;
-    return v;
-}
-
-static uint64_t take_u64(struct cursor *c) {
-    uint64_t low = take_u32(c);
-    uint64_t high = take_u32(c);
-    return low | high << 32;
-}
-
-/* A blob: u32 length, the bytes, then a NUL not counted in the length. NULL when bad. */
-static char *take_blob(struct cursor *c, size_t *len) {
-    uint32_t n = take_u32(c);
-    *len = 0;
-    /* n bytes and the NUL must fit: n < left, which also keeps n + 1 from overflowing. */
-    if (c->bad || n >= c->left || c->at[n] != '\0') {
-        c->bad = 1;
-        return NULL;
-    }
-    char *s = c->at;
-    c->at += (size_t)n + 1;
-    c->left -= (size_t)n + 1;
-    *len = n;
-    return s;
-}
-
-/* A `str`: a blob that is a C string, so no NUL inside it (else C would see a shorter one). */
-static char *take_str(struct cursor *c, size_t *len) {
-    char *s = take_blob(c, len);
-    if (s && memchr(s, '\0', *len)) {
-        c->bad = 1;
-        return NULL;
-    }
-    return s;
-}
-
-/* Every field fitted and nothing is left over: the payload is exactly the record's fields. */
-static void finish(const struct plan *p, const struct cursor *c, uint32_t index) {
-    if (c->bad || c->left != 0)
-        plan_refuse(p, EINVAL, index);
-}
-
-/* Grows an array of `size`-byte items by one (the caller fills it in), with room for `extra`
- * more (the NULL of argv/envp). Reallocated every time: at most CELL_PLAN_MAX_RECORDS items,
- * so the copies are bounded, and the code stays obvious. */
-static void *append(const struct plan *p, void *array, size_t *count, size_t size, size_t extra, uint32_t index) {
-    char *grown = realloc(array, (*count + 1 + extra) * size);
-    if (!grown)
-        plan_refuse(p, ENOMEM, index);
-    (*count)++;
-    return grown;
-}
-
-static void append_string(const struct plan *p, char ***array, size_t *count, char *s, uint32_t index) {
-    *array = append(p, *array, count, sizeof(char *), 1, index);
-    (*array)[*count - 1] = s;
-    (*array)[*count] = NULL;
-}
-
 /* "/a/b": absolute, normalized, and not "/" itself; no empty, "." or ".." component (so no
  * "//" and no trailing "/"); each component a valid file name. mounts.c relies on this. */
 static int is_normalized_dest(const char *s, size_t len) {
@@ -168,10 +91,6 @@ static int is_normalized_dest(const char *s, size_t len) {
             return 0;
     }
     return 1;
-}
-
-static int is_absolute(const char *s) {
-    return s[0] == '/';
 }
 
 /* The S_IFMT types a bind source may be announced as. Never a symlink: nothing is ever bound
@@ -342,63 +261,11 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
         p->has_root = 1;
         break;
     case CELL_REC_ROOT_TREE:
-        p->root_flags = take_u32(&c);
-        p->root_tree = take_str(&c, &n);
-        finish(p, &c, index);
-        /* One root: a tree or a new tmpfs, not both. */
-        if (!is_absolute(p->root_tree) || (p->root_flags & ~(uint32_t)CELL_OPF_READONLY) || p->has_root)
-            plan_refuse(p, EINVAL, index);
-        p->has_root = 1;
+    case CELL_REC_JOIN_NAMESPACE:
+    case CELL_REC_USER:
+    case CELL_REC_SYSCTL:
+        decode_container_record(p, type, &c, index); /* plan_container.c */
         break;
-    case CELL_REC_JOIN_NAMESPACE: {
-        uint32_t bit = take_u32(&c);
-        const char *path = take_str(&c, &n);
-        finish(p, &c, index);
-        /* Only the namespaces pid 1 could unshare itself, each once; the user and pid
-         * namespaces come from the clone, the mount namespace is the sandbox's own. */
-        int joinable = bit == CELL_NS_NET || bit == CELL_NS_IPC || bit == CELL_NS_UTS || bit == CELL_NS_CGROUP;
-        for (size_t i = 0; i < p->join_count; i++)
-            joinable = joinable && p->joins[i].bit != bit;
-        if (!joinable || !is_absolute(path) || p->join_count >= CELL_MAX_JOINS)
-            plan_refuse(p, EINVAL, index);
-        p->joins[p->join_count].bit = bit;
-        p->joins[p->join_count].path = path;
-        p->join_count++;
-        break;
-    }
-    case CELL_REC_SYSCTL: {
-        struct plan_sysctl s;
-        size_t name_len;
-        s.name = take_str(&c, &name_len);
-        s.value = take_str(&c, &n);
-        finish(p, &c, index);
-        /* A dotted name of plain components: nothing that could climb out of /proc/sys. */
-        int ok = name_len > 0 && name_len < 200 && s.name[0] != '.' && s.name[name_len - 1] != '.' &&
-                 !strstr(s.name, "..");
-        for (size_t i = 0; ok && i < name_len; i++) {
-            char ch = s.name[i];
-            ok = (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '.' || ch == '-';
-        }
-        if (!ok)
-            plan_refuse(p, EINVAL, index);
-        p->sysctls = append(p, p->sysctls, &p->sysctl_count, sizeof s, 0, index);
-        p->sysctls[p->sysctl_count - 1] = s;
-        break;
-    }
-    case CELL_REC_USER: {
-        p->user_uid = take_u32(&c);
-        p->user_gid = take_u32(&c);
-        uint32_t count = take_u32(&c);
-        if (count > CELL_MAX_GROUPS)
-            plan_refuse(p, E2BIG, index);
-        p->user_groups = append(p, NULL, &p->user_group_count, sizeof(uint32_t), count ? count - 1 : 0, index);
-        p->user_group_count = count;
-        for (uint32_t i = 0; i < count; i++)
-            p->user_groups[i] = take_u32(&c);
-        finish(p, &c, index);
-        p->has_user = 1;
-        break;
-    }
     case CELL_REC_MOUNT:
         if (!p->has_root) /* operations run below the new root: it must be planned first */
             plan_refuse(p, EINVAL, index);

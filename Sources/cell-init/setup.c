@@ -107,7 +107,9 @@ int main(void) {
      *    host's /proc, still in view and writable (the view in 6 replaces it). */
     limit_user_namespaces(&plan);
     limit_shared_memory(&plan);
-    set_sysctls(&plan); /* an OCI config's own (container.c) */
+    /*    An OCI config's sysctls likewise (container.c): after 3, so that /proc/sys shows the
+     *    container's namespaces and not the engine's. */
+    set_sysctls(&plan);
 
     /* 5. lo up and low ports open, in the new network namespace (3), through the host's /proc
      *    likewise; and, for user-mode networking without the host's loopback, its gateway

@@ -3,7 +3,8 @@
  * refuses every malformed plan with the right step, errno and record index.
  *
  *   cc -D_GNU_SOURCE -Wall -Wextra -Werror -ISources/CCellSpawn/include -o /tmp/plan_test \
- *       Tests/cell-init/plan_test.c Sources/cell-init/plan.c && /tmp/plan_test
+ *       Tests/cell-init/plan_test.c Sources/cell-init/plan.c Sources/cell-init/plan_fields.c \
+ *       Sources/cell-init/plan_container.c Sources/cell-init/plan_read.c && /tmp/plan_test
  *
  * plan.c reports a refusal through fail(), which in cell-init never returns; this test's
  * fail() records the report and jumps back, so a refusal can be looked at.
