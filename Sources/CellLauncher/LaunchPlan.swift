@@ -181,11 +181,11 @@ public struct LaunchPlan: Equatable, Sendable {
         // (Without a user namespace of its own, the sandbox has no sysctl of its own to write:
         // the baseline filter's namespace rules stand alone. In an engine's user namespace the
         // sysctl would be the engine's, for every container it runs.)
-        if isolation == .namespaces && ownsUserNamespace && !seccomp.allowNestedNamespaces { records.append(.userNamespaceLimit(0)) }
+        if ownsUserNamespace && !seccomp.allowNestedNamespaces { records.append(.userNamespaceLimit(0)) }
+        records += (container?.sysctls ?? []).map { .sysctl(name: $0.name, value: $0.value) }
         // Only root of the sandbox may write its IPC namespace's sysctls (the kernel checks the
         // uid, not a capability): as the caller, SysV shared memory is bounded per process by
         // `addressSpace` only, once attached.
-        records += (container?.sysctls ?? []).map { .sysctl(name: $0.name, value: $0.value) }
         if let memory = limits.memory, namespaces.contains(.ipc), identity.innerUID == 0 {
             let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
             records.append(.sharedMemoryLimit(bytes: memory, pages: max(1, memory / page)))
@@ -199,11 +199,10 @@ public struct LaunchPlan: Equatable, Sendable {
         if namespaces.contains(.net) && network == .proxy {
             records += [.handOutListener(port: EgressProxyPorts.http), .handOutListener(port: EgressProxyPorts.socks)]
         }
-        if let root = container?.root, namespaces.contains(.mount) {
-            records.append(.rootTree(path: root.path, readOnly: root.readOnly))
-            records += mounts.map(PlanRecord.mount)
-        } else if namespaces.contains(.mount) {
-            records.append(.root(base: rootBase, size: LaunchPlan.rootSize))
+        if namespaces.contains(.mount) {
+            // cell's own root (a tmpfs over rootBase), or an OCI bundle's.
+            records.append(container.map { .rootTree(path: $0.root.path, readOnly: $0.root.readOnly) }
+                ?? .root(base: rootBase, size: LaunchPlan.rootSize))
             records += mounts.map(PlanRecord.mount)
         }
         if namespaces.contains(.uts) { records.append(.hostname(hostname)) }
