@@ -74,32 +74,13 @@ int cell_socketpair_cloexec(int fds[2]) {
 }
 
 int cell_receive_byte(int sock, int *fd) {
-    char byte;
-    struct iovec iov = {&byte, 1};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } control;
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.buf;
-    msg.msg_controllen = sizeof control.buf;
-    *fd = -1;
-    ssize_t n;
-    do
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -2;
-    if (n == 0)
-        return -1;
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
-    if (cmsg && cmsg->cmsg_level == SOL_SOCKET && cmsg->cmsg_type == SCM_RIGHTS &&
-        cmsg->cmsg_len == CMSG_LEN(sizeof(int)))
-        memcpy(fd, CMSG_DATA(cmsg), sizeof *fd);
-    return (unsigned char)byte;
+    int fds[CELL_MAX_PASSED], count = 0;
+    int byte = cell_receive_with_descriptors(sock, fds, &count);
+    *fd = count > 0 ? fds[0] : -1;
+    /* More than one: not a message pid 1 sends; the first stands for them all. */
+    for (int i = 1; i < count; i++)
+        close(fds[i]);
+    return byte;
 }
 
 int cell_open_directory_beneath(int root, const char *path) {

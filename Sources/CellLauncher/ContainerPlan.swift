@@ -74,6 +74,11 @@ public struct ContainerPlan: Equatable, Sendable {
     /// engine's); the profile's are, those of calls both refuse included
     /// (SeccompCompiler.engineFilter).
     public var engineSeccomp: SeccompPolicy?
+    /// The engine's socket for the command's pty master (`create --console-socket`), when the
+    /// config asks for a terminal: the monitor hands the master over instead of relaying it.
+    public var consoleSocket: String?
+    /// Where `cell-runtime exec` connects (ProcessService), once the command runs.
+    public var processSocket: String?
 
     public init(root: Root, joined: [Joined] = [], user: User? = nil, newUserNamespace: Bool) {
         self.root = root

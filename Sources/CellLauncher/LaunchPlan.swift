@@ -226,6 +226,8 @@ public struct LaunchPlan: Equatable, Sendable {
         // With user-mode networking the command waits until the helper is attached.
         // cell-runtime's command waits for `cell-runtime start`.
         if network == .user || network == .proxy || container != nil { records.append(.hold) }
+        // A container's exec: processes started by pid 1, after the command (process.c).
+        if container != nil { records.append(.takeProcesses) }
         records += command.map(PlanRecord.argument) + environment.map(PlanRecord.environment)
         records.append(.endSetup)
         return records
@@ -233,6 +235,11 @@ public struct LaunchPlan: Equatable, Sendable {
 
     /// The new root only holds mount points and small generated files.
     public static let rootSize: UInt64 = 1 << 20
+}
+
+extension LaunchPlan {
+    /// Whether cell relays the command's pty itself (not when cell-runtime hands it to an engine).
+    public var relaysTerminal: Bool { terminal != nil && container?.consoleSocket == nil }
 }
 
 /// The command's own terminal: a pty pid 1 makes on the sandbox's devpts. cell relays between

@@ -88,7 +88,7 @@ public enum Launcher {
         // one that arrives while the sandbox is being built waits in the queue and is passed on
         // once pid 1 runs, instead of killing cell mid-way.
         // With a pty, the terminal's own signals (window size, stop, continue) are cell's.
-        guard let relay = SignalRelay(signals: forwardedSignals + (plan.terminal == nil ? [] : TerminalRelay.signals)) else {
+        guard let relay = SignalRelay(signals: forwardedSignals + (plan.relaysTerminal ? TerminalRelay.signals : [])) else {
             return failed("cannot set up signal forwarding: \(errorText(errno))")
         }
         defer { relay.close() }
@@ -117,7 +117,8 @@ public enum Launcher {
         _ = sandbox.send(PlanEncoding.header + PlanEncoding.encode(plan.setupRecords()))
         var filters: FilterSet
         do {
-            filters = learning ? try SeccompCompiler.learningFilters(plan.seccomp) : try SeccompCompiler.compileFilters(plan.seccomp)
+            filters = learning ? try SeccompCompiler.learningFilters(plan.seccomp)
+                : try SeccompCompiler.compileFilters(plan.seccomp, takingProcesses: plan.container != nil)
             if let engine = plan.container?.engineSeccomp {
                 filters.engine = try SeccompCompiler.engineFilter(engine, deferringTo: filters.decisions)
             }
@@ -217,10 +218,10 @@ extension Namespace {
 }
 
 /// Forwarded signals, blocked and read from a signalfd.
-final class SignalRelay {
-    let fd: Int32
+public final class SignalRelay {
+    public let fd: Int32
 
-    init?(signals: [Int32]) {
+    public init?(signals: [Int32]) {
         var mask = sigset_t()
         sigemptyset(&mask)
         for signal in signals { sigaddset(&mask, signal) }
@@ -234,7 +235,7 @@ final class SignalRelay {
     }
 
     /// The next pending signal, or nil when none is queued.
-    func next() -> Int32? {
+    public func next() -> Int32? {
         var info = signalfd_siginfo()
         let n = withUnsafeMutableBytes(of: &info) { read(fd, $0.baseAddress, $0.count) }
         return n == MemoryLayout<signalfd_siginfo>.size ? Int32(info.ssi_signo) : nil
@@ -242,7 +243,7 @@ final class SignalRelay {
 
     /// Closes the signalfd. The signals stay blocked: one that arrives after the sandbox ended
     /// must not kill cell before it reports the command's status.
-    func close() {
+    public func close() {
         Glibc.close(fd)
     }
 }

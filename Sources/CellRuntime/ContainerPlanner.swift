@@ -64,6 +64,15 @@ public struct ContainerPlanner {
                 throw RuntimeError(error.message)
             }
         }
+        if config.terminal {
+            // A pty of the container's own, on its devpts (pid 1 opens /dev/pts/ptmx); the
+            // monitor hands the master to the engine's console socket.
+            guard plan.mounts.contains(where: { $0.kind == .devpts && $0.destination == "/dev/pts" }) else {
+                throw RuntimeError("process.terminal needs a devpts mount at /dev/pts (mounts)")
+            }
+            plan.terminal = TerminalPlan(descriptors: [0, 1, 2], rows: max(config.process.rows ?? 24, 1),
+                                         columns: max(config.process.columns ?? 80, 1))
+        }
         plan.container = container
         return plan
     }
@@ -88,9 +97,6 @@ public struct ContainerPlanner {
         // default ones (bound, never made: mknod needs the host's CAP_MKNOD).
         for field in config.present.sorted() where field != "linux.resources" || !resourcesOnlyDevices {
             throw RuntimeError(why[field] ?? "\(field) is not supported")
-        }
-        if config.terminal {
-            throw RuntimeError("process.terminal is not supported by this cell-runtime yet (podman run without -t works)")
         }
     }
 
@@ -206,13 +212,16 @@ public struct ContainerPlanner {
     /// for another uid, only the ambient set (as runc: a non-root process gets no capability
     /// from exec but its ambient ones).
     func capabilities() throws(RuntimeError) -> UInt64 {
+        try ContainerPlanner.keptCapabilities(config.process)
+    }
+
+    static func keptCapabilities(_ process: OCIProcess) throws(RuntimeError) -> UInt64 {
         func set(_ name: String) throws(RuntimeError) -> UInt64 {
-            do { return try Capabilities.set(config.capabilities[name] ?? []) } catch { throw RuntimeError("process.capabilities.\(name): \(error.message)") }
+            do { return try Capabilities.set(process.capabilities[name] ?? []) } catch { throw RuntimeError("process.capabilities.\(name): \(error.message)") }
         }
-        let bounding = try set("bounding"), permitted = try set("permitted"), effective = try set("effective")
+        let bounding = try set("bounding"), permitted = try set("permitted")
         let ambient = try set("ambient"), inheritable = try set("inheritable")
-        _ = effective
-        return config.uid == 0 ? bounding & permitted : bounding & permitted & inheritable & ambient
+        return process.uid == 0 ? bounding & permitted : bounding & permitted & inheritable & ambient
     }
 
     // MARK: - the view

@@ -49,19 +49,25 @@ public struct Lifecycle {
         if options.consoleSocket != nil && !config.terminal {
             throw RuntimeError("--console-socket is given but process.terminal is false")
         }
+        // The engine relays a container's terminal: without its socket nobody could.
+        if config.terminal && options.consoleSocket == nil {
+            throw RuntimeError("process.terminal is true: --console-socket is needed, for the pty's master")
+        }
         var plan = try Lifecycle.plan(config, bundle: bundle)
         plan.container?.id = id
+        plan.container?.consoleSocket = try options.consoleSocket.map { path throws(RuntimeError) in
+            guard let absolute = SandboxPath.normalize(path, relativeTo: currentDirectory()) else {
+                throw RuntimeError("--console-socket \(path): give a path without '..'")
+            }
+            return absolute
+        }
+        plan.container?.processSocket = store.processSocket(id)
         guard let helper = InitHelper.locate() else {
             throw RuntimeError("cannot find cell-init (looked in \(InitHelper.candidates().joined(separator: ", ")))")
         }
         // The pid file is opened now, before anything runs: a path that cannot take it fails
         // the create, not a running container.
-        let pidFile: ReportFile.Opened?
-        do {
-            pidFile = try options.pidFile.map { path throws(LaunchError) in try ReportFile.open(path, what: "--pid-file", append: false) }
-        } catch {
-            throw RuntimeError(error.message)
-        }
+        let pidFile = try Lifecycle.openPidFile(options.pidFile)
         defer { if let pidFile { ReportFile.release(pidFile) } }
 
         try store.create(id)
@@ -98,6 +104,15 @@ public struct Lifecycle {
             // leave nothing of it behind.
             try? delete(id: id, force: true)
             throw RuntimeError("cannot write the pid file \(pidFile.path): \(errorText(code))")
+        }
+    }
+
+    /// `--pid-file`, opened before anything runs (ReportFile: never through a symlink).
+    static func openPidFile(_ path: String?) throws(RuntimeError) -> ReportFile.Opened? {
+        do {
+            return try path.map { path throws(LaunchError) in try ReportFile.open(path, what: "--pid-file", append: false) }
+        } catch {
+            throw RuntimeError(error.message)
         }
     }
 

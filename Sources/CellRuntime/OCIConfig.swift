@@ -39,18 +39,19 @@ public struct OCIConfig: Sendable {
     public var ociVersion: String
     public var rootPath: String
     public var rootReadOnly: Bool
-    public var args: [String]
-    public var env: [String]
-    public var cwd: String
-    public var terminal: Bool
-    public var uid: UInt32
-    public var gid: UInt32
-    public var additionalGids: [UInt32]
-    public var umask: UInt32?
-    /// "bounding", "effective", "permitted", "inheritable", "ambient" → capability names.
-    public var capabilities: [String: [String]]
-    public var rlimits: [Rlimit]
-    public var noNewPrivileges: Bool
+    /// The container's process (OCIProcess: `exec` reads the same object from its own file).
+    public var process: OCIProcess
+    public var args: [String] { process.args }
+    public var env: [String] { process.env }
+    public var cwd: String { process.cwd }
+    public var terminal: Bool { process.terminal }
+    public var uid: UInt32 { process.uid }
+    public var gid: UInt32 { process.gid }
+    public var additionalGids: [UInt32] { process.additionalGids }
+    public var umask: UInt32? { process.umask }
+    public var capabilities: [String: [String]] { process.capabilities }
+    public var rlimits: [Rlimit] { process.rlimits }
+    public var noNewPrivileges: Bool { process.noNewPrivileges }
     public var hostname: String?
     public var mounts: [Mount]
     public var namespaces: [NamespaceEntry]
@@ -181,24 +182,8 @@ struct FieldReader {
         guard let rootObject = try object(root["root"], "root"), let rootPath = try string(rootObject["path"], "root.path") else {
             throw bad("root.path", "is missing")
         }
-        guard let process = try object(root["process"], "process") else { throw bad("process", "is missing") }
-        let args = try strings(process["args"], "process.args")
-        guard !args.isEmpty else { throw bad("process.args", "must name the program to run") }
-        guard let cwd = try string(process["cwd"], "process.cwd") else { throw bad("process.cwd", "is missing") }
-        let user = try object(process["user"], "process.user")
-        var capabilities: [String: [String]] = [:]
-        if let caps = try object(process["capabilities"], "process.capabilities") {
-            for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
-                capabilities[set] = try strings(caps[set], "process.capabilities.\(set)")
-            }
-        }
-        var rlimits: [OCIConfig.Rlimit] = []
-        for (i, item) in try array(process["rlimits"], "process.rlimits").enumerated() {
-            let at = "process.rlimits[\(i)]"
-            guard let type = try string(item["type"], at + ".type"), let soft = try u64(item["soft"], at + ".soft"),
-                  let hard = try u64(item["hard"], at + ".hard") else { throw bad(at, "needs type, soft and hard") }
-            rlimits.append(OCIConfig.Rlimit(type: type, soft: soft, hard: hard))
-        }
+        guard let processObject = try object(root["process"], "process") else { throw bad("process", "is missing") }
+        let process = try self.process(processObject, at: "process.")
         var mounts: [OCIConfig.Mount] = []
         for (i, item) in try array(root["mounts"], "mounts").enumerated() {
             let at = "mounts[\(i)]"
@@ -214,29 +199,18 @@ struct FieldReader {
             let path = try string(item["path"], "linux.namespaces[\(i)].path")
             namespaces.append(OCIConfig.NamespaceEntry(type: type, path: path?.isEmpty == true ? nil : path))
         }
-        var present = Set<String>()
+        var present = process.present
         let optional: [(String, JSONValue?)] = [
             ("hooks", root["hooks"]), ("linux.devices", linux?["devices"]), ("linux.resources", linux?["resources"]),
             ("linux.intelRdt", linux?["intelRdt"]), ("linux.personality", linux?["personality"]),
-            ("process.apparmorProfile", process["apparmorProfile"]), ("process.selinuxLabel", process["selinuxLabel"]),
-            ("process.ioPriority", process["ioPriority"]), ("process.scheduler", process["scheduler"]),
-            ("process.execCPUAffinity", process["execCPUAffinity"]), ("linux.timeOffsets", linux?["timeOffsets"]),
+            ("linux.timeOffsets", linux?["timeOffsets"]),
             ("linux.seccomp.listenerPath", linux?["seccomp"]?["listenerPath"]),
             ("linux.seccomp.flags", linux?["seccomp"]?["flags"]),
         ]
         for (name, value) in optional where FieldReader.isSet(value) { present.insert(name) }
         return OCIConfig(
             ociVersion: version, rootPath: rootPath, rootReadOnly: try bool(rootObject["readonly"], "root.readonly"),
-            args: args, env: try strings(process["env"], "process.env"), cwd: cwd,
-            terminal: try bool(process["terminal"], "process.terminal"),
-            uid: try u32(user?["uid"], "process.user.uid") ?? 0, gid: try u32(user?["gid"], "process.user.gid") ?? 0,
-            additionalGids: try array(user?["additionalGids"], "process.user.additionalGids").enumerated().map { (i, v) throws(RuntimeError) in
-                guard let g = try u32(v, "process.user.additionalGids[\(i)]") else { throw bad("process.user.additionalGids[\(i)]", "is null") }
-                return g
-            },
-            umask: try u32(user?["umask"], "process.user.umask"),
-            capabilities: capabilities, rlimits: rlimits,
-            noNewPrivileges: try bool(process["noNewPrivileges"], "process.noNewPrivileges"),
+            process: process,
             hostname: try string(root["hostname"], "hostname"), mounts: mounts, namespaces: namespaces,
             uidMappings: try mappings(linux?["uidMappings"], "linux.uidMappings"),
             gidMappings: try mappings(linux?["gidMappings"], "linux.gidMappings"),

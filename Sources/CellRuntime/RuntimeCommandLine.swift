@@ -17,6 +17,8 @@ public enum RuntimeCommandLine {
       cell-runtime state ID                                 the runtime-spec state (JSON)
       cell-runtime kill [--all] ID [SIGNAL]                 signal it (default TERM; a number or a name)
       cell-runtime delete [--force] ID                      remove it (--force: a running one too)
+      cell-runtime exec --process FILE [--pid-file FILE] [--detach] [--tty]
+                        [--console-socket SOCK] ID         a second process in a running container
       cell-runtime ps [--format table|json] ID              the container's processes (host pids)
       cell-runtime features                                 what this runtime supports (JSON)
       cell-runtime --version
@@ -24,9 +26,21 @@ public enum RuntimeCommandLine {
     create options:
       -b, --bundle DIR          the bundle (config.json and the root filesystem); default: .
       --pid-file FILE           where the monitor's pid is written (the process engines reap)
-      --console-socket SOCK     refused for now: process.terminal is not supported yet
+      --console-socket SOCK     where the pty's master goes (SCM_RIGHTS), when process.terminal
+                                is true; the engine relays the terminal
       --preserve-fds N          only 0 for now
-      --no-pivot, OCI hooks, pause, resume, update, exec: not supported (a clear error)
+      --no-pivot, OCI hooks, pause, resume, update: not supported (a clear error)
+
+    exec options:
+      -p, --process FILE        the process (a runtime-spec process object); it runs with the
+                                container's user, capabilities, rlimits and filters, and a
+                                process.json that asks for others is refused
+      --pid-file FILE           where the pid engines follow is written: exec's own, or with
+                                --detach the child that waits for the process and exits with
+                                its status
+      -d, --detach              return once the process runs
+      -t, --tty                 a pty of its own (as process.terminal); needs --console-socket
+      --console-socket SOCK     where the pty's master goes
 
     global options:
       --root DIR                state directory (default $XDG_RUNTIME_DIR/cell-runtime;
@@ -113,10 +127,10 @@ public enum RuntimeCommandLine {
             guard rest.isEmpty else { throw RuntimeError("features takes no arguments") }
             writeOut(Features.document())
             return 0
-        case "create", "start", "state", "kill", "delete", "ps":
+        case "create", "start", "state", "kill", "delete", "ps", "exec":
             break
-        case "run", "exec", "pause", "resume", "update", "checkpoint", "restore", "events", "spec", "list":
-            throw RuntimeError("\(command) is not supported by cell-runtime (create, start, state, kill, delete, ps, features are)")
+        case "run", "pause", "resume", "update", "checkpoint", "restore", "events", "spec", "list":
+            throw RuntimeError("\(command) is not supported by cell-runtime (create, start, state, kill, delete, exec, ps, features are)")
         default:
             throw RuntimeError("unknown command '\(TerminalText.escaped(command))' (cell-runtime --help)")
         }
@@ -136,6 +150,16 @@ public enum RuntimeCommandLine {
                 create.preserveFDs = n
             }
             try lifecycle.create(id: try options.id(), create)
+        case "exec":
+            guard let process = options.values["--process"] else {
+                throw RuntimeError("exec needs --process FILE (a runtime-spec process object, as engines pass it)")
+            }
+            var exec = Lifecycle.ExecOptions(processFile: process)
+            exec.pidFile = options.values["--pid-file"]
+            exec.consoleSocket = options.values["--console-socket"]
+            exec.detach = options.flags.contains("--detach")
+            exec.tty = options.flags.contains("--tty")
+            return try lifecycle.exec(id: try options.id(), exec)
         case "start":
             try lifecycle.start(id: try options.id())
         case "state":
@@ -168,9 +192,11 @@ struct CommandOptions {
     var positional: [String] = []
 
     /// Per command: options that take a value, and flags.
-    static let valued: [String: Set<String>] = ["create": ["--bundle", "--pid-file", "--console-socket", "--preserve-fds"], "ps": ["--format"]]
-    static let flagNames: [String: Set<String>] = ["create": ["--no-new-keyring"], "kill": ["--all"], "delete": ["--force"]]
-    static let refused: Set<String> = ["--no-pivot", "--notify-socket", "--detach"]
+    static let valued: [String: Set<String>] = ["create": ["--bundle", "--pid-file", "--console-socket", "--preserve-fds"], "ps": ["--format"],
+                                                "exec": ["--process", "--pid-file", "--console-socket"]]
+    static let flagNames: [String: Set<String>] = ["create": ["--no-new-keyring"], "kill": ["--all"], "delete": ["--force"],
+                                                   "exec": ["--detach", "--tty"]]
+    static let refused: Set<String> = ["--no-pivot", "--notify-socket"]
     static let maxPositional = ["kill": 2]
 
     static func parse(_ command: String, _ rest: inout ArraySlice<String>) throws(RuntimeError) -> CommandOptions {
@@ -184,6 +210,10 @@ struct CommandOptions {
             if name == "-b" { name = "--bundle" }
             if name == "-a" { name = "--all" }
             if name == "-f" { name = "--force" }
+            if command == "exec" {
+                let short = ["-p": "--process", "-d": "--detach", "-t": "--tty"]
+                name = short[name] ?? name
+            }
             if refused.contains(name) { throw RuntimeError("\(name) is not supported by cell-runtime") }
             if valued[command]?.contains(name) == true {
                 guard let value = inline ?? rest.popFirst() else { throw RuntimeError("\(name) needs a value") }

@@ -101,6 +101,8 @@ public struct StateStore {
 
     public func directory(_ id: String) -> String { root + "/" + id }
     public func startFIFO(_ id: String) -> String { directory(id) + "/start" }
+    /// Where `exec` connects to the container's monitor (ProcessService), once it runs.
+    public func processSocket(_ id: String) -> String { directory(id) + "/exec.sock" }
 
     func checkedID(_ id: String) throws(RuntimeError) -> String {
         guard StateStore.isValidID(id) else { throw RuntimeError("invalid container id '\(TerminalText.escaped(id))': letters, digits, '_', '.', '-' only") }

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The parts of the plan, in the order they arrive (cell_plan.h). */
 enum plan_part {
@@ -117,6 +118,7 @@ struct plan {
     int has_caps;
     uint64_t caps; /* kept capabilities; 0 without a CAPS record */
     int hold;
+    int take_processes; /* CELL_REC_TAKE_PROCESSES */
     int has_terminal;
     uint32_t terminal_rows, terminal_cols, terminal_std; /* CELL_REC_TERMINAL */
     char terminal_path[32];                               /* the pty's terminal, once made */
@@ -224,10 +226,39 @@ void drop_capabilities(const struct plan *p);
 void set_no_new_privs(void);
 void load_filters(const struct plan *p);
 
-/* ---- terminal.c: the command's pty (CELL_REC_TERMINAL) */
+/* ---- terminal.c: the command's pty (CELL_REC_TERMINAL), and exec's */
 void open_terminal(struct plan *p);
+/* A pty of `rows` x `cols` on the sandbox's devpts: its master (close-on-exec), its terminal's
+ * path in `path`; or -1 with errno. */
+int make_pty(uint32_t rows, uint32_t cols, char path[32]);
 
 /* ---- init.c: starts the command, forwards signals, reaps; returns pid 1's exit status. */
 int run_init(const struct plan *p);
+/* How a process of the sandbox's is started (the command, or one exec asked for). */
+struct spawn_how {
+    const char *cwd;   /* NULL: pid 1's own */
+    const char *tty;   /* a pty's terminal for the descriptors in tty_std, or NULL */
+    unsigned tty_std;  /* bit N: descriptor N is the pty */
+    const int *stdio;  /* three descriptors for 0-2 (where not the pty), or NULL: pid 1's own */
+};
+/* posix_spawnp's error: 0 with *pid set, or the errno (an exec failure's included). */
+int spawn_process(pid_t *pid, char *const argv[], char *const envp[], const struct spawn_how *how);
+
+/* ---- process.c: the processes cell-runtime's exec asks for (CELL_REC_TAKE_PROCESSES) */
+void begin_taking_processes(void);
+/* The next child reaped (its pid, and its wait status in *status), or -1 with errno; takes the
+ * supervisor's requests meanwhile. */
+pid_t wait_or_take_request(int *status);
+/* A reaped child that was one of exec's: reported (CELL_REPORT_PROCESS_EXITED). */
+void process_ended(pid_t pid, int status);
+/* Decodes a request's records (in `bytes`, `len` long) into argv and envp (NULL-terminated,
+ * at most `max` entries each), pointing into `bytes`; 0, or -1 when anything in it is wrong.
+ * Pure: plan_test feeds it requests directly. */
+struct process_request {
+    uint32_t rows, cols; /* 0, 0: no pty */
+    const char *cwd;
+    char **argv, **envp;
+};
+int decode_process_request(char *bytes, size_t len, struct process_request *r, size_t max);
 
 #endif

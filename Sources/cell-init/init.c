@@ -44,65 +44,62 @@ static void forward(int sig) {
     errno = saved;
 }
 
-/* Starts the command; returns its pid, or ends pid 1 (a setup failure) or returns -1 with
- * *exec_error set (the command could not be executed). */
-static pid_t start_command(const struct plan *p, const sigset_t *defaults, int *exec_error) {
-    /* The command: its own session and process group (a terminal it opens never becomes
-     * init's), the forwarded signals at their default (never init's handlers), nothing
+/* The forwarded signals: a process of the sandbox's starts with them at their default, never
+ * with init's handlers. */
+static sigset_t forwarded_set;
+
+int spawn_process(pid_t *pid, char *const argv[], char *const envp[], const struct spawn_how *how) {
+    /* Its own session and process group (a terminal it opens never becomes init's), nothing
      * blocked. posix_spawn rather than fork: nothing of init's memory is copied, and an exec
      * failure comes back as the return value. */
     posix_spawnattr_t attr;
     int err = posix_spawnattr_init(&attr);
     if (err != 0)
-        fail(CELL_STEP_START_COMMAND, err, 0);
+        return err;
     sigset_t none;
     sigemptyset(&none);
-    posix_spawnattr_setsigdefault(&attr, defaults);
+    posix_spawnattr_setsigdefault(&attr, &forwarded_set);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID);
+    posix_spawn_file_actions_t actions;
+    if ((err = posix_spawn_file_actions_init(&actions)) != 0) {
+        posix_spawnattr_destroy(&attr);
+        return err;
+    }
+    /* A working directory of its own (a process cell-runtime's exec asks for) first: one that
+     * is not there fails the spawn, as it fails runc's exec. */
+    if (how->cwd)
+        err = posix_spawn_file_actions_addchdir_np(&actions, how->cwd);
     /* With a pty (terminal.c): its terminal on the planned descriptors, opened by path after
      * the new session is made (posix_spawn runs setsid first) and without O_NOCTTY, which
-     * makes it the command's controlling terminal, its process group the foreground one. */
-    posix_spawn_file_actions_t actions, *use_actions = NULL;
-    if (p->has_terminal && p->terminal_std != 0) {
-        if ((err = posix_spawn_file_actions_init(&actions)) != 0)
-            fail(CELL_STEP_START_COMMAND, err, 0);
-        use_actions = &actions;
-        int first = -1;
-        for (int fd = 0; fd < 3 && err == 0; fd++) {
-            if (!(p->terminal_std & (1u << fd)))
-                continue;
+     * makes it the process's controlling terminal, its process group the foreground one. */
+    int first = -1;
+    for (int fd = 0; fd < 3 && err == 0; fd++) {
+        if (how->tty && (how->tty_std & (1u << fd))) {
             if (first < 0) {
-                err = posix_spawn_file_actions_addopen(&actions, fd, p->terminal_path, O_RDWR, 0);
+                err = posix_spawn_file_actions_addopen(&actions, fd, how->tty, O_RDWR, 0);
                 first = fd;
             } else {
                 err = posix_spawn_file_actions_adddup2(&actions, first, fd);
             }
+        } else if (how->stdio) {
+            /* The descriptors the request brought (close-on-exec in pid 1: only these copies
+             * reach the process). */
+            err = posix_spawn_file_actions_adddup2(&actions, how->stdio[fd], fd);
         }
-        if (err != 0)
-            fail(CELL_STEP_START_COMMAND, err, 0);
     }
-    pid_t pid = -1;
-    err = posix_spawnp(&pid, p->argv[0], use_actions, &attr, p->argv, p->envp);
+    /* posix_spawnp looks PATH up with getenv: in the process's environment, not pid 1's. */
+    char **own = environ;
+    environ = (char **)envp;
+    if (err == 0)
+        err = posix_spawnp(pid, argv[0], &actions, &attr, argv, envp);
+    environ = own;
     posix_spawnattr_destroy(&attr);
-    if (use_actions)
-        posix_spawn_file_actions_destroy(use_actions);
-    /* No process could be made (the RLIMIT_NPROC guard, say): the launch's failure, not the
-     * command's. */
-    if (err == EAGAIN || err == ENOMEM)
-        fail(CELL_STEP_START_COMMAND, err, 0);
-    if (err != 0) {
-        *exec_error = err;
-        return -1;
-    }
-    return pid;
+    posix_spawn_file_actions_destroy(&actions);
+    return err;
 }
 
 int run_init(const struct plan *p) {
-    /* posix_spawnp looks PATH up with getenv: in the command's environment, not pid 1's own
-     * (empty). */
-    environ = p->envp;
-
     /* Handlers first, while every signal is still blocked (since the trampoline): a signal that
      * arrives meanwhile waits, and is forwarded once the command exists. */
     struct sigaction sa;
@@ -110,19 +107,23 @@ int run_init(const struct plan *p) {
     sa.sa_handler = forward;
     sa.sa_flags = SA_RESTART;
     sigfillset(&sa.sa_mask);
-    sigset_t defaults;
-    sigemptyset(&defaults);
+    sigemptyset(&forwarded_set);
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) {
         if (sigaction(forwarded[i], &sa, NULL) != 0)
             fail(CELL_STEP_START_COMMAND, errno, forwarded[i]);
-        sigaddset(&defaults, forwarded[i]);
+        sigaddset(&forwarded_set, forwarded[i]);
     }
 
-    int exec_error = 0;
-    pid_t pid = start_command(p, &defaults, &exec_error);
-    if (pid < 0) {
-        report(CELL_REPORT_EXEC_FAILED, CELL_STEP_EXEC_COMMAND, exec_error, 0);
-        return exec_error == ENOENT ? 127 : 126; /* as a shell reports it */
+    pid_t pid = -1;
+    struct spawn_how how = {NULL, p->has_terminal ? p->terminal_path : NULL, p->terminal_std, NULL};
+    int err = spawn_process(&pid, p->argv, p->envp, &how);
+    /* No process could be made (the RLIMIT_NPROC guard, say): the launch's failure, not the
+     * command's. */
+    if (err == EAGAIN || err == ENOMEM)
+        fail(CELL_STEP_START_COMMAND, err, 0);
+    if (err != 0) {
+        report(CELL_REPORT_EXEC_FAILED, CELL_STEP_EXEC_COMMAND, err, 0);
+        return err == ENOENT ? 127 : 126; /* as a shell reports it */
     }
 
     /* Only now that the command exists can a signal be forwarded to it: unblock. */
@@ -131,16 +132,23 @@ int run_init(const struct plan *p) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
 
+    /* cell-runtime's containers: other processes may be asked for from now on (process.c). */
+    if (p->take_processes)
+        begin_taking_processes();
+
     for (;;) {
         int status = 0;
-        pid_t done = waitpid(-1, &status, 0);
+        pid_t done = p->take_processes ? wait_or_take_request(&status) : waitpid(-1, &status, 0);
         if (done == pid) {
             /* The supervisor reads the command's own status here: pid 1's exit status cannot
              * carry "killed by signal N" (pid 1 cannot be killed from inside). */
             report(CELL_REPORT_EXITED, CELL_STEP_NONE, 0, status);
             return 0;
         }
-        /* Any other pid was an orphan reparented to pid 1: reaped, nothing more. */
+        /* Any other pid was a process exec asked for (reported), or an orphan reparented to
+         * pid 1: reaped, nothing more. */
+        if (done > 0)
+            process_ended(done, status);
         if (done < 0 && errno != EINTR)
             return CELL_EXIT_SETUP_FAILED; /* ECHILD: cannot happen while the command lives */
     }

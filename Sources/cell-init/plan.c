@@ -61,6 +61,7 @@ static const struct record_rule rules[] = {
     [CELL_REC_ROOT_TREE] = {1, 0, 1, PART_SETUP},
     [CELL_REC_USER] = {1, 0, 1, PART_SETUP},
     [CELL_REC_SYSCTL] = {1, 0, 0, PART_SETUP},
+    [CELL_REC_TAKE_PROCESSES] = {1, 0, 1, PART_SETUP},
 };
 _Static_assert(sizeof rules / sizeof rules[0] <= 32, "struct plan's `seen` has 32 bits");
 
@@ -170,7 +171,9 @@ static void check_setup(const struct plan *p, uint32_t index) {
              (!p->has_unreachable || (p->namespaces & CELL_NS_NET)) &&
              (!p->listener_count || (p->namespaces & CELL_NS_NET)) &&
              (!p->hostname || (p->namespaces & CELL_NS_UTS)) &&
-             (!p->has_ipc_limit || (p->namespaces & CELL_NS_IPC));
+             (!p->has_ipc_limit || (p->namespaces & CELL_NS_IPC)) &&
+             /* requests may come only once the plan's reader is done with the socket */
+             (!p->take_processes || p->hold);
     /* A namespace is joined or made, never both. */
     for (size_t i = 0; ok && i < p->join_count; i++)
         ok = !(p->namespaces & p->joins[i].bit);
@@ -355,6 +358,10 @@ void plan_decode(struct plan *p, uint32_t type, char *payload, uint32_t len, uin
     case CELL_REC_HOLD:
         finish(p, &c, index);
         p->hold = 1;
+        break;
+    case CELL_REC_TAKE_PROCESSES:
+        finish(p, &c, index);
+        p->take_processes = 1;
         break;
     case CELL_REC_TERMINAL:
         p->terminal_rows = take_u32(&c);

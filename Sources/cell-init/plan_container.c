@@ -1,7 +1,8 @@
 /*
  * plan_container.c — decoding the records only cell-runtime's plans carry (cell_plan.h): an
- * engine's namespaces, a bundle's root, the config's ids and sysctls. Each is checked whole,
- * as plan.c checks every record, before container.c uses anything in it.
+ * engine's namespaces, a bundle's root, the config's ids and sysctls; and the requests for a
+ * process in a running container (process.c). Each is checked whole, as plan.c checks every
+ * record, before anything in it is used.
  */
 #include "cell_init.h"
 
@@ -74,4 +75,58 @@ void decode_container_record(struct plan *p, uint32_t type, struct cursor *curso
         plan_refuse(p, EINVAL, index);
     }
     *cursor = c;
+}
+
+/* A request is refused, not pid 1 ended: a bad request fails that exec only. */
+int decode_process_request(char *bytes, size_t len, struct process_request *r, size_t max) {
+    size_t argc = 0, envc = 0, n;
+    int seen_process = 0;
+    for (size_t at = 0; at < len;) {
+        if (len - at < 8)
+            return -1;
+        uint32_t type = plan_le32((unsigned char *)bytes + at), size = plan_le32((unsigned char *)bytes + at + 4);
+        if (size > len - at - 8)
+            return -1;
+        struct cursor c = {bytes + at + 8, size, 0};
+        at += 8 + (size_t)size;
+        int last = at == len;
+        /* PROCESS first, then ARG and ENV records, END_PROCESS last and only last. */
+        if ((type == CELL_REC_PROCESS) != !seen_process || (type == CELL_REC_END_PROCESS) != last)
+            return -1;
+        switch (type) {
+        case CELL_REC_PROCESS:
+            r->rows = take_u32(&c);
+            r->cols = take_u32(&c);
+            r->cwd = take_str(&c, &n);
+            if (c.bad || r->rows > 0xffff || r->cols > 0xffff || (r->rows == 0) != (r->cols == 0) || !r->cwd ||
+                r->cwd[0] != '/')
+                return -1;
+            seen_process = 1;
+            break;
+        case CELL_REC_ARG:
+        case CELL_REC_ENV: {
+            char *s = take_str(&c, &n);
+            if (c.bad || (type == CELL_REC_ARG ? argc : envc) >= max)
+                return -1;
+            if (type == CELL_REC_ARG) {
+                r->argv[argc++] = s;
+            } else {
+                const char *eq = strchr(s, '=');
+                if (!eq || eq == s) /* NAME=value, with a name */
+                    return -1;
+                r->envp[envc++] = s;
+            }
+            break;
+        }
+        case CELL_REC_END_PROCESS:
+            break;
+        default:
+            return -1;
+        }
+        if (c.left != 0)
+            return -1;
+    }
+    r->argv[argc] = NULL;
+    r->envp[envc] = NULL;
+    return seen_process && argc >= 1 ? 0 : -1;
 }

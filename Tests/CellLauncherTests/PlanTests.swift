@@ -27,7 +27,9 @@ struct PlanEncodingTests {
             .rlimit(resource: 4, soft: 0, hard: 0), .rlimit(resource: 0, soft: 60, hard: 61), .capabilities(1 << 10), .hold,
             .argument("sh"), .argument(""), .argument("it's ünïcode"), .environment("PATH=/usr/bin"), .endSetup,
             .seccomp(listener: false, bpf: [6, 0, 0, 0, 0, 0, 0xff, 0x7f]), .seccomp(listener: true, bpf: Array(repeating: 1, count: 16)),
-            .endFilters, .start,
+            .endFilters, .start, .takeProcesses,
+            .process(rows: 0, columns: 0, workingDirectory: "/work"), .process(rows: 24, columns: 80, workingDirectory: "/"),
+            .endProcess, .signalProcess(pid: 7, signal: 15),
         ]
     }()
 
@@ -35,6 +37,20 @@ struct PlanEncodingTests {
     func roundTrip() throws {
         let bytes = PlanEncoding.header + PlanEncoding.encode(Self.everyRecord)
         #expect(try PlanEncoding.decode(bytes) == Self.everyRecord)
+    }
+
+    /// What an exec'd process's descriptors may be: never a directory or an O_PATH descriptor,
+    /// through which the process could leave the container's root.
+    @Test func execStdioIsNeverADirectory() throws {
+        let directory = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), path = open("/dev/null", 0o10000000 | O_CLOEXEC) // O_PATH, which Glibc's module does not export
+        let null = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { for fd in [directory, path, null] { close(fd) } }
+        #expect(ProcessService.stdioProblem([null, null, null], terminal: false) == nil)
+        #expect(ProcessService.stdioProblem([], terminal: true) == nil)
+        #expect(ProcessService.stdioProblem([null, directory, null], terminal: false) != nil)
+        #expect(ProcessService.stdioProblem([null, null, path], terminal: false) != nil)
+        #expect(ProcessService.stdioProblem([null], terminal: false) != nil)
+        #expect(ProcessService.stdioProblem([null, null, null], terminal: true) != nil)
     }
 
     @Test("the layout is cell_plan.h's: u32 type, u32 length, little-endian fields, strings with a NUL")

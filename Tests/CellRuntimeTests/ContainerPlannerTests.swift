@@ -142,6 +142,21 @@ struct ContainerPlannerTests {
         #expect(refusal(named) == "hostname needs a uts namespace of the container's own (linux.namespaces)")
     }
 
+    /// process.terminal: a pty of the container's own, of the config's consoleSize, for all of
+    /// stdin, stdout and stderr; pid 1 makes it on the config's devpts.
+    @Test func aTerminalIsAPtyOnTheContainersDevpts() throws {
+        let config = try edited {
+            var process = $0["process"] as! [String: Any]
+            process["terminal"] = true
+            process["consoleSize"] = ["height": 40, "width": 100]
+            $0["process"] = process
+        }
+        let plan = try planner(config).plan()
+        #expect(plan.terminal == TerminalPlan(descriptors: [0, 1, 2], rows: 40, columns: 100))
+        #expect(plan.setupRecords().contains(.terminal(rows: 40, columns: 100, descriptors: 7)))
+        #expect(plan.setupRecords().contains(.takeProcesses))
+    }
+
     @Test func whatCellRuntimeRefuses() throws {
         func refused(_ expected: String, sourceLocation: SourceLocation = #_sourceLocation, _ edit: (inout [String: Any]) -> Void) throws {
             let message: String?
@@ -167,7 +182,10 @@ struct ContainerPlannerTests {
             }
         }
         try refused("OCI hooks are not supported") { $0["hooks"] = ["prestart": [["path": "/bin/true"]]] }
-        try refused("process.terminal is not supported") { process { $0["terminal"] = true }(&$0) }
+        try refused("process.terminal needs a devpts mount at /dev/pts") {
+            process { $0["terminal"] = true }(&$0)
+            $0["mounts"] = ($0["mounts"] as! [[String: Any]]).filter { $0["type"] as? String != "devpts" }
+        }
         try refused("linux.resources is not supported") { linux { $0["resources"] = ["memory": ["limit": 1 << 20]] }(&$0) }
         try refused("linux.devices is not supported") { linux { $0["devices"] = [["path": "/dev/sda", "type": "b", "major": 8, "minor": 0]] }(&$0) }
         try refused("listenerPath is refused") { linux { $0["seccomp"] = ["defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/x.sock"] }(&$0) }

@@ -1033,6 +1033,121 @@ static void test_container(void) {
     expect_refused("groups cut short", CELL_STEP_PLAN, EINVAL, 1);
 }
 
+/* ---------------------------------------------------------------- exec's requests */
+
+/* The records built so far, as one request's bytes; decoded by decode_process_request. */
+static char request[64 * 1024];
+static char *argv_out[5], *envp_out[5];
+static struct process_request decoded;
+
+static int decode_request(void) {
+    size_t len = 0;
+    for (size_t i = 0; i < record_count; i++) {
+        for (int k = 0; k < 4; k++) {
+            request[len + (size_t)k] = (char)(records[i].type >> (8 * k));
+            request[len + 4 + (size_t)k] = (char)(records[i].len >> (8 * k));
+        }
+        memcpy(request + len + 8, records[i].bytes, records[i].len);
+        len += 8 + records[i].len;
+    }
+    memset(&decoded, 0, sizeof decoded);
+    decoded.argv = argv_out;
+    decoded.envp = envp_out;
+    return decode_process_request(request, len, &decoded, 4) == 0;
+}
+
+static void process_record(uint32_t rows, uint32_t cols, const char *cwd) {
+    struct record *r = rec(CELL_REC_PROCESS);
+    u32(r, rows);
+    u32(r, cols);
+    str(r, cwd);
+}
+
+static void test_process_requests(void) {
+    /* TAKE_PROCESSES is a setup record, and only with HOLD (requests follow START). */
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT | CELL_NS_PID);
+    string_record(CELL_REC_ARG, "/bin/sh");
+    empty(CELL_REC_TAKE_PROCESSES);
+    empty(CELL_REC_END_SETUP);
+    expect_refused("processes without a hold", CELL_STEP_PLAN, EINVAL, 4);
+    reset();
+    header();
+    namespaces(CELL_NS_MOUNT | CELL_NS_PID);
+    string_record(CELL_REC_ARG, "/bin/sh");
+    empty(CELL_REC_HOLD);
+    empty(CELL_REC_TAKE_PROCESSES);
+    empty(CELL_REC_END_SETUP);
+    CHECK(decode() && plan.take_processes && plan.hold);
+
+    /* A request: PROCESS, ARG..., ENV..., END_PROCESS. */
+    reset();
+    process_record(0, 0, "/work");
+    string_record(CELL_REC_ARG, "ls");
+    string_record(CELL_REC_ARG, "-l");
+    string_record(CELL_REC_ENV, "PATH=/bin");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(decode_request());
+    CHECK(decoded.rows == 0 && strcmp(decoded.cwd, "/work") == 0);
+    CHECK(strcmp(decoded.argv[0], "ls") == 0 && strcmp(decoded.argv[1], "-l") == 0 && decoded.argv[2] == NULL);
+    CHECK(strcmp(decoded.envp[0], "PATH=/bin") == 0 && decoded.envp[1] == NULL);
+    reset();
+    process_record(24, 80, "/");
+    string_record(CELL_REC_ARG, "sh");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(decode_request() && decoded.rows == 24 && decoded.cols == 80 && decoded.envp[0] == NULL);
+
+    /* Refused: no argument, a relative cwd, half a size, a stray record, END_PROCESS early or
+     * missing, too many arguments, a bad variable, a field cut short. */
+    reset();
+    process_record(0, 0, "/");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(!decode_request());
+    reset();
+    process_record(0, 0, "work");
+    string_record(CELL_REC_ARG, "ls");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(!decode_request());
+    reset();
+    process_record(24, 0, "/");
+    string_record(CELL_REC_ARG, "ls");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(!decode_request());
+    reset();
+    process_record(0, 0, "/");
+    string_record(CELL_REC_ARG, "ls");
+    string_record(CELL_REC_HOSTNAME, "x");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(!decode_request());
+    reset();
+    process_record(0, 0, "/");
+    empty(CELL_REC_END_PROCESS);
+    string_record(CELL_REC_ARG, "ls");
+    CHECK(!decode_request());
+    reset();
+    process_record(0, 0, "/");
+    string_record(CELL_REC_ARG, "ls");
+    CHECK(!decode_request());
+    reset();
+    process_record(0, 0, "/");
+    for (int i = 0; i < 5; i++)
+        string_record(CELL_REC_ARG, "x");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(!decode_request());
+    reset();
+    process_record(0, 0, "/");
+    string_record(CELL_REC_ARG, "ls");
+    string_record(CELL_REC_ENV, "=x");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(!decode_request());
+    reset();
+    u32(rec(CELL_REC_PROCESS), 0);
+    string_record(CELL_REC_ARG, "ls");
+    empty(CELL_REC_END_PROCESS);
+    CHECK(!decode_request());
+}
+
 int main(void) {
     test_container();
     test_minimal_plan();
@@ -1048,6 +1163,7 @@ int main(void) {
     test_filter_refusals();
     test_reading();
     test_hold();
+    test_process_requests();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -24,6 +24,14 @@
  * the filters; 'H' (no descriptor) when it
  * holds the command. End of file on the socket, for pid 1, means the supervisor is gone.
  *
+ * With CELL_REC_TAKE_PROCESSES, pid 1 sends 'R' (no descriptor) once the command runs, and
+ * from then on takes requests down the same socket, one at a time, each a byte read with
+ * recvmsg: 'X' carrying the process's stdin, stdout and stderr (SCM_RIGHTS; none with a pty),
+ * then PROCESS, ARG..., ENV..., END_PROCESS; or 'K', then one SIGNAL_PROCESS. Until 'R' the
+ * supervisor sends nothing after START: the plan's reader, which reads ahead, never sees a
+ * request (and its read() would drop the descriptors). For a process with a pty pid 1 sends
+ * 'T' with its master before the report that it started.
+ *
  * Reports (struct cell_report, 16 bytes, written whole) go up CELL_FD_REPORT, a pipe whose
  * only writers are the trampoline and cell-init: end of file there means the sandbox is over.
  */
@@ -99,6 +107,15 @@ enum cell_record_type {
                                  * command runs as, taken after the view, before the lock-down */
     CELL_REC_SYSCTL = 29,       /* str name (a.b.c), str value: written to /proc/sys/a/b/c after
                                  * the namespaces (the planner allows only namespaced ones) */
+    CELL_REC_TAKE_PROCESSES = 30, /* (none; with HOLD): once the command runs, pid 1 starts the
+                                 * processes the supervisor asks for (cell-runtime exec) */
+
+    /* Requests, not plan records: what the supervisor sends after pid 1's 'R' (see above). */
+    CELL_REC_PROCESS = 31,      /* u32 rows, u32 cols (0, 0: no pty), str cwd: a process to start,
+                                 * then its ARG records (at least one) and ENV records */
+    CELL_REC_END_PROCESS = 32,  /* (none): the process's request is complete */
+    CELL_REC_SIGNAL_PROCESS = 33, /* u32 pid, u32 signal: for a process pid 1 started and has not
+                                 * reaped yet (any other pid is ignored) */
 };
 
 /* What a CELL_REC_SEND_FD asks pid 1 to make and hand out. */
@@ -215,6 +232,9 @@ enum cell_step {
     CELL_STEP_JOIN_NAMESPACE = 69, /* opening or entering a joined namespace: value = its CELL_NS_* bit */
     CELL_STEP_SET_USER = 70,      /* taking the command's ids (CELL_REC_USER) */
     CELL_STEP_SYSCTL = 71,        /* writing a CELL_REC_SYSCTL: value = its index among them */
+    CELL_STEP_PROCESS = 72,       /* taking a request (CELL_REC_TAKE_PROCESSES): reading it, or, with
+                                   * CELL_REPORT_PROCESS_FAILED, a request it refused (EINVAL) or
+                                   * its pty (the errno) */
 };
 
 enum cell_report_kind {
@@ -222,6 +242,12 @@ enum cell_report_kind {
     CELL_REPORT_WARNING = 2,     /* setup went on after a problem at `step` */
     CELL_REPORT_EXEC_FAILED = 3, /* the command could not be executed: `error` is execve's errno */
     CELL_REPORT_EXITED = 4,      /* the command ended: `value` is its raw wait status */
+    /* The answer to each PROCESS request, in the order they came: */
+    CELL_REPORT_PROCESS_STARTED = 5, /* `value` is its pid (in the sandbox's pid namespace) */
+    CELL_REPORT_PROCESS_FAILED = 6,  /* not started: `step` (CELL_STEP_EXEC_COMMAND: posix_spawn's
+                                      * error, an exec's included), `error` its errno */
+    CELL_REPORT_PROCESS_EXITED = 7,  /* a started process ended: `step` is its pid, `value` its raw
+                                      * wait status */
 };
 
 struct cell_report {

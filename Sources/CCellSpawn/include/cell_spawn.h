@@ -95,6 +95,24 @@ int cell_socketpair_cloexec(int fds[2]);
  * -2 with errno on error. */
 int cell_receive_byte(int sock, int *fd);
 
+/* unix_sockets.c (cell-runtime): a listening stream socket bound at `path` (close-on-exec,
+ * non-blocking), and a connection to one; a path longer than sun_path is reached through its
+ * directory. -1 with errno. */
+int cell_unix_listen(const char *path);
+int cell_unix_connect(const char *path);
+/* The most descriptors one message carries: a process's stdin, stdout and stderr. */
+#define CELL_MAX_PASSED 3
+/* Sends `len` bytes in one message with `count` descriptors (SCM_RIGHTS); 0, or -1 with errno. */
+int cell_send_with_descriptors(int sock, const void *bytes, size_t len, const int *fds, int count);
+/* Receives one byte (blocking) with the descriptors it carries (close-on-exec, at most
+ * CELL_MAX_PASSED, *count of them). Returns the byte, -1 at end of file, or -2 with errno. */
+int cell_receive_with_descriptors(int sock, int fds[CELL_MAX_PASSED], int *count);
+/* A connection accepted on `listener` (close-on-exec), whose reads time out after
+ * `timeout_seconds`; -1 with errno. */
+int cell_unix_accept(int listener, int timeout_seconds);
+/* 1 when `fd` is a directory or an O_PATH descriptor (or cannot be looked at), else 0. */
+int cell_is_directory_or_path(int fd);
+
 /* The directory at `path` below the directory `root`, opened read-only, without following any
  * symlink and without leaving `root` (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): for
  * walking a bound directory. -1 with errno if it cannot be. */

@@ -26,11 +26,12 @@ public enum PlanEncoding {
         public var message: String
     }
 
-    /// Every record of `bytes`, which must start with the header.
-    public static func decode(_ bytes: [UInt8]) throws(DecodingError) -> [PlanRecord] {
+    /// Every record of `bytes`, which must start with the header (unless `headed` is false: a
+    /// request's records, as ProcessService reads them).
+    public static func decode(_ bytes: [UInt8], headed: Bool = true) throws(DecodingError) -> [PlanRecord] {
         var reader = Reader(bytes: bytes)
         var records: [PlanRecord] = []
-        var first = true
+        var first = headed
         while !reader.atEnd {
             let (type, payload) = try reader.record()
             var fields = Reader(bytes: payload)
@@ -121,6 +122,10 @@ public enum PlanEncoding {
             case .seccomp(let listener, let bpf): self.record(CELL_REC_SECCOMP) { $0.u32(listener ? 1 : 0); $0.blob(bpf) }
             case .endFilters: self.record(CELL_REC_END_FILTERS)
             case .start: self.record(CELL_REC_START)
+            case .takeProcesses: self.record(CELL_REC_TAKE_PROCESSES)
+            case .process(let rows, let columns, let dir): self.record(CELL_REC_PROCESS) { $0.u32(rows); $0.u32(columns); $0.string(dir) }
+            case .endProcess: self.record(CELL_REC_END_PROCESS)
+            case .signalProcess(let pid, let signal): self.record(CELL_REC_SIGNAL_PROCESS) { $0.u32(pid); $0.u32(signal) }
             }
         }
     }
@@ -249,6 +254,14 @@ public enum PlanEncoding {
                 return .seccomp(listener: listener, bpf: try blob())
             case CELL_REC_END_FILTERS: return .endFilters
             case CELL_REC_START: return .start
+            case CELL_REC_TAKE_PROCESSES: return .takeProcesses
+            case CELL_REC_PROCESS:
+                let rows = try u32(), columns = try u32()
+                return .process(rows: rows, columns: columns, workingDirectory: try string())
+            case CELL_REC_END_PROCESS: return .endProcess
+            case CELL_REC_SIGNAL_PROCESS:
+                let pid = try u32()
+                return .signalProcess(pid: pid, signal: try u32())
             default: throw DecodingError(message: "a record of unknown or reserved type \(type)")
             }
         }

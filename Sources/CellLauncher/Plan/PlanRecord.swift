@@ -55,6 +55,15 @@ public enum PlanRecord: Equatable, Sendable {
     case seccomp(listener: Bool, bpf: [UInt8])
     case endFilters
     case start
+    /// cell-runtime: once the command runs, pid 1 starts the processes the supervisor asks for.
+    case takeProcesses
+    /// A request, not a plan record (cell-runtime exec): a process to start in the running
+    /// sandbox, with a pty of `rows` x `columns` (0 x 0: none), then its `argument` and
+    /// `environment` records and `endProcess`.
+    case process(rows: UInt32, columns: UInt32, workingDirectory: String)
+    case endProcess
+    /// A request: a signal for a process pid 1 started (by its pid in the sandbox).
+    case signalProcess(pid: UInt32, signal: UInt32)
 
     /// One line for `--dry-run`.
     public var summary: String {
@@ -99,6 +108,11 @@ public enum PlanRecord: Equatable, Sendable {
             return "seccomp       \(bpf.count / 8) BPF instructions\(listener ? ", notifications to cell's supervisor (audited)" : "")"
         case .endFilters: return "end-filters"
         case .start: return "start"
+        case .takeProcesses: return "processes     once the command runs, pid 1 starts those cell-runtime exec asks for (with the command's ids, lock-down and filters)"
+        case .process(let rows, let columns, let dir):
+            return "process       in \(dir)" + (rows == 0 ? "" : ", a pty of its own (\(rows)x\(columns))")
+        case .endProcess: return "end-process"
+        case .signalProcess(let pid, let signal): return "signal        \(signal) to process \(pid)"
         }
     }
 }

@@ -36,6 +36,12 @@ public enum SeccompCompiler {
         ("clone", [0x100 | 0x4000 | 17]), ("execve", []),
     ]
 
+    /// What a container's pid 1 adds, taking cell-runtime exec's requests once the command runs
+    /// (cell-init/process.c): it waits in ppoll for a request or a child's end, and receives a
+    /// request's descriptors with recvmsg. Refusing either would leave the container unable to
+    /// reap or to take any request.
+    public static let processCalls: [(name: String, args: [UInt64])] = [("ppoll", []), ("recvmsg", [])]
+
     /// Compiles the sandbox's filters.
     ///
     /// With `audit` (the normal case) every violation — a rule that denies, logs or kills, and
@@ -53,10 +59,12 @@ public enum SeccompCompiler {
     /// Compiled at every launch, by the libseccomp cell runs with, for the architecture it runs
     /// on: no compiled filter is kept anywhere a sandbox could reach or a stale build could
     /// leave behind. The supervisor compiles while pid 1 builds the sandbox (Launcher).
-    public static func compileFilters(_ policy: SeccompPolicy, audit: Bool = true, pseudoCode: Bool = false) throws(LaunchError) -> FilterSet {
+    /// `takingProcesses`: pid 1 also takes exec's requests (`processCalls`).
+    public static func compileFilters(_ policy: SeccompPolicy, audit: Bool = true, pseudoCode: Bool = false,
+                                      takingProcesses: Bool = false) throws(LaunchError) -> FilterSet {
         let rules = try filterRules(policy)
         let decisions = PolicyDecisions(policyName: policy.name, defaultAction: rules.defaultAction, rules: rules.policy)
-        if audit { try checkInitCalls(policy.name, rules, decisions) }
+        if audit { try checkInitCalls(policy.name, rules, decisions, calls: initCalls + (takingProcesses ? processCalls : [])) }
         let policyFilter = try build(name: policy.name, defaultAction: rules.defaultAction, rules: rules.policy, notify: audit, pseudoCode: pseudoCode)
         let separateFilter = rules.separate.isEmpty ? nil
             : try build(name: "baseline", defaultAction: .allow, rules: rules.separate, notify: false, pseudoCode: pseudoCode)
@@ -95,8 +103,9 @@ public enum SeccompCompiler {
     }
 
     /// Every call pid 1 makes under the filters must be plainly allowed by them.
-    static func checkInitCalls(_ name: String, _ rules: FilterRules, _ decisions: PolicyDecisions) throws(LaunchError) {
-        if let call = firstRefusedInitCall(rules, decisions) {
+    static func checkInitCalls(_ name: String, _ rules: FilterRules, _ decisions: PolicyDecisions,
+                               calls: [(name: String, args: [UInt64])] = initCalls) throws(LaunchError) {
+        if let call = firstRefusedInitCall(rules, decisions, calls: calls) {
             throw .invalid("seccomp policy '\(name)' does not allow \(call), which the sandbox's pid 1 needs to start and supervise the command (allow it: --allow-syscall \(call))")
         }
     }
@@ -111,7 +120,8 @@ public enum SeccompCompiler {
     public static func engineFilter(_ policy: SeccompPolicy, deferringTo audited: PolicyDecisions) throws(LaunchError) -> CompiledFilter {
         let rules = try engineRules(policy, deferringTo: audited)
         let decisions = PolicyDecisions(policyName: policy.name, defaultAction: policy.defaultAction, rules: rules)
-        if let call = firstRefusedInitCall(FilterRules(defaultAction: policy.defaultAction, policy: rules, separate: []), decisions) {
+        if let call = firstRefusedInitCall(FilterRules(defaultAction: policy.defaultAction, policy: rules, separate: []), decisions,
+                                           calls: initCalls + processCalls) {
             throw .invalid("the config's linux.seccomp does not allow \(call), which the container's pid 1 (cell-init) needs to start and supervise the process")
         }
         return try build(name: policy.name, defaultAction: policy.defaultAction, rules: rules, notify: false, pseudoCode: false)
@@ -138,8 +148,9 @@ public enum SeccompCompiler {
     }
 
     /// The first of `initCalls` the rules do not plainly allow, if any.
-    static func firstRefusedInitCall(_ rules: FilterRules, _ decisions: PolicyDecisions) -> String? {
-        for call in initCalls {
+    static func firstRefusedInitCall(_ rules: FilterRules, _ decisions: PolicyDecisions,
+                                     calls: [(name: String, args: [UInt64])] = initCalls) -> String? {
+        for call in calls {
             guard let nr = Syscalls.number(call.name), nr >= 0 else { continue }
             // With the arguments pid 1 passes where they are known (clone's flags, against
             // the baseline's namespace rules); elsewhere no rule but allow may exist at all.

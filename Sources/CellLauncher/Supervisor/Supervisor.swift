@@ -30,6 +30,10 @@ final class Supervisor {
     /// `cell learn`'s CallLearner.
     let makeHandler: (_ listener: Int32) -> NotificationHandler
     private var terminal: TerminalRelay?
+    /// cell-runtime exec's processes, once pid 1 takes them ('R').
+    private var processes: ProcessService?
+    /// The command's pty went to the engine's console socket (cell-runtime).
+    private var handedTerminal = false
     private var timedOut = false
     private var ending: SandboxEnd?
     private var setupFailure: SandboxEnd?
@@ -72,6 +76,9 @@ final class Supervisor {
             fds[4].fd = proxy?.events ?? -1
             fds.removeSubrange(5...)
             fds += terminal?.pollDescriptors ?? []
+            // Then exec's: its socket and each running process's connection.
+            let processBase = fds.count
+            fds += (processes?.pollDescriptors ?? []).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let now = monotonicMilliseconds()
             if let t = termAt, now >= t {
                 termAt = nil
@@ -104,7 +111,10 @@ final class Supervisor {
                 // sandbox has no way out left, and nothing to record.
                 self.proxy = nil
             }
-            if let terminal, fds.count == 8 {
+            if let processes {
+                for entry in fds[processBase...] where entry.revents != 0 { processes.handle(entry.fd) }
+            }
+            if let terminal, processBase == 8 {
                 // False when the master is gone, which only the sandbox's end does: its report
                 // (fds[0]) ends the loop.
                 _ = terminal.handle(fds[5...7])
@@ -117,6 +127,7 @@ final class Supervisor {
             if fds[0].revents != 0 && !readReport() { break loop }
         }
         // cell-init has exited (its report pipe closed) or cannot be waited for any longer.
+        processes?.finish()
         let initStatus = sandbox.reap()
         terminal?.finish()
         terminal = nil
@@ -147,8 +158,24 @@ final class Supervisor {
         case UInt8(ascii: "L") where fd >= 0 && listenerFD < 0:
             listenerFD = fd
             handler = makeHandler(fd)
-        case UInt8(ascii: "T") where fd >= 0 && terminal == nil && plan.terminal != nil:
-            terminal = TerminalRelay(master: fd, plan: plan.terminal!)
+        case UInt8(ascii: "T") where fd >= 0 && processes?.takeMaster(fd) == true:
+            break // an exec's pty: its `exec` gets it with the answer
+        case UInt8(ascii: "T") where fd >= 0 && terminal == nil && plan.terminal != nil && !handedTerminal:
+            if let console = plan.container?.consoleSocket {
+                // cell-runtime: the engine relays the container's terminal, not cell.
+                handedTerminal = true
+                let problem = ConsoleSocket.send(master: fd, to: console)
+                close(fd)
+                if let problem {
+                    killedBy = .setupFailed(problem)
+                    sandbox.kill()
+                }
+            } else {
+                terminal = TerminalRelay(master: fd, plan: plan.terminal!)
+            }
+        case UInt8(ascii: "R") where fd < 0 && processes == nil && plan.container?.processSocket != nil:
+            let service = ProcessService(socketPath: plan.container!.processSocket!, sandbox: sandbox, audit: audit)
+            if let problem = service.open() { notes.append(problem) } else { processes = service }
         case UInt8(ascii: "S") where fd >= 0 && plan.network == .proxy && handedOut.count < 2:
             handedOut.append(fd)
         case UInt8(ascii: "H"):
@@ -173,7 +200,7 @@ final class Supervisor {
     /// A signal cell received: the terminal's own (window size, stop, continue) for the relay,
     /// every other one for the sandbox's pid 1, which passes it on to the command.
     private func passOn(_ signal: Int32) {
-        guard plan.terminal != nil, TerminalRelay.signals.contains(signal) else {
+        guard plan.relaysTerminal, TerminalRelay.signals.contains(signal) else {
             kill(sandbox.pid, signal)
             return
         }
@@ -215,6 +242,12 @@ final class Supervisor {
         case CELL_REPORT_EXITED:
             // After an exec failure this is the forked child's 126/127: keep the cause.
             if ending == nil { ending = SandboxEnd.fromWaitStatus(report.value) }
+        case CELL_REPORT_PROCESS_STARTED:
+            processes?.started(pid: report.value)
+        case CELL_REPORT_PROCESS_FAILED:
+            processes?.failed(step: report.step, errno: report.error)
+        case CELL_REPORT_PROCESS_EXITED:
+            processes?.exited(pid: report.step, status: report.value)
         default:
             break
         }
