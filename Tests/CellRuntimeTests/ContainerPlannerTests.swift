@@ -157,6 +157,51 @@ struct ContainerPlannerTests {
         #expect(plan.setupRecords().contains(.takeProcesses))
     }
 
+    /// `cell-runtime features` lists only what the planner takes: each namespace, mount option
+    /// and seccomp action and operator it names is accepted, and what it leaves out is refused.
+    @Test func theFeaturesDocumentMatchesThePlanner() throws {
+        let document = try JSONSerialization.jsonObject(with: Data(Features.document().utf8)) as! [String: Any]
+        let linux = try #require(document["linux"] as? [String: Any])
+        func plans(_ edit: @escaping (inout [String: Any]) -> Void) throws -> Bool { refusal(try edited(edit)) == nil }
+        for namespace in try #require(linux["namespaces"] as? [String]) {
+            #expect(try plans {
+                var section = $0["linux"] as! [String: Any]
+                var list = (section["namespaces"] as! [[String: Any]]).filter { $0["type"] as? String != namespace }
+                list.append(["type": namespace])
+                section["namespaces"] = list
+                if namespace == "user" {
+                    section["uidMappings"] = [["containerID": 0, "hostID": 1000, "size": 1]]
+                    section["gidMappings"] = [["containerID": 0, "hostID": 1000, "size": 1]]
+                }
+                $0["linux"] = section
+            }, "namespace \(namespace)")
+        }
+        func bind(_ options: [String]) -> (inout [String: Any]) -> Void {
+            { $0["mounts"] = ($0["mounts"] as! [[String: Any]]) + [["destination": "/x", "type": "bind", "source": "/srv", "options": ["rbind"] + options]] }
+        }
+        for option in try #require(document["mountOptions"] as? [String]) {
+            let value = ["size": "size=1m", "mode": "mode=755"][option] ?? option
+            let mount: (inout [String: Any]) -> Void = ["size", "mode"].contains(option)
+                ? { $0["mounts"] = ($0["mounts"] as! [[String: Any]]) + [["destination": "/x", "type": "tmpfs", "source": "tmpfs", "options": [value]]] }
+                : bind([value])
+            #expect(try plans(mount), "mount option \(option)")
+        }
+        #expect(try !plans(bind(["idmap"])))
+        let seccomp = try #require(linux["seccomp"] as? [String: Any])
+        func filter(action: String, op: String) -> Bool {
+            let text = """
+                {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["swapon"], "action": "\(action)",
+                 "args": [{"index": 0, "value": 1, "valueTwo": 1, "op": "\(op)"}]}]}
+                """
+            return (try? DockerSeccompProfile.policy(fromJSON: text, name: "test", keptCapabilities: [])) != nil
+        }
+        for action in try #require(seccomp["actions"] as? [String]) { #expect(filter(action: action, op: "SCMP_CMP_EQ"), "\(action)") }
+        for op in try #require(seccomp["operators"] as? [String]) { #expect(filter(action: "SCMP_ACT_ERRNO", op: op), "\(op)") }
+        #expect(!filter(action: "SCMP_ACT_NOTIFY", op: "SCMP_CMP_EQ"))
+        #expect(document["hooks"] as? [String] == [])
+        #expect((linux["cgroup"] as? [String: Bool])?.values.contains(true) == false, "linux.resources is refused")
+    }
+
     @Test func whatCellRuntimeRefuses() throws {
         func refused(_ expected: String, sourceLocation: SourceLocation = #_sourceLocation, _ edit: (inout [String: Any]) -> Void) throws {
             let message: String?

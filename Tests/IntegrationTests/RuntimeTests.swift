@@ -72,7 +72,7 @@ enum OCIEngine {
             let made = Sandbox.execute(["sh", "-c", """
                 set -e; mkdir -m 700 \(dir) \(dir)/xdg; mkdir -p \(dir)/rootfs/bin \(dir)/rootfs/proc \(dir)/rootfs/dev \
                 \(dir)/rootfs/sys \(dir)/rootfs/etc \(dir)/rootfs/tmp; cp /bin/busybox \(dir)/rootfs/bin/
-                for a in sh echo cat ls sleep id true unshare mount swapoff touch; do ln -s busybox \(dir)/rootfs/bin/$a; done
+                for a in sh echo cat ls sleep id true unshare mount swapoff touch grep tty; do ln -s busybox \(dir)/rootfs/bin/$a; done
                 chown -R \(account.uid):\(account.gid) \(dir)
                 """])
             #expect(made.status == 0, "\(made.stderr)")
@@ -80,9 +80,13 @@ enum OCIEngine {
 
         /// `argv` as the test user, with a clean environment of its own.
         func asUser(_ argv: [String], timeout: TimeInterval = 120) -> Sandbox.Result {
+            OCIEngine.execute(userCommand(argv), output: dir + "/.out", timeout: timeout)
+        }
+
+        func userCommand(_ argv: [String]) -> [String] {
             let account = OCIEngine.account!
-            return OCIEngine.execute(["/usr/bin/setpriv", "--reuid=\(account.uid)", "--regid=\(account.gid)", "--init-groups", "/usr/bin/env", "-i",
-                                      "HOME=\(account.home)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=\(runtimeDir)"] + argv, output: dir + "/.out", timeout: timeout)
+            return ["/usr/bin/setpriv", "--reuid=\(account.uid)", "--regid=\(account.gid)", "--init-groups", "/usr/bin/env", "-i",
+                    "HOME=\(account.home)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "XDG_RUNTIME_DIR=\(runtimeDir)"] + argv
         }
 
         /// podman with cell-runtime, in the settings this host needs (its cgroups are a hybrid
@@ -90,8 +94,22 @@ enum OCIEngine {
         /// directories of this test's own: podman otherwise keeps them in the user's home and
         /// reuses the first run's for every later one.
         func podman(_ arguments: [String], runtime: String = OCIEngine.runtime) -> Sandbox.Result {
-            asUser(["podman", "--cgroup-manager=cgroupfs", "--events-backend=file", "--root", dir + "/storage", "--runroot", dir + "/run",
-                    "--tmpdir", dir + "/tmp", "--runtime", runtime] + arguments)
+            asUser(podmanCommand(arguments, runtime: runtime))
+        }
+
+        func podmanCommand(_ arguments: [String], runtime: String = OCIEngine.runtime) -> [String] {
+            ["podman", "--cgroup-manager=cgroupfs", "--events-backend=file", "--root", dir + "/storage", "--runroot", dir + "/run",
+             "--tmpdir", dir + "/tmp", "--runtime", runtime] + arguments
+        }
+
+        /// `podman ARGUMENTS` on a terminal of its own, driven by Tests/Fixtures/pty-session.py:
+        /// a shell's prompt awaited, `tty` and an echo typed, then `exit 5`.
+        func podmanOnTerminal(_ arguments: [String]) throws -> (output: String, status: Int) {
+            let driver = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("Fixtures/pty-session.py").path
+            let r = Sandbox.execute(["python3", driver] + userCommand(podmanCommand(arguments)), timeout: 240)
+            let document = try #require(try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout) \(r.stderr)")
+            return (document["output"] as? String ?? "", document["status"] as? Int ?? -1)
         }
 
         func cellRuntime(_ arguments: [String]) -> Sandbox.Result {
@@ -195,6 +213,75 @@ struct RuntimeTests {
             home.podman(["ps", "-a", "--format", "{{.ID}} {{.Status}}"]).stdout.contains(String(other.prefix(12)) + " Exited (137)")
         })
         #expect(home.podman(["rm", id, other]).status == 0)
+        #expect(home.stateEntries() == [], "\(home.stateEntries())")
+    }
+
+    /// exec's process is started by the container's pid 1, so it has the container's filters:
+    /// the attack (a user namespace of its own) works in a process runc execs, and is refused
+    /// and audited in one cell-runtime execs.
+    @Test("podman exec: a second process in the running container, its output and status back, under the container's filters, audited")
+    func podmanExec() throws {
+        let home = try OCIEngine.Home()
+        let attack = ["/bin/sh", "-c", "echo from-exec; grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; unshare -U true; echo unshare=$?; exit 7"]
+        let runc = "/usr/sbin/runc"
+        let underRunc = home.podman(["run", "-d", "--network", "none", "--rootfs", home.rootfs, "/bin/sleep", "1000"], runtime: runc)
+        let runcID = underRunc.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let runcExec = home.podman(["exec", runcID] + attack, runtime: runc)
+        #expect(runcExec.stdout.contains("unshare=0"), "the attack must work without cell: \(runcExec.stdout) \(runcExec.stderr)")
+        _ = home.podman(["rm", "--force", "--time", "0", runcID], runtime: runc)
+
+        let name = "exec-\(UUID().uuidString).jsonl"
+        let path = try #require(OCIEngine.account).home + "/.local/state/cell/audit/" + name
+        defer { unlink(path) }
+        let started = home.podman(["run", "-d", "--network", "none", "--annotation", "run.cell.audit-log=\(name)", "--rootfs", home.rootfs,
+                                   "/bin/sleep", "1000"])
+        #expect(started.status == 0, "\(started.stderr)")
+        let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let exec = home.podman(["exec", id] + attack)
+        #expect(exec.status == 7, "\(exec.stdout) \(exec.stderr)")
+        #expect(exec.stdout.contains("from-exec"))
+        #expect(exec.stdout.contains("NoNewPrivs:\t1") && exec.stdout.contains("Seccomp:\t2"), "\(exec.stdout)")
+        #expect(exec.stdout.contains("unshare=1"), "\(exec.stdout)")
+
+        // exec -d: the process stays, one of the container's (cell-runtime ps lists it).
+        let detached = home.podman(["exec", "-d", id, "/bin/sleep", "777"])
+        #expect(detached.status == 0, "\(detached.stderr)")
+        #expect(eventually(timeout: 20) {
+            let listed = home.cellRuntime(["ps", "--format", "json", id])
+            let pids = (try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8))) as? [Int] ?? []
+            return pids.count == 3 && pids.contains { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) == "/bin/sleep\u{0}777\u{0}" }
+        })
+        // A program that is not there: podman's error names it, with exec's status.
+        let missing = home.podman(["exec", id, "/bin/no-such-program"])
+        #expect(missing.status != 0 && missing.stderr.contains("cannot run /bin/no-such-program in the container"), "\(missing.stderr)")
+        #expect(home.podman(["rm", "--force", "--time", "0", id]).status == 0)
+
+        // The audit log, written outside the container: each exec, its end, and its refusal.
+        let log = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let events = log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let execs = events.filter { $0["event"] as? String == "exec" }
+        #expect(execs.map { ($0["command"] as? [String])?.first } == ["/bin/sh", "/bin/sleep"], "\(log)")
+        let shell = try #require(execs.first?["sandbox_pid"] as? Int)
+        #expect(events.contains { $0["event"] as? String == "exec_exit" && $0["sandbox_pid"] as? Int == shell && $0["status"] as? Int == 7 }, "\(log)")
+        // (The container's own process only sleeps: the refusal is the exec'd shell's child's.)
+        #expect(events.contains { $0["event"] as? String == "syscall" && $0["syscall"] as? String == "unshare" && $0["action"] as? String == "denied" },
+                "\(log)")
+        #expect(events.last?["event"] as? String == "exit")
+    }
+
+    @Test("podman run -it and podman exec -it: a shell on the container's own pty, driven from a terminal")
+    func terminals() throws {
+        let home = try OCIEngine.Home()
+        let run = try home.podmanOnTerminal(["run", "--rm", "-it", "--network", "none", "--rootfs", home.rootfs, "/bin/sh"])
+        #expect(run.status == 5, "\(run.output)")
+        #expect(run.output.contains("/dev/pts/0") && run.output.contains("marker-42"), "\(run.output)")
+
+        let started = home.podman(["run", "-d", "--network", "none", "--rootfs", home.rootfs, "/bin/sleep", "1000"])
+        let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let exec = try home.podmanOnTerminal(["exec", "-it", id, "/bin/sh"])
+        #expect(exec.status == 5, "\(exec.output)")
+        #expect(exec.output.contains("/dev/pts/") && exec.output.contains("marker-42"), "\(exec.output)")
+        #expect(home.podman(["rm", "--force", "--time", "0", id]).status == 0)
         #expect(home.stateEntries() == [], "\(home.stateEntries())")
     }
 
