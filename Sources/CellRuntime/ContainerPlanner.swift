@@ -19,6 +19,10 @@ public struct ContainerPlanner {
     /// Whether this process is root of its user namespace (an engine's, rootless) and so may
     /// write maps and keep setgroups allowed.
     public var runtimeIsRoot: Bool = geteuid() == 0
+    /// Whether this process is the host's root (uid 0 of the initial user namespace: containerd,
+    /// rootful podman). A container then needs a user namespace of its own: cell never runs one
+    /// as the host's root, unless the config's own maps say so.
+    public var runtimeIsHostRoot: Bool = geteuid() == 0 && IdentityMapping.inInitialUserNamespace()
     /// The host's file types, by path (lstat; nil when missing): tests give their own.
     public var fileType: (String) -> UInt32? = FilesystemView.hostFileType
     /// A host path with every symlink resolved, or nil: tests give their own.
@@ -175,6 +179,9 @@ public struct ContainerPlanner {
         // its own: neither can be the host's (or an engine's).
         guard spaces.own.contains(.pid) else { throw RuntimeError("cell-runtime needs a pid namespace of the container's own (linux.namespaces: {\"type\": \"pid\"}); --pid=host is not supported") }
         guard spaces.own.contains(.mount) else { throw RuntimeError("cell-runtime needs a mount namespace of the container's own (linux.namespaces: {\"type\": \"mount\"})") }
+        if !spaces.user && runtimeIsHostRoot {
+            throw RuntimeError("cell-runtime runs as the host's root here, and never makes the host's root a container's: give the container a user namespace (linux.namespaces {\"type\": \"user\"} with uidMappings and gidMappings; ctr run --uidmap 0:100000:65536 --gidmap 0:100000:65536; Kubernetes: hostUsers: false; podman: --userns=auto)")
+        }
         if !spaces.user && !(config.uidMappings.isEmpty && config.gidMappings.isEmpty) {
             throw RuntimeError("linux.uidMappings and gidMappings need a user namespace (linux.namespaces: {\"type\": \"user\"})")
         }

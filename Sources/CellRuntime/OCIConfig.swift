@@ -65,7 +65,8 @@ public struct OCIConfig: Sendable {
     /// What the config asks for that cell-runtime does not do, named for the refusal (the
     /// planner decides; parsing only records that the field is there and not empty).
     public var present: Set<String>
-    /// The keys of linux.resources (only "devices" is accepted: see ContainerPlanner).
+    /// The keys of linux.resources that ask for a limit (only "devices" is accepted: see
+    /// ContainerPlanner).
     public var resourcesKeys: [String]
 
     public func annotation(_ name: String) -> String? {
@@ -161,9 +162,18 @@ struct FieldReader {
         return out
     }
 
+    /// The keys of linux.resources that ask for a limit. `cpu` holding only `shares: 1024`, the
+    /// kernel's default weight, asks for none: containerd writes it into every config.
     func resourcesKeys(_ value: JSONValue?) -> [String] {
         guard case .object(let members)? = value else { return [] }
-        return members.filter { FieldReader.isSet($0.1) }.map(\.0)
+        return members.filter { key, member in
+            guard FieldReader.isSet(member) else { return false }
+            if key == "cpu", case .object(let cpu) = member {
+                let set = cpu.filter { FieldReader.isSet($0.1) }
+                return !(set.count == 1 && set[0].0 == "shares" && set[0].1.uint64 == 1024)
+            }
+            return true
+        }.map(\.0)
     }
 
     /// Whether `value` holds anything (a non-empty object or array, or any scalar but null).

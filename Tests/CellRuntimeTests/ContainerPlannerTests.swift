@@ -25,9 +25,11 @@ struct ContainerPlannerTests {
 
     /// A planner that sees every host path as existing: directories, but for the files podman
     /// binds and the device nodes.
-    func planner(_ config: OCIConfig, runtimeIsRoot: Bool = true) -> ContainerPlanner {
+    /// (As rootless podman runs it: root of the engine's user namespace, not the host's.)
+    func planner(_ config: OCIConfig, runtimeIsRoot: Bool = true, hostRoot: Bool = false) -> ContainerPlanner {
         var planner = ContainerPlanner(config: config, bundle: "/bundle", policy: .default, profileName: "default", auditLogPath: nil)
         planner.runtimeIsRoot = runtimeIsRoot
+        planner.runtimeIsHostRoot = hostRoot
         planner.resolve = { $0 }
         planner.fileType = { path in
             if path.hasPrefix("/dev/") { return UInt32(S_IFCHR) }
@@ -200,6 +202,40 @@ struct ContainerPlannerTests {
         #expect(!filter(action: "SCMP_ACT_NOTIFY", op: "SCMP_CMP_EQ"))
         #expect(document["hooks"] as? [String] == [])
         #expect((linux["cgroup"] as? [String: Bool])?.values.contains(true) == false, "linux.resources is refused")
+    }
+
+    /// Run by the host's root (containerd, rootful podman), cell-runtime gives a container a
+    /// user namespace or refuses it: the config's maps decide which ids, host root included
+    /// only when they map it.
+    @Test func theHostsRootNeedsAUserNamespace() throws {
+        let shared = try OCIConfig.parse(try podmanConfig(), file: "config.json")
+        #expect(throws: RuntimeError.self) { try planner(shared, hostRoot: true).plan() }
+        let mapped = try edited {
+            var linux = $0["linux"] as! [String: Any]
+            linux["namespaces"] = (linux["namespaces"] as! [[String: Any]]) + [["type": "user"]]
+            linux["uidMappings"] = [["containerID": 0, "hostID": 100000, "size": 65536]]
+            linux["gidMappings"] = [["containerID": 0, "hostID": 100000, "size": 65536]]
+            $0["linux"] = linux
+        }
+        let plan = try planner(mapped, hostRoot: true).plan()
+        #expect(plan.identity.uidMap == [IDRange(inside: 0, outside: 100000, count: 65536)])
+        #expect(plan.container?.newUserNamespace == true)
+    }
+
+    /// containerd writes cpu.shares 1024 (the kernel's default weight) and a device list into
+    /// every config: neither asks for a limit cell-runtime would have to refuse.
+    @Test func containerdsDefaultResourcesAskNothing() throws {
+        func resources(_ value: [String: Any]) throws -> String? {
+            refusal(try edited {
+                var linux = $0["linux"] as! [String: Any]
+                linux["resources"] = value
+                $0["linux"] = linux
+            })
+        }
+        let devices: [[String: Any]] = [["allow": false, "access": "rwm"]]
+        #expect(try resources(["devices": devices, "cpu": ["shares": 1024]]) == nil)
+        #expect(try resources(["devices": devices, "cpu": ["shares": 512]])?.contains("linux.resources is not supported") == true)
+        #expect(try resources(["cpu": ["shares": 1024, "quota": 50000]])?.contains("linux.resources is not supported") == true)
     }
 
     @Test func whatCellRuntimeRefuses() throws {
