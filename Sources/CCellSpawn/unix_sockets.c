@@ -184,22 +184,24 @@ int cell_receive_with_descriptors(int sock, int fds[CELL_MAX_PASSED], int *count
     return (unsigned char)byte;
 }
 
-int cell_unix_accept(int listener, int timeout_seconds) {
-    int fd = accept4(listener, NULL, NULL, SOCK_CLOEXEC);
-    if (fd < 0)
+int cell_unix_accept(int listener) {
+    return accept4(listener, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+}
+
+pid_t cell_peer_pid(int sock) {
+    struct ucred peer;
+    socklen_t len = sizeof peer;
+    if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &peer, &len) != 0)
         return -1;
-    struct timeval timeout = {timeout_seconds, 0};
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) != 0) {
-        int err = errno;
-        close(fd);
-        errno = err;
-        return -1;
-    }
-    return fd;
+    return peer.pid;
 }
 
 int cell_is_directory_or_path(int fd) {
     struct stat st;
     int flags = fcntl(fd, F_GETFL);
     return flags < 0 || (flags & O_PATH) || fstat(fd, &st) != 0 || S_ISDIR(st.st_mode);
+}
+
+int cell_is_terminal(int fd) {
+    return isatty(fd);
 }

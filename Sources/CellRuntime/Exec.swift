@@ -116,6 +116,9 @@ extension Lifecycle {
             func names(_ set: UInt64) -> String { set == 0 ? "none" : Capabilities.names(set).joined(separator: " ") }
             throw RuntimeError("cell-runtime exec gives a process the container's capabilities (\(names(has))); the process asks for \(names(asked))")
         }
+        if let mask = process.umask, mask != own.umask {
+            throw RuntimeError("cell-runtime exec gives a process the container's umask (\(own.umask.map { String($0, radix: 8) } ?? "the runtime's")); the process asks for \(String(mask, radix: 8))")
+        }
         func limits(_ list: [OCIConfig.Rlimit]) -> [String] { list.map { "\($0.type)=\($0.soft):\($0.hard)" }.sorted() }
         guard limits(process.rlimits) == limits(own.rlimits) else {
             throw RuntimeError("cell-runtime exec gives a process the container's rlimits; the process asks for others (\(limits(process.rlimits).joined(separator: " ")))")

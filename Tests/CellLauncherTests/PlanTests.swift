@@ -51,6 +51,36 @@ struct PlanEncodingTests {
         #expect(ProcessService.stdioProblem([null, null, path], terminal: false) != nil)
         #expect(ProcessService.stdioProblem([null], terminal: false) != nil)
         #expect(ProcessService.stdioProblem([null, null, null], terminal: true) != nil)
+        // A terminal (a pty's master is one too): the caller's would be the container's.
+        let terminal = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        defer { close(terminal) }
+        #expect(terminal >= 0)
+        #expect(ProcessService.stdioProblem([null, terminal, null], terminal: false)?.contains("cannot be a terminal") == true)
+    }
+
+    /// A request is read as it arrives: partial until END_PROCESS, nothing after it, no record
+    /// larger than a request may be; and its text reaches pid 1 as it came, or not at all.
+    @Test func execRequestsArriveWholeAndAsTheyCame() throws {
+        let request = try ProcessRequest(arguments: ["ls"], environment: ["A=1"], workingDirectory: "/", terminal: nil)
+        let bytes = PlanEncoding.encode(request.records)
+        #expect(ProcessService.completeness(bytes) == .whole)
+        #expect(ProcessService.completeness(Array(bytes.dropLast(3))) == .partial)
+        #expect(ProcessService.completeness([]) == .partial)
+        #expect(ProcessService.completeness(bytes + [0]) != .whole)
+        #expect(ProcessService.completeness([1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]) != .partial)
+        #expect(try ProcessService.request(from: bytes) == request)
+        // An argument of bytes that are not UTF-8 (as a hostile client would send it).
+        var raw: [UInt8] = []
+        func record(_ type: UInt32, _ payload: [UInt8]) {
+            for v in [type, UInt32(payload.count)] { withUnsafeBytes(of: v.littleEndian) { raw += $0 } }
+            raw += payload
+        }
+        func string(_ bytes: [UInt8]) -> [UInt8] { withUnsafeBytes(of: UInt32(bytes.count).littleEndian) { Array($0) } + bytes + [0] }
+        record(CELL_REC_PROCESS.rawValue, [0, 0, 0, 0, 0, 0, 0, 0] + string(Array("/".utf8)))
+        record(CELL_REC_ARG.rawValue, string([0xff, 0xfe]))
+        record(CELL_REC_END_PROCESS.rawValue, [])
+        #expect(ProcessService.completeness(raw) == .whole)
+        #expect(throws: LaunchError.self) { try ProcessService.request(from: raw) }
     }
 
     @Test("the layout is cell_plan.h's: u32 type, u32 length, little-endian fields, strings with a NUL")

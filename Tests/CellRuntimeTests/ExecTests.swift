@@ -53,6 +53,7 @@ struct ExecTests {
         }?.contains("the process asks for") == true)
         #expect(try refusal { $0["capabilities"] = [String: Any]() }?.contains("the process asks for none") == true)
         #expect(try refusal { $0["rlimits"] = [["type": "RLIMIT_NOFILE", "soft": 10, "hard": 10]] }?.contains("rlimits") == true)
+        #expect(try refusal { $0["user"] = ["uid": 0, "gid": 0, "umask": 0o077] }?.contains("umask (22); the process asks for 77") == true)
         #expect(try refusal { $0["apparmorProfile"] = "unconfined" } == "process.apparmorProfile is not supported: an exec'd process gets the container's own security settings")
         #expect(throws: RuntimeError.self) { try process { $0["args"] = [String]() } }
     }

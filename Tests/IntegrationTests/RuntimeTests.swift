@@ -251,6 +251,18 @@ struct RuntimeTests {
             let pids = (try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8))) as? [Int] ?? []
             return pids.count == 3 && pids.contains { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) == "/bin/sleep\u{0}777\u{0}" }
         })
+        // A client that sends its request a byte a second holds nobody: the exec beside it
+        // runs at once (a monitor waiting for the slow one would hold it 20 s), and the slow
+        // one is told its time ran out.
+        let socket = home.dir + "/" + (try #require(FileManager.default.enumerator(atPath: home.dir)?.compactMap { $0 as? String }
+            .first { $0.hasSuffix(id + "/exec.sock") }))
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/slow-exec-client.py").path
+        let both = home.asUser(["/usr/bin/python3", fixture, socket] + home.podmanCommand(["exec", id, "/bin/sh", "-c", "unshare -U true; echo beside"]))
+        let outcome = try #require(try? JSONSerialization.jsonObject(with: Data(both.stdout.utf8)) as? [String: Any], "\(both.stdout) \(both.stderr)")
+        #expect(outcome["out"] as? String == "beside\n", "\(outcome)")
+        #expect((outcome["took"] as? Double ?? 99) < 15, "\(outcome)")
+        #expect((outcome["told"] as? String)?.contains("did not arrive within 2 seconds") == true, "\(outcome)")
         // A program that is not there: podman's error names it, with exec's status.
         let missing = home.podman(["exec", id, "/bin/no-such-program"])
         #expect(missing.status != 0 && missing.stderr.contains("cannot run /bin/no-such-program in the container"), "\(missing.stderr)")
@@ -260,7 +272,7 @@ struct RuntimeTests {
         let log = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
         let events = log.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         let execs = events.filter { $0["event"] as? String == "exec" }
-        #expect(execs.map { ($0["command"] as? [String])?.first } == ["/bin/sh", "/bin/sleep"], "\(log)")
+        #expect(execs.map { ($0["command"] as? [String])?.first } == ["/bin/sh", "/bin/sleep", "/bin/sh"], "\(log)")
         let shell = try #require(execs.first?["sandbox_pid"] as? Int)
         #expect(events.contains { $0["event"] as? String == "exec_exit" && $0["sandbox_pid"] as? Int == shell && $0["status"] as? Int == 7 }, "\(log)")
         // (The container's own process only sleeps: the refusal is the exec'd shell's child's.)
@@ -383,9 +395,13 @@ struct RuntimeTests {
         #expect(home.stateEntries() == [])
         let notRunning = home.cellRuntime(["kill", "c1"])
         #expect(notRunning.stderr.contains("does not exist"), "\(notRunning.stderr)")
-        for unsupported in ["pause", "exec", "update"] {
+        for unsupported in ["pause", "resume", "update"] {
             let r = home.cellRuntime([unsupported, "c1"])
             #expect(r.status == 1 && r.stderr.contains("not supported"), "\(unsupported): \(r.stderr)")
         }
+        let noProcess = home.cellRuntime(["exec", "c1"])
+        #expect(noProcess.status == 1 && noProcess.stderr.contains("exec needs --process FILE"), "\(noProcess.stderr)")
+        let noContainer = home.cellRuntime(["exec", "--process", bundle + "/config.json", "c1"])
+        #expect(noContainer.status == 1 && noContainer.stderr.contains("does not exist"), "\(noContainer.stderr)")
     }
 }

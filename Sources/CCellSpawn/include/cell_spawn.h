@@ -107,11 +107,14 @@ int cell_send_with_descriptors(int sock, const void *bytes, size_t len, const in
 /* Receives one byte (blocking) with the descriptors it carries (close-on-exec, at most
  * CELL_MAX_PASSED, *count of them). Returns the byte, -1 at end of file, or -2 with errno. */
 int cell_receive_with_descriptors(int sock, int fds[CELL_MAX_PASSED], int *count);
-/* A connection accepted on `listener` (close-on-exec), whose reads time out after
- * `timeout_seconds`; -1 with errno. */
-int cell_unix_accept(int listener, int timeout_seconds);
+/* A connection accepted on `listener`, close-on-exec and non-blocking; -1 with errno. */
+int cell_unix_accept(int listener);
+/* The pid of the process that connected `sock` (SO_PEERCRED), or -1. */
+pid_t cell_peer_pid(int sock);
 /* 1 when `fd` is a directory or an O_PATH descriptor (or cannot be looked at), else 0. */
 int cell_is_directory_or_path(int fd);
+/* isatty(fd): 1 when `fd` is a terminal. */
+int cell_is_terminal(int fd);
 
 /* The directory at `path` below the directory `root`, opened read-only, without following any
  * symlink and without leaving `root` (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS): for

@@ -75,12 +75,19 @@ final class ProcessService {
         return nil
     }
 
-    /// The listener, then each running process's connection (its signals and its hang-up).
-    var pollDescriptors: [Int32] { listener < 0 ? [] : [listener] + running.values.map(\.fd) }
+    /// The listener, the connections whose request is arriving, then each running process's
+    /// connection (its signals and its hang-up).
+    var pollDescriptors: [Int32] { listener < 0 ? [] : [listener] + arriving.map(\.fd) + running.values.map(\.fd) }
+
+    /// When the first arriving request runs out of time (a monotonic millisecond), if any: the
+    /// supervisor wakes for it.
+    var nextDeadline: Int? { arriving.map(\.deadline).min() }
 
     func handle(_ fd: Int32) {
         if fd == listener {
             accept()
+        } else if let connection = arriving.first(where: { $0.fd == fd }) {
+            readMore(connection)
         } else if let client = running.values.first(where: { $0.fd == fd }) {
             readFrom(client)
         }
@@ -88,65 +95,167 @@ final class ProcessService {
 
     // MARK: - requests
 
-    private func accept() {
-        // A request comes whole, at once: `exec` has it ready before it connects. A peer that
-        // stalls cannot hold the monitor (and so the container's audit) for long.
-        let fd = cell_unix_accept(listener, 2)
-        guard fd >= 0 else { return }
-        var fds: [Int32] = [-1, -1, -1]
-        var count: Int32 = 0
-        let byte = cell_receive_with_descriptors(fd, &fds, &count)
-        let stdio = Array(fds.prefix(Int(count)))
-        func refuse(_ message: String) {
-            for descriptor in stdio { close(descriptor) }
-            let line = Array("error: \(message)\n".utf8)
-            _ = send(fd, line, line.count, Int32(MSG_NOSIGNAL))
-            close(fd)
+    /// A connection whose request is still arriving. It is read as its bytes come, in the
+    /// supervisor's loop, never waited for: the monitor also answers the container's notified
+    /// calls, and a client that sends slowly (or not at all) must not hold them.
+    final class Arriving {
+        let fd: Int32
+        let deadline: Int
+        var stdio: [Int32] = []
+        var sawRequestByte = false
+        var bytes: [UInt8] = []
+
+        init(fd: Int32, deadline: Int) {
+            self.fd = fd
+            self.deadline = deadline
         }
-        guard byte == Int32(UInt8(ascii: "X")) else { return refuse("not a process request") }
+    }
+
+    private var arriving: [Arriving] = []
+    /// Requests being read at once, and the time each has to arrive whole.
+    static let maxArriving = 32
+    static let requestMilliseconds = 2_000
+    /// The most bytes of records a request may take (1 MiB of text, and each record's header).
+    static let maxRequestBytes = ProcessRequest.maxBytes + 8 * (2 * ProcessRequest.maxEntries + 2)
+
+    private func accept() {
+        let fd = cell_unix_accept(listener)
+        guard fd >= 0 else { return }
+        if let problem = ProcessService.peerProblem(fd) { return refuse(fd, problem) }
+        guard arriving.count < ProcessService.maxArriving else { return refuse(fd, "too many requests are arriving at once; try again") }
+        let connection = Arriving(fd: fd, deadline: monotonicMilliseconds() + ProcessService.requestMilliseconds)
+        arriving.append(connection)
+        // `exec` has its request ready before it connects: usually it is here already.
+        readMore(connection)
+    }
+
+    /// Requests that have not arrived whole in time are refused.
+    func expire(now: Int) {
+        for connection in arriving where now >= connection.deadline {
+            drop(connection, "the request did not arrive within \(ProcessService.requestMilliseconds / 1000) seconds")
+        }
+    }
+
+    /// Only a process of the monitor's own pid namespace (an engine's `exec`) may ask: one in a
+    /// container, even a container of the same user that was given the state directory, may not.
+    /// A process of a pid namespace below the monitor's has more entries in its NSpid line (one
+    /// per level; /proc/PID/status is readable across user namespaces, its ns links are not);
+    /// one the monitor cannot see at all has pid 0 in SO_PEERCRED.
+    static func peerProblem(_ fd: Int32) -> String? {
+        let peer = cell_peer_pid(fd)
+        guard peer > 0, let theirs = pidNamespaceDepth("/proc/\(peer)/status"), let ours = pidNamespaceDepth("/proc/self/status"),
+              theirs == ours else {
+            return "a request from a process in another pid namespace (a container's?) is refused"
+        }
+        return nil
+    }
+
+    /// How many pid namespaces deep the process is (the fields of its NSpid line).
+    static func pidNamespaceDepth(_ statusPath: String) -> Int? {
+        guard let text = readSmallFile(statusPath),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("NSpid:") }) else { return nil }
+        return line.split(whereSeparator: { $0 == "\t" || $0 == " " }).count - 1
+    }
+
+    private func readMore(_ connection: Arriving) {
+        if !connection.sawRequestByte {
+            var fds: [Int32] = [-1, -1, -1]
+            var count: Int32 = 0
+            let byte = cell_receive_with_descriptors(connection.fd, &fds, &count)
+            if byte == -2 && (errno == EAGAIN || errno == EINTR) { return }
+            connection.stdio = Array(fds.prefix(Int(count)))
+            guard byte == Int32(UInt8(ascii: "X")) else { return drop(connection, "not a process request") }
+            connection.sawRequestByte = true
+        }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(connection.fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { break } // EAGAIN: the rest comes later
+            if n == 0 { return drop(connection, "the process request ended early") }
+            connection.bytes += buffer[0..<n]
+            guard connection.bytes.count <= ProcessService.maxRequestBytes else { return drop(connection, "the process request is larger than 1 MiB") }
+        }
+        switch ProcessService.completeness(connection.bytes) {
+        case .partial: return
+        case .malformed(let why): return drop(connection, why)
+        case .whole: break
+        }
+        arriving.removeAll { $0 === connection }
         let request: ProcessRequest
         do throws(LaunchError) {
-            request = try ProcessRequest(records: try readRecords(fd))
+            request = try ProcessService.request(from: connection.bytes)
         } catch {
-            return refuse(error.message)
+            return refuse(connection.fd, error.message, closing: connection.stdio)
         }
-        if let problem = ProcessService.stdioProblem(stdio, terminal: request.terminal != nil) { return refuse(problem) }
-        waiting.append(Client(fd: fd, request: request, stdio: stdio))
+        if let problem = ProcessService.stdioProblem(connection.stdio, terminal: request.terminal != nil) {
+            return refuse(connection.fd, problem, closing: connection.stdio)
+        }
+        waiting.append(Client(fd: connection.fd, request: request, stdio: connection.stdio))
         sendNext()
     }
 
-    /// The request's records, up to END_PROCESS, decoded.
-    private func readRecords(_ fd: Int32) throws(LaunchError) -> [PlanRecord] {
-        var bytes: [UInt8] = []
-        while true {
-            let header = readExactly(fd, 8)
-            guard header.count == 8 else { throw .invalid("the process request ended early") }
-            let type = UInt32(header[0]) | UInt32(header[1]) << 8 | UInt32(header[2]) << 16 | UInt32(header[3]) << 24
-            let length = Int(UInt32(header[4]) | UInt32(header[5]) << 8 | UInt32(header[6]) << 16 | UInt32(header[7]) << 24)
-            guard bytes.count + 8 + length <= ProcessRequest.maxBytes + 8 * (2 * ProcessRequest.maxEntries + 2) else {
-                throw .invalid("the process request is larger than 1 MiB")
+    enum Completeness: Equatable {
+        case partial, whole
+        case malformed(String)
+    }
+
+    /// Whether `bytes` hold a whole request: records up to END_PROCESS, and nothing after it.
+    static func completeness(_ bytes: [UInt8]) -> Completeness {
+        var at = 0
+        while bytes.count - at >= 8 {
+            func u32(_ i: Int) -> Int { Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24 }
+            let type = u32(at), length = u32(at + 4)
+            guard length <= maxRequestBytes else { return .malformed("the process request is larger than 1 MiB") }
+            guard bytes.count - at - 8 >= length else { return .partial }
+            at += 8 + length
+            if type == Int(CELL_REC_END_PROCESS.rawValue) {
+                return at == bytes.count ? .whole : .malformed("bytes follow the end of the process request")
             }
-            let payload = readExactly(fd, length)
-            guard payload.count == length else { throw .invalid("the process request ended early") }
-            bytes += header + payload
-            if type == CELL_REC_END_PROCESS.rawValue { break }
         }
+        return .partial
+    }
+
+    /// The request in `bytes`, decoded and checked. Its text must be UTF-8 as it came: a
+    /// request is passed on to pid 1 as it is decoded, never with bytes replaced.
+    static func request(from bytes: [UInt8]) throws(LaunchError) -> ProcessRequest {
+        let records: [PlanRecord]
         do {
-            return try PlanEncoding.decode(bytes, headed: false)
+            records = try PlanEncoding.decode(bytes, headed: false)
         } catch {
             throw .invalid("a malformed process request: \(error.message)")
         }
+        guard PlanEncoding.encode(records) == bytes else { throw .invalid("the process request holds text that is not UTF-8") }
+        return try ProcessRequest(records: records)
+    }
+
+    private func drop(_ connection: Arriving, _ message: String) {
+        arriving.removeAll { $0 === connection }
+        refuse(connection.fd, message, closing: connection.stdio)
+    }
+
+    private func refuse(_ fd: Int32, _ message: String, closing stdio: [Int32] = []) {
+        for descriptor in stdio { close(descriptor) }
+        let line = Array("error: \(message)\n".utf8)
+        _ = send(fd, line, line.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+        close(fd)
     }
 
     /// What a process's descriptors may not be: three for stdin, stdout and stderr, or none
     /// with a pty; never a directory or an O_PATH descriptor, either of which would be a way
-    /// out of the container's root (CVE-2024-21626's, through a leaked directory).
+    /// out of the container's root (CVE-2024-21626's, through a leaked directory), and never a
+    /// terminal.
     static func stdioProblem(_ fds: [Int32], terminal: Bool) -> String? {
         guard fds.count == (terminal ? 0 : 3) else {
             return terminal ? "a process with a pty takes no descriptors" : "a process needs its stdin, stdout and stderr"
         }
         for fd in fds where cell_is_directory_or_path(fd) != 0 {
             return "a process's stdin, stdout and stderr cannot be directories"
+        }
+        // The caller's terminal never enters a container (as under `cell run`): a process there
+        // could read what is typed after exec returned, and write escapes to it.
+        for fd in fds where cell_is_terminal(fd) == 1 {
+            return "a process's stdin, stdout and stderr cannot be a terminal, which would hand it yours (use --tty with --console-socket, or redirect them)"
         }
         return nil
     }
@@ -251,6 +360,7 @@ final class ProcessService {
     /// The sandbox is over: every `exec` still waiting learns it from its connection's end.
     func finish() {
         for client in waiting + [withPID1].compactMap({ $0 }) + Array(running.values) { client.close() }
+        for connection in arriving { drop(connection, "the container is ending") }
         waiting = []
         withPID1 = nil
         running = [:]
@@ -262,7 +372,7 @@ final class ProcessService {
     }
 }
 
-/// Exactly `count` bytes from `fd`, or fewer at end of file, an error or the receive timeout.
+/// Exactly `count` bytes from `fd`, or fewer at end of file or an error.
 public func readExactly(_ fd: Int32, _ count: Int) -> [UInt8] {
     var bytes = [UInt8](repeating: 0, count: count)
     var got = 0
@@ -274,3 +384,4 @@ public func readExactly(_ fd: Int32, _ count: Int) -> [UInt8] {
     }
     return Array(bytes[0..<got])
 }
+

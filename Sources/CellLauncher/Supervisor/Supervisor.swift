@@ -76,7 +76,9 @@ final class Supervisor {
             fds[4].fd = proxy?.events ?? -1
             fds.removeSubrange(5...)
             fds += terminal?.pollDescriptors ?? []
-            // Then exec's: its socket and each running process's connection.
+            // Then exec's: its socket, the requests arriving (those out of time refused first),
+            // and each running process's connection.
+            processes?.expire(now: monotonicMilliseconds())
             let processBase = fds.count
             fds += (processes?.pollDescriptors ?? []).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             let now = monotonicMilliseconds()
@@ -94,7 +96,7 @@ final class Supervisor {
                 killAt = nil
                 sandbox.kill()
             }
-            let wait = [termAt, killAt].compactMap { $0 }.min().map { Int32(max(0, $0 - now)) } ?? -1
+            let wait = [termAt, killAt, processes?.nextDeadline].compactMap { $0 }.min().map { Int32(max(0, $0 - now)) } ?? -1
             if poll(&fds, nfds_t(fds.count), wait) < 0 {
                 if errno == EINTR { continue }
                 break
