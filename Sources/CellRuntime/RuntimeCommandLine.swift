@@ -18,7 +18,7 @@ public enum RuntimeCommandLine {
       cell-runtime kill [--all] ID [SIGNAL]                 signal it (default TERM; a number or a name)
       cell-runtime delete [--force] ID                      remove it (--force: a running one too)
       cell-runtime exec --process FILE [--pid-file FILE] [--detach] [--tty]
-                        [--console-socket SOCK] ID         a second process in a running container
+                        [--console-socket SOCK] ID          a second process in a running container
       cell-runtime ps [--format table|json] ID              the container's processes (host pids)
       cell-runtime features                                 what this runtime supports (JSON)
       cell-runtime --version
