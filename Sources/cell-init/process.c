@@ -26,10 +26,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Processes started and not yet reaped: only these may be signalled on request, and only their
- * ends are reported. */
+/* Processes started and not yet reaped, with the number of the request that asked for each:
+ * only these may be signalled on request, and only their ends are reported. */
 #define MAX_PROCESSES 64
-static pid_t started[MAX_PROCESSES];
+static struct {
+    pid_t pid; /* 0: a free slot */
+    uint32_t request;
+} started[MAX_PROCESSES];
+/* The requests taken so far ('X'), counted as the supervisor counts those it sends. */
+static uint32_t requests;
 
 /* One request's records, and the pointers into them. Static: pid 1 makes no allocation under
  * its filters. A request larger than the buffer is refused. */
@@ -119,8 +124,9 @@ static void start_process(const int *fds, int nfds) {
     size_t len = read_records();
     struct process_request r = {0, 0, NULL, request_argv, request_envp};
     int slot = -1;
+    requests++;
     for (int i = 0; i < MAX_PROCESSES && slot < 0; i++)
-        if (started[i] == 0)
+        if (started[i].pid == 0)
             slot = i;
     /* Three descriptors for 0-2, or none with a pty: anything else is not a request cell made. */
     if (len == 0 || decode_process_request(request_bytes, len, &r, REQUEST_ENTRIES) != 0 ||
@@ -154,22 +160,22 @@ static void start_process(const int *fds, int nfds) {
         refuse(CELL_STEP_EXEC_COMMAND, err);
         return;
     }
-    started[slot] = pid;
+    started[slot].pid = pid;
+    started[slot].request = requests;
     report(CELL_REPORT_PROCESS_STARTED, CELL_STEP_NONE, 0, pid);
 }
 
-/* 'K': a signal for a process this pid 1 started and has not reaped, so the pid is still that
- * process's (a reaped one's could be anyone's by now). */
+/* 'K': a signal for the process of a request, if this pid 1 started it and has not reaped it:
+ * its pid is then still that process's. */
 static void signal_process(void) {
     unsigned char record[16];
     read_exact(record, sizeof record);
     if (plan_le32(record) != CELL_REC_SIGNAL_PROCESS || plan_le32(record + 4) != 8)
         fail(CELL_STEP_PROCESS, EINVAL, 0);
-    pid_t pid = (pid_t)plan_le32(record + 8);
-    uint32_t sig = plan_le32(record + 12);
+    uint32_t request = plan_le32(record + 8), sig = plan_le32(record + 12);
     for (int i = 0; i < MAX_PROCESSES; i++)
-        if (pid > 0 && started[i] == pid && sig >= 1 && sig < NSIG)
-            kill(pid, (int)sig);
+        if (started[i].pid > 0 && started[i].request == request && sig >= 1 && sig < NSIG)
+            kill(started[i].pid, (int)sig);
 }
 
 /* One request off the control socket: the byte (with any descriptors), then its records. */
@@ -237,8 +243,8 @@ pid_t wait_or_take_request(int *status) {
 
 void process_ended(pid_t pid, int status) {
     for (int i = 0; i < MAX_PROCESSES; i++) {
-        if (started[i] == pid) {
-            started[i] = 0;
+        if (started[i].pid == pid) {
+            started[i].pid = 0;
             report(CELL_REPORT_PROCESS_EXITED, (int)pid, 0, status);
         }
     }

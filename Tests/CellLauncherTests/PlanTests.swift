@@ -29,7 +29,7 @@ struct PlanEncodingTests {
             .seccomp(listener: false, bpf: [6, 0, 0, 0, 0, 0, 0xff, 0x7f]), .seccomp(listener: true, bpf: Array(repeating: 1, count: 16)),
             .endFilters, .start, .takeProcesses,
             .process(rows: 0, columns: 0, workingDirectory: "/work"), .process(rows: 24, columns: 80, workingDirectory: "/"),
-            .endProcess, .signalProcess(pid: 7, signal: 15),
+            .endProcess, .signalProcess(process: 7, signal: 15),
         ]
     }()
 

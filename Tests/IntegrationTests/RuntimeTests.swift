@@ -281,6 +281,54 @@ struct RuntimeTests {
         #expect(events.last?["event"] as? String == "exit")
     }
 
+    /// The pid an engine follows for `exec --detach` is a waiter's: a signal to it reaches the
+    /// process, and its death (SIGKILL) kills the process, as runc's pid-file process would.
+    @Test("exec --detach: the waiter's pid file; its signals reach the process, its death ends it")
+    func execLifeline() throws {
+        let home = try OCIEngine.Home()
+        let started = home.podman(["run", "-d", "--network", "none", "--rootfs", home.rootfs, "/bin/sleep", "1000"])
+        let id = started.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let state = try JSONSerialization.jsonObject(with: Data(home.cellRuntime(["state", id]).stdout.utf8)) as? [String: Any]
+        let bundle = try #require(state?["bundle"] as? String)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bundle + "/config.json"))) as? [String: Any]
+        func detached(_ seconds: Int) throws -> (waiter: pid_t, process: Int) {
+            var process = try #require(config?["process"] as? [String: Any])
+            process["args"] = ["/bin/sleep", "\(seconds)"]
+            let file = home.dir + "/process-\(seconds).json"
+            try JSONSerialization.data(withJSONObject: process).write(to: URL(fileURLWithPath: file))
+            chmod(file, 0o644)
+            let pidFile = home.dir + "/exec-\(seconds).pid"
+            let exec = home.cellRuntime(["exec", "--detach", "--pid-file", pidFile, "--process", file, id])
+            #expect(exec.status == 0, "\(exec.stderr)")
+            let waiter = pid_t((try? String(contentsOfFile: pidFile, encoding: .utf8)).flatMap { Int32($0) } ?? 0)
+            var sleeper = 0
+            _ = eventually(timeout: 20) {
+                let listed = home.cellRuntime(["ps", "--format", "json", id])
+                let pids = (try? JSONSerialization.jsonObject(with: Data(listed.stdout.utf8))) as? [Int] ?? []
+                sleeper = pids.first { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8)) == "/bin/sleep\u{0}\(seconds)\u{0}" } ?? 0
+                return sleeper > 0
+            }
+            #expect(waiter > 0 && sleeper > 0 && Int(waiter) != sleeper, "waiter \(waiter), process \(sleeper)")
+            return (waiter, sleeper)
+        }
+        /// Ended: no such process, or a zombie nobody has reaped yet (whoever its parent is now).
+        func gone(_ pid: Int) -> Bool {
+            eventually(timeout: 20) {
+                guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return true }
+                return stat[stat.index(close, offsetBy: 2)...].hasPrefix("Z")
+            }
+        }
+
+        let first = try detached(778)
+        kill(first.waiter, SIGTERM)
+        #expect(gone(first.process), "SIGTERM to the waiter reaches the process")
+        #expect(gone(Int(first.waiter)))
+        let second = try detached(779)
+        kill(second.waiter, SIGKILL)
+        #expect(gone(second.process), "the waiter's death ends the process")
+        #expect(home.podman(["rm", "--force", "--time", "0", id]).status == 0)
+    }
+
     @Test("podman run -it and podman exec -it: a shell on the container's own pty, driven from a terminal")
     func terminals() throws {
         let home = try OCIEngine.Home()

@@ -114,8 +114,10 @@ enum cell_record_type {
     CELL_REC_PROCESS = 31,      /* u32 rows, u32 cols (0, 0: no pty), str cwd: a process to start,
                                  * then its ARG records (at least one) and ENV records */
     CELL_REC_END_PROCESS = 32,  /* (none): the process's request is complete */
-    CELL_REC_SIGNAL_PROCESS = 33, /* u32 pid, u32 signal: for a process pid 1 started and has not
-                                 * reaped yet (any other pid is ignored) */
+    CELL_REC_SIGNAL_PROCESS = 33, /* u32 process, u32 signal: for the process of the request with
+                                 * that number (the first X is 1; each counts, started or not),
+                                 * if pid 1 has not reaped it (else ignored). A number rather
+                                 * than a pid: a reaped process's pid may be another's by now */
 };
 
 /* What a CELL_REC_SEND_FD asks pid 1 to make and hand out. */

@@ -125,7 +125,7 @@ public enum PlanEncoding {
             case .takeProcesses: self.record(CELL_REC_TAKE_PROCESSES)
             case .process(let rows, let columns, let dir): self.record(CELL_REC_PROCESS) { $0.u32(rows); $0.u32(columns); $0.string(dir) }
             case .endProcess: self.record(CELL_REC_END_PROCESS)
-            case .signalProcess(let pid, let signal): self.record(CELL_REC_SIGNAL_PROCESS) { $0.u32(pid); $0.u32(signal) }
+            case .signalProcess(let process, let signal): self.record(CELL_REC_SIGNAL_PROCESS) { $0.u32(process); $0.u32(signal) }
             }
         }
     }
@@ -260,8 +260,8 @@ public enum PlanEncoding {
                 return .process(rows: rows, columns: columns, workingDirectory: try string())
             case CELL_REC_END_PROCESS: return .endProcess
             case CELL_REC_SIGNAL_PROCESS:
-                let pid = try u32()
-                return .signalProcess(pid: pid, signal: try u32())
+                let process = try u32()
+                return .signalProcess(process: process, signal: try u32())
             default: throw DecodingError(message: "a record of unknown or reserved type \(type)")
             }
         }

@@ -62,8 +62,9 @@ public enum PlanRecord: Equatable, Sendable {
     /// `environment` records and `endProcess`.
     case process(rows: UInt32, columns: UInt32, workingDirectory: String)
     case endProcess
-    /// A request: a signal for a process pid 1 started (by its pid in the sandbox).
-    case signalProcess(pid: UInt32, signal: UInt32)
+    /// A request: a signal for the process of request number `process` (1 for the first), if
+    /// pid 1 started it and has not reaped it.
+    case signalProcess(process: UInt32, signal: UInt32)
 
     /// One line for `--dry-run`.
     public var summary: String {
@@ -112,7 +113,7 @@ public enum PlanRecord: Equatable, Sendable {
         case .process(let rows, let columns, let dir):
             return "process       in \(dir)" + (rows == 0 ? "" : ", a pty of its own (\(rows)x\(columns))")
         case .endProcess: return "end-process"
-        case .signalProcess(let pid, let signal): return "signal        \(signal) to process \(pid)"
+        case .signalProcess(let process, let signal): return "signal        \(signal) to the process of request \(process)"
         }
     }
 }

@@ -28,6 +28,8 @@ final class ProcessService {
         var stdio: [Int32]
         var master: Int32 = -1
         var pid: Int32 = 0
+        /// The request's number, as pid 1 counts them (the first is 1): what a signal names.
+        var number: UInt32 = 0
         var incoming: [UInt8] = []
 
         init(fd: Int32, request: ProcessRequest, stdio: [Int32]) {
@@ -55,6 +57,8 @@ final class ProcessService {
     private var waiting: [Client] = []
     private var withPID1: Client?
     private var running: [Int32: Client] = [:]
+    /// Requests sent to pid 1 so far ('X').
+    private var sent: UInt32 = 0
 
     init(socketPath: String, sandbox: SandboxProcess, audit: AuditLog) {
         self.socketPath = socketPath
@@ -264,12 +268,14 @@ final class ProcessService {
     private func sendNext() {
         guard withPID1 == nil, !waiting.isEmpty else { return }
         let client = waiting.removeFirst()
-        let sent = cell_send_with_descriptors(sandbox.control, "X", 1, client.stdio, Int32(client.stdio.count)) == 0
+        sent &+= 1
+        client.number = sent
+        let delivered = cell_send_with_descriptors(sandbox.control, "X", 1, client.stdio, Int32(client.stdio.count)) == 0
             && sandbox.send(PlanEncoding.encode(client.request.records))
         // pid 1 has its own copies now (or is gone): the monitor keeps none.
         for fd in client.stdio { close(fd) }
         client.stdio = []
-        guard sent else {
+        guard delivered else {
             client.tell("error: the container is ending")
             client.close()
             return sendNext()
@@ -333,7 +339,7 @@ final class ProcessService {
         let n = recv(client.fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
         if n < 0 && (errno == EINTR || errno == EAGAIN) { return }
         if n <= 0 {
-            signal(client.pid, SIGKILL)
+            signal(client, SIGKILL)
             running[client.pid] = nil
             try? audit.write("exec_exit", [("sandbox_pid", .int(Int(client.pid))), ("status", .int(137)), ("signal", .int(Int(SIGKILL))),
                                            ("error", .string("cell-runtime exec, which held the process, is gone: the process was killed"))])
@@ -345,16 +351,17 @@ final class ProcessService {
             let line = String(decoding: client.incoming[..<newline], as: UTF8.self)
             client.incoming.removeSubrange(...newline)
             if line.hasPrefix("signal "), let number = Int32(line.dropFirst(7)), number > 0, number < 65 {
-                signal(client.pid, number)
+                signal(client, number)
             }
         }
         if client.incoming.count > 1024 { client.incoming = [] }
     }
 
-    /// 'K' and SIGNAL_PROCESS: pid 1 signals the process only if it has not reaped it.
-    private func signal(_ pid: Int32, _ number: Int32) {
-        guard pid > 0, cell_send_with_descriptors(sandbox.control, "K", 1, nil, 0) == 0 else { return }
-        _ = sandbox.send(PlanEncoding.encode([.signalProcess(pid: UInt32(pid), signal: UInt32(number))]))
+    /// 'K' and SIGNAL_PROCESS, naming the client's request: pid 1 signals its process only if
+    /// it has not reaped it, so a pid that is another process's by now is never signalled.
+    private func signal(_ client: Client, _ number: Int32) {
+        guard client.number > 0, cell_send_with_descriptors(sandbox.control, "K", 1, nil, 0) == 0 else { return }
+        _ = sandbox.send(PlanEncoding.encode([.signalProcess(process: client.number, signal: UInt32(number))]))
     }
 
     /// The sandbox is over: every `exec` still waiting learns it from its connection's end.
