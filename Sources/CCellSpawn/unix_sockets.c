@@ -61,6 +61,20 @@ static int address_of(const char *path, struct sockaddr_un *addr, int *dir) {
     return 0;
 }
 
+/* The socket `fd` once `ok`, else -1 with the failing call's errno; closes the directory
+ * address_of opened, and `fd` on failure. */
+static int settle(int fd, int ok, int dir) {
+    int err = errno;
+    if (dir >= 0)
+        close(dir);
+    if (ok)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    errno = err;
+    return -1;
+}
+
 int cell_unix_listen(const char *path) {
     struct sockaddr_un addr;
     int dir;
@@ -68,16 +82,7 @@ int cell_unix_listen(const char *path) {
         return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     int ok = fd >= 0 && bind(fd, (struct sockaddr *)&addr, sizeof addr) == 0 && listen(fd, 16) == 0;
-    int err = errno;
-    if (dir >= 0)
-        close(dir);
-    if (!ok) {
-        if (fd >= 0)
-            close(fd);
-        errno = err;
-        return -1;
-    }
-    return fd;
+    return settle(fd, ok, dir);
 }
 
 int cell_unix_connect(const char *path) {
@@ -91,16 +96,7 @@ int cell_unix_connect(const char *path) {
         if (errno != EINTR)
             ok = 0;
     }
-    int err = errno;
-    if (dir >= 0)
-        close(dir);
-    if (!ok) {
-        if (fd >= 0)
-            close(fd);
-        errno = err;
-        return -1;
-    }
-    return fd;
+    return settle(fd, ok, dir);
 }
 
 int cell_send_with_descriptors(int sock, const void *bytes, size_t len, const int *fds, int count) {

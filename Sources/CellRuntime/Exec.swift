@@ -145,9 +145,11 @@ extension Lifecycle {
         let first = cell_receive_with_descriptors(fd, &fds, &count)
         let received = Array(fds.prefix(Int(count)))
         var line = first >= 0 ? [UInt8(first)] : []
+        var byte: UInt8 = 0
         while first >= 0, line.last != UInt8(ascii: "\n"), line.count < 4096 {
-            let next = readExactly(fd, 1)
-            guard let byte = next.first else { break }
+            let n = read(fd, &byte, 1)
+            if n < 0 && errno == EINTR { continue }
+            guard n == 1 else { break }
             line.append(byte)
         }
         let answer = String(decoding: line, as: UTF8.self).trimmingNewline

@@ -378,17 +378,3 @@ final class ProcessService {
         }
     }
 }
-
-/// Exactly `count` bytes from `fd`, or fewer at end of file or an error.
-public func readExactly(_ fd: Int32, _ count: Int) -> [UInt8] {
-    var bytes = [UInt8](repeating: 0, count: count)
-    var got = 0
-    while got < count {
-        let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + got, count - got) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        got += n
-    }
-    return Array(bytes[0..<got])
-}
-

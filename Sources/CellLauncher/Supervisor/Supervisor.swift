@@ -76,12 +76,12 @@ final class Supervisor {
             fds[4].fd = proxy?.events ?? -1
             fds.removeSubrange(5...)
             fds += terminal?.pollDescriptors ?? []
+            let now = monotonicMilliseconds()
             // Then exec's: its socket, the requests arriving (those out of time refused first),
             // and each running process's connection.
-            processes?.expire(now: monotonicMilliseconds())
+            processes?.expire(now: now)
             let processBase = fds.count
             fds += (processes?.pollDescriptors ?? []).map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
-            let now = monotonicMilliseconds()
             if let t = termAt, now >= t {
                 termAt = nil
                 timedOut = true
